@@ -1,0 +1,26 @@
+"""minicnn: a convolutional network library written from scratch in NumPy/CuPy.
+
+Read it in this order: ``backend`` (the array module) -> ``layers`` (forward and
+backward by hand) -> ``losses`` -> ``model`` (Sequential: chaining them, fit) ->
+``optim`` (updating the weights) -> ``datasets`` / ``viz`` (data in, pictures out).
+"""
+__version__ = "0.1.0"
+
+from .backend import get_array_module, get_backend, set_backend  # noqa: E402
+from . import layers, losses, optim, datasets, gradcheck, callbacks  # noqa: E402
+from .model import Sequential, TrainingDiverged, load_model  # noqa: E402
+from .checkpoint import CheckpointError  # noqa: E402
+from . import models  # noqa: E402
+
+
+def __getattr__(name):
+    # viz pulls in matplotlib; import it on first use so `import minicnn` stays quick.
+    if name == "viz":
+        import importlib
+        return importlib.import_module(".viz", __name__)
+    raise AttributeError(f"module 'minicnn' has no attribute {name!r}")
+
+
+__all__ = ["__version__", "set_backend", "get_backend", "get_array_module", "Sequential", "load_model",
+           "TrainingDiverged", "CheckpointError", "layers", "losses", "optim", "models", "datasets",
+           "gradcheck", "callbacks", "viz"]

@@ -1,0 +1,135 @@
+"""One array backend for the whole library: NumPy on the CPU, CuPy on a GPU.
+
+Layer code never imports numpy or cupy functions for its arrays directly. It asks
+for the array module that owns an array (``xp = get_array_module(x)``, as Chainer
+does) or for the current backend (``get_backend().xp``), and writes the same
+expression for both. CuPy is imported only when it is asked for, so
+``import minicnn`` works on a machine without it.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+_GPU_INSTALL_HINT = (
+    "install CuPy for your CUDA version, e.g. `pip install -e .[gpu]` "
+    "(cupy-cuda12x) or `pip install cupy-cuda13x`"
+)
+
+
+class BackendError(RuntimeError):
+    """The requested backend cannot be used on this machine."""
+
+
+class Backend:
+    """An array module and the few helpers that differ between NumPy and CuPy.
+
+    Attributes:
+        name: ``"numpy"`` or ``"cupy"``.
+        xp:   the array module (``numpy`` or ``cupy``).
+    """
+
+    def __init__(self, name: str, xp):
+        self.name = name
+        self.xp = xp
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r})"
+
+    def asarray(self, a, dtype=None):
+        """Move ``a`` to this backend's device (a no-op when it is there already)."""
+        return self.xp.asarray(a, dtype=dtype)
+
+    def to_numpy(self, a):
+        """Bring ``a`` back to the host as a NumPy array (for printing, plotting, saving)."""
+        if isinstance(a, np.ndarray) or np.isscalar(a):
+            return np.asarray(a)
+        return a.get()  # a CuPy array: copy device -> host
+
+    def rng(self, seed):
+        """A random generator living on this device, for dropout masks.
+
+        ``seed`` is an int; the same seed gives the same stream of masks.
+        """
+        if self.name == "numpy":
+            return np.random.default_rng(seed)
+        return self.xp.random.RandomState(seed)
+
+    def uniform(self, rng, shape, dtype):
+        """Uniform samples in [0, 1) of ``shape`` and ``dtype``, drawn from ``rng``."""
+        if self.name == "numpy":
+            return rng.random(shape, dtype=dtype)
+        return rng.random_sample(shape, dtype=dtype)
+
+    def synchronize(self):
+        """Wait for queued device work (used only by timers and benchmarks)."""
+        if self.name == "cupy":
+            self.xp.cuda.get_current_stream().synchronize()
+
+
+_NUMPY = Backend("numpy", np)
+_current: Backend | None = None
+
+
+def _cupy_backend() -> Backend:
+    try:
+        import cupy
+    except ImportError as exc:
+        raise BackendError(f"backend 'cupy' needs CuPy, which is not installed: {_GPU_INSTALL_HINT}") from exc
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # no driver, no device, broken CUDA install
+        raise BackendError(f"backend 'cupy': CuPy is installed but no usable GPU was found ({exc}); "
+                           f"use --backend numpy, or {_GPU_INSTALL_HINT}") from exc
+    if n < 1:
+        raise BackendError("backend 'cupy': CuPy is installed but no GPU was found; use the numpy backend")
+    return Backend("cupy", cupy)
+
+
+def set_backend(name: str) -> Backend:
+    """Select the array backend: ``"numpy"``, ``"cupy"`` or ``"auto"``.
+
+    ``"auto"`` picks CuPy when it is installed and a GPU is usable, else NumPy.
+    Returns the selected :class:`Backend`. Models keep their arrays where they were
+    built, so choose the backend before building a model.
+    """
+    global _current
+    if not isinstance(name, str) or name.lower() not in ("numpy", "cupy", "auto"):
+        raise ValueError(f"backend must be 'numpy', 'cupy' or 'auto', got {name!r}")
+    name = name.lower()
+    if name == "numpy":
+        _current = _NUMPY
+    elif name == "cupy":
+        _current = _cupy_backend()
+    else:
+        try:
+            _current = _cupy_backend()
+        except BackendError:
+            _current = _NUMPY
+    return _current
+
+
+def get_backend() -> Backend:
+    """The current backend; the first call honours ``$MINICNN_BACKEND`` (default ``numpy``)."""
+    if _current is None:
+        set_backend(os.environ.get("MINICNN_BACKEND", "numpy"))
+    return _current
+
+
+def get_array_module(*arrays):
+    """The array module (numpy or cupy) that owns ``arrays``, without importing CuPy."""
+    for a in arrays:
+        if type(a).__module__.startswith("cupy"):
+            import cupy
+            return cupy
+    return np
+
+
+def cupy_available() -> bool:
+    """True when CuPy is installed and sees at least one GPU."""
+    try:
+        _cupy_backend()
+        return True
+    except BackendError:
+        return False

@@ -1,0 +1,128 @@
+"""What every layer shares: parameters, gradients, a name, and build-time checks.
+
+A layer is a pair of functions written by hand:
+
+    forward(x)   -> y     keeps in ``self.cache`` what backward will need
+    backward(dy) -> dx    uses that cache, fills ``self.grads``
+
+``params`` and ``grads`` are dicts from name to array with the same keys, shapes
+and dtype, so an optimizer can walk them side by side.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from ..backend import get_backend
+
+
+class Layer:
+    """Base class: subclasses set ``params`` in ``build`` and implement ``forward``/``backward``."""
+
+    config_keys: tuple = ()   # constructor arguments that rebuild the layer (saved in checkpoints)
+
+    def __init__(self, name: str | None = None):
+        self.name = name
+        self.params: dict = {}
+        self.grads: dict = {}
+        self.input_shape: tuple | None = None    # without the batch axis
+        self.output_shape: tuple | None = None
+        self.dtype = None
+        self.cache = None
+        # A model sets this False on its first layer: training never needs the gradient
+        # with respect to the images, and skipping it saves a whole backward convolution.
+        self.needs_input_grad = True
+
+    # -- building ---------------------------------------------------------------------
+    def build(self, input_shape, dtype="float32", rng=None):
+        """Create parameters for inputs of ``input_shape`` (no batch axis); return the output shape."""
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"{self.describe()}: dtype must be float32 or float64, got {self.dtype}")
+        self.output_shape = tuple(self._build(self.input_shape, rng if rng is not None else np.random.default_rng()))
+        return self.output_shape
+
+    def _build(self, input_shape, rng):
+        """Subclass hook: create parameters, return the output shape. Default: shape-preserving."""
+        return input_shape
+
+    def _ensure_built(self, x):
+        """Standalone use: build from the first input seen (the model builds up front)."""
+        if self.output_shape is None:
+            dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32
+            self.build(x.shape[1:], dtype=dtype)
+
+    def astype(self, dtype):
+        """Convert parameters (and the layer's working dtype) to ``dtype``."""
+        self.dtype = np.dtype(dtype)
+        for k, v in self.params.items():
+            # In place for the dict, so that later lookups see the new arrays.
+            self.params[k] = v.astype(self.dtype)
+        self.grads = {k: None for k in self.params}
+        return self
+
+    def get_config(self) -> dict:
+        """Constructor arguments as JSON-able values: ``type(layer)(**layer.get_config())`` rebuilds it."""
+        config = {k: list(v) if isinstance(v, tuple) else v for k, v in
+                  ((k, getattr(self, k)) for k in self.config_keys)}
+        config["name"] = self.name
+        return config
+
+    def count_params(self) -> int:
+        return int(sum(int(np.prod(v.shape)) for v in self.params.values()))
+
+    def describe(self) -> str:
+        return f"{type(self).__name__} layer{' ' + repr(self.name) if self.name else ''}"
+
+    def forward(self, x, training=False):
+        raise NotImplementedError
+
+    def backward(self, dy):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def snake_case(class_name: str) -> str:
+    """``LeakyReLU`` -> ``leaky_re_lu``, ``Conv2D`` -> ``conv2d`` (the names Keras gives)."""
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
+
+
+def as_pair(value, what: str, layer: str) -> tuple[int, int]:
+    """An int or a pair of positive ints -> a pair; a clear error for anything else."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) if isinstance(value, (tuple, list)) else None
+    if pair is None or len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
+        raise ValueError(f"{layer}: {what} must be a positive int or a pair of positive ints, got {value!r}")
+    if min(pair) < 1:
+        raise ValueError(f"{layer}: {what} must be positive, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def positive_int(value, what: str, layer: str) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{layer}: {what} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def expect_rank(input_shape, rank: int, layer: str, layout: str):
+    if len(input_shape) != rank:
+        raise ValueError(f"{layer} expects inputs of shape {layout} (batch axis excluded), "
+                         f"got {tuple(input_shape)}")
+
+
+def glorot_uniform(shape, fan_in: int, fan_out: int, rng, dtype):
+    """Keras's default kernel initialiser: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)).
+
+    Drawn on the host with NumPy, so a seed gives the same weights on every backend.
+    """
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    w = rng.uniform(-limit, limit, size=shape).astype(dtype)
+    return get_backend().asarray(w)
+
+
+def zeros(shape, dtype):
+    return get_backend().xp.zeros(shape, dtype=dtype)

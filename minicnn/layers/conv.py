@@ -1,0 +1,105 @@
+"""Conv2D: a 2-D convolution (cross-correlation, as in every DL framework) by im2col."""
+from __future__ import annotations
+
+from .base import Layer, as_pair, expect_rank, glorot_uniform, positive_int, zeros
+from .im2col import col2im, conv_output_size, im2col, pad2d, padding_amounts
+
+
+class Conv2D(Layer):
+    r"""2-D convolution over NHWC images.
+
+    Maths (one output pixel, padded input ``xp``)::
+
+        y[n, i, j, f] = b[f] + sum_{a, b', c} xp[n, i*sh + a, j*sw + b', c] * W[a, b', c, f]
+
+    Computed as one matrix product: ``cols = im2col(xp)`` of shape ``(N*Ho*Wo, kh*kw*C)``,
+    then ``y = cols @ W.reshape(kh*kw*C, F) + b``.
+
+    Shapes:
+        x:  ``(N, H, W, C)``             input
+        W:  ``(kh, kw, C, F)``            kernel, ``F = filters``
+        b:  ``(F,)``                      bias
+        y:  ``(N, Ho, Wo, F)``            ``Ho = (H + pad_h - kh) // sh + 1`` (same for Wo)
+        cache: ``cols (N*Ho*Wo, kh*kw*C)`` and the padded input's shape
+
+    Backward, given ``dy (N, Ho, Wo, F)`` and ``dy2 = dy.reshape(-1, F)``:
+        ``db = dy.sum over N, Ho, Wo`` — the bias touches every output pixel;
+        ``dW = cols.T @ dy2`` — each weight met every patch it multiplied;
+        ``dx``: each input pixel fed every output whose window covered it. For stride 1
+        that sum *is* a convolution of the (zero-padded) ``dy`` with the kernel flipped in
+        space and with its channel axes swapped, so we reuse ``im2col`` (no scatter). For
+        other strides, ``dcols = dy2 @ W2.T`` is added back into place by ``col2im``.
+
+    Args:
+        filters: number of output channels ``F``.
+        kernel_size: int or pair ``(kh, kw)``.
+        strides: int or pair ``(sh, sw)``.
+        padding: ``"valid"`` (none), ``"same"`` (output ``ceil(H / sh)``, as Keras) or an int
+            added on every side.
+    """
+
+    config_keys = ("filters", "kernel_size", "strides", "padding")
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", name=None):
+        super().__init__(name)
+        self.filters = positive_int(filters, "filters", "Conv2D")
+        self.kernel_size = as_pair(kernel_size, "kernel_size", "Conv2D")
+        self.strides = as_pair(strides, "strides", "Conv2D")
+        if not (padding in ("same", "valid") or (isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0)):
+            raise ValueError(f"Conv2D: padding must be 'same', 'valid' or a non-negative int, got {padding!r}")
+        self.padding = padding
+
+    def _build(self, input_shape, rng):
+        expect_rank(input_shape, 3, self.describe(), "(H, W, C)")
+        h, w, c = input_shape
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        self.pads = padding_amounts(self.padding, h, kh, sh) + padding_amounts(self.padding, w, kw, sw)
+        pt, pb, pl, pr = self.pads
+        if h + pt + pb < kh or w + pl + pr < kw:
+            raise ValueError(f"{self.describe()}: kernel {kh}x{kw} is larger than its padded input "
+                             f"{h + pt + pb}x{w + pl + pr} (input {h}x{w}, padding {self.padding!r})")
+        ho = conv_output_size(h, kh, sh, pt + pb)
+        wo = conv_output_size(w, kw, sw, pl + pr)
+        self.params = {
+            "W": glorot_uniform((kh, kw, c, self.filters), kh * kw * c, kh * kw * self.filters, rng, self.dtype),
+            "b": zeros((self.filters,), self.dtype),
+        }
+        self.grads = {k: None for k in self.params}
+        return ho, wo, self.filters
+
+    def forward(self, x, training=False):
+        self._ensure_built(x)
+        W, b = self.params["W"], self.params["b"]
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        pt, pb, pl, pr = self.pads
+        ho, wo, f = self.output_shape
+        x_pad = pad2d(x, pt, pb, pl, pr)
+        cols = im2col(x_pad, kh, kw, sh, sw, ho, wo)
+        y = cols @ W.reshape(-1, f)
+        y += b                                      # in place: no second (N*Ho*Wo, F) array
+        self.cache = (cols, x_pad.shape, x.shape)
+        return y.reshape(x.shape[0], ho, wo, f)
+
+    def backward(self, dy):
+        cols, pad_shape, x_shape = self.cache
+        W = self.params["W"]
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        pt, pb, pl, pr = self.pads
+        ho, wo, f = self.output_shape
+        dy2 = dy.reshape(-1, f)
+        self.grads["b"] = dy2.sum(axis=0)
+        self.grads["W"] = (cols.T @ dy2).reshape(W.shape)
+        self.cache = None                           # free the patches as soon as possible
+        if not self.needs_input_grad:
+            return None
+        n, h, w, c = x_shape
+        top, left = kh - 1 - pt, kw - 1 - pl        # padding of dy that lines the flipped kernel up with x
+        bottom, right = h + pt - ho, w + pl - wo
+        if (sh, sw) == (1, 1) and min(top, left, bottom, right) >= 0:
+            # dx[n, p, q, c] = sum_{a, b', f} dy[n, p + pt - a, q + pl - b', f] * W[a, b', c, f]
+            # = a stride-1 convolution of the padded dy with W[::-1, ::-1].swap(C, F).
+            w_flip = W[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, c)
+            dcols = im2col(pad2d(dy, top, bottom, left, right), kh, kw, 1, 1, h, w)
+            return (dcols @ w_flip).reshape(x_shape)
+        dx_pad = col2im(dy2 @ W.reshape(-1, f).T, pad_shape, kh, kw, sh, sw, ho, wo)
+        return dx_pad[:, pt:pt + h, pl:pl + w, :]

@@ -1,0 +1,63 @@
+"""Dropout: randomly silence units while training."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Layer
+from ..backend import get_backend
+
+
+class Dropout(Layer):
+    r"""Inverted dropout.
+
+    Training: each element is kept with probability ``1 - rate`` and scaled by
+    ``1 / (1 - rate)``, so its expected value is unchanged and inference needs no
+    rescaling: ``y = x * mask``, ``mask = (u >= rate) / (1 - rate)``, ``u ~ U[0, 1)``.
+    Inference (``training=False``): the identity.
+
+    Shapes: ``x``, ``y``, ``dy`` share one shape. Cache: ``mask`` (same shape, x's dtype),
+    or nothing at inference.
+    Backward: ``y`` is ``x`` times a constant mask, so ``dx = dy * mask``.
+
+    The mask comes from a generator on the current device seeded by ``seed``: the same
+    seed gives the same masks, which gradient checks (and reproducible runs) rely on.
+    ``reseed(seed)`` restarts the stream.
+
+    Args:
+        rate: fraction of units dropped, in ``[0, 1)``.
+        seed: int or None (a fresh random stream).
+    """
+
+    config_keys = ("rate",)
+
+    def __init__(self, rate, seed=None, name=None):
+        super().__init__(name)
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate < 1:
+            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self.reseed(seed)
+
+    def reseed(self, seed):
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        self.seed = int(seed)
+        self._backend = get_backend()
+        self._rng = self._backend.rng(self.seed)
+
+    def forward(self, x, training=False):
+        self._ensure_built(x)
+        if not training or self.rate == 0:
+            self.cache = None
+            return x
+        if self._backend is not get_backend():       # backend switched since construction
+            self.reseed(self.seed)
+        u = self._backend.uniform(self._rng, x.shape, x.dtype)
+        # Build the mask in u's memory: (u >= rate) * scale, written back into u.
+        mask = self._backend.xp.greater_equal(u, self.rate, out=u)
+        mask *= x.dtype.type(1.0 / (1.0 - self.rate))
+        self.cache = mask
+        return x * mask
+
+    def backward(self, dy):
+        mask, self.cache = self.cache, None
+        return dy if mask is None else dy * mask

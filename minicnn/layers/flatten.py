@@ -1,0 +1,26 @@
+"""Flatten: one feature vector per example."""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Layer
+
+
+class Flatten(Layer):
+    r"""``(N, d1, d2, ...) -> (N, d1*d2*...)`` in C order (for NHWC: H, then W, then C).
+
+    No arithmetic, so no copy: a reshape of a contiguous array is a view.
+    Cache: the input shape. Backward: reshape ``dy`` back to it.
+    """
+
+    def _build(self, input_shape, rng):
+        return (int(np.prod(input_shape)),)
+
+    def forward(self, x, training=False):
+        self._ensure_built(x)
+        self.cache = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        shape, self.cache = self.cache, None
+        return dy.reshape(shape)

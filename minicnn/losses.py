@@ -1,0 +1,56 @@
+"""Softmax cross-entropy: the loss of a classifier that outputs logits."""
+from __future__ import annotations
+
+from .backend import get_array_module
+
+
+def log_softmax(logits):
+    """``log(softmax(z))`` without overflow: subtract each row's max before ``exp``.
+
+    ``z - max(z)`` changes nothing mathematically (softmax is shift-invariant) but keeps
+    every ``exp`` in ``(0, 1]``, so logits of any size are safe.
+    """
+    xp = get_array_module(logits)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax(logits):
+    xp = get_array_module(logits)
+    return xp.exp(log_softmax(logits))
+
+
+class SoftmaxCrossEntropy:
+    r"""Mean over the batch of ``-log softmax(z)[label]``.
+
+    Shapes:
+        logits: ``(N, K)`` float     labels: ``(N,)`` int in ``[0, K)``
+        loss:   a 0-d array (stays on the device: reading it would force a GPU sync)
+        cache:  ``probs (N, K)`` and the labels
+
+    Backward: for softmax followed by cross-entropy the Jacobians collapse to
+    ``dz = (softmax(z) - onehot(label)) / N``: the predicted distribution minus the
+    true one, divided by ``N`` because the loss is a mean.
+    """
+
+    def __init__(self):
+        self.cache = None
+
+    def forward(self, logits, labels):
+        xp = get_array_module(logits)
+        logp = log_softmax(logits)
+        n = logits.shape[0]
+        rows = xp.arange(n)
+        loss = -logp[rows, labels].mean()
+        self.cache = (logp, labels)
+        return loss
+
+    def backward(self):
+        xp = get_array_module(self.cache[0])
+        logp, labels = self.cache
+        self.cache = None
+        n = logp.shape[0]
+        dz = xp.exp(logp)                 # softmax, reusing logp's computation
+        dz[xp.arange(n), labels] -= 1
+        dz /= n
+        return dz

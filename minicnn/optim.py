@@ -1,0 +1,165 @@
+"""Optimizers: SGD (momentum, Nesterov, L2) and Adam (decoupled weight decay).
+
+An optimizer walks a model's parameters and their gradients side by side and
+updates each parameter *in place*, so the model's own arrays change.
+State (momenta, step count) is keyed by the parameter's checkpoint name
+(``"00_Conv2D/W"``), which lets ``state_dict()`` be saved next to the weights.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .backend import get_backend
+
+
+class Optimizer:
+    def __init__(self, model, lr):
+        if not (isinstance(lr, (int, float)) and lr > 0):
+            raise ValueError(f"{type(self).__name__}: lr must be a positive number, got {lr!r}")
+        self.model = model
+        self.lr = float(lr)
+        self.iterations = 0
+        self.slots: dict[str, dict] = {}     # slot name -> {param key -> array}
+
+    def _params(self):
+        """(key, layer, name) for every parameter, in model order."""
+        return self.model.named_parameters()
+
+    def _slot(self, slot, key, like):
+        table = self.slots.setdefault(slot, {})
+        if key not in table:
+            table[key] = get_backend().xp.zeros_like(like)
+        return table[key]
+
+    def step(self):
+        self.iterations += 1
+        for key, layer, name in self._params():
+            grad = layer.grads.get(name)
+            if grad is None:
+                continue
+            self._update(key, layer.params[name], grad)
+
+    def _update(self, key, param, grad):
+        raise NotImplementedError
+
+    # -- persistence: plain arrays and numbers only ----------------------------------
+    def state_dict(self) -> dict:
+        """``{"class", "lr", "iterations", ...hyperparameters, "slot/key": array}``; arrays as NumPy."""
+        backend = get_backend()
+        state = {"class": type(self).__name__, "lr": self.lr, "iterations": self.iterations}
+        state.update(self._hyper())
+        for slot, table in self.slots.items():
+            for key, arr in table.items():
+                state[f"{slot}/{key}"] = backend.to_numpy(arr)
+        return state
+
+    def check_state_dict(self, state: dict):
+        """Raise ValueError if ``state`` does not fit this optimizer and model; change nothing."""
+        if state.get("class") != type(self).__name__:
+            raise ValueError(f"optimizer state is for {state.get('class')!r}, not {type(self).__name__}")
+        shapes = {key: (tuple(layer.params[name].shape), layer.params[name].dtype)
+                  for key, layer, name in self._params()}
+        for k, v in state.items():
+            if "/" not in k:
+                continue
+            key = k.split("/", 1)[1]
+            if key not in shapes:
+                raise ValueError(f"optimizer state has {k!r}, but the model has no parameter {key!r}")
+            if (tuple(v.shape), v.dtype) != shapes[key]:
+                raise ValueError(f"optimizer state {k!r} is {v.dtype}{tuple(v.shape)}, "
+                                 f"the parameter is {shapes[key][1]}{shapes[key][0]}")
+
+    def load_state_dict(self, state: dict):
+        self.check_state_dict(state)
+        backend = get_backend()
+        self.lr = float(state["lr"])
+        self.iterations = int(state["iterations"])
+        for name in self._hyper():
+            if name in state:
+                setattr(self, name, type(getattr(self, name))(state[name]))
+        self.slots = {}
+        for k, v in state.items():
+            if "/" in k:
+                slot, key = k.split("/", 1)
+                self.slots.setdefault(slot, {})[key] = backend.asarray(np.array(v))
+
+    def _hyper(self) -> dict:
+        return {}
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent with optional momentum, Nesterov and L2 weight decay.
+
+    With ``g = grad + weight_decay * p`` (L2 term), PyTorch's formulation::
+
+        v = momentum * v + g
+        p -= lr * (g + momentum * v)   if nesterov
+        p -= lr * v                    otherwise (plain SGD when momentum = 0)
+    """
+
+    def __init__(self, model, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
+        super().__init__(model, lr)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum!r}")
+        if nesterov and momentum == 0:
+            raise ValueError("SGD: nesterov=True needs a momentum > 0")
+        if weight_decay < 0:
+            raise ValueError(f"SGD: weight_decay must be >= 0, got {weight_decay!r}")
+        self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
+
+    def _hyper(self):
+        return {"momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+
+    def _update(self, key, p, grad):
+        g = grad + p.dtype.type(self.weight_decay) * p if self.weight_decay else grad
+        if self.momentum == 0:
+            p -= p.dtype.type(self.lr) * g
+            return
+        v = self._slot("velocity", key, p)
+        v *= p.dtype.type(self.momentum)
+        v += g
+        step = g + p.dtype.type(self.momentum) * v if self.nesterov else v
+        p -= p.dtype.type(self.lr) * step
+
+
+class Adam(Optimizer):
+    r"""Adam with decoupled weight decay (AdamW when ``weight_decay > 0``).
+
+    With ``t`` the step number (from 1)::
+
+        m = beta1 * m + (1 - beta1) * g                 first moment
+        v = beta2 * v + (1 - beta2) * g**2              second moment
+        p -= lr * weight_decay * p                      decay, outside the adaptive scaling
+        p -= lr * (m / (1 - beta1**t)) / (sqrt(v / (1 - beta2**t)) + eps)
+
+    ``eps`` defaults to Keras's 1e-7.
+    """
+
+    def __init__(self, model, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7, weight_decay=0.0):
+        super().__init__(model, lr)
+        if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+            raise ValueError(f"Adam: beta1 and beta2 must be in [0, 1), got {beta1!r}, {beta2!r}")
+        if eps <= 0 or weight_decay < 0:
+            raise ValueError(f"Adam: eps must be > 0 and weight_decay >= 0, got {eps!r}, {weight_decay!r}")
+        self.beta1, self.beta2, self.eps, self.weight_decay = float(beta1), float(beta2), float(eps), float(weight_decay)
+
+    def _hyper(self):
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "weight_decay": self.weight_decay}
+
+    def _update(self, key, p, g):
+        xp = get_backend().xp
+        f = p.dtype.type
+        t = self.iterations
+        m = self._slot("m", key, p)
+        v = self._slot("v", key, p)
+        m *= f(self.beta1)
+        m += f(1 - self.beta1) * g
+        v *= f(self.beta2)
+        v += f(1 - self.beta2) * (g * g)
+        if self.weight_decay:
+            p -= f(self.lr * self.weight_decay) * p
+        # Fold both bias corrections into one scalar step size and one scaled eps.
+        c1, c2 = 1 - self.beta1 ** t, 1 - self.beta2 ** t
+        denom = xp.sqrt(v)
+        denom += f(self.eps * np.sqrt(c2))
+        p -= f(self.lr * np.sqrt(c2) / c1) * m / denom

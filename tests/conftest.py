@@ -1,0 +1,48 @@
+"""Shared fixtures: the backends present on this machine."""
+import os
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn.backend import BackendError
+
+# Plots are written headless, whatever the machine.
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def _cupy_reason():
+    try:
+        minicnn.set_backend("cupy")
+        return None
+    except BackendError as exc:
+        return str(exc)
+    finally:
+        minicnn.set_backend("numpy")
+
+
+_CUPY_SKIP = _cupy_reason()
+
+BACKENDS = [
+    pytest.param("numpy", id="numpy"),
+    pytest.param("cupy", id="cupy", marks=pytest.mark.skipif(
+        _CUPY_SKIP is not None, reason=f"CuPy cases need a usable GPU: {_CUPY_SKIP}")),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Each backend present in turn; the default (NumPy) is restored afterwards."""
+    b = minicnn.set_backend(request.param)
+    yield b
+    minicnn.set_backend("numpy")
+
+
+@pytest.fixture(autouse=True)
+def _numpy_default():
+    minicnn.set_backend("numpy")
+    yield
+
+
+def host(a):
+    return minicnn.get_backend().to_numpy(a) if not isinstance(a, np.ndarray) else a

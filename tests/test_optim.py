@@ -1,0 +1,78 @@
+"""Optimizers against updates computed by hand."""
+import numpy as np
+import pytest
+
+from minicnn import Sequential
+from minicnn.layers import Dense
+from minicnn.optim import SGD, Adam
+
+
+def one_param_model(w0, g):
+    model = Sequential([Dense(2)], input_shape=(2,), dtype="float64")
+    layer = model.layers[0]
+    layer.params["W"][...] = w0
+    layer.params["b"][...] = 0
+    layer.grads["W"] = np.array(g, dtype=np.float64)
+    layer.grads["b"] = np.zeros(2)
+    return model, layer
+
+
+W0 = np.array([[1.0, -2.0], [0.5, 3.0]])
+G = np.array([[0.1, -0.2], [0.3, 0.0]])
+
+
+def test_plain_sgd():
+    model, layer = one_param_model(W0, G)
+    SGD(model, lr=0.5).step()
+    np.testing.assert_allclose(layer.params["W"], W0 - 0.5 * G)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sgd_momentum_and_weight_decay_two_steps(nesterov):
+    lr, mu, wd = 0.1, 0.9, 0.01
+    model, layer = one_param_model(W0, G)
+    opt = SGD(model, lr=lr, momentum=mu, nesterov=nesterov, weight_decay=wd)
+    w, v = W0.copy(), np.zeros_like(W0)
+    for _ in range(2):
+        opt.step()
+        g = G + wd * w
+        v = mu * v + g
+        w = w - lr * (g + mu * v if nesterov else v)
+        np.testing.assert_allclose(layer.params["W"], w, rtol=1e-12)
+
+
+@pytest.mark.parametrize("wd", [0.0, 0.05])
+def test_adam_three_steps(wd):
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-7
+    model, layer = one_param_model(W0, G)
+    opt = Adam(model, lr=lr, weight_decay=wd)
+    w, m, v = W0.copy(), np.zeros_like(W0), np.zeros_like(W0)
+    for t in range(1, 4):
+        opt.step()
+        m = b1 * m + (1 - b1) * G
+        v = b2 * v + (1 - b2) * G ** 2
+        w = w - lr * wd * w
+        w = w - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        np.testing.assert_allclose(layer.params["W"], w, rtol=1e-12)
+
+
+def test_state_dict_round_trip_continues_identically():
+    model_a, layer_a = one_param_model(W0, G)
+    opt_a = Adam(model_a, lr=0.01)
+    opt_a.step()
+    state = opt_a.state_dict()
+    assert all(isinstance(v, (int, float, str, bool, np.ndarray)) for v in state.values())
+    model_b, layer_b = one_param_model(layer_a.params["W"].copy(), G)
+    opt_b = Adam(model_b, lr=0.5)
+    opt_b.load_state_dict(state)
+    opt_a.step()
+    opt_b.step()
+    np.testing.assert_array_equal(layer_a.params["W"], layer_b.params["W"])
+
+
+def test_bad_hyperparameters_are_refused():
+    model, _ = one_param_model(W0, G)
+    with pytest.raises(ValueError, match="lr"):
+        Adam(model, lr=-1)
+    with pytest.raises(ValueError, match="momentum"):
+        SGD(model, momentum=1.5)
