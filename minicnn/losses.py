@@ -5,14 +5,22 @@ from .backend import get_array_module
 
 
 def log_softmax(logits):
-    """``log(softmax(z))`` without overflow: subtract each row's max before ``exp``.
+    """``log(softmax(z))`` without overflow, and accurate when one class dominates.
 
     ``z - max(z)`` changes nothing mathematically (softmax is shift-invariant) but keeps
-    every ``exp`` in ``(0, 1]``, so logits of any size are safe.
+    every ``exp`` in ``(0, 1]``, so logits of any size are safe. The row's largest term
+    is then exactly ``exp(0) = 1``; we take it out of the sum and use ``log1p`` of the
+    rest, so a confident prediction's tiny loss (say 1e-9) keeps all its digits instead
+    of drowning in the rounding of ``log(1.000000001)``.
     """
     xp = get_array_module(logits)
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    n = logits.shape[0]
+    top = logits.argmax(axis=1)
+    rows = xp.arange(n)
+    shifted = logits - logits[rows, top][:, None]
+    others = xp.exp(shifted)
+    others[rows, top] = 0
+    return shifted - xp.log1p(others.sum(axis=1, keepdims=True))
 
 
 def softmax(logits):

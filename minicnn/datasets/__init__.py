@@ -1,4 +1,7 @@
 """Datasets and the preprocessing that goes with them."""
+from .cifar10 import (CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, DatasetError, default_data_dir,
+                      load_cifar10)
 from .preprocessing import augment, channel_stats, minibatches, standardize
 
-__all__ = ["augment", "channel_stats", "minibatches", "standardize"]
+__all__ = ["load_cifar10", "CIFAR10_CLASSES", "OFFICIAL_URL", "OFFICIAL_MD5", "DatasetError",
+           "default_data_dir", "augment", "channel_stats", "minibatches", "standardize"]

@@ -1,0 +1,230 @@
+#!/usr/bin/env python
+"""Train the documented CIFAR-10 CNN from scratch, evaluate it, and show what it learnt.
+
+    python examples/train_cifar.py --backend cupy          # on a GPU
+    python examples/train_cifar.py --backend numpy         # on the CPU
+    python examples/train_cifar.py --resume                # continue an interrupted run
+
+Everything lands in --out (default runs/cifar10): model.npz (checkpoint), summary.txt,
+history.csv, metrics.json and the pictures (filters, stimuli, feature maps, curves,
+confusion). See README.md for the recipe and the accuracy it reaches.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import minicnn
+from minicnn import CheckpointError, TrainingDiverged
+from minicnn.callbacks import Callback, CSVLogger
+from minicnn.datasets import (CIFAR10_CLASSES, OFFICIAL_MD5, DatasetError, augment, channel_stats, load_cifar10,
+                              standardize)
+from minicnn.optim import SGD, Adam
+
+# The settings that a resumed run must share with the run it continues.
+RUN_KEYS = ("optimizer", "lr", "batch_size", "augment", "val_split", "seed", "train_limit", "weight_decay",
+            "warmup_epochs")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--backend", choices=["auto", "numpy", "cupy"], default="auto")
+    p.add_argument("--epochs", type=int, default=30, help="total epochs, also after --resume (default 30)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 2e-3 adam, 0.05 sgd)")
+    p.add_argument("--weight-decay", type=float, default=None,
+                   help="AdamW decay / SGD L2 (default: 5e-4 adam... see README)")
+    p.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warm-up before the cosine decay")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                   help="random crop after 4-pixel padding + horizontal flip (default on)")
+    p.add_argument("--val-split", type=int, default=5000, help="training images held out for validation")
+    p.add_argument("--data-dir", default=None, help="folder with cifar-10-batches-py or the archive "
+                   "(default $MINICNN_DATA or ~/.cache/minicnn)")
+    p.add_argument("--md5", default=OFFICIAL_MD5, help="expected MD5 of the archive, or 'none' to skip the check")
+    p.add_argument("--out", default="runs/cifar10")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
+    p.add_argument("--resume", action="store_true", help="continue from --out/model.npz")
+    p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1, help="1: progress bars, 2: a line per epoch")
+    args = p.parse_args(argv)
+    if args.lr is None:
+        args.lr = 2e-3 if args.optimizer == "adam" else 0.05
+    if args.weight_decay is None:
+        args.weight_decay = 5e-4 if args.optimizer == "sgd" else 0.0
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.val_split < 0 or (args.train_limit is not None and args.train_limit < 1):
+        p.error("--val-split must be >= 0 and --train-limit >= 1")
+    return args
+
+
+def lr_schedule(peak: float, epochs: int, warmup: float):
+    """Linear warm-up to ``peak`` over ``warmup`` epochs, then a cosine decay to 0 at ``epochs``."""
+    def schedule(t: float) -> float:
+        if t < warmup:
+            return peak * (t + 1e-3) / warmup
+        return 0.5 * peak * (1 + math.cos(math.pi * min(1.0, (t - warmup) / max(epochs - warmup, 1e-9))))
+    return schedule
+
+
+def load_data(args):
+    """Training/validation/test arrays, standardised with statistics of the training part only."""
+    md5 = None if str(args.md5).lower() == "none" else args.md5
+    (x_train, y_train), (x_test, y_test) = load_cifar10(args.data_dir, md5=md5)
+    if args.train_limit:
+        x_train, y_train = x_train[:args.train_limit], y_train[:args.train_limit]
+    if args.val_split >= len(x_train):
+        raise ValueError(f"--val-split {args.val_split} leaves no training images (there are {len(x_train)})")
+    # A fixed, seeded split: a resumed run holds out exactly the same images.
+    order = np.random.default_rng([args.seed, 2**31 - 1]).permutation(len(x_train))
+    val_idx, train_idx = order[:args.val_split], order[args.val_split:]
+    mean, std = channel_stats(x_train[train_idx])
+    data = {"train": (standardize(x_train[train_idx], mean, std), y_train[train_idx]),
+            "val": (standardize(x_train[val_idx], mean, std), y_train[val_idx]) if args.val_split else None,
+            "test": (standardize(x_test, mean, std), y_test)}
+    return data, mean, std
+
+
+class Checkpoint(Callback):
+    """After every epoch: weights, optimizer state, statistics and where to restart, atomically."""
+
+    def __init__(self, path, model, optimizer, extra):
+        self.path, self.model, self.optimizer, self.extra = path, model, optimizer, extra
+
+    def on_epoch_end(self, epoch, logs):
+        # Epoch e+1 is complete. Its randomness is a function of (seed, epoch), so the
+        # seed and the next epoch number are the whole RNG state a resumed run needs.
+        self.model.save(self.path, optimizer=self.optimizer,
+                        extra={**self.extra, "epoch": epoch + 1, "rng_state": {"seed": self.extra["config"]["seed"],
+                                                                                "next_epoch": epoch + 1}})
+
+
+def versions(backend):
+    info = {"minicnn": minicnn.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    if backend.name == "cupy":
+        info["cupy"] = backend.xp.__version__
+        info["gpu"] = backend.xp.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    return info
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    backend = minicnn.set_backend(args.backend)
+    config = {k: getattr(args, k) for k in RUN_KEYS}
+    print(f"minicnn {minicnn.__version__} on {backend.name}; output in {out}/")
+
+    data, mean, std = load_data(args)
+    x_train, y_train = data["train"]
+    print(f"data: {len(x_train)} training, {0 if data['val'] is None else len(data['val'][0])} validation, "
+          f"{len(data['test'][0])} test images")
+
+    model = minicnn.models.cifar10_cnn(seed=args.seed)
+    if args.optimizer == "adam":
+        optimizer = Adam(model, lr=args.lr, weight_decay=args.weight_decay)
+    else:
+        optimizer = SGD(model, lr=args.lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay)
+    checkpoint_path = out / "model.npz"
+    initial_epoch = 0
+    if args.resume:
+        if not checkpoint_path.is_file():
+            print(f"error: --resume but {checkpoint_path} does not exist", file=sys.stderr)
+            return 2
+        extra = model.load_weights(checkpoint_path, optimizer=optimizer)
+        saved = extra.get("config", {})
+        changed = {k: (saved.get(k), config[k]) for k in RUN_KEYS if saved.get(k) != config[k]}
+        if changed:
+            print("error: --resume needs the settings of the interrupted run; these differ (saved, now): "
+                  + ", ".join(f"--{k.replace('_', '-')} {a} vs {b}" for k, (a, b) in changed.items()), file=sys.stderr)
+            return 2
+        initial_epoch = int(extra["epoch"])
+        print(f"resuming after epoch {initial_epoch} from {checkpoint_path}")
+        if initial_epoch >= args.epochs:
+            print(f"the checkpoint already has {initial_epoch} epochs (--epochs {args.epochs}); evaluating it")
+
+    summary = model.summary()
+    print(summary)
+    (out / "summary.txt").write_text(summary + "\n")
+
+    extra = {"mean": mean, "std": std, "config": config, "class_names": list(CIFAR10_CLASSES),
+             "backend": backend.name}
+    callbacks = [CSVLogger(out / "history.csv", append=args.resume), Checkpoint(checkpoint_path, model, optimizer, extra)]
+    try:
+        if initial_epoch < args.epochs:
+            model.fit(x_train, y_train, optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size,
+                      validation_data=data["val"], verbose=args.verbose, initial_epoch=initial_epoch, seed=args.seed,
+                      augment=augment if args.augment else None, callbacks=callbacks,
+                      lr_schedule=lr_schedule(args.lr, args.epochs, args.warmup_epochs))
+    except KeyboardInterrupt:
+        done = _saved_epoch(checkpoint_path)
+        print(f"\ninterrupted. {checkpoint_path} holds {done} completed epoch(s); continue with:\n"
+              f"  python {sys.argv[0]} --resume --out {out} --epochs {args.epochs} "
+              + " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume"),
+              file=sys.stderr)
+        return 130
+    except TrainingDiverged as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+    finish(model, data, out, args, backend, mean, std)
+    return 0
+
+
+def _saved_epoch(path) -> int:
+    try:
+        from minicnn.checkpoint import read_checkpoint
+        return int(read_checkpoint(path)[0]["extra"].get("epoch", 0))
+    except (CheckpointError, KeyError):
+        return 0
+
+
+def finish(model, data, out, args, backend, mean, std):
+    """Evaluate on the test set, write metrics.json and the pictures."""
+    import csv
+
+    x_test, y_test = data["test"]
+    test = model.evaluate(x_test, y_test)
+    probs = model.predict(x_test)
+    pred = probs.argmax(axis=1)
+    per_class = {name: float((pred[y_test == k] == k).mean()) for k, name in enumerate(CIFAR10_CLASSES)
+                 if np.any(y_test == k)}
+    with open(out / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    train_seconds = sum(float(r["seconds"]) for r in rows)
+    images = len(data["train"][0]) * len(rows)
+    metrics = {
+        "test_accuracy": test["accuracy"], "test_loss": test["loss"], "per_class_accuracy": per_class,
+        "epochs": len(rows), "backend": backend.name, "train_seconds": train_seconds,
+        "train_images_per_second": images / train_seconds if train_seconds else None,
+        "final_val_accuracy": float(rows[-1]["val_accuracy"]) if rows and rows[-1].get("val_accuracy") else None,
+        "train_images": len(data["train"][0]), "config": {k: getattr(args, k) for k in RUN_KEYS},
+        "versions": versions(backend),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    print(f"\ntest accuracy: {test['accuracy']:.4f}  (test loss {test['loss']:.4f}, {len(y_test)} images)")
+    print("per class: " + ", ".join(f"{k} {v:.3f}" for k, v in per_class.items()))
+    try:
+        from minicnn import viz
+    except ImportError as exc:
+        print(f"(pictures skipped: {exc})")
+        return
+    written = viz.plot_model(model, out, mean=mean, std=std, x_test=x_test, y_test=y_test, y_pred=pred,
+                             class_names=CIFAR10_CLASSES, history=out / "history.csv")
+    print("wrote " + ", ".join(str(Path(p).name) for p in written) + f" to {out}/")
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (DatasetError, CheckpointError, ValueError, minicnn.backend.BackendError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

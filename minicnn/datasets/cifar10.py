@@ -1,0 +1,275 @@
+"""CIFAR-10: find it, or download it, check it, extract it safely, and read it without running code.
+
+The official python release is a tar.gz of pickled batches: dicts with ``data``, a
+``(N, 3072)`` uint8 array whose rows are an image's red, green and blue planes (CHW
+order, 32x32 each), and ``labels``, N ints in 0..9. Pickle can run arbitrary code, so
+the batches are read with an *allowlist* unpickler that can only rebuild NumPy arrays.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
+ARCHIVE_NAME = "cifar-10-python.tar.gz"
+FOLDER_NAME = "cifar-10-batches-py"
+TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
+TEST_FILE = "test_batch"
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+class DatasetError(ValueError):
+    """A dataset file that is missing, corrupt, unsafe or fails its checksum."""
+
+
+# -- where the data is -------------------------------------------------------------------
+def default_data_dir() -> Path:
+    """``$MINICNN_DATA``, else ``~/.cache/minicnn``."""
+    return Path(os.environ.get("MINICNN_DATA") or Path.home() / ".cache" / "minicnn").expanduser()
+
+
+def _find_folder(data_dir: Path, searched_default: bool) -> Path | None:
+    """A ready ``cifar-10-batches-py`` folder: in ``data_dir``, ``data_dir`` itself, or Keras's cache."""
+    candidates = [data_dir / FOLDER_NAME, data_dir]
+    if searched_default:   # only when the user named no folder: Keras's download is as good as ours
+        candidates.append(Path.home() / ".keras" / "datasets" / FOLDER_NAME)
+    for folder in candidates:
+        if (folder / TEST_FILE).is_file() and (folder / TRAIN_FILES[0]).is_file():
+            return folder
+    return None
+
+
+def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD5):
+    """``(x_train, y_train), (x_test, y_test)``: uint8 NHWC images and int64 labels ``(N,)``.
+
+    Looks in ``data_dir`` (default :func:`default_data_dir`) for the folder
+    ``cifar-10-batches-py`` (as Keras and torchvision leave it), then for the archive
+    ``cifar-10-python.tar.gz`` (checked against ``md5`` first; ``md5=None`` skips the
+    check, for a rebuilt copy), and otherwise, with ``download=True``, fetches the archive
+    from ``url``. Batches may hold any number of rows.
+    """
+    searched_default = data_dir is None
+    data_dir = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
+    folder = _find_folder(data_dir, searched_default)
+    if folder is None:
+        archive = data_dir / ARCHIVE_NAME
+        if not archive.is_file():
+            if not download:
+                raise DatasetError(f"CIFAR-10 not found in {data_dir}: expected the folder {FOLDER_NAME} "
+                                   f"or the archive {ARCHIVE_NAME} there (download=False)")
+            download_file(url, archive, md5)
+        elif md5 is not None:
+            verify_md5(archive, md5)
+        extract_tar_safely(archive, data_dir)
+        folder = data_dir / FOLDER_NAME
+        if _find_folder(data_dir, False) is None:
+            raise DatasetError(f"{archive}: extracted, but it holds no {FOLDER_NAME}/{TEST_FILE} and data batches")
+    train = [read_batch(folder / name) for name in TRAIN_FILES if (folder / name).is_file()]
+    x_train = np.concatenate([x for x, _ in train])
+    y_train = np.concatenate([y for _, y in train])
+    x_test, y_test = read_batch(folder / TEST_FILE)
+    return (x_train, y_train), (x_test, y_test)
+
+
+# -- download and checksum --------------------------------------------------------------------
+def file_md5(path, chunk=1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_md5(path, expected: str):
+    got = file_md5(path)
+    if got != expected.lower():
+        raise DatasetError(f"{path}: MD5 is {got}, expected {expected.lower()} — the file is corrupt, "
+                           f"incomplete or not the official release (delete it to download again)")
+
+
+def download_file(url: str, dest, md5: str | None, progress=True):
+    """Fetch ``url`` to ``dest`` through a temporary file, renamed only once complete and verified.
+
+    A cut-off transfer (fewer bytes than the server announced) or a wrong MD5 raises
+    :class:`DatasetError` and leaves no ``dest`` behind.
+    """
+    from tqdm.auto import tqdm
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    h = hashlib.md5()
+    received = 0
+    try:
+        try:
+            response = urllib.request.urlopen(url, timeout=60)
+        except Exception as exc:
+            raise DatasetError(f"cannot download {url}: {exc}") from None
+        with response, os.fdopen(fd, "wb") as out:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"Downloading {dest.name}",
+                      disable=not progress, leave=False) as bar:
+                while True:
+                    try:
+                        block = response.read(1 << 16)
+                    except Exception as exc:   # connection dropped mid-way
+                        raise DatasetError(f"download of {url} failed after {received} bytes: {exc}") from None
+                    if not block:
+                        break
+                    out.write(block)
+                    h.update(block)
+                    received += len(block)
+                    bar.update(len(block))
+            out.flush()
+            os.fsync(out.fileno())
+        if total is not None and received != total:
+            raise DatasetError(f"download of {url} was cut off: got {received} of {total} bytes")
+        if md5 is not None and h.hexdigest() != md5.lower():
+            raise DatasetError(f"download of {url}: MD5 is {h.hexdigest()}, expected {md5.lower()}")
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# -- safe extraction ----------------------------------------------------------------------
+def _check_member(member: tarfile.TarInfo, archive) -> None:
+    name = member.name
+    parts = Path(name).parts
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts:
+        raise DatasetError(f"{archive}: refusing unsafe path {name!r} (absolute or with '..')")
+    if not (member.isfile() or member.isdir()):
+        kind = "link" if member.issym() or member.islnk() else "device or special file"
+        raise DatasetError(f"{archive}: refusing {kind} {name!r}: only regular files and folders are extracted")
+
+
+def extract_tar_safely(archive, dest_dir):
+    """Extract a tar(.gz) into ``dest_dir``, refusing absolute paths, ``..``, links and devices.
+
+    Every member is checked before anything is written; files go to a temporary folder
+    first and are moved into place at the end, so a refused or broken archive leaves
+    ``dest_dir`` as it was.
+    """
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest_dir))
+    try:
+        try:
+            with tarfile.open(archive, "r:*") as tar:
+                members = tar.getmembers()
+                for member in members:
+                    _check_member(member, archive)
+                for member in members:
+                    target = staging / member.name
+                    if member.isdir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(member) as src, open(target, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+            if isinstance(exc, DatasetError):
+                raise
+            raise DatasetError(f"{archive}: not a readable tar archive ({type(exc).__name__}: {exc})") from None
+        for top in staging.iterdir():
+            final = dest_dir / top.name
+            if final.exists():
+                shutil.rmtree(final) if final.is_dir() else final.unlink()
+            os.replace(top, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# -- reading the batches without running code ---------------------------------------------------
+def _reconstruct():
+    try:
+        from numpy._core.multiarray import _reconstruct as fn   # NumPy >= 2
+    except ImportError:  # pragma: no cover - NumPy 1.x
+        from numpy.core.multiarray import _reconstruct as fn
+    return fn
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    """Rebuilds only what a CIFAR batch holds: dicts, lists, strings, ints and NumPy arrays.
+
+    ``find_class`` is the one door through which a pickle can reach code; it opens only
+    to the four callables NumPy arrays are rebuilt from. Anything else is refused before
+    it is imported, let alone called.
+    """
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR batch only needs NumPy arrays")
+        if name == "_reconstruct":
+            return _reconstruct()
+        if module == "_codecs":
+            import codecs
+            return codecs.encode
+        return getattr(np, name)
+
+
+def safe_unpickle(data: bytes):
+    """Unpickle ``data`` (Python 2 or 3 pickles) allowing only NumPy arrays; DatasetError otherwise."""
+    try:
+        return _ArrayOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
+    except RecursionError:
+        raise DatasetError("pickle nests too deeply") from None
+    except Exception as exc:   # UnpicklingError, EOFError, struct/Type/Value errors from garbage
+        raise DatasetError(f"{type(exc).__name__}: {exc}") from None
+
+
+def read_batch(path) -> tuple[np.ndarray, np.ndarray]:
+    """One pickled batch -> ``(x (N, 32, 32, 3) uint8, y (N,) int64)``."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc})") from None
+    try:
+        batch = safe_unpickle(raw)
+    except DatasetError as exc:
+        raise DatasetError(f"{path}: not a CIFAR-10 batch ({exc})") from None
+    if not isinstance(batch, dict):
+        raise DatasetError(f"{path}: expected a dict with 'data' and 'labels', got {type(batch).__name__}")
+    batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
+    data, labels = batch.get("data"), batch.get("labels")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        desc = f"{data.dtype}{data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DatasetError(f"{path}: 'data' must be a uint8 array of shape (N, 3072), got {desc}")
+    try:
+        y = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise DatasetError(f"{path}: 'labels' must be a list of ints") from None
+    if y.shape != (data.shape[0],):
+        raise DatasetError(f"{path}: {data.shape[0]} images but labels of shape {y.shape}")
+    if y.size and (y.min() < 0 or y.max() > 9):
+        raise DatasetError(f"{path}: labels must be in 0..9, got {y.min()}..{y.max()}")
+    # Rows are CHW planes; NHWC is (N, 3, 32, 32) with the channel axis moved last.
+    x = np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+    return x, y
+
+
+def write_batch(path, x, y, protocol=2):
+    """Write images ``(N, 32, 32, 3)`` uint8 and labels as a batch in the official layout.
+
+    Used by tests (and handy for making small CIFAR-format datasets).
+    """
+    data = np.ascontiguousarray(np.asarray(x, dtype=np.uint8).transpose(0, 3, 1, 2)).reshape(len(x), 3072)
+    with open(path, "wb") as f:
+        pickle.dump({b"batch_label": b"minicnn", b"labels": [int(v) for v in y], b"data": data}, f, protocol=protocol)
