@@ -24,7 +24,7 @@ import numpy as np
 import minicnn
 from minicnn import CheckpointError, TrainingDiverged
 from minicnn.callbacks import Callback, CSVLogger
-from minicnn.datasets import (CIFAR10_CLASSES, OFFICIAL_MD5, DatasetError, augment, channel_stats, load_cifar10,
+from minicnn.datasets import (CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, DatasetError, augment, channel_stats, load_cifar10,
                               standardize)
 from minicnn.optim import SGD, Adam
 
@@ -48,11 +48,14 @@ def parse_args(argv=None):
     p.add_argument("--val-split", type=int, default=5000, help="training images held out for validation")
     p.add_argument("--data-dir", default=None, help="folder with cifar-10-batches-py or the archive "
                    "(default $MINICNN_DATA or ~/.cache/minicnn)")
+    p.add_argument("--url", default=OFFICIAL_URL, help="where to download the archive from")
     p.add_argument("--md5", default=OFFICIAL_MD5, help="expected MD5 of the archive, or 'none' to skip the check")
     p.add_argument("--out", default="runs/cifar10")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--resume", action="store_true", help="continue from --out/model.npz")
+    p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True,
+                   help="draw the pictures at the end (default on)")
     p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1, help="1: progress bars, 2: a line per epoch")
     args = p.parse_args(argv)
     if args.lr is None:
@@ -79,7 +82,7 @@ def lr_schedule(peak: float, epochs: int, warmup: float):
 def load_data(args):
     """Training/validation/test arrays, standardised with statistics of the training part only."""
     md5 = None if str(args.md5).lower() == "none" else args.md5
-    (x_train, y_train), (x_test, y_test) = load_cifar10(args.data_dir, md5=md5)
+    (x_train, y_train), (x_test, y_test) = load_cifar10(args.data_dir, url=args.url, md5=md5)
     if args.train_limit:
         x_train, y_train = x_train[:args.train_limit], y_train[:args.train_limit]
     if args.val_split >= len(x_train):
@@ -212,11 +215,9 @@ def finish(model, data, out, args, backend, mean, std):
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"\ntest accuracy: {test['accuracy']:.4f}  (test loss {test['loss']:.4f}, {len(y_test)} images)")
     print("per class: " + ", ".join(f"{k} {v:.3f}" for k, v in per_class.items()))
-    try:
-        from minicnn import viz
-    except ImportError as exc:
-        print(f"(pictures skipped: {exc})")
+    if not args.plots:
         return
+    from minicnn import viz
     written = viz.plot_model(model, out, mean=mean, std=std, x_test=x_test, y_test=y_test, y_pred=pred,
                              class_names=CIFAR10_CLASSES, history=out / "history.csv")
     print("wrote " + ", ".join(str(Path(p).name) for p in written) + f" to {out}/")

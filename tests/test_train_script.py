@@ -1,0 +1,112 @@
+"""End to end: examples/train_cifar.py and examples/visualize.py on a tiny CIFAR-format dataset."""
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cifar_fixture import make_cifar_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = [sys.executable, str(ROOT / "examples" / "train_cifar.py")]
+PICTURES = ["filters.png", "stimuli.png", "feature_maps.png", "curves.png", "confusion.png"]
+
+
+def run(args, **kw):
+    return subprocess.run(TRAIN + args, capture_output=True, text=True, timeout=300, **kw)
+
+
+@pytest.fixture(scope="module")
+def cifar_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cifar")
+    make_cifar_folder(root, rows_per_batch=40, test_rows=60)
+    return root
+
+
+def common(cifar_dir, out, epochs):
+    return ["--backend", "numpy", "--data-dir", str(cifar_dir), "--out", str(out), "--epochs", str(epochs),
+            "--val-split", "40", "--batch-size", "32", "--seed", "3"]
+
+
+@pytest.mark.slow
+def test_one_short_epoch_writes_every_output(cifar_dir, tmp_path):
+    out = tmp_path / "run"
+    result = run(common(cifar_dir, out, 1) + ["--verbose", "1"])
+    assert result.returncode == 0, result.stderr
+    text = result.stdout + result.stderr
+    assert "Total params: 1,084,234" in text                       # the summary
+    assert "Epoch 1/1" in text and "val_accuracy" in text and "test accuracy" in text
+    for name in ["model.npz", "summary.txt", "history.csv", "metrics.json"] + PICTURES:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ["test_accuracy", "test_loss", "per_class_accuracy", "epochs", "backend", "train_seconds",
+                "train_images_per_second", "config", "versions"]:
+        assert key in metrics, key
+    assert metrics["epochs"] == 1 and metrics["backend"] == "numpy" and 0 <= metrics["test_accuracy"] <= 1
+    rows = list(csv.DictReader(open(out / "history.csv")))
+    assert list(rows[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+    import minicnn
+    model, extra = minicnn.load_model(out / "model.npz")
+    assert model.count_params() == 1_084_234 and extra["epoch"] == 1 and extra["mean"].shape == (3,)
+    assert extra["config"]["seed"] == 3 and extra["rng_state"] == {"seed": 3, "next_epoch": 1}
+
+    # visualize.py redraws the pictures from the checkpoint alone (and the history beside it).
+    pics = tmp_path / "pics"
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "visualize.py"), str(out / "model.npz"),
+                             "--out", str(pics), "--data-dir", str(cifar_dir)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    for name in PICTURES:
+        assert (pics / name).is_file(), name
+
+
+def weights(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files if k.startswith(("layers/", "optimizer/"))}
+
+
+@pytest.mark.slow
+def test_ctrl_c_then_resume_gives_the_uninterrupted_weights(cifar_dir, tmp_path):
+    straight = tmp_path / "straight"
+    assert run(common(cifar_dir, straight, 3) + ["--verbose", "0", "--no-plots"]).returncode == 0
+
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen(TRAIN + common(cifar_dir, out, 3) + ["--verbose", "0", "--no-plots"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "model.npz").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)                  # during epoch 2 (epoch 1's checkpoint just landed)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "--resume" in err and "completed epoch" in err
+
+    resumed = run(common(cifar_dir, out, 3) + ["--verbose", "0", "--no-plots", "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch" in resumed.stdout
+    a, b = weights(straight / "model.npz"), weights(out / "model.npz")
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert len(list(csv.DictReader(open(out / "history.csv")))) == 3
+
+
+@pytest.mark.slow
+def test_resume_refuses_changed_settings(cifar_dir, tmp_path):
+    out = tmp_path / "run"
+    assert run(common(cifar_dir, out, 1) + ["--verbose", "0", "--no-plots"]).returncode == 0
+    result = run(common(cifar_dir, out, 2) + ["--verbose", "0", "--no-plots", "--resume", "--lr", "0.1"])
+    assert result.returncode == 2 and "--lr" in result.stderr
+
+
+def test_missing_data_is_a_clear_error(tmp_path):
+    # No network in tests: point the download at a file that does not exist.
+    result = subprocess.run(TRAIN + ["--backend", "numpy", "--data-dir", str(tmp_path / "empty"),
+                                     "--out", str(tmp_path / "o"), "--url", (tmp_path / "missing.tar.gz").as_uri()],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "error:" in result.stderr and "download" in result.stderr
