@@ -38,7 +38,9 @@ class SoftmaxCrossEntropy:
 
     Backward: for softmax followed by cross-entropy the Jacobians collapse to
     ``dz = (softmax(z) - onehot(label)) / N``: the predicted distribution minus the
-    true one, divided by ``N`` because the loss is a mean.
+    true one, divided by ``N`` because the loss is a mean. (The label's entry,
+    ``p - 1``, is computed as minus the other classes' probabilities: same value, no
+    cancellation when ``p`` is close to 1.)
     """
 
     def __init__(self):
@@ -58,7 +60,12 @@ class SoftmaxCrossEntropy:
         logp, labels = self.cache
         self.cache = None
         n = logp.shape[0]
+        rows = xp.arange(n)
         dz = xp.exp(logp)                 # softmax, reusing logp's computation
-        dz[xp.arange(n), labels] -= 1
+        # The label's entry is p - 1. When the model is confident, p is 1 - tiny and
+        # p - 1 would lose the tiny to rounding; it equals minus the other classes' mass,
+        # which we sum directly.
+        dz[rows, labels] = 0
+        dz[rows, labels] = -dz.sum(axis=1)
         dz /= n
         return dz

@@ -59,13 +59,19 @@ def maxpool_forward_backward(x, dy, pool, stride):
 
 
 def softmax_cross_entropy(logits, labels):
-    """Loss and gradient, one example at a time, in the textbook form (float64, small logits)."""
+    """Loss and gradient, one example at a time, straight from the definitions (float64).
+
+    loss_i = log(sum_j exp(z_j - z_label)), by np.logaddexp (exact for tiny losses too);
+    grad_i = softmax(z) - onehot(label), whose label entry, p - 1, is written as minus
+    the other classes' probabilities (the same number, without cancellation).
+    """
     n = logits.shape[0]
     loss, grad = 0.0, np.zeros_like(logits)
     for i in range(n):
-        z = logits[i] - logits[i].max()
-        p = np.exp(z) / np.exp(z).sum()
-        loss -= np.log(p[labels[i]]) / n
+        z = logits[i]
+        lse = np.logaddexp.reduce(z)
+        loss += np.logaddexp.reduce(z - z[labels[i]]) / n
+        p = np.exp(z - lse)
         grad[i] = p
-        grad[i, labels[i]] -= 1
+        grad[i, labels[i]] = -np.delete(p, labels[i]).sum()
     return loss, grad / n

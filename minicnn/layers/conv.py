@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .base import Layer, as_pair, expect_rank, glorot_uniform, positive_int, zeros
-from .im2col import col2im, conv_output_size, im2col, pad2d, padding_amounts
+from .im2col import col2im, conv_output_size, im2col, input_grad_stride1, pad2d, padding_amounts
 
 
 class Conv2D(Layer):
@@ -25,10 +25,12 @@ class Conv2D(Layer):
     Backward, given ``dy (N, Ho, Wo, F)`` and ``dy2 = dy.reshape(-1, F)``:
         ``db = dy.sum over N, Ho, Wo`` — the bias touches every output pixel;
         ``dW = cols.T @ dy2`` — each weight met every patch it multiplied;
-        ``dx``: each input pixel fed every output whose window covered it. For stride 1
-        that sum *is* a convolution of the (zero-padded) ``dy`` with the kernel flipped in
-        space and with its channel axes swapped, so we reuse ``im2col`` (no scatter). For
-        other strides, ``dcols = dy2 @ W2.T`` is added back into place by ``col2im``.
+        ``dx``: each input pixel fed every output whose window covered it, so
+        ``dx = sum over kernel offsets (a, b) of (dy @ W[a, b].T) shifted by (a, b)`` — a
+        convolution of ``dy`` with the flipped kernel. For stride 1 each shift is a
+        contiguous row offset on a flattened grid (``input_grad_stride1``: kh*kw matrix
+        products, no patch matrix); for other strides ``dcols = dy2 @ W2.T`` is added back
+        into place by ``col2im``, one strided add per kernel offset. Padding is then cut off.
 
     Args:
         filters: number of output channels ``F``.
@@ -93,13 +95,8 @@ class Conv2D(Layer):
         if not self.needs_input_grad:
             return None
         n, h, w, c = x_shape
-        top, left = kh - 1 - pt, kw - 1 - pl        # padding of dy that lines the flipped kernel up with x
-        bottom, right = h + pt - ho, w + pl - wo
-        if (sh, sw) == (1, 1) and min(top, left, bottom, right) >= 0:
-            # dx[n, p, q, c] = sum_{a, b', f} dy[n, p + pt - a, q + pl - b', f] * W[a, b', c, f]
-            # = a stride-1 convolution of the padded dy with W[::-1, ::-1].swap(C, F).
-            w_flip = W[::-1, ::-1].transpose(0, 1, 3, 2).reshape(-1, c)
-            dcols = im2col(pad2d(dy, top, bottom, left, right), kh, kw, 1, 1, h, w)
-            return (dcols @ w_flip).reshape(x_shape)
-        dx_pad = col2im(dy2 @ W.reshape(-1, f).T, pad_shape, kh, kw, sh, sw, ho, wo)
+        if (sh, sw) == (1, 1):
+            dx_pad = input_grad_stride1(dy, W, pad_shape)
+        else:
+            dx_pad = col2im(dy2 @ W.reshape(-1, f).T, pad_shape, kh, kw, sh, sw, ho, wo)
         return dx_pad[:, pt:pt + h, pl:pl + w, :]

@@ -87,3 +87,37 @@ def col2im(dcols, x_shape, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int)
         for b in range(kw):
             dx[:, a:a + sh * (ho - 1) + 1:sh, b:b + sw * (wo - 1) + 1:sw, :] += d[:, :, :, a, b, :]
     return dx
+
+
+def input_grad_stride1(dy, W, padded_shape):
+    """Gradient with respect to the padded input of a stride-1 convolution.
+
+    dy: ``(N, Ho, Wo, F)``; W: ``(kh, kw, C, F)``; padded_shape: ``(N, Hp, Wp, C)``.
+    Returns ``(N, Hp, Wp, C)``.
+
+    Every output pixel ``(i, j)`` sent ``dy[i, j] @ W[a, b].T`` to input pixel
+    ``(i + a, j + b)``, so ``dx = sum over (a, b) of dy @ W[a, b].T, shifted by (a, b)``.
+    The trick that makes this fast: lay ``dy`` out on the padded input's grid (zeros past
+    ``Ho, Wo``) and flatten the pixels. A shift by ``(a, b)`` is then one constant row offset
+    ``a*Wp + b`` of the flat array, so each of the kh*kw terms is a single matrix product
+    added into a *contiguous* row range. No patch matrix is built (im2col of ``dy`` would
+    copy it kh*kw times) and nothing is scattered pixel by pixel. Rows that fall outside
+    the valid output only ever carry zeros.
+    """
+    xp = get_array_module(dy)
+    kh, kw, c, f = W.shape
+    n, hp, wp, _ = padded_shape
+    ho, wo = dy.shape[1:3]
+    dy_grid = xp.zeros((n, hp, wp, f), dtype=dy.dtype)
+    dy_grid[:, :ho, :wo, :] = dy
+    rows = n * hp * wp
+    flat = dy_grid.reshape(rows, f)
+    reach = (kh - 1) * wp + (kw - 1)                 # the largest shift
+    dx = xp.zeros((rows + reach, c), dtype=dy.dtype)
+    term = xp.empty((rows, c), dtype=dy.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            xp.matmul(flat, W[a, b].T, out=term)
+            shift = a * wp + b
+            dx[shift:shift + rows] += term
+    return dx[:rows].reshape(padded_shape)
