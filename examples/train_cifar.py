@@ -220,7 +220,7 @@ def finish(model, data, out, args, backend, mean, std):
     from minicnn import viz
     written = viz.plot_model(model, out, mean=mean, std=std, x_test=x_test, y_test=y_test, y_pred=pred,
                              class_names=CIFAR10_CLASSES, history=out / "history.csv")
-    print("wrote " + ", ".join(str(Path(p).name) for p in written) + f" to {out}/")
+    print("wrote " + ", ".join(str(Path(p).name) for p in written.values()) + f" to {out}/")
 
 
 if __name__ == "__main__":

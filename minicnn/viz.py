@@ -1,0 +1,584 @@
+"""Pictures of a network: its filters, what excites them, what it sees, how it learnt.
+
+Every ``plot_*`` function draws one picture into a PNG file at ``path`` and returns that
+path (a :class:`pathlib.Path`). They draw on a bare :class:`matplotlib.figure.Figure`
+with an Agg canvas, never through ``pyplot``: no display is needed, no window opens and
+no figure is left behind in pyplot's global list. Array arguments may live on NumPy or
+CuPy; they are brought to the host before drawing.
+
+One function per concept:
+
+    plot_filters           a Conv2D layer's kernels (a first layer as RGB tiles)
+    max_stimuli            gradient ascent on the input: the image a filter likes most
+    plot_stimuli           those images for a few filters of every conv layer
+    plot_feature_maps      what every conv layer outputs for one image
+    plot_history           loss and accuracy per epoch
+    confusion_matrix       counts of (true class, predicted class)
+    plot_confusion_matrix  that matrix as a picture
+    plot_model             all of the above for one model, into one folder
+
+Images given to the model are *standardised* (``(pixel - mean) / std`` per channel, see
+:func:`minicnn.datasets.standardize`). :func:`displayable` turns them back into RGB in
+``[0, 1]`` for drawing.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from .backend import get_array_module, get_backend
+from .layers import Conv2D, LeakyReLU, ReLU
+
+__all__ = ["plot_filters", "max_stimuli", "filter_activation", "plot_stimuli", "plot_feature_maps",
+           "plot_history", "confusion_matrix", "plot_confusion_matrix", "plot_model", "displayable",
+           "synthetic_image", "conv_layer_indices"]
+
+DPI = 110
+
+
+# -- small helpers -----------------------------------------------------------------------
+def _host(a) -> np.ndarray:
+    """Any array (NumPy, CuPy, list) as a NumPy array on the host."""
+    if isinstance(a, np.ndarray):
+        return a
+    if type(a).__module__.startswith("cupy"):
+        return get_backend().to_numpy(a)
+    return np.asarray(a)
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A figure with its own Agg canvas (no pyplot, no display)."""
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Figure, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, facecolor="white")
+    return path
+
+
+def _show_image(ax, image, title=None, fontsize=8):
+    """Draw an ``(H, W, 3)`` RGB or ``(H, W, 1)`` grey image in ``[0, 1]`` without axes."""
+    if image.ndim == 3 and image.shape[-1] == 1:
+        ax.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(image, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=fontsize, pad=3)
+
+
+def _layer_name(layer) -> str:
+    return layer.name or type(layer).__name__
+
+
+def _class_name(label, class_names) -> str:
+    if label is None:
+        return "?"
+    label = int(label)
+    if class_names is not None and 0 <= label < len(class_names):
+        return str(class_names[label])
+    return str(label)
+
+
+def conv_layer_indices(model) -> list[int]:
+    """Positions of the model's Conv2D layers, first to last."""
+    return [i for i, layer in enumerate(model.layers) if isinstance(layer, Conv2D)]
+
+
+def _after_activation(model, index: int) -> int:
+    """``index + 1`` when layer ``index`` is followed by a LeakyReLU/ReLU, else ``index``.
+
+    The documented model puts each convolution's activation in a layer of its own; a
+    filter's response is what comes out of that activation.
+    """
+    nxt = index + 1
+    if nxt < len(model.layers) and isinstance(model.layers[nxt], (LeakyReLU, ReLU)):
+        return nxt
+    return index
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """``k`` indices spread evenly over ``0 .. n-1`` (all of them when ``k >= n``)."""
+    if k >= n:
+        return list(range(n))
+    return sorted({int(round(v)) for v in np.linspace(0, n - 1, k)})
+
+
+def displayable(images, mean=None, std=None) -> np.ndarray:
+    """Standardised images ``(..., H, W, C)`` -> NumPy floats in ``[0, 1]`` ready to draw.
+
+    With ``mean`` and ``std`` (per-channel statistics of 0..255 pixels, as stored in a
+    checkpoint) the standardisation is undone: ``(x * std + mean) / 255``, then clipped.
+    Without them each image is stretched on its own from its minimum to its maximum.
+    """
+    x = _host(images).astype(np.float64)
+    if mean is not None and std is not None:
+        x = (x * _host(std).astype(np.float64) + _host(mean).astype(np.float64)) / 255.0
+    else:
+        axes = tuple(range(x.ndim - 3, x.ndim))           # the (H, W, C) of each image
+        lo, hi = x.min(axis=axes, keepdims=True), x.max(axis=axes, keepdims=True)
+        x = (x - lo) / np.where(hi > lo, hi - lo, 1.0)
+    return np.clip(x, 0.0, 1.0)
+
+
+def synthetic_image(shape=(32, 32, 3), mean=None, std=None) -> np.ndarray:
+    """A made-up test picture in standardised space, for when no data is at hand.
+
+    A sky-to-grass colour gradient with a red disc and a dark square (edges, colours and
+    flat areas for the filters to react to), drawn in 0..255 pixels and standardised with
+    ``mean``/``std`` (or with its own per-channel statistics when they are not given).
+    """
+    h, w, c = shape
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([max(h - 1, 1), max(w - 1, 1)])[:, None, None]
+    rgb = np.stack([60 + 60 * yy, 120 + 60 * yy, 220 - 150 * yy], axis=-1)       # blue sky -> green ground
+    disc = (yy - 0.35) ** 2 + (xx - 0.3) ** 2 < 0.2 ** 2
+    rgb[disc] = (220, 40, 30)
+    rgb[(np.abs(yy - 0.65) < 0.15) & (np.abs(xx - 0.7) < 0.15)] = (30, 30, 30)
+    pixels = rgb if c == 3 else np.repeat(rgb.mean(-1, keepdims=True), c, axis=-1)   # grey for c != 3
+    if mean is None or std is None:
+        mean = pixels.reshape(-1, c).mean(0)
+        std = pixels.reshape(-1, c).std(0) + 1e-8
+    return ((pixels - _host(mean)) / _host(std)).astype(np.float32)
+
+
+# -- the learnt kernels ------------------------------------------------------------------
+def plot_filters(layer, path, title=None, max_filters=64, max_channels=16):
+    """Draw a Conv2D layer's kernels ``W (kh, kw, c_in, F)``.
+
+    A first layer (``c_in`` 3, or 1 for grey images) shows each of its ``F`` kernels as one
+    small RGB (grey) image, scaled on its own to ``[0, 1]`` and labelled ``filter i``: the
+    colours and edges it responds to. A deeper layer's kernels are not images, so they are
+    drawn as a grid of ``kh x kw`` weight patches, one row per filter and one column per
+    input channel (the first ``max_channels`` of each, first 16 by default), on one shared
+    diverging scale: red for positive weights, blue for negative.
+    """
+    if not isinstance(layer, Conv2D):
+        raise TypeError(f"plot_filters: needs a Conv2D layer, got {type(layer).__name__}")
+    w = _host(layer.params["W"]).astype(np.float64)
+    if w.shape[2] in (1, 3):
+        fig = _draw_image_kernels(w, _layer_name(layer), title, max_filters)
+    else:
+        fig = _draw_kernel_grid(w, _layer_name(layer), title, min(max_filters, 16), max_channels)
+    return _save(fig, path)
+
+
+def _draw_image_kernels(w, name, title, max_filters) -> Figure:
+    kh, kw, c_in, f = w.shape
+    n = min(f, max_filters)
+    ncols = min(8, n)
+    nrows = math.ceil(n / ncols)
+    fig = _figure(max(6.0, 1.15 * ncols + 0.3), 1.2 * nrows + 0.7)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        k = w[:, :, :, i]
+        lo, hi = k.min(), k.max()
+        _show_image(ax, (k - lo) / (hi - lo) if hi > lo else np.full_like(k, 0.5), f"filter {i}", fontsize=9)
+    shown = f"{n} of {f}" if n < f else f"all {f}"
+    fig.suptitle(title or f"{name}: {shown} learnt {kh}×{kw} kernels as {'RGB' if c_in == 3 else 'grey'} images\n"
+                          f"(each scaled on its own to [0, 1])", fontsize=11)
+    return fig
+
+
+def _draw_kernel_grid(w, name, title, max_filters, max_channels) -> Figure:
+    kh, kw, c_in, f = w.shape
+    nf, nc = min(f, max_filters), min(c_in, max_channels)
+    # One mosaic image, cells separated by one blank (NaN) pixel: far quicker than nf*nc axes.
+    mosaic = np.full((nf * (kh + 1) - 1, nc * (kw + 1) - 1), np.nan)
+    for r in range(nf):
+        for c in range(nc):
+            mosaic[r * (kh + 1):r * (kh + 1) + kh, c * (kw + 1):c * (kw + 1) + kw] = w[:, :, c, r]
+    limit = float(np.nanmax(np.abs(mosaic))) or 1.0
+    cell = 0.42
+    fig = _figure(max(7.0, cell * nc + 2.2), max(3.5, cell * nf + 1.3))   # room for the title
+    ax = fig.add_subplot()
+    im = ax.imshow(mosaic, cmap=colormaps["RdBu_r"].with_extremes(bad="white"), vmin=-limit, vmax=limit,
+                   interpolation="nearest")
+    ax.set_yticks([r * (kh + 1) + (kh - 1) / 2 for r in range(nf)], [f"filter {r}" for r in range(nf)], fontsize=8)
+    ax.set_xticks([c * (kw + 1) + (kw - 1) / 2 for c in range(nc)], [str(c) for c in range(nc)], fontsize=8)
+    ax.tick_params(length=0)
+    ax.set_xlabel("input channel")
+    for side in ax.spines.values():
+        side.set_visible(False)
+    fig.colorbar(im, ax=ax, shrink=0.6, label="weight")
+    fig.suptitle(title or f"{name}: {kh}×{kw} kernels W[:, :, channel, filter]\n"
+                          f"filters 0–{nf - 1} of {f} (rows) × input channels 0–{nc - 1} of {c_in} (columns)",
+                 fontsize=11)
+    return fig
+
+
+# -- what a filter likes: gradient ascent on the input ------------------------------------
+def _forward_to(model, layer_index, x):
+    """Inference-mode forward through ``layers[:layer_index + 1]``."""
+    for layer in model.layers[:layer_index + 1]:
+        x = layer.forward(x, training=False)
+    return x
+
+
+def _channel_means(a, filters):
+    """``a (k, ..., F)``: the spatial mean of channel ``filters[i]`` of item ``i``, shape ``(k,)``."""
+    xp = get_array_module(a)
+    k = a.shape[0]
+    return a.reshape(k, -1, a.shape[-1])[xp.arange(k), :, filters].mean(axis=1)
+
+
+def _check_target(model, layer_index, filters):
+    n_layers = len(model.layers)
+    if not isinstance(layer_index, (int, np.integer)) or not -n_layers <= layer_index < n_layers:
+        raise ValueError(f"layer_index must be an int in [0, {n_layers}), got {layer_index!r}")
+    layer_index = int(layer_index) % n_layers
+    channels = model.layers[layer_index].output_shape[-1]
+    filters = [int(f) for f in np.atleast_1d(filters)]
+    if not filters or min(filters) < 0 or max(filters) >= channels:
+        raise ValueError(f"filters must be indices in [0, {channels}) for layer {layer_index} "
+                         f"({_layer_name(model.layers[layer_index])}), got {filters}")
+    return layer_index, filters
+
+
+def filter_activation(model, layer_index, x, filters) -> np.ndarray:
+    """Mean activation of channel ``filters[i]`` at the output of ``layers[layer_index]`` for image ``x[i]``.
+
+    ``x``: standardised images ``(k, H, W, C)``, one per filter. Returns NumPy ``(k,)``.
+    This is the quantity :func:`max_stimuli` climbs.
+    """
+    layer_index, filters = _check_target(model, layer_index, filters)
+    backend = get_backend()
+    a = _forward_to(model, layer_index, backend.asarray(x, dtype=model.dtype))
+    return backend.to_numpy(_channel_means(a, backend.asarray(filters)))
+
+
+def max_stimuli(model, layer_index, filters, *, steps=40, lr=0.03, seed=0, noise=0.01) -> np.ndarray:
+    """Images that excite the chosen filters most: gradient ascent on the input.
+
+    The course's method. For each filter ``f`` in ``filters`` start from a grey image (all
+    zeros in the standardised input space, i.e. the average pixel, plus ``noise``-sized
+    Gaussian noise so that symmetric filters get going), and repeat ``steps`` times:
+
+        loss(x) = mean over positions of  a[..., f],   a = layers[:layer_index + 1](x)
+        g       = d loss / d x                        (backward through those layers only)
+        x      += lr * g / (rms(g) + 1e-8)            (a normalised step: every step moves
+                                                      the image by about ``lr`` per pixel)
+
+    ``a`` is the output of ``layers[layer_index]`` itself; to climb a convolution's
+    response *after* its activation, pass the index of the LeakyReLU that follows it (as
+    :func:`plot_stimuli` does). All filters are climbed at once, as a batch with one image
+    per filter: image ``i``'s loss depends only on image ``i``, so the batch gradient of the
+    summed losses is each image's own gradient. Layers run in inference mode (no dropout),
+    and ``layers[0].needs_input_grad`` is switched on for the climb and restored after.
+    The layers' ``grads`` are overwritten, as by any backward pass.
+
+    Returns:
+        NumPy ``(len(filters), H, W, C)``: the stimuli in standardised input space.
+    """
+    layer_index, filters = _check_target(model, layer_index, filters)
+    backend = get_backend()
+    xp = backend.xp
+    rng = np.random.default_rng(seed)
+    start = noise * rng.standard_normal((len(filters),) + tuple(model.input_shape))
+    x = backend.asarray(start, dtype=model.dtype)
+    chosen = backend.asarray(filters)
+    k = len(filters)
+    layers = model.layers[:layer_index + 1]
+    first = model.layers[0]
+    saved = first.needs_input_grad
+    first.needs_input_grad = True
+    try:
+        dy = None
+        for _ in range(steps):
+            a = _forward_to(model, layer_index, x)
+            if dy is None:
+                # d(mean of a[i, ..., f_i]) / d a: 1/positions on the chosen channel, 0 elsewhere.
+                dy = xp.zeros(a.shape, dtype=a.dtype)
+                per_item = dy.reshape(k, -1, a.shape[-1])
+                per_item[xp.arange(k), :, chosen] = 1.0 / per_item.shape[1]
+            g = dy
+            for layer in reversed(layers):
+                g = layer.backward(g)
+            rms = xp.sqrt((g * g).mean(axis=tuple(range(1, g.ndim)), keepdims=True))
+            x += x.dtype.type(lr) * g / (rms + 1e-8)
+    finally:
+        first.needs_input_grad = saved
+    return backend.to_numpy(x)
+
+
+def plot_stimuli(model, path, layers=None, filters_per_layer=6, mean=None, std=None, *,
+                 steps=40, lr=0.03, seed=0):
+    """Draw the max-stimulus image (:func:`max_stimuli`) of a few filters of each conv layer.
+
+    One row per Conv2D layer (or per index in ``layers``), ``filters_per_layer`` filters
+    spread evenly over its channels, each tile labelled ``conv2d_1, filter 5``. A filter's
+    response is read after the activation that follows its convolution (LeakyReLU in the
+    documented model), when there is one. Tiles are converted back to RGB with
+    :func:`displayable` (``mean``/``std`` undo the standardisation; else each tile is
+    stretched to its own range).
+    """
+    indices = conv_layer_indices(model) if layers is None else [int(i) for i in layers]
+    if not indices:
+        raise ValueError("plot_stimuli: the model has no Conv2D layer")
+    rows = []
+    for i in indices:
+        target = _after_activation(model, i)
+        filters = _spread(model.layers[target].output_shape[-1], filters_per_layer)
+        images = max_stimuli(model, target, filters, steps=steps, lr=lr, seed=seed)
+        rows.append((_layer_name(model.layers[i]), filters, displayable(images, mean, std)))
+    ncols = max(len(f) for _, f, _ in rows)
+    fig = _figure(max(7.5, 1.45 * ncols + 0.3), 1.55 * len(rows) + 0.9)   # wide enough for the title
+    axes = fig.subplots(len(rows), ncols, squeeze=False)
+    for (name, filters, images), row in zip(rows, axes):
+        for j, ax in enumerate(row):
+            if j < len(filters):
+                _show_image(ax, images[j], f"{name}, filter {filters[j]}")
+            else:
+                ax.axis("off")
+    fig.suptitle(f"Max-stimulus patterns: {steps} steps of gradient ascent from a grey image\n"
+                 f"on a filter's mean activation (after the layer's activation function)", fontsize=11)
+    return _save(fig, path)
+
+
+# -- what the network sees -----------------------------------------------------------------
+def plot_feature_maps(model, image, path, mean=None, std=None, true_label=None, predicted_label=None,
+                      class_names=None, max_maps=16):
+    """Draw one input image and what each conv layer makes of it.
+
+    ``image`` is one standardised ``(H, W, C)`` input. The top row shows it (de-standardised
+    with :func:`displayable`) titled with its true and predicted class and, for a
+    classifier, the predicted class probabilities. Below, for each Conv2D layer, a grid of
+    its first ``max_maps`` output channels after the layer's activation function (the
+    LeakyReLU that follows it, when there is one), each on its own colour scale (yellow =
+    strong). ``predicted_label`` defaults to the model's own prediction.
+    """
+    image = _host(image)
+    if image.shape != tuple(model.input_shape):
+        raise ValueError(f"plot_feature_maps: image must have the model's input shape {tuple(model.input_shape)} "
+                         f"(one image, no batch axis), got {image.shape}")
+    backend = get_backend()
+    x = backend.asarray(image[None], dtype=model.dtype)
+    outputs = []
+    for layer in model.layers:
+        x = layer.forward(x, training=False)
+        outputs.append(x)
+    logits = backend.to_numpy(outputs[-1])[0].astype(np.float64)
+    probs = None
+    if logits.ndim == 1:
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        if predicted_label is None:
+            predicted_label = int(probs.argmax())
+
+    convs = conv_layer_indices(model)
+    ncols = 8
+    grid_rows = [math.ceil(min(max_maps, model.layers[i].output_shape[-1]) / ncols) for i in convs]
+    heights = [2.4] + [1.2 * r + 0.45 for r in grid_rows]
+    fig = _figure(1.15 * ncols + 0.3, sum(heights) + 0.2)
+    panels = fig.subfigures(len(heights), 1, height_ratios=heights)
+    panels = np.atleast_1d(panels)
+
+    # The input, and what the model made of it.
+    top = panels[0]
+    ax_img, ax_prob = top.subplots(1, 2, width_ratios=[1, 2.2])
+    parts = [] if true_label is None else [f"true: {_class_name(true_label, class_names)}"]
+    if predicted_label is not None:
+        confidence = f" ({probs[int(predicted_label)]:.0%})" if probs is not None else ""
+        parts.append(f"predicted: {_class_name(predicted_label, class_names)}{confidence}")
+    title = "   ".join(parts) or "input image"
+    _show_image(ax_img, displayable(image, mean, std), "input image", fontsize=9)
+    if probs is not None and len(probs) <= 20:
+        names = [_class_name(k, class_names) for k in range(len(probs))]
+        # Grey bars; the true class green; the predicted class blue, or red when it is wrong.
+        colours = ["tab:gray"] * len(probs)
+        if predicted_label is not None and 0 <= int(predicted_label) < len(probs):
+            colours[int(predicted_label)] = "tab:blue" if true_label is None else "tab:red"
+        if true_label is not None and 0 <= int(true_label) < len(probs):
+            colours[int(true_label)] = "tab:green"
+        ax_prob.barh(range(len(probs)), probs, color=colours)
+        ax_prob.set_yticks(range(len(probs)), names, fontsize=8)
+        ax_prob.invert_yaxis()
+        ax_prob.set_xlim(0, 1)
+        ax_prob.set_xlabel("predicted probability", fontsize=9)
+        ax_prob.tick_params(axis="x", labelsize=8)
+    else:
+        ax_prob.axis("off")
+    top.suptitle(title, fontsize=11)
+
+    # One panel per convolution.
+    for panel, i, nrows in zip(panels[1:], convs, grid_rows):
+        target = _after_activation(model, i)
+        maps = backend.to_numpy(outputs[target])[0]
+        n = min(max_maps, maps.shape[-1])
+        axes = panel.subplots(nrows, ncols, squeeze=False)
+        for c, ax in enumerate(axes.flat):
+            if c < n:
+                ax.imshow(maps[:, :, c], cmap="viridis", interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_title(f"channel {c}", fontsize=7, pad=2)
+            else:
+                ax.axis("off")
+        after = f" + {_layer_name(model.layers[target])}" if target != i else ""
+        h, w, channels = maps.shape
+        panel.suptitle(f"{_layer_name(model.layers[i])}{after}: channels 0–{n - 1} of {channels}, {h}×{w}",
+                       fontsize=10)
+    return _save(fig, path)
+
+
+# -- how training went ---------------------------------------------------------------------
+def _read_history_csv(path) -> dict:
+    """A ``history.csv`` (``epoch, loss, accuracy, val_loss, ...``) as a dict of float lists."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"plot_history: {path} has no rows")
+    return {key: [float(r[key]) if r.get(key) not in ("", None) else math.nan for r in rows]
+            for key in rows[0] if key is not None}
+
+
+def plot_history(history, path):
+    """Draw loss and accuracy per epoch, training and validation, in two panels.
+
+    ``history`` is the dict of lists that ``fit`` returns (``loss``, ``accuracy``, and
+    ``val_loss``, ``val_accuracy`` when there was validation data) or the path of a
+    ``history.csv`` written by the training script. Epochs are numbered from 1.
+    """
+    if isinstance(history, (str, Path)):
+        history = _read_history_csv(history)
+    history = {key: [float(v) for v in values] for key, values in history.items()}
+    if not history.get("loss"):
+        raise ValueError("plot_history: the history has no 'loss' values")
+    n = len(history["loss"])
+    epochs = history.get("epoch") or list(range(1, n + 1))
+    fig = _figure(10, 4)
+    panels = fig.subplots(1, 2)
+    for ax, metric in zip(panels, ("loss", "accuracy")):
+        for key, label, style in ((metric, "train", "-"), (f"val_{metric}", "validation", "--")):
+            values = history.get(key)
+            if values and not all(math.isnan(v) for v in values):
+                ax.plot(epochs[:len(values)], values, style, marker="o" if n <= 30 else None, markersize=4,
+                        label=label, clip_on=False)
+        ax.set_title(metric)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        if n <= 20:
+            ax.set_xticks(epochs)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(min(epochs) - 0.5 if n == 1 else min(epochs), max(epochs) + 0.5 if n == 1 else max(epochs))
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    title = f"Training history ({n} epoch{'s' if n != 1 else ''})"
+    val = [v for v in history.get("val_accuracy") or [] if not math.isnan(v)]
+    if val:
+        best = int(np.nanargmax(history["val_accuracy"]))
+        title += f": best validation accuracy {max(val):.1%} at epoch {epochs[best]:g}"
+    fig.suptitle(title, fontsize=12)
+    return _save(fig, path)
+
+
+# -- which classes get confused --------------------------------------------------------------
+def confusion_matrix(y_true, y_pred, num_classes=None) -> np.ndarray:
+    """Counts ``m[t, p]`` of images of true class ``t`` predicted as ``p``: int64 ``(K, K)``.
+
+    ``num_classes`` defaults to one more than the largest label seen. The diagonal holds
+    the correct predictions; row ``t`` sums to the number of images of class ``t``.
+    """
+    t = _host(y_true).astype(np.int64).ravel()
+    p = _host(y_pred).astype(np.int64).ravel()
+    if t.shape != p.shape:
+        raise ValueError(f"confusion_matrix: y_true and y_pred differ in length ({t.size} vs {p.size})")
+    if num_classes is None:
+        num_classes = int(max(t.max(initial=-1), p.max(initial=-1))) + 1
+    if t.size and (min(t.min(), p.min()) < 0 or max(t.max(), p.max()) >= num_classes):
+        raise ValueError(f"confusion_matrix: labels must lie in [0, {num_classes})")
+    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def plot_confusion_matrix(y_true, y_pred, path, class_names=None, normalize=False):
+    """Draw the confusion matrix: true class down, predicted class across, a number per cell.
+
+    Titled with the overall accuracy. ``normalize=True`` divides each row by its total, so
+    a cell reads "the fraction of class t predicted as p" and the diagonal is per-class
+    accuracy (recall).
+    """
+    k = len(class_names) if class_names is not None else None
+    counts = confusion_matrix(y_true, y_pred, k)
+    k = counts.shape[0]
+    names = [_class_name(i, class_names) for i in range(k)]
+    total = int(counts.sum())
+    accuracy = np.trace(counts) / max(total, 1)
+    values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
+    size = max(5.0, 0.62 * k + 2.5)
+    fig = _figure(size + 1.0, size)
+    ax = fig.add_subplot()
+    im = ax.imshow(values, cmap="Blues", vmin=0, interpolation="nearest")
+    threshold = values.max() / 2 if values.max() > 0 else 1
+    for t in range(k):
+        for p in range(k):
+            text = f"{values[t, p]:.2f}" if normalize else f"{counts[t, p]:d}"
+            ax.text(p, t, text, ha="center", va="center", fontsize=8 if k <= 12 else 6,
+                    color="white" if values[t, p] > threshold else "black")
+    ax.set_xticks(range(k), names, rotation=45, ha="right", rotation_mode="anchor", fontsize=9)
+    ax.set_yticks(range(k), names, fontsize=9)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.colorbar(im, ax=ax, shrink=0.75, label="fraction of the true class" if normalize else "images")
+    ax.set_title(f"Confusion matrix: accuracy {accuracy:.1%} on {total:,} images"
+                 + (" (rows normalised)" if normalize else ""), fontsize=11)
+    return _save(fig, path)
+
+
+# -- everything at once ---------------------------------------------------------------------
+def plot_model(model, out_dir, *, mean=None, std=None, class_names=None, history=None, x_test=None, y_test=None,
+               y_pred=None, image_index=0, filters_per_layer=6, stimuli_steps=40, log=None) -> dict:
+    """Write every picture of ``model`` into ``out_dir``; returns ``{name: path}``.
+
+    - ``filters.png``: the first Conv2D layer's kernels (:func:`plot_filters`);
+    - ``stimuli.png``: max-stimulus patterns of each conv layer (:func:`plot_stimuli`);
+    - ``feature_maps.png``: :func:`plot_feature_maps` for test image ``image_index``, or for
+      :func:`synthetic_image` when no test data is given;
+    - ``curves.png`` when ``history`` (a dict of lists or a ``history.csv`` path) is given;
+    - ``confusion.png`` when ``x_test`` (standardised, as the model takes it) and ``y_test``
+      are given; ``y_pred`` skips the predictions when they are already at hand.
+
+    ``mean``/``std`` are the per-channel pixel statistics used to standardise the inputs
+    (for showing images); ``log`` (e.g. ``print``) is told of every file written.
+    """
+    out_dir = Path(out_dir)
+    say = log or (lambda message: None)
+    written = {}
+
+    def done(name, path):
+        written[name] = path
+        say(f"wrote {path}")
+
+    convs = conv_layer_indices(model)
+    if convs:
+        done("filters", plot_filters(model.layers[convs[0]], out_dir / "filters.png"))
+        done("stimuli", plot_stimuli(model, out_dir / "stimuli.png", filters_per_layer=filters_per_layer,
+                                     mean=mean, std=std, steps=stimuli_steps))
+    if x_test is not None and y_test is not None and len(x_test) > 0:
+        image, true_label = _host(x_test[image_index]), int(_host(y_test)[image_index])
+    else:
+        image, true_label = synthetic_image(model.input_shape, mean, std), None
+    done("feature_maps", plot_feature_maps(model, image, out_dir / "feature_maps.png", mean=mean, std=std,
+                                           true_label=true_label, class_names=class_names))
+    if history is not None:
+        done("curves", plot_history(history, out_dir / "curves.png"))
+    if x_test is not None and y_test is not None:
+        if y_pred is None:
+            y_pred = model.predict(x_test).argmax(axis=1)
+        done("confusion", plot_confusion_matrix(y_test, y_pred, out_dir / "confusion.png", class_names=class_names))
+    return written
