@@ -35,6 +35,7 @@ def write_atomic(path, arrays: dict):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())          # mkstemp's 0600 would hide the file from others
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
             f.flush()
@@ -53,6 +54,12 @@ def write_atomic(path, arrays: dict):
             os.close(dir_fd)
     except OSError:
         pass
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def read_checkpoint(path) -> tuple[dict, dict]:

@@ -140,6 +140,14 @@ def test_divergence_stops_with_epoch_step_and_advice_and_keeps_checkpoint(tmp_pa
 
 
 # -- checkpoint files ----------------------------------------------------------------------------
+def test_checkpoint_gets_ordinary_file_permissions(tmp_path):
+    path = tmp_path / "model.npz"
+    small_model().save(path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_crash_between_write_and_rename_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     model = small_model()
     path = tmp_path / "model.npz"
