@@ -33,7 +33,8 @@ class LeakyReLU(Layer):
         self._ensure_built(x)
         # The local slope, 1 or alpha, kept for backward: then both passes are one multiply.
         # (An arithmetic blend, not np.where: NumPy's where is several times slower.)
-        slope = (x > 0).astype(x.dtype)
+        xp = get_array_module(x)
+        slope = xp.greater(x, 0, out=self.scratch("slope", x.shape, x.dtype, x))   # 1.0 or 0.0
         slope *= x.dtype.type(1.0 - self.alpha)
         slope += x.dtype.type(self.alpha)
         self.cache = slope

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from ..backend import get_backend
+from ..backend import get_array_module, get_backend
 
 
 class Layer:
@@ -33,6 +33,22 @@ class Layer:
         # A model sets this False on its first layer: training never needs the gradient
         # with respect to the images, and skipping it saves a whole backward convolution.
         self.needs_input_grad = True
+        self._scratch: dict = {}
+
+    def scratch(self, key: str, shape, dtype, like=None):
+        """A work array that this layer reuses from call to call (contents undefined).
+
+        Why: a fresh array of tens of MB costs the kernel a page fault and a zeroing per
+        4 KB page, every step — as long as the copy into it. Only for arrays that never
+        leave the layer (patch matrices, padded copies, masks): outputs stay fresh.
+        """
+        shape = tuple(shape)
+        buf = self._scratch.get(key)
+        xp = get_array_module(like) if like is not None else get_backend().xp
+        if buf is None or buf.shape != shape or buf.dtype != dtype or get_array_module(buf) is not xp:
+            buf = xp.empty(shape, dtype=dtype)
+            self._scratch[key] = buf
+        return buf
 
     # -- building ---------------------------------------------------------------------
     def build(self, input_shape, dtype="float32", rng=None):

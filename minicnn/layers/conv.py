@@ -75,8 +75,9 @@ class Conv2D(Layer):
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
         pt, pb, pl, pr = self.pads
         ho, wo, f = self.output_shape
-        x_pad = pad2d(x, pt, pb, pl, pr)
-        cols = im2col(x_pad, kh, kw, sh, sw, ho, wo)
+        n, h, w, c = x.shape
+        x_pad = pad2d(x, pt, pb, pl, pr, out=self.scratch("x_pad", (n, h + pt + pb, w + pl + pr, c), x.dtype, x))
+        cols = im2col(x_pad, kh, kw, sh, sw, ho, wo, out=self.scratch("cols", (n * ho * wo, kh * kw * c), x.dtype, x))
         y = cols @ W.reshape(-1, f)
         y += b                                      # in place: no second (N*Ho*Wo, F) array
         self.cache = (cols, x_pad.shape, x.shape)
@@ -96,7 +97,7 @@ class Conv2D(Layer):
             return None
         n, h, w, c = x_shape
         if (sh, sw) == (1, 1):
-            dx_pad = input_grad_stride1(dy, W, pad_shape)
+            dx_pad = input_grad_stride1(dy, W, pad_shape, lambda *a: self.scratch(*a, like=dy))
         else:
             dx_pad = col2im(dy2 @ W.reshape(-1, f).T, pad_shape, kh, kw, sh, sw, ho, wo)
         return dx_pad[:, pt:pt + h, pl:pl + w, :]

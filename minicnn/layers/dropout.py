@@ -51,7 +51,7 @@ class Dropout(Layer):
             return x
         if self._backend is not get_backend():       # backend switched since construction
             self.reseed(self.seed)
-        u = self._backend.uniform(self._rng, x.shape, x.dtype)
+        u = self._backend.uniform(self._rng, x.shape, x.dtype)   # (generators allocate their output)
         # Build the mask in u's memory: (u >= rate) * scale, written back into u.
         mask = self._backend.xp.greater_equal(u, self.rate, out=u)
         mask *= x.dtype.type(1.0 / (1.0 - self.rate))

@@ -37,13 +37,22 @@ def padding_amounts(padding, size: int, kernel: int, stride: int) -> tuple[int, 
     return int(padding), int(padding)
 
 
-def pad2d(x, top: int, bottom: int, left: int, right: int):
-    """Zero-pad the H and W axes of an NHWC array (one allocation, one copy)."""
+def pad2d(x, top: int, bottom: int, left: int, right: int, out=None):
+    """Zero-pad the H and W axes of an NHWC array: one copy, into ``out`` if given.
+
+    ``out`` (shape ``(N, H+top+bottom, W+left+right, C)``) may hold old data: its border is
+    zeroed and its interior overwritten.
+    """
     if top == bottom == left == right == 0:
         return x
     xp = get_array_module(x)
     n, h, w, c = x.shape
-    out = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+    if out is None:
+        out = xp.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+    out[:, :top] = 0
+    out[:, top + h:] = 0
+    out[:, top:top + h, :left] = 0
+    out[:, top:top + h, left + w:] = 0
     out[:, top:top + h, left:left + w, :] = x
     return out
 
@@ -61,14 +70,18 @@ def windows(xp_, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int):
         strides=(s_n, s_h * sh, s_w * sw, s_h, s_w, s_c))
 
 
-def im2col(xp_, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int):
+def im2col(xp_, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int, out=None):
     """Patches of a padded NHWC array as rows: ``(N*Ho*Wo, kh*kw*C)``, C fastest.
 
     The column order (kh, kw, C) matches ``W.reshape(kh*kw*C, F)`` for a kernel
     stored as ``(kh, kw, C, F)``, so ``im2col(x) @ W.reshape(-1, F)`` is the convolution.
     """
+    xp = get_array_module(xp_)
     n, c = xp_.shape[0], xp_.shape[3]
-    return windows(xp_, kh, kw, sh, sw, ho, wo).reshape(n * ho * wo, kh * kw * c)
+    if out is None:
+        out = xp.empty((n * ho * wo, kh * kw * c), dtype=xp_.dtype)
+    out.reshape(n, ho, wo, kh, kw, c)[...] = windows(xp_, kh, kw, sh, sw, ho, wo)   # the one copy
+    return out
 
 
 def col2im(dcols, x_shape, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int):
@@ -89,11 +102,12 @@ def col2im(dcols, x_shape, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int)
     return dx
 
 
-def input_grad_stride1(dy, W, padded_shape):
+def input_grad_stride1(dy, W, padded_shape, scratch=None):
     """Gradient with respect to the padded input of a stride-1 convolution.
 
     dy: ``(N, Ho, Wo, F)``; W: ``(kh, kw, C, F)``; padded_shape: ``(N, Hp, Wp, C)``.
-    Returns ``(N, Hp, Wp, C)``.
+    Returns ``(N, Hp, Wp, C)``, a fresh array. ``scratch(key, shape, dtype)``, if given,
+    supplies reusable work arrays.
 
     Every output pixel ``(i, j)`` sent ``dy[i, j] @ W[a, b].T`` to input pixel
     ``(i + a, j + b)``, so ``dx = sum over (a, b) of dy @ W[a, b].T, shifted by (a, b)``.
@@ -108,15 +122,19 @@ def input_grad_stride1(dy, W, padded_shape):
     kh, kw, c, f = W.shape
     n, hp, wp, _ = padded_shape
     ho, wo = dy.shape[1:3]
-    dy_grid = xp.zeros((n, hp, wp, f), dtype=dy.dtype)
-    dy_grid[:, :ho, :wo, :] = dy
+    work = scratch or (lambda key, shape, dtype: xp.empty(shape, dtype=dtype))
+    dy_grid = pad2d(dy, 0, hp - ho, 0, wp - wo, out=work("dy_grid", (n, hp, wp, f), dy.dtype))
     rows = n * hp * wp
     flat = dy_grid.reshape(rows, f)
     reach = (kh - 1) * wp + (kw - 1)                 # the largest shift
-    dx = xp.zeros((rows + reach, c), dtype=dy.dtype)
-    term = xp.empty((rows, c), dtype=dy.dtype)
+    dx = xp.empty((rows + reach, c), dtype=dy.dtype)
+    dx[rows:] = 0
+    xp.matmul(flat, W[0, 0].T, out=dx[:rows])       # shift 0 covers every row: assign, no zeroing
+    term = work("term", (rows, c), dy.dtype)
     for a in range(kh):
         for b in range(kw):
+            if a == b == 0:
+                continue
             xp.matmul(flat, W[a, b].T, out=term)
             shift = a * wp + b
             dx[shift:shift + rows] += term

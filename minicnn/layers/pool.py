@@ -56,7 +56,8 @@ class MaxPool2D(Layer):
         xp = get_array_module(x)
         ph, pw = self.pool_size
         y = x[self._slice(0, 0)].copy()
-        argmax = xp.zeros(y.shape, dtype=xp.uint8 if ph * pw <= 256 else xp.int32)
+        argmax = self.scratch("argmax", y.shape, xp.uint8 if ph * pw <= 256 else xp.int32, x)
+        argmax.fill(0)
         for k in range(1, ph * pw):
             candidate = x[self._slice(*divmod(k, pw))]
             better = candidate > y
