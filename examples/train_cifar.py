@@ -4,6 +4,7 @@
     python examples/train_cifar.py --backend cupy          # on a GPU
     python examples/train_cifar.py --backend numpy         # on the CPU
     python examples/train_cifar.py --resume                # continue an interrupted run
+    mpiexec -n 2 python examples/train_cifar.py --distributed   # data-parallel over 2 processes
 
 Everything lands in --out (default runs/cifar10): model.npz (checkpoint), summary.txt,
 history.csv, metrics.json and the pictures (filters, stimuli, feature maps, curves,
@@ -24,6 +25,7 @@ import numpy as np
 import minicnn
 from minicnn import CheckpointError, TrainingDiverged
 from minicnn.callbacks import Callback, CSVLogger
+from minicnn.distributed import abort_on_error
 from minicnn.datasets import (CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, DatasetError, augment, channel_stats, load_cifar10,
                               standardize)
 from minicnn.optim import SGD, Adam
@@ -57,6 +59,9 @@ def parse_args(argv=None):
     p.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True,
                    help="draw the pictures at the end (default on)")
     p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1, help="1: progress bars, 2: a line per epoch")
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel training over the processes of `mpiexec -n N` (needs the distributed extra); "
+                        "--batch-size is then the global batch, a multiple of N")
     args = p.parse_args(argv)
     if args.lr is None:
         args.lr = 2e-3 if args.optimizer == "adam" else 0.05
@@ -79,10 +84,14 @@ def lr_schedule(peak: float, epochs: int, warmup: float):
     return schedule
 
 
-def load_data(args):
+def load_data(args, comm=None):
     """Training/validation/test arrays, standardised with statistics of the training part only."""
     md5 = None if str(args.md5).lower() == "none" else args.md5
+    if comm is not None and not comm.is_root:
+        comm.barrier()                    # distributed: rank 0 downloads and extracts first, alone
     (x_train, y_train), (x_test, y_test) = load_cifar10(args.data_dir, url=args.url, md5=md5)
+    if comm is not None and comm.is_root:
+        comm.barrier()
     if args.train_limit:
         x_train, y_train = x_train[:args.train_limit], y_train[:args.train_limit]
     if args.val_split >= len(x_train):
@@ -111,8 +120,12 @@ class Checkpoint(Callback):
                                                                                 "next_epoch": epoch + 1}})
 
 
-def versions(backend):
+def versions(backend, comm=None):
     info = {"minicnn": minicnn.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    if comm is not None:
+        import mpi4py
+        info["mpi4py"] = mpi4py.__version__
+        info["mpi"] = comm.MPI.Get_library_version().splitlines()[0].strip()
     if backend.name == "cupy":
         info["cupy"] = backend.xp.__version__
         info["gpu"] = backend.xp.cuda.runtime.getDeviceProperties(0)["name"].decode()
@@ -121,16 +134,45 @@ def versions(backend):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    backend = minicnn.set_backend(args.backend)
-    config = {k: getattr(args, k) for k in RUN_KEYS}
-    print(f"minicnn {minicnn.__version__} on {backend.name}; output in {out}/")
+    comm = None
+    if args.distributed:
+        from minicnn.distributed import Communicator
+        comm = Communicator()
+        if args.batch_size % comm.size:     # every rank sees this alike, so all exit here; rank 0 says why
+            if comm.is_root:
+                print(f"error: --batch-size {args.batch_size} is the global batch and must be a multiple of the "
+                      f"number of processes, {comm.size} (e.g. --batch-size {args.batch_size // comm.size * comm.size or comm.size})",
+                      file=sys.stderr)
+            return 2
+    # Distributed: an error on any rank ends the whole job (MPI_Abort) instead of leaving the others waiting.
+    with abort_on_error(comm):
+        try:
+            code = train(args, argv, comm)
+        except (DatasetError, CheckpointError, ValueError, minicnn.backend.BackendError) as exc:
+            print(f"error{'' if comm is None or comm.size == 1 else f' (rank {comm.rank})'}: {exc}", file=sys.stderr)
+            code = 2
+        if code:
+            sys.exit(code)
+    return 0
 
-    data, mean, std = load_data(args)
+
+def train(args, argv, comm) -> int:
+    root = comm is None or comm.is_root       # rank 0 alone prints and writes files
+    say = print if root else (lambda *a, **k: None)
+    out = Path(args.out)
+    if root:
+        out.mkdir(parents=True, exist_ok=True)
+    backend = minicnn.set_backend(args.backend)
+    if comm is not None and backend.name == "cupy":
+        comm.use_local_gpu()                  # one GPU per process on each machine
+    config = {k: getattr(args, k) for k in RUN_KEYS}
+    say(f"minicnn {minicnn.__version__} on {backend.name}; output in {out}/"
+        + (f"; {comm.size} processes, {args.batch_size // comm.size} images each per step" if comm else ""))
+
+    data, mean, std = load_data(args, comm)
     x_train, y_train = data["train"]
-    print(f"data: {len(x_train)} training, {0 if data['val'] is None else len(data['val'][0])} validation, "
-          f"{len(data['test'][0])} test images")
+    say(f"data: {len(x_train)} training, {0 if data['val'] is None else len(data['val'][0])} validation, "
+        f"{len(data['test'][0])} test images")
 
     model = minicnn.models.cifar10_cnn(seed=args.seed)
     if args.optimizer == "adam":
@@ -151,34 +193,37 @@ def main(argv=None) -> int:
                   + ", ".join(f"--{k.replace('_', '-')} {a} vs {b}" for k, (a, b) in changed.items()), file=sys.stderr)
             return 2
         initial_epoch = int(extra["epoch"])
-        print(f"resuming after epoch {initial_epoch} from {checkpoint_path}")
+        say(f"resuming after epoch {initial_epoch} from {checkpoint_path}")
         if initial_epoch >= args.epochs:
-            print(f"the checkpoint already has {initial_epoch} epochs (--epochs {args.epochs}); evaluating it")
+            say(f"the checkpoint already has {initial_epoch} epochs (--epochs {args.epochs}); evaluating it")
 
     summary = model.summary()
-    print(summary)
-    (out / "summary.txt").write_text(summary + "\n")
+    say(summary)
+    if root:
+        (out / "summary.txt").write_text(summary + "\n")
 
     extra = {"mean": mean, "std": std, "config": config, "class_names": list(CIFAR10_CLASSES),
              "backend": backend.name}
     callbacks = [CSVLogger(out / "history.csv", append=args.resume), Checkpoint(checkpoint_path, model, optimizer, extra)]
+    if not root:
+        callbacks = []
     try:
         if initial_epoch < args.epochs:
             model.fit(x_train, y_train, optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size,
                       validation_data=data["val"], verbose=args.verbose, initial_epoch=initial_epoch, seed=args.seed,
                       augment=augment if args.augment else None, callbacks=callbacks,
-                      lr_schedule=lr_schedule(args.lr, args.epochs, args.warmup_epochs))
+                      lr_schedule=lr_schedule(args.lr, args.epochs, args.warmup_epochs), communicator=comm)
     except KeyboardInterrupt:
         done = _saved_epoch(checkpoint_path)
-        print(f"\ninterrupted. {checkpoint_path} holds {done} completed epoch(s); continue with:\n"
-              f"  python {sys.argv[0]} --resume --out {out} --epochs {args.epochs} "
-              + " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume"),
-              file=sys.stderr)
+        say(f"\ninterrupted. {checkpoint_path} holds {done} completed epoch(s); continue with:\n"
+            f"  {f'mpiexec -n {comm.size} ' if comm else ''}python {sys.argv[0]} --resume --out {out} --epochs {args.epochs} "
+            + " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume"),
+            file=sys.stderr)
         return 130
     except TrainingDiverged as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
-    finish(model, data, out, args, backend, mean, std)
+    finish(model, data, out, args, backend, mean, std, comm)
     return 0
 
 
@@ -190,14 +235,20 @@ def _saved_epoch(path) -> int:
         return 0
 
 
-def finish(model, data, out, args, backend, mean, std):
+def finish(model, data, out, args, backend, mean, std, comm=None):
     """Evaluate on the test set, write metrics.json and the pictures."""
     import csv
 
     x_test, y_test = data["test"]
-    test = model.evaluate(x_test, y_test)
-    probs = model.predict(x_test)
-    pred = probs.argmax(axis=1)
+    test = model.evaluate(x_test, y_test, communicator=comm)
+    if comm is None:
+        pred = model.predict(x_test).argmax(axis=1)
+    else:                                   # each rank predicts its share; rank 0 gathers and writes
+        start, stop = comm.shard_range(len(x_test))
+        part = model.predict(x_test[start:stop]).argmax(axis=1) if stop > start else np.empty(0, np.intp)
+        pred = comm.gather(part)
+        if not comm.is_root:
+            return
     per_class = {name: float((pred[y_test == k] == k).mean()) for k, name in enumerate(CIFAR10_CLASSES)
                  if np.any(y_test == k)}
     with open(out / "history.csv", newline="") as f:
@@ -210,7 +261,7 @@ def finish(model, data, out, args, backend, mean, std):
         "train_images_per_second": images / train_seconds if train_seconds else None,
         "final_val_accuracy": float(rows[-1]["val_accuracy"]) if rows and rows[-1].get("val_accuracy") else None,
         "train_images": len(data["train"][0]), "config": {k: getattr(args, k) for k in RUN_KEYS},
-        "versions": versions(backend),
+        "versions": versions(backend, comm), "processes": 1 if comm is None else comm.size,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"\ntest accuracy: {test['accuracy']:.4f}  (test loss {test['loss']:.4f}, {len(y_test)} images)")
@@ -224,8 +275,4 @@ def finish(model, data, out, args, backend, mean, std):
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (DatasetError, CheckpointError, ValueError, minicnn.backend.BackendError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(main())

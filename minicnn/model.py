@@ -134,7 +134,7 @@ class Sequential:
 
     # -- training and inference ----------------------------------------------------------
     def fit(self, x, y, *, optimizer, epochs, batch_size=32, validation_data=None, shuffle=True, verbose=1,
-            initial_epoch=0, seed=None, augment=None, lr_schedule=None, callbacks=(), loss=None):
+            initial_epoch=0, seed=None, augment=None, lr_schedule=None, callbacks=(), loss=None, communicator=None):
         """Train with mini-batch gradient descent; returns the history (dict of per-epoch lists).
 
         Args:
@@ -150,6 +150,13 @@ class Sequential:
             lr_schedule: ``lr_schedule(t) -> lr`` called before every step with the fractional
                 epoch ``t = epoch + step / steps_per_epoch``.
             callbacks: objects with optional ``on_epoch_begin(epoch, logs)`` / ``on_epoch_end(epoch, logs)``.
+            communicator: a :class:`minicnn.distributed.Communicator` for data-parallel training
+                under ``mpiexec``: ``batch_size`` is the global batch (a multiple of the number of
+                processes), each rank trains on its share of every batch and the gradients are
+                averaged, so every rank ends with the same weights (rank 0's weights and seed are
+                broadcast first; pass the same ``x, y`` on every rank). Only rank 0 shows progress;
+                callbacks run on every rank (write files on rank 0 only). Dropout masks and
+                augmentation then come from ``(seed, epoch, rank)``.
         """
         from tqdm.auto import tqdm
 
@@ -166,9 +173,19 @@ class Sequential:
             raise ValueError(f"fit: need 0 <= initial_epoch <= epochs and epochs >= 1, got {initial_epoch}, {epochs}")
         if optimizer.model is not self:
             raise ValueError("fit: the optimizer was built for another model")
+        comm = communicator
+        if comm is not None:
+            if batch_size % comm.size:
+                raise ValueError(f"fit: the global batch_size {batch_size} must be a multiple of the number of "
+                                 f"processes {comm.size} (each takes batch_size / {comm.size} examples per step)")
+            if not comm.is_root:
+                verbose = 0
         backend = get_backend()
         loss_fn = loss or SoftmaxCrossEntropy()
         seed = int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else int(seed)
+        if comm is not None:              # every rank must shuffle alike and start from the same weights
+            seed = comm.broadcast(seed)
+            comm.broadcast_parameters(self)
         n = x.shape[0]
         steps = -(-n // batch_size)
         history = {"loss": [], "accuracy": []}
@@ -177,8 +194,9 @@ class Sequential:
         history.update(lr=[], seconds=[])
 
         for epoch in range(initial_epoch, epochs):
-            rng = np.random.default_rng([seed, epoch])
-            self.reseed_dropout(seed, epoch)
+            rng = np.random.default_rng([seed, epoch])          # the shuffle: the same on every rank
+            aug_rng = rng if comm is None else np.random.default_rng([seed, epoch, 1 + comm.rank])
+            self.reseed_dropout(seed, epoch, rank=None if comm is None else comm.rank)
             for cb in callbacks:
                 getattr(cb, "on_epoch_begin", lambda *a: None)(epoch, {})
             start = time.perf_counter()
@@ -192,28 +210,38 @@ class Sequential:
                 for step, idx in enumerate(minibatches(n, batch_size, rng if shuffle else None)):
                     if lr_schedule is not None:
                         optimizer.lr = float(lr_schedule(epoch + step / steps))
-                    xb = x[idx]
-                    if augment is not None:
-                        xb = augment(backend.to_numpy(xb), rng)
-                    xb = backend.asarray(xb, dtype=self.dtype)
-                    yb = backend.asarray(y[idx])
-                    logits = self.forward(xb, training=True)
-                    batch_loss = loss_fn.forward(logits, yb)
-                    self.backward(loss_fn.backward())
+                    batch_n = len(idx)
+                    if comm is not None:
+                        idx = comm.shard(idx)                   # this rank's share of the global batch
+                    if len(idx):
+                        xb = x[idx]
+                        if augment is not None:
+                            xb = augment(backend.to_numpy(xb), aug_rng)
+                        xb = backend.asarray(xb, dtype=self.dtype)
+                        yb = backend.asarray(y[idx])
+                        logits = self.forward(xb, training=True)
+                        batch_loss = loss_fn.forward(logits, yb)
+                        self.backward(loss_fn.backward())
+                        loss_sum = loss_sum + batch_loss * len(idx)
+                        correct = correct + (logits.argmax(axis=1) == yb).sum()
+                        seen += len(idx)
+                    if comm is not None:
+                        comm.average_gradients(self, len(idx), batch_n)
                     optimizer.step()
-                    loss_sum = loss_sum + batch_loss * len(idx)
-                    correct = correct + (logits.argmax(axis=1) == yb).sum()
-                    seen += len(idx)
-                    bar.update(len(idx))
+                    bar.update(batch_n)
                     now = time.perf_counter()
-                    if verbose == 1 and now - last_shown > 0.5:
+                    if verbose == 1 and now - last_shown > 0.5 and seen:
                         last_shown = now
-                        avg = self._finite_loss(loss_sum, seen, epoch, step, optimizer)
+                        # Distributed: rank 0's running figures (raising here would leave the other ranks waiting).
+                        avg = self._finite_loss(loss_sum, seen, epoch, step, optimizer) if comm is None \
+                            else float(loss_sum) / seen
                         bar.set_postfix(loss=f"{avg:.4f}", acc=f"{float(correct) / seen:.4f}", refresh=False)
+            if comm is not None:                                  # every rank gets the global figures
+                loss_sum, correct, seen = comm.sum([float(loss_sum), float(correct), seen])
             logs = {"loss": self._finite_loss(loss_sum, seen, epoch, steps - 1, optimizer),
                     "accuracy": float(correct) / seen}
             if validation_data is not None:
-                val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
+                val = self.evaluate(*validation_data, batch_size=max(batch_size, 256), communicator=comm)
                 logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
             logs.update(lr=optimizer.lr, seconds=time.perf_counter() - start)
             for k, v in logs.items():
@@ -235,26 +263,37 @@ class Sequential:
                 f"the learning rate was {optimizer.lr:g} — try a lower one (the last checkpoint is untouched)")
         return avg
 
-    def reseed_dropout(self, seed: int, epoch: int):
-        """Give every Dropout layer the mask stream of ``(seed, epoch, position)``."""
+    def reseed_dropout(self, seed: int, epoch: int, rank: int | None = None):
+        """Give every Dropout layer the mask stream of ``(seed, epoch, position)``, or of
+        ``(seed, epoch, position, rank)`` in a distributed run, so each rank draws its own masks."""
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Dropout):
-                layer.reseed(_derive_seed(seed, epoch, i))
+                layer.reseed(_derive_seed(seed, epoch, i) if rank is None else _derive_seed(seed, epoch, i, 1 + rank))
 
-    def evaluate(self, x, y, batch_size=256, loss=None) -> dict:
-        """Mean loss and accuracy over ``(x, y)`` in inference mode: ``{"loss": float, "accuracy": float}``."""
+    def evaluate(self, x, y, batch_size=256, loss=None, communicator=None) -> dict:
+        """Mean loss and accuracy over ``(x, y)`` in inference mode: ``{"loss": float, "accuracy": float}``.
+
+        With a ``communicator`` (every rank passing the same ``x, y``), each rank evaluates its
+        share and the sums are combined: every rank returns the figures of the whole set.
+        """
         check_images(x, self.input_shape, "evaluate")
         check_labels(y, x.shape[0], self.output_shape[-1], "evaluate")
         backend = get_backend()
         loss_fn = loss or SoftmaxCrossEntropy()
         loss_sum, correct = 0.0, 0
+        n = x.shape[0]
+        if communicator is not None:
+            start, stop = communicator.shard_range(n)
+            x, y = x[start:stop], y[start:stop]
         for idx in minibatches(x.shape[0], batch_size):
             xb = backend.asarray(x[idx], dtype=self.dtype)
             yb = backend.asarray(y[idx])
             logits = self.forward(xb, training=False)
             loss_sum = loss_sum + loss_fn.forward(logits, yb) * len(idx)
             correct = correct + (logits.argmax(axis=1) == yb).sum()
-        return {"loss": float(loss_sum) / x.shape[0], "accuracy": float(correct) / x.shape[0]}
+        if communicator is not None:
+            loss_sum, correct = communicator.sum([float(loss_sum), float(correct)])
+        return {"loss": float(loss_sum) / n, "accuracy": float(correct) / n}
 
     def predict(self, x, batch_size=256) -> np.ndarray:
         """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy."""

@@ -21,5 +21,5 @@ def test_readme_example_runs():
 def test_readme_commands_match_ci():
     text = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    assert 'pip install -e ".[test]" && python -m pytest' in text
-    assert 'pip install -e ".[test]"' in ci and "python -m pytest" in ci
+    assert 'pip install -e ".[test,distributed]" && python -m pytest' in text
+    assert 'pip install -e ".[test,distributed]"' in ci and "python -m pytest" in ci

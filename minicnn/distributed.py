@@ -1,0 +1,266 @@
+r"""Data-parallel training over MPI: every process holds a whole replica of the model.
+
+    mpiexec -n 4 python examples/train_cifar.py --distributed --batch-size 128
+
+Why averaging gradients *is* large-batch SGD
+--------------------------------------------
+The loss of a global mini-batch ``B`` is the mean of per-example losses, so its gradient is
+the mean of per-example gradients::
+
+    L(w) = 1/|B| sum_{i in B} l_i(w)        grad L = 1/|B| sum_{i in B} grad l_i
+
+Cut ``B`` into disjoint shards ``B_0 .. B_{N-1}``, one per process. Process ``r`` runs the
+ordinary forward and backward pass on its shard and gets the gradient of *its* mean loss,
+``g_r = 1/|B_r| sum_{i in B_r} grad l_i``. Regrouping the sum above by shard::
+
+    grad L = sum_r (|B_r| / |B|) g_r
+
+which one collective computes: each process scales ``g_r`` by its example count ``|B_r|``,
+an MPI *Allreduce* adds the vectors of all processes and hands the sum to every one of
+them, and each divides by ``|B|``. With equal shards this is the plain mean of the ``g_r``;
+the weights make it exact for the last, short batch of an epoch too (a process may even
+have no examples: it contributes zeros). Every process now holds the same gradient, applies
+the same optimizer update to the same weights, and the replicas stay identical, bit for
+bit: N processes train the very model that one process would train with batch ``|B|``
+(up to rounding in the sums), with the work of each batch split N ways.
+
+What differs between processes is only the randomness that should differ: dropout masks
+and augmentation come from ``(seed, epoch, rank)``. The shuffle comes from ``(seed, epoch)``
+on every rank, so all of them agree on the global batches without talking.
+
+Communication
+-------------
+One message per step: the gradients of all layers are copied into one preallocated, flat
+buffer and reduced in place, instead of one small message per parameter array (latency is
+paid once). NumPy buffers go to MPI directly. CuPy buffers go through NCCL when CuPy has it
+(``cupy.cuda.nccl``, one GPU per process), else through a CUDA-aware MPI (``gpu="mpi"``:
+mpi4py reads the array through ``__cuda_array_interface__``), else through host memory.
+
+Failure
+-------
+Collectives wait for every process: if one dies, the others wait for ever. Wrap the work of
+each process in :func:`abort_on_error`, which turns an exception on any rank into
+``MPI_Abort``, so ``mpiexec`` stops the whole job with a non-zero status.
+
+mpi4py is an optional dependency (``pip install -e ".[distributed]"``); this module imports
+it only when a :class:`Communicator` is made, so ``import minicnn`` never needs it.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sys
+import traceback
+
+import numpy as np
+
+from .backend import get_array_module
+
+_INSTALL_HINT = 'pip install -e ".[distributed]" (mpi4py and MPICH from PyPI), then run under mpiexec'
+
+
+def _mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:
+        raise ImportError(f"minicnn.distributed needs mpi4py and an MPI library: {_INSTALL_HINT}") from exc
+    return MPI
+
+
+class Communicator:
+    """The processes of one data-parallel job, and the few collectives training needs.
+
+    Args:
+        comm: an mpi4py communicator (default ``MPI.COMM_WORLD``: every process mpiexec started).
+        gpu: how CuPy gradients are reduced: ``"auto"`` (NCCL if available, else host copies),
+            ``"nccl"``, ``"mpi"`` (CUDA-aware MPI) or ``"host"``.
+
+    Pass it to ``Sequential.fit(..., communicator=comm)`` and ``evaluate(..., communicator=comm)``.
+    """
+
+    def __init__(self, comm=None, gpu="auto"):
+        if gpu not in ("auto", "nccl", "mpi", "host"):
+            raise ValueError(f"Communicator: gpu must be 'auto', 'nccl', 'mpi' or 'host', got {gpu!r}")
+        self.MPI = _mpi()
+        self.comm = self.MPI.COMM_WORLD if comm is None else comm
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+        self.gpu = gpu
+        self._flat = None      # the preallocated gradient buffer (NumPy or CuPy)
+        self._host = None      # its host twin, for gpu="host"
+        self._nccl = None
+
+    def __repr__(self):
+        return f"Communicator(rank={self.rank}, size={self.size})"
+
+    @property
+    def is_root(self) -> bool:
+        """True on rank 0: the one process that prints and writes files."""
+        return self.rank == 0
+
+    # -- splitting work -------------------------------------------------------------------
+    def shard_range(self, n: int) -> tuple[int, int]:
+        """``(start, stop)`` of this rank's contiguous share of ``n`` items, as even as can be.
+
+        Shares differ by at most one item; with ``n < size`` some ranks get none.
+        """
+        return self.rank * n // self.size, (self.rank + 1) * n // self.size
+
+    def shard(self, items):
+        """This rank's share of ``items`` (an index array, a batch): ``items[start:stop]``."""
+        start, stop = self.shard_range(len(items))
+        return items[start:stop]
+
+    # -- collectives ----------------------------------------------------------------------
+    def average_gradients(self, model, count: int, total: int):
+        """Replace every layer's grads by the gradient of the global batch.
+
+        ``count``: examples this rank's grads were computed on (0: it contributes nothing);
+        ``total``: examples in the global batch, the sum of ``count`` over ranks.
+        After the call every rank holds the same grads: views into one flat buffer.
+        """
+        params = [(layer, name, layer.params[name]) for _, layer, name in model.named_parameters()]
+        if not params:
+            return
+        xp = get_array_module(params[0][2])
+        size = sum(p.size for _, _, p in params)
+        dtype = params[0][2].dtype
+        if self._flat is None or self._flat.size != size or self._flat.dtype != dtype \
+                or get_array_module(self._flat) is not xp:
+            self._flat = xp.empty(size, dtype=dtype)
+        flat, offset, scale = self._flat, 0, dtype.type(count)
+        for layer, name, p in params:          # 1. pack: flat = count * g_r, layer after layer
+            part = flat[offset:offset + p.size]
+            grad = layer.grads.get(name)
+            if count == 0 or grad is None:
+                part[...] = 0
+            else:
+                xp.multiply(grad.reshape(-1), scale, out=part)
+            offset += p.size
+        self._allreduce(flat)                    # 2. one message: the sum over ranks
+        flat /= dtype.type(total)                # 3. the mean over the global batch
+        offset = 0
+        for layer, name, p in params:            # 4. unpack: grads become views of the buffer
+            layer.grads[name] = flat[offset:offset + p.size].reshape(p.shape)
+            offset += p.size
+
+    def _allreduce(self, buf):
+        """Sum ``buf`` over all ranks, in place (NumPy or CuPy)."""
+        MPI = self.MPI
+        if self.size == 1:
+            return
+        if get_array_module(buf) is np:
+            self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+            return
+        # CuPy. Untested in this repository's CI (no GPU there).
+        import cupy
+        nccl = _cupy_nccl()
+        mode = ("nccl" if nccl is not None else "host") if self.gpu == "auto" else self.gpu
+        stream = cupy.cuda.get_current_stream()
+        if mode == "nccl":
+            if nccl is None:
+                raise RuntimeError("Communicator(gpu='nccl'): this CuPy has no NCCL (pip install nvidia-nccl-cu12)")
+            if self._nccl is None:             # rank 0 makes the id, every rank joins with it
+                uid = self.comm.bcast(nccl.get_unique_id() if self.is_root else None, root=0)
+                self._nccl = nccl.NcclCommunicator(self.size, uid, self.rank)
+            kind = nccl.NCCL_FLOAT32 if buf.dtype == np.float32 else nccl.NCCL_FLOAT64
+            self._nccl.allReduce(buf.data.ptr, buf.data.ptr, buf.size, kind, nccl.NCCL_SUM, stream.ptr)
+        elif mode == "mpi":                    # CUDA-aware MPI reads device memory directly
+            stream.synchronize()               # the gradients must be written before MPI reads them
+            self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+        else:                                  # through host memory: works with any MPI
+            if self._host is None or self._host.shape != buf.shape or self._host.dtype != buf.dtype:
+                self._host = np.empty(buf.shape, buf.dtype)
+            buf.get(out=self._host)            # synchronises the stream
+            self.comm.Allreduce(MPI.IN_PLACE, self._host, op=MPI.SUM)
+            buf.set(self._host)
+
+    def broadcast_parameters(self, model):
+        """Copy rank 0's weights into every rank's model, in place (replicas start identical
+        even when each rank built its model with a different seed)."""
+        params = [layer.params[name] for _, layer, name in model.named_parameters()]
+        if self.size == 1 or not params:
+            return
+        host = np.concatenate([np.asarray(p if isinstance(p, np.ndarray) else p.get()).reshape(-1) for p in params])
+        self.comm.Bcast(host, root=0)
+        offset = 0
+        for p in params:
+            p[...] = get_array_module(p).asarray(host[offset:offset + p.size].reshape(p.shape))
+            offset += p.size
+
+    def broadcast(self, obj):
+        """Rank 0's ``obj`` (any picklable value) on every rank."""
+        return self.comm.bcast(obj, root=0)
+
+    def sum(self, values) -> np.ndarray:
+        """Element-wise sum over ranks of a few numbers (float64), e.g. ``[loss_sum, correct, count]``."""
+        buf = np.array(values, dtype=np.float64)
+        if self.size > 1:
+            self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
+        return buf
+
+    def gather(self, array):
+        """Concatenate every rank's NumPy ``array`` (rank order) on rank 0; ``None`` elsewhere."""
+        parts = self.comm.gather(np.asarray(array), root=0)
+        return np.concatenate(parts) if self.is_root else None
+
+    def barrier(self):
+        self.comm.Barrier()
+
+    def replicas_identical(self, model) -> bool:
+        """True on every rank when all ranks hold bit-identical parameters (a checksum each)."""
+        digest = hashlib.sha256()
+        for key, layer, name in model.named_parameters():
+            digest.update(key.encode())
+            p = layer.params[name]
+            digest.update(np.ascontiguousarray(p if isinstance(p, np.ndarray) else p.get()).tobytes())
+        return len(set(self.comm.allgather(digest.hexdigest()))) == 1
+
+    def use_local_gpu(self) -> int:
+        """Make this process use GPU ``local_rank % device_count`` (call before building a model)."""
+        import cupy
+        local = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED, key=self.rank)
+        device = local.Get_rank() % cupy.cuda.runtime.getDeviceCount()
+        local.Free()
+        cupy.cuda.Device(device).use()
+        return device
+
+    def abort(self, code: int = 1):
+        """Stop every process of the job now (``MPI_Abort``); ``mpiexec`` exits with ``code``."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.comm.Abort(code)
+
+
+def _cupy_nccl():
+    """``cupy.cuda.nccl`` when CuPy was built with NCCL and finds it, else None."""
+    try:
+        from cupy.cuda import nccl
+    except ImportError:
+        return None
+    return nccl if getattr(nccl, "available", True) else None
+
+
+@contextlib.contextmanager
+def abort_on_error(comm: Communicator | None):
+    """Make a failure on one rank end the whole job instead of hanging the others.
+
+    Inside the block, an exception (a ``KeyboardInterrupt`` included) prints its traceback
+    tagged with the rank and calls ``MPI_Abort(1)``; ``sys.exit(code)`` with a non-zero code
+    aborts with that code. With ``comm`` None or a single process it changes nothing.
+    """
+    if comm is None or comm.size == 1:
+        yield
+        return
+    try:
+        yield
+    except SystemExit as exc:
+        if exc.code is None or exc.code == 0:
+            raise
+        if not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+        comm.abort(exc.code if isinstance(exc.code, int) else 1)
+    except BaseException:
+        print(f"[rank {comm.rank} of {comm.size}] failed; stopping every rank\n{traceback.format_exc()}",
+              file=sys.stderr)
+        comm.abort(1)
