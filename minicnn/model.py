@@ -14,7 +14,7 @@ from . import __version__
 from .backend import get_backend
 from .checkpoint import FORMAT, CheckpointError, read_checkpoint, split_extra, write_atomic
 from .datasets.preprocessing import minibatches
-from .layers import LAYER_CLASSES, Dropout, Layer
+from .layers import LAYER_CLASSES, Dropout, Layer, no_grad
 from .layers.base import snake_case
 from .losses import SoftmaxCrossEntropy, softmax
 from .validation import check_images, check_labels
@@ -285,12 +285,13 @@ class Sequential:
         if communicator is not None:
             start, stop = communicator.shard_range(n)
             x, y = x[start:stop], y[start:stop]
-        for idx in minibatches(x.shape[0], batch_size):
-            xb = backend.asarray(x[idx], dtype=self.dtype)
-            yb = backend.asarray(y[idx])
-            logits = self.forward(xb, training=False)
-            loss_sum = loss_sum + loss_fn.forward(logits, yb) * len(idx)
-            correct = correct + (logits.argmax(axis=1) == yb).sum()
+        with no_grad():
+            for idx in minibatches(x.shape[0], batch_size):
+                xb = backend.asarray(x[idx], dtype=self.dtype)
+                yb = backend.asarray(y[idx])
+                logits = self.forward(xb, training=False)
+                loss_sum = loss_sum + loss_fn.forward(logits, yb) * len(idx)
+                correct = correct + (logits.argmax(axis=1) == yb).sum()
         if communicator is not None:
             loss_sum, correct = communicator.sum([float(loss_sum), float(correct)])
         return {"loss": float(loss_sum) / n, "accuracy": float(correct) / n}
@@ -300,9 +301,10 @@ class Sequential:
         check_images(x, self.input_shape, "predict")
         backend = get_backend()
         out = []
-        for idx in minibatches(x.shape[0], batch_size):
-            logits = self.forward(backend.asarray(x[idx], dtype=self.dtype), training=False)
-            out.append(backend.to_numpy(softmax(logits)))
+        with no_grad():
+            for idx in minibatches(x.shape[0], batch_size):
+                logits = self.forward(backend.asarray(x[idx], dtype=self.dtype), training=False)
+                out.append(backend.to_numpy(softmax(logits)))
         return np.concatenate(out)
 
     # -- checkpoints ----------------------------------------------------------------------

@@ -160,3 +160,16 @@ def test_model_backward_can_return_the_input_gradient():
     assert model.backward(np.ones((2, 3))) is None          # training never needs it
     model.forward(x)
     assert model.backward(np.ones((2, 3)), input_grad=True).shape == x.shape
+
+
+def test_no_grad_gives_the_same_outputs_and_keeps_no_cache():
+    model = minicnn.models.cifar10_cnn(seed=0, dtype="float64")
+    x = np.random.default_rng(0).standard_normal((3, 32, 32, 3))
+    expected = model.forward(x)
+    with minicnn.no_grad():
+        got = model.forward(x)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert all(layer.cache is None for layer in model.layers if not isinstance(layer, Flatten))
+    with pytest.raises(RuntimeError, match="no_grad"):
+        model.backward(np.ones((3, 10)))
+    assert minicnn.layers.grad_enabled()          # restored on exit

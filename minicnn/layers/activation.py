@@ -1,7 +1,7 @@
 """Element-wise activations: LeakyReLU and ReLU."""
 from __future__ import annotations
 
-from .base import Layer
+from .base import Layer, grad_enabled
 from ..backend import get_array_module
 
 
@@ -31,6 +31,11 @@ class LeakyReLU(Layer):
 
     def forward(self, x, training=False):
         self._ensure_built(x)
+        if not grad_enabled() and self.alpha <= 1:
+            # Nothing to keep for backward: max(x, alpha*x) is the same function, in two passes.
+            self.cache = None
+            y = x * x.dtype.type(self.alpha)
+            return get_array_module(x).maximum(x, y, out=y)
         # The local slope, 1 or alpha, kept for backward: then both passes are one multiply.
         # (An arithmetic blend, not np.where: NumPy's where is several times slower.)
         xp = get_array_module(x)
@@ -41,8 +46,7 @@ class LeakyReLU(Layer):
         return x * slope
 
     def backward(self, dy):
-        slope, self.cache = self.cache, None
-        return dy * slope
+        return dy * self.pop_cache()
 
 
 class ReLU(Layer):
@@ -56,9 +60,8 @@ class ReLU(Layer):
     def forward(self, x, training=False):
         self._ensure_built(x)
         xp = get_array_module(x)
-        self.cache = x > 0
+        self.cache = x > 0 if grad_enabled() else None
         return xp.maximum(x, 0, dtype=x.dtype)
 
     def backward(self, dy):
-        mask, self.cache = self.cache, None
-        return dy * mask
+        return dy * self.pop_cache()

@@ -10,11 +10,32 @@ and dtype, so an optimizer can walk them side by side.
 """
 from __future__ import annotations
 
+import contextlib
 import re
 
 import numpy as np
 
 from ..backend import get_array_module, get_backend
+
+
+_grad_enabled = True
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inference only (as ``torch.no_grad``): layers keep no cache for backward, and take
+    cheaper paths where the cache cost extra work (LeakyReLU's slope, MaxPool's argmax).
+    ``Sequential.predict`` and ``evaluate`` run under it."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, False
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def grad_enabled() -> bool:
+    return _grad_enabled
 
 
 class Layer:
@@ -91,6 +112,14 @@ class Layer:
 
     def describe(self) -> str:
         return f"{type(self).__name__} layer{' ' + repr(self.name) if self.name else ''}"
+
+    def pop_cache(self):
+        """Hand the forward's cache to backward, once."""
+        cache, self.cache = self.cache, None
+        if cache is None:
+            raise RuntimeError(f"{self.describe()}: backward() needs a forward() first "
+                               f"(and one outside minicnn.no_grad(), which keeps no cache)")
+        return cache
 
     def forward(self, x, training=False):
         raise NotImplementedError

@@ -1,7 +1,7 @@
 """Conv2D: a 2-D convolution (cross-correlation, as in every DL framework) by im2col."""
 from __future__ import annotations
 
-from .base import Layer, as_pair, expect_rank, glorot_uniform, positive_int, zeros
+from .base import Layer, as_pair, grad_enabled, expect_rank, glorot_uniform, positive_int, zeros
 from .im2col import col2im, conv_output_size, im2col, input_grad_stride1, pad2d, padding_amounts
 
 
@@ -80,11 +80,11 @@ class Conv2D(Layer):
         cols = im2col(x_pad, kh, kw, sh, sw, ho, wo, out=self.scratch("cols", (n * ho * wo, kh * kw * c), x.dtype, x))
         y = cols @ W.reshape(-1, f)
         y += b                                      # in place: no second (N*Ho*Wo, F) array
-        self.cache = (cols, x_pad.shape, x.shape)
+        self.cache = (cols, x_pad.shape, x.shape) if grad_enabled() else None
         return y.reshape(x.shape[0], ho, wo, f)
 
     def backward(self, dy):
-        cols, pad_shape, x_shape = self.cache
+        cols, pad_shape, x_shape = self.pop_cache()
         W = self.params["W"]
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
         pt, pb, pl, pr = self.pads
@@ -92,7 +92,6 @@ class Conv2D(Layer):
         dy2 = dy.reshape(-1, f)
         self.grads["b"] = dy2.sum(axis=0)
         self.grads["W"] = (cols.T @ dy2).reshape(W.shape)
-        self.cache = None                           # free the patches as soon as possible
         if not self.needs_input_grad:
             return None
         n, h, w, c = x_shape

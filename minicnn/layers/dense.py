@@ -1,7 +1,7 @@
 """Dense: a fully connected layer."""
 from __future__ import annotations
 
-from .base import Layer, expect_rank, glorot_uniform, positive_int, zeros
+from .base import Layer, expect_rank, grad_enabled, glorot_uniform, positive_int, zeros
 
 
 class Dense(Layer):
@@ -36,13 +36,13 @@ class Dense(Layer):
 
     def forward(self, x, training=False):
         self._ensure_built(x)
-        self.cache = x
+        self.cache = x if grad_enabled() else None
         y = x @ self.params["W"]
         y += self.params["b"]
         return y
 
     def backward(self, dy):
-        x, self.cache = self.cache, None
+        x = self.pop_cache()
         self.grads["W"] = x.T @ dy
         self.grads["b"] = dy.sum(axis=0)
         return dy @ self.params["W"].T if self.needs_input_grad else None

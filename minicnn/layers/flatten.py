@@ -22,5 +22,4 @@ class Flatten(Layer):
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy):
-        shape, self.cache = self.cache, None
-        return dy.reshape(shape)
+        return dy.reshape(self.pop_cache())

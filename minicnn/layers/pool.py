@@ -1,7 +1,7 @@
 """MaxPool2D: the largest value in each window."""
 from __future__ import annotations
 
-from .base import Layer, as_pair, expect_rank
+from .base import Layer, as_pair, expect_rank, grad_enabled
 from .im2col import conv_output_size
 from ..backend import get_array_module
 
@@ -56,6 +56,11 @@ class MaxPool2D(Layer):
         xp = get_array_module(x)
         ph, pw = self.pool_size
         y = x[self._slice(0, 0)].copy()
+        if not grad_enabled():                  # inference: the maximum alone
+            self.cache = None
+            for k in range(1, ph * pw):
+                xp.maximum(y, x[self._slice(*divmod(k, pw))], out=y)
+            return y
         argmax = self.scratch("argmax", y.shape, xp.uint8 if ph * pw <= 256 else xp.int32, x)
         argmax.fill(0)
         for k in range(1, ph * pw):
@@ -70,8 +75,7 @@ class MaxPool2D(Layer):
 
     def backward(self, dy):
         xp = get_array_module(dy)
-        argmax, x_shape = self.cache
-        self.cache = None
+        argmax, x_shape = self.pop_cache()
         ph, pw = self.pool_size
         dx = xp.zeros(x_shape, dtype=dy.dtype)   # zeros also cover rows/columns no window reaches
         disjoint = self.strides[0] >= ph and self.strides[1] >= pw
