@@ -42,10 +42,11 @@ class Backend:
         return self.xp.asarray(a, dtype=dtype)
 
     def to_numpy(self, a):
-        """Bring ``a`` back to the host as a NumPy array (for printing, plotting, saving)."""
-        if isinstance(a, np.ndarray) or np.isscalar(a):
-            return np.asarray(a)
-        return a.get()  # a CuPy array: copy device -> host
+        """Bring ``a`` (NumPy, CuPy, scalar or list) to the host as a NumPy array, for printing,
+        plotting and saving."""
+        if type(a).__module__.startswith("cupy"):
+            return a.get()  # copy device -> host
+        return np.asarray(a)
 
     def rng(self, seed):
         """A random generator living on this device, for dropout masks.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import get_array_module
+from .backend import get_array_module, get_backend
 
 
 def check_images(x, input_shape, where: str):
@@ -25,7 +25,7 @@ def check_images(x, input_shape, where: str):
         xp = get_array_module(x)
         finite = xp.isfinite(x).all(axis=tuple(range(1, x.ndim)))
         if not bool(finite.all()):
-            bad = int(np.flatnonzero(_host(~finite))[0])
+            bad = int(np.flatnonzero(get_backend().to_numpy(~finite))[0])
             raise ValueError(f"{where}: x must be finite, but example {bad} holds NaN or inf")
 
 
@@ -49,6 +49,3 @@ def check_labels(y, n: int, classes: int, where: str):
 def _fmt(shape):
     return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
 
-
-def _host(a):
-    return a if isinstance(a, np.ndarray) else a.get()

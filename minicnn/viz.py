@@ -46,11 +46,7 @@ DPI = 110
 # -- small helpers -----------------------------------------------------------------------
 def _host(a) -> np.ndarray:
     """Any array (NumPy, CuPy, list) as a NumPy array on the host."""
-    if isinstance(a, np.ndarray):
-        return a
-    if type(a).__module__.startswith("cupy"):
-        return get_backend().to_numpy(a)
-    return np.asarray(a)
+    return get_backend().to_numpy(a)
 
 
 def _figure(width: float, height: float) -> Figure:
