@@ -240,13 +240,11 @@ def finish(model, data, out, args, backend, mean, std, comm=None):
     import csv
 
     x_test, y_test = data["test"]
-    test = model.evaluate(x_test, y_test, communicator=comm)
-    if comm is None:
-        pred = model.predict(x_test).argmax(axis=1)
-    else:                                   # each rank predicts its share; rank 0 gathers and writes
-        start, stop = comm.shard_range(len(x_test))
-        part = model.predict(x_test[start:stop]).argmax(axis=1) if stop > start else np.empty(0, np.intp)
-        pred = comm.gather(part)
+    # One pass over the test set gives the figures and the predicted classes.
+    test = model.evaluate(x_test, y_test, communicator=comm, return_predictions=True)
+    pred = test.pop("predictions")
+    if comm is not None:                    # each rank predicted its share; rank 0 gathers and writes
+        pred = comm.gather(pred)
         if not comm.is_root:
             return
     per_class = {name: float((pred[y_test == k] == k).mean()) for k, name in enumerate(CIFAR10_CLASSES)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .backend import get_backend
+
 FORMAT = "minicnn-checkpoint-1"
 
 
@@ -101,7 +103,7 @@ def split_extra(extra: dict | None) -> tuple[dict, dict]:
         if not isinstance(k, str) or "/" in k:
             raise ValueError(f"extra keys must be strings without '/', got {k!r}")
         if isinstance(v, np.ndarray) or type(v).__module__.startswith("cupy"):
-            arrays[k] = np.asarray(v if isinstance(v, np.ndarray) else v.get())
+            arrays[k] = get_backend().to_numpy(v)
         else:
             try:
                 values[k] = to_json_able(v)

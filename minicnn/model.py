@@ -241,7 +241,7 @@ class Sequential:
             logs = {"loss": self._finite_loss(loss_sum, seen, epoch, steps - 1, optimizer),
                     "accuracy": float(correct) / seen}
             if validation_data is not None:
-                val = self.evaluate(*validation_data, batch_size=max(batch_size, 256), communicator=comm)
+                val = self._evaluate(*validation_data, max(batch_size, 256), None, comm)
                 logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
             logs.update(lr=optimizer.lr, seconds=time.perf_counter() - start)
             for k, v in logs.items():
@@ -270,17 +270,23 @@ class Sequential:
             if isinstance(layer, Dropout):
                 layer.reseed(_derive_seed(seed, epoch, i) if rank is None else _derive_seed(seed, epoch, i, 1 + rank))
 
-    def evaluate(self, x, y, batch_size=256, loss=None, communicator=None) -> dict:
+    def evaluate(self, x, y, batch_size=256, loss=None, communicator=None, return_predictions=False) -> dict:
         """Mean loss and accuracy over ``(x, y)`` in inference mode: ``{"loss": float, "accuracy": float}``.
 
         With a ``communicator`` (every rank passing the same ``x, y``), each rank evaluates its
         share and the sums are combined: every rank returns the figures of the whole set.
+        ``return_predictions=True`` adds ``"predictions"``: the predicted class ids (NumPy) of
+        the examples this process evaluated, from the same forward pass.
         """
         check_images(x, self.input_shape, "evaluate")
         check_labels(y, x.shape[0], self.output_shape[-1], "evaluate")
+        return self._evaluate(x, y, batch_size, loss, communicator, return_predictions)
+
+    def _evaluate(self, x, y, batch_size, loss, communicator, return_predictions=False) -> dict:
+        """:meth:`evaluate` without the input checks (``fit`` checked its validation data once)."""
         backend = get_backend()
         loss_fn = loss or SoftmaxCrossEntropy()
-        loss_sum, correct = 0.0, 0
+        loss_sum, correct, predictions = 0.0, 0, []
         n = x.shape[0]
         if communicator is not None:
             start, stop = communicator.shard_range(n)
@@ -290,11 +296,17 @@ class Sequential:
                 xb = backend.asarray(x[idx], dtype=self.dtype)
                 yb = backend.asarray(y[idx])
                 logits = self.forward(xb, training=False)
+                predicted = logits.argmax(axis=1)
                 loss_sum = loss_sum + loss_fn.forward(logits, yb) * len(idx)
-                correct = correct + (logits.argmax(axis=1) == yb).sum()
+                correct = correct + (predicted == yb).sum()
+                if return_predictions:
+                    predictions.append(backend.to_numpy(predicted))
         if communicator is not None:
             loss_sum, correct = communicator.sum([float(loss_sum), float(correct)])
-        return {"loss": float(loss_sum) / n, "accuracy": float(correct) / n}
+        result = {"loss": float(loss_sum) / n, "accuracy": float(correct) / n}
+        if return_predictions:
+            result["predictions"] = np.concatenate(predictions) if predictions else np.empty(0, np.intp)
+        return result
 
     def predict(self, x, batch_size=256) -> np.ndarray:
         """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy."""

@@ -46,3 +46,11 @@ def _numpy_default():
 
 def host(a):
     return minicnn.get_backend().to_numpy(a) if not isinstance(a, np.ndarray) else a
+
+
+def mutated(valid: bytes, edits, cut: int) -> bytes:
+    """``valid`` with ``(position, byte)`` edits applied, cut to its first ``cut`` bytes (for fuzzing)."""
+    data = bytearray(valid)
+    for pos, value in edits:
+        data[pos] = value
+    return bytes(data[:cut])

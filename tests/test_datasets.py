@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from minicnn.datasets import (DatasetError, augment, channel_stats, load_cifar10, minibatches, standardize)
 from minicnn.datasets.cifar10 import extract_tar_safely, read_batch, safe_unpickle, write_batch
 
+from conftest import mutated
 from cifar_fixture import make_cifar_archive, make_cifar_folder, make_images, tar_with
 
 
@@ -221,11 +222,8 @@ VALID = _valid_batch_bytes()
 @given(edits=st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), min_size=1, max_size=8),
        cut=st.integers(1, len(VALID)))
 def test_fuzz_mutated_batches_only_raise_dataset_error(tmp_path, edits, cut):
-    data = bytearray(VALID)
-    for pos, value in edits:
-        data[pos] = value
     path = tmp_path / "batch"
-    path.write_bytes(bytes(data[:cut]))
+    path.write_bytes(mutated(VALID, edits, cut))
     try:
         x, y = read_batch(path)
     except DatasetError:

@@ -173,3 +173,11 @@ def test_no_grad_gives_the_same_outputs_and_keeps_no_cache():
     with pytest.raises(RuntimeError, match="no_grad"):
         model.backward(np.ones((3, 10)))
     assert minicnn.layers.grad_enabled()          # restored on exit
+
+
+def test_evaluate_can_return_the_predictions_of_its_own_pass():
+    x, y = bars_dataset(50)
+    model = tiny_cnn()
+    result = model.evaluate(x, y, batch_size=16, return_predictions=True)
+    np.testing.assert_array_equal(result["predictions"], model.predict(x).argmax(axis=1))
+    assert result["accuracy"] == pytest.approx((result["predictions"] == y).mean())

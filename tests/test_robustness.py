@@ -17,7 +17,7 @@ from minicnn.checkpoint import write_atomic
 from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D
 from minicnn.optim import SGD, Adam
 
-from conftest import host
+from conftest import host, mutated
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -254,11 +254,8 @@ FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCh
 @given(edits=st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), min_size=1, max_size=6),
        cut=st.integers(0, len(VALID)))
 def test_fuzz_load_weights_only_raises_checkpoint_error(tmp_path, edits, cut):
-    raw = bytearray(VALID)
-    for pos, value in edits:
-        raw[pos] = value
     path = tmp_path / "fuzz.npz"
-    path.write_bytes(bytes(raw[:cut]))
+    path.write_bytes(mutated(VALID, edits, cut))
     model = small_model(seed=7)
     opt = Adam(model)
     before = _params(model)
