@@ -70,10 +70,7 @@ def check_layer(layer, x, *, seed=0, eps=1e-6, directions=3, training=False) -> 
 
     y = forward()
     r = xp.asarray(rng.standard_normal(y.shape))
-    needs = layer.needs_input_grad
-    layer.needs_input_grad = True
-    dx = layer.backward(r)
-    layer.needs_input_grad = needs
+    dx = layer.backward(r, need_input_grad=True)
     grads = {name: g.copy() for name, g in layer.grads.items()}
 
     def loss():

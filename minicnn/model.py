@@ -61,8 +61,6 @@ class Sequential:
             if isinstance(layer, Dropout) and seed is not None:
                 layer.reseed(_derive_seed(seed, i))
         self.output_shape = shape
-        # Training never needs the gradient with respect to the images themselves.
-        self.layers[0].needs_input_grad = False
 
     # -- the two passes ---------------------------------------------------------------
     def forward(self, x, training=False):
@@ -74,12 +72,12 @@ class Sequential:
         return x
 
     def backward(self, dlogits, input_grad=False):
-        """Backpropagate ``dlogits``; every layer fills ``grads``. Returns ``dx`` if ``input_grad``."""
-        self.layers[0].needs_input_grad = input_grad
+        """Backpropagate ``dlogits``; every layer fills ``grads``. Returns ``dx`` if ``input_grad``
+        (training never needs the gradient with respect to the images, so by default the first
+        layer skips it)."""
         dy = dlogits
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
-        self.layers[0].needs_input_grad = False
+        for i in reversed(range(len(self.layers))):
+            dy = self.layers[i].backward(dy, need_input_grad=i > 0 or input_grad)
         return dy
 
     # -- parameters -------------------------------------------------------------------

@@ -274,7 +274,7 @@ def max_stimuli(model, layer_index, filters, *, steps=40, lr=0.03, seed=0, noise
     :func:`plot_stimuli` does). All filters are climbed at once, as a batch with one image
     per filter: image ``i``'s loss depends only on image ``i``, so the batch gradient of the
     summed losses is each image's own gradient. Layers run in inference mode (no dropout),
-    and ``layers[0].needs_input_grad`` is switched on for the climb and restored after.
+    and the first layer is asked for its input gradient (training never asks for it).
     The layers' ``grads`` are overwritten, as by any backward pass.
 
     Returns:
@@ -289,25 +289,19 @@ def max_stimuli(model, layer_index, filters, *, steps=40, lr=0.03, seed=0, noise
     chosen = backend.asarray(filters)
     k = len(filters)
     layers = model.layers[:layer_index + 1]
-    first = model.layers[0]
-    saved = first.needs_input_grad
-    first.needs_input_grad = True
-    try:
-        dy = None
-        for _ in range(steps):
-            a = _forward_to(model, layer_index, x)
-            if dy is None:
-                # d(mean of a[i, ..., f_i]) / d a: 1/positions on the chosen channel, 0 elsewhere.
-                dy = xp.zeros(a.shape, dtype=a.dtype)
-                per_item = dy.reshape(k, -1, a.shape[-1])
-                per_item[xp.arange(k), :, chosen] = 1.0 / per_item.shape[1]
-            g = dy
-            for layer in reversed(layers):
-                g = layer.backward(g)
-            rms = xp.sqrt((g * g).mean(axis=tuple(range(1, g.ndim)), keepdims=True))
-            x += x.dtype.type(lr) * g / (rms + 1e-8)
-    finally:
-        first.needs_input_grad = saved
+    dy = None
+    for _ in range(steps):
+        a = _forward_to(model, layer_index, x)
+        if dy is None:
+            # d(mean of a[i, ..., f_i]) / d a: 1/positions on the chosen channel, 0 elsewhere.
+            dy = xp.zeros(a.shape, dtype=a.dtype)
+            per_item = dy.reshape(k, -1, a.shape[-1])
+            per_item[xp.arange(k), :, chosen] = 1.0 / per_item.shape[1]
+        g = dy
+        for layer in reversed(layers):
+            g = layer.backward(g, need_input_grad=True)
+        rms = xp.sqrt((g * g).mean(axis=tuple(range(1, g.ndim)), keepdims=True))
+        x += x.dtype.type(lr) * g / (rms + 1e-8)
     return backend.to_numpy(x)
 
 

@@ -83,8 +83,7 @@ def test_conv_matches_loop_reference(backend, cfg):
     assert y.shape == y_ref.shape
     assert rel_err(y, y_ref) < REF_TOL
     dy = rng.standard_normal(y_ref.shape)
-    layer.needs_input_grad = True
-    dx = layer.backward(backend.asarray(dy))
+    dx = layer.backward(backend.asarray(dy), need_input_grad=True)
     dx_ref, dW_ref, db_ref = reference.conv_backward(x, W, dy, cfg["s"], pads)
     assert rel_err(dx, dx_ref) < REF_TOL
     assert rel_err(layer.grads["W"], dW_ref) < REF_TOL
@@ -253,8 +252,7 @@ def test_every_layer_preserves_dtype(backend, dtype):
         assert x.dtype == dtype, f"{layer.name} returned {x.dtype}"
     dy = backend.asarray(np.ones((2, 10), dtype=dtype))
     for layer in reversed(model.layers):
-        layer.needs_input_grad = True
-        dy = layer.backward(dy)
+        dy = layer.backward(dy, need_input_grad=True)
         assert dy.dtype == dtype, f"{layer.name} backward returned {dy.dtype}"
         for name, g in layer.grads.items():
             assert g.dtype == dtype and g.shape == layer.params[name].shape
@@ -266,3 +264,14 @@ def test_standalone_layer_builds_from_first_input_and_returns_dx():
     y = layer.forward(x)
     assert y.shape == (1, 3, 3, 2) and layer.params["W"].dtype == np.float64
     assert layer.backward(np.ones_like(y)).shape == x.shape
+
+
+@pytest.mark.parametrize("make", [lambda: Conv2D(2, 3), lambda: Dense(3)])
+def test_backward_skips_dx_only_when_asked(make):
+    layer = make()
+    x = np.random.default_rng(0).standard_normal((2, 5, 5, 1) if isinstance(layer, Conv2D) else (2, 4))
+    y = layer.forward(x, training=True)
+    assert layer.backward(np.ones_like(y)).shape == x.shape             # standalone default: dx
+    layer.forward(x, training=True)
+    assert layer.backward(np.ones_like(y), need_input_grad=False) is None
+    assert all(g is not None for g in layer.grads.values())              # the weights still get theirs

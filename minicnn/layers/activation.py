@@ -45,7 +45,7 @@ class LeakyReLU(Layer):
         self.cache = slope
         return x * slope
 
-    def backward(self, dy):
+    def backward(self, dy, need_input_grad=True):
         return dy * self.pop_cache()
 
 
@@ -63,5 +63,5 @@ class ReLU(Layer):
         self.cache = x > 0 if grad_enabled() else None
         return xp.maximum(x, 0, dtype=x.dtype)
 
-    def backward(self, dy):
+    def backward(self, dy, need_input_grad=True):
         return dy * self.pop_cache()

@@ -2,8 +2,9 @@
 
 A layer is a pair of functions written by hand:
 
-    forward(x)   -> y     keeps in ``self.cache`` what backward will need
-    backward(dy) -> dx    uses that cache, fills ``self.grads``
+    forward(x, training)         -> y    keeps in ``self.cache`` what backward will need
+    backward(dy, need_input_grad) -> dx   uses that cache, fills ``self.grads``
+                                          (``dx`` is None when not needed)
 
 ``params`` and ``grads`` are dicts from name to array with the same keys, shapes
 and dtype, so an optimizer can walk them side by side.
@@ -51,9 +52,6 @@ class Layer:
         self.output_shape: tuple | None = None
         self.dtype = None
         self.cache = None
-        # A model sets this False on its first layer: training never needs the gradient
-        # with respect to the images, and skipping it saves a whole backward convolution.
-        self.needs_input_grad = True
         self._scratch: dict = {}
 
     def scratch(self, key: str, shape, dtype, like=None):
@@ -124,7 +122,13 @@ class Layer:
     def forward(self, x, training=False):
         raise NotImplementedError
 
-    def backward(self, dy):
+    def backward(self, dy, need_input_grad=True):
+        """``dy`` (the output's gradient) -> ``dx``; fills ``grads``.
+
+        ``need_input_grad=False`` lets a layer skip ``dx`` and return None: a model's first
+        layer is called so, since training never needs the gradient with respect to the
+        images, and for a convolution that saves a whole backward convolution.
+        """
         raise NotImplementedError
 
     def __repr__(self):

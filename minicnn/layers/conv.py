@@ -83,7 +83,7 @@ class Conv2D(Layer):
         self.cache = (cols, x_pad.shape, x.shape) if grad_enabled() else None
         return y.reshape(x.shape[0], ho, wo, f)
 
-    def backward(self, dy):
+    def backward(self, dy, need_input_grad=True):
         cols, pad_shape, x_shape = self.pop_cache()
         W = self.params["W"]
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
@@ -92,7 +92,7 @@ class Conv2D(Layer):
         dy2 = dy.reshape(-1, f)
         self.grads["b"] = dy2.sum(axis=0)
         self.grads["W"] = (cols.T @ dy2).reshape(W.shape)
-        if not self.needs_input_grad:
+        if not need_input_grad:          # a first layer: nobody needs d(loss)/d(images)
             return None
         n, h, w, c = x_shape
         if (sh, sw) == (1, 1):

@@ -41,8 +41,8 @@ class Dense(Layer):
         y += self.params["b"]
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, need_input_grad=True):
         x = self.pop_cache()
         self.grads["W"] = x.T @ dy
         self.grads["b"] = dy.sum(axis=0)
-        return dy @ self.params["W"].T if self.needs_input_grad else None
+        return dy @ self.params["W"].T if need_input_grad else None

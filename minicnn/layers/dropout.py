@@ -58,6 +58,6 @@ class Dropout(Layer):
         self.cache = mask
         return x * mask
 
-    def backward(self, dy):
+    def backward(self, dy, need_input_grad=True):
         mask, self.cache = self.cache, None
         return dy if mask is None else dy * mask

@@ -21,5 +21,5 @@ class Flatten(Layer):
         self.cache = x.shape
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, dy):
+    def backward(self, dy, need_input_grad=True):
         return dy.reshape(self.pop_cache())

@@ -73,7 +73,7 @@ class MaxPool2D(Layer):
         self.cache = (argmax, x.shape)
         return y
 
-    def backward(self, dy):
+    def backward(self, dy, need_input_grad=True):
         xp = get_array_module(dy)
         argmax, x_shape = self.pop_cache()
         ph, pw = self.pool_size
