@@ -1,10 +1,19 @@
 """One array backend for the whole library: NumPy on the CPU, CuPy on a GPU.
 
-Layer code never imports numpy or cupy functions for its arrays directly. It asks
-for the array module that owns an array (``xp = get_array_module(x)``, as Chainer
-does) or for the current backend (``get_backend().xp``), and writes the same
-expression for both. CuPy is imported only when it is asked for, so
-``import minicnn`` works on a machine without it.
+The rule, everywhere in minicnn:
+
+* **create** arrays with the current backend (``get_backend().xp.zeros(...)``,
+  ``get_backend().asarray(host_array)``): parameters, optimizer slots, batches;
+* **compute** with the module that owns the operand (``xp = get_array_module(x)``, as
+  Chainer does), so one expression runs on NumPy and CuPy arrays alike;
+* **cross** between device and host only through this module: :func:`to_numpy` for a
+  host copy (printing, plotting, saving), :func:`is_device_array` to ask where an array
+  lives. Each such copy of a device array waits for the GPU, so the training step
+  makes none except where a number is shown.
+
+This is the only module that imports CuPy, and only when it is asked for, so
+``import minicnn`` works on a machine without it. The GPU-only corners of other
+modules (NCCL, device selection, CUDA streams) ask :func:`cupy_module` for it.
 """
 from __future__ import annotations
 
@@ -42,11 +51,8 @@ class Backend:
         return self.xp.asarray(a, dtype=dtype)
 
     def to_numpy(self, a):
-        """Bring ``a`` (NumPy, CuPy, scalar or list) to the host as a NumPy array, for printing,
-        plotting and saving."""
-        if type(a).__module__.startswith("cupy"):
-            return a.get()  # copy device -> host
-        return np.asarray(a)
+        """:func:`to_numpy` (kept as a method: the contract names ``get_backend().to_numpy``)."""
+        return to_numpy(a)
 
     def rng(self, seed):
         """A random generator living on this device, for dropout masks.
@@ -69,15 +75,50 @@ class Backend:
             self.xp.cuda.get_current_stream().synchronize()
 
 
+def is_device_array(a) -> bool:
+    """True when ``a`` is a CuPy (GPU) array; asked without importing CuPy."""
+    return type(a).__module__.split(".", 1)[0] == "cupy"
+
+
+def to_numpy(a, out=None):
+    """``a`` (NumPy, CuPy, scalar or list) as a NumPy array on the host, for printing,
+    plotting and saving. A device array is copied (into ``out`` when given), which
+    waits for the GPU to finish the work that writes it."""
+    if is_device_array(a):
+        return a.get(out=out)
+    if out is not None:
+        out[...] = a
+        return out
+    return np.asarray(a)
+
+
+def cupy_module():
+    """The ``cupy`` module itself, for GPU-only code paths (streams, devices, NCCL).
+
+    Raises :class:`BackendError` with the install hint where CuPy is missing.
+    """
+    try:
+        import cupy
+    except ImportError as exc:
+        raise BackendError(f"backend 'cupy' needs CuPy, which is not installed: {_GPU_INSTALL_HINT}") from exc
+    return cupy
+
+
+def cupy_nccl():
+    """``cupy.cuda.nccl`` when CuPy was built with NCCL and finds it, else None."""
+    try:
+        from cupy.cuda import nccl
+    except ImportError:
+        return None
+    return nccl if getattr(nccl, "available", True) else None
+
+
 _NUMPY = Backend("numpy", np)
 _current: Backend | None = None
 
 
 def _cupy_backend() -> Backend:
-    try:
-        import cupy
-    except ImportError as exc:
-        raise BackendError(f"backend 'cupy' needs CuPy, which is not installed: {_GPU_INSTALL_HINT}") from exc
+    cupy = cupy_module()
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # no driver, no device, broken CUDA install
@@ -121,9 +162,8 @@ def get_backend() -> Backend:
 def get_array_module(*arrays):
     """The array module (numpy or cupy) that owns ``arrays``, without importing CuPy."""
     for a in arrays:
-        if type(a).__module__.startswith("cupy"):
-            import cupy
-            return cupy
+        if is_device_array(a):
+            return cupy_module()
     return np
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import get_backend
+from .backend import is_device_array, to_numpy
 
 FORMAT = "minicnn-checkpoint-1"
 
@@ -102,8 +102,8 @@ def split_extra(extra: dict | None) -> tuple[dict, dict]:
     for k, v in (extra or {}).items():
         if not isinstance(k, str) or "/" in k:
             raise ValueError(f"extra keys must be strings without '/', got {k!r}")
-        if isinstance(v, np.ndarray) or type(v).__module__.startswith("cupy"):
-            arrays[k] = get_backend().to_numpy(v)
+        if isinstance(v, np.ndarray) or is_device_array(v):
+            arrays[k] = to_numpy(v)
         else:
             try:
                 values[k] = to_json_able(v)

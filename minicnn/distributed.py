@@ -54,7 +54,7 @@ import traceback
 
 import numpy as np
 
-from .backend import get_array_module
+from .backend import cupy_module, cupy_nccl, get_array_module, to_numpy
 
 _INSTALL_HINT = 'pip install -e ".[distributed]" (mpi4py and MPICH from PyPI), then run under mpiexec'
 
@@ -153,8 +153,8 @@ class Communicator:
             self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
             return
         # CuPy. Untested in this repository's CI (no GPU there).
-        import cupy
-        nccl = _cupy_nccl()
+        cupy = cupy_module()
+        nccl = cupy_nccl()
         mode = ("nccl" if nccl is not None else "host") if self.gpu == "auto" else self.gpu
         stream = cupy.cuda.get_current_stream()
         if mode == "nccl":
@@ -171,7 +171,7 @@ class Communicator:
         else:                                  # through host memory: works with any MPI
             if self._host is None or self._host.shape != buf.shape or self._host.dtype != buf.dtype:
                 self._host = np.empty(buf.shape, buf.dtype)
-            buf.get(out=self._host)            # synchronises the stream
+            to_numpy(buf, out=self._host)      # synchronises the stream
             self.comm.Allreduce(MPI.IN_PLACE, self._host, op=MPI.SUM)
             buf.set(self._host)
 
@@ -181,7 +181,7 @@ class Communicator:
         params = [layer.params[name] for _, layer, name in model.named_parameters()]
         if self.size == 1 or not params:
             return
-        host = np.concatenate([np.asarray(p if isinstance(p, np.ndarray) else p.get()).reshape(-1) for p in params])
+        host = np.concatenate([to_numpy(p).reshape(-1) for p in params])
         self.comm.Bcast(host, root=0)
         offset = 0
         for p in params:
@@ -213,12 +213,12 @@ class Communicator:
         for key, layer, name in model.named_parameters():
             digest.update(key.encode())
             p = layer.params[name]
-            digest.update(np.ascontiguousarray(p if isinstance(p, np.ndarray) else p.get()).tobytes())
+            digest.update(np.ascontiguousarray(to_numpy(p)).tobytes())
         return len(set(self.comm.allgather(digest.hexdigest()))) == 1
 
     def use_local_gpu(self) -> int:
         """Make this process use GPU ``local_rank % device_count`` (call before building a model)."""
-        import cupy
+        cupy = cupy_module()
         local = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED, key=self.rank)
         device = local.Get_rank() % cupy.cuda.runtime.getDeviceCount()
         local.Free()
@@ -230,15 +230,6 @@ class Communicator:
         sys.stdout.flush()
         sys.stderr.flush()
         self.comm.Abort(code)
-
-
-def _cupy_nccl():
-    """``cupy.cuda.nccl`` when CuPy was built with NCCL and finds it, else None."""
-    try:
-        from cupy.cuda import nccl
-    except ImportError:
-        return None
-    return nccl if getattr(nccl, "available", True) else None
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import get_backend
+from .backend import get_array_module, get_backend, to_numpy
 
 
 class Optimizer:
@@ -28,7 +28,7 @@ class Optimizer:
     def _slot(self, slot, key, like):
         table = self.slots.setdefault(slot, {})
         if key not in table:
-            table[key] = get_backend().xp.zeros_like(like)
+            table[key] = get_array_module(like).zeros_like(like)   # on the parameter's device
         return table[key]
 
     def step(self):
@@ -45,12 +45,11 @@ class Optimizer:
     # -- persistence: plain arrays and numbers only ----------------------------------
     def state_dict(self) -> dict:
         """``{"class", "lr", "iterations", ...hyperparameters, "slot/key": array}``; arrays as NumPy."""
-        backend = get_backend()
         state = {"class": type(self).__name__, "lr": self.lr, "iterations": self.iterations}
         state.update(self._hyper())
         for slot, table in self.slots.items():
             for key, arr in table.items():
-                state[f"{slot}/{key}"] = backend.to_numpy(arr)
+                state[f"{slot}/{key}"] = to_numpy(arr)
         return state
 
     def check_state_dict(self, state: dict):
@@ -147,7 +146,7 @@ class Adam(Optimizer):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "weight_decay": self.weight_decay}
 
     def _update(self, key, p, g):
-        xp = get_backend().xp
+        xp = get_array_module(p)
         f = p.dtype.type
         t = self.iterations
         m = self._slot("m", key, p)

@@ -33,7 +33,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .backend import get_array_module, get_backend
+from .backend import get_array_module, get_backend, to_numpy
 from .layers import Conv2D, LeakyReLU, ReLU
 
 __all__ = ["plot_filters", "max_stimuli", "filter_activation", "plot_stimuli", "plot_feature_maps",
@@ -46,7 +46,7 @@ DPI = 110
 # -- small helpers -----------------------------------------------------------------------
 def _host(a) -> np.ndarray:
     """Any array (NumPy, CuPy, list) as a NumPy array on the host."""
-    return get_backend().to_numpy(a)
+    return to_numpy(a)
 
 
 def _figure(width: float, height: float) -> Figure:

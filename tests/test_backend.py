@@ -38,3 +38,13 @@ def test_import_never_needs_cupy_and_env_var_sets_default():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"MINICNN_BACKEND": "numpy", "PATH": ""}, check=True)
     assert out.stdout.strip() == "numpy"
+
+
+def test_host_copy_helpers_on_numpy_scalars_and_lists():
+    from minicnn.backend import is_device_array, to_numpy
+    a = np.arange(3.0)
+    assert not is_device_array(a) and not is_device_array(1.5) and not is_device_array([1, 2])
+    assert to_numpy(a) is a                      # no copy on the host
+    np.testing.assert_array_equal(to_numpy([1, 2]), np.array([1, 2]))
+    out = np.empty(3)
+    assert to_numpy(a, out=out) is out and np.array_equal(out, a)
