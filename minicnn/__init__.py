@@ -4,10 +4,10 @@ Read it in this order: ``backend`` (the array module) -> ``layers`` (forward and
 backward by hand) -> ``losses`` -> ``model`` (Sequential: chaining them, fit) ->
 ``optim`` (updating the weights) -> ``datasets`` / ``viz`` (data in, pictures out).
 """
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 from .backend import get_array_module, get_backend, set_backend  # noqa: E402
-from . import layers, losses, optim, datasets, gradcheck, callbacks, distributed  # noqa: E402
+from . import layers, losses, optim, training, datasets, gradcheck, callbacks, distributed  # noqa: E402
 from .model import Sequential, TrainingDiverged, load_model  # noqa: E402
 from .layers import no_grad  # noqa: E402
 from .checkpoint import CheckpointError  # noqa: E402
@@ -24,4 +24,4 @@ def __getattr__(name):
 
 __all__ = ["__version__", "set_backend", "get_backend", "get_array_module", "Sequential", "load_model",
            "TrainingDiverged", "CheckpointError", "layers", "losses", "optim", "models", "datasets",
-           "gradcheck", "callbacks", "distributed", "viz", "no_grad"]
+           "gradcheck", "callbacks", "distributed", "training", "viz", "no_grad"]

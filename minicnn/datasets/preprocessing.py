@@ -64,15 +64,3 @@ def augment(x, rng: np.random.Generator, pad: int = 4) -> np.ndarray:
     cols = dx[:, None] + np.arange(w)[None, :]                              # (N, W)
     cols = np.where(flip[:, None], cols[:, ::-1], cols)                     # a flip reverses the columns read
     return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
-
-
-def minibatches(n: int, batch_size: int, rng: np.random.Generator | None = None):
-    """Index arrays of successive mini-batches over ``n`` examples (the last one may be short).
-
-    With ``rng`` the order is a fresh permutation; without, it is ``0..n-1``.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    order = rng.permutation(n) if rng is not None else np.arange(n)
-    for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]

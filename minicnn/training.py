@@ -1,0 +1,274 @@
+"""Training: one step of gradient descent, the epochs around it, and inference over a data set.
+
+Start with :func:`train_step`: the four lines every neural network trains by::
+
+    logits = model.forward(xb, training=True)    # 1. forward: images -> class scores
+    loss = loss_fn.forward(logits, yb)            # 2. loss: how wrong, one number
+    model.backward(loss_fn.backward())            # 3. backward: every layer's grads
+    optimizer.step()                              # 4. update: weights -= lr * (a function of) grads
+
+:func:`fit` repeats it over shuffled mini-batches (:func:`minibatches`) for a number of
+epochs, with what a user expects around it: a progress bar, a learning-rate schedule,
+validation after each epoch, callbacks (checkpoints, CSV logs), and a check that the loss
+is still finite. :func:`evaluate` and :func:`predict` run the forward pass alone, under
+:func:`minicnn.no_grad`. ``Sequential.fit/evaluate/predict`` call these functions.
+
+The GPU rule of this module: a loss or an accuracy is a device scalar until a number must
+be shown (a progress-bar refresh, the end of an epoch). Reading it earlier (``float(loss)``)
+would make the CPU wait for the GPU after every step.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .backend import get_backend, to_numpy
+from .validation import check_images, check_labels
+from .layers import Dropout, no_grad
+from .losses import SoftmaxCrossEntropy, softmax
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def minibatches(n: int, batch_size: int, rng: np.random.Generator | None = None):
+    """Index arrays of successive mini-batches over ``n`` examples (the last one may be short).
+
+    With ``rng`` the order is a fresh permutation; without, it is ``0..n-1``.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for start in range(0, n, batch_size):
+        yield order[start:start + batch_size]
+
+
+def train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None):
+    """One step of mini-batch gradient descent on ``xb (B, *input_shape)``, ``yb (B,)``.
+
+    ``reduce_gradients()``, if given, runs between backward and update (data-parallel
+    training averages the gradients of all processes there).
+    Returns ``(loss, correct)``: the batch's mean loss and its number of right answers, as
+    device scalars (no GPU sync).
+    """
+    logits = model.forward(xb, training=True)
+    loss = loss_fn.forward(logits, yb)
+    model.backward(loss_fn.backward())
+    if reduce_gradients is not None:
+        reduce_gradients()
+    optimizer.step()
+    return loss, (logits.argmax(axis=1) == yb).sum()
+
+
+def fit(model, x, y, *, optimizer, epochs, batch_size=32, validation_data=None, shuffle=True, verbose=1,
+        initial_epoch=0, seed=None, augment=None, lr_schedule=None, callbacks=(), loss=None, communicator=None):
+    """Train ``model`` with mini-batch gradient descent; returns the history (dict of per-epoch lists).
+
+    Args:
+        x, y: images ``(N, *input_shape)`` as given (no rescaling) and int labels ``(N,)``.
+        optimizer: a :mod:`minicnn.optim` optimizer built on this model.
+        epochs: index of the last epoch (Keras's meaning: with ``initial_epoch=k``,
+            epochs ``k .. epochs-1`` run).
+        validation_data: ``(x_val, y_val)``, evaluated after every epoch.
+        verbose: 0 silent, 1 a progress bar per epoch and a line per epoch, 2 the lines only.
+        seed: epoch ``e`` draws its shuffle, augmentation and dropout masks from ``(seed, e)``,
+            so a run resumed at epoch ``e`` repeats exactly what an uninterrupted run does.
+        augment: ``augment(x_batch, rng) -> x_batch`` on the host, e.g. ``datasets.augment``.
+        lr_schedule: ``lr_schedule(t) -> lr`` called before every step with the fractional
+            epoch ``t = epoch + step / steps_per_epoch`` (see :mod:`minicnn.schedules`).
+        callbacks: objects with optional ``on_epoch_begin(epoch, logs)`` / ``on_epoch_end(epoch, logs)``
+            (see :mod:`minicnn.callbacks`).
+        communicator: a :class:`minicnn.distributed.Communicator` for data-parallel training
+            under ``mpiexec``: ``batch_size`` is the global batch (a multiple of the number of
+            processes), each rank trains on its share of every batch and the gradients are
+            averaged, so every rank ends with the same weights (rank 0's weights and seed are
+            broadcast first; pass the same ``x, y`` on every rank). Only rank 0 shows progress;
+            callbacks run on every rank (write files on rank 0 only). Dropout masks and
+            augmentation then come from ``(seed, epoch, rank)``.
+    """
+    _check_fit_arguments(model, x, y, optimizer, epochs, batch_size, validation_data, initial_epoch)
+    comm = communicator
+    if comm is not None:
+        if batch_size % comm.size:
+            raise ValueError(f"fit: the global batch_size {batch_size} must be a multiple of the number of "
+                             f"processes {comm.size} (each takes batch_size / {comm.size} examples per step)")
+        verbose = verbose if comm.is_root else 0
+    loss_fn = loss or SoftmaxCrossEntropy()
+    seed = int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else int(seed)
+    if comm is not None:              # every rank must shuffle alike and start from the same weights
+        seed = comm.broadcast(seed)
+        comm.broadcast_parameters(model)
+    history = {"loss": [], "accuracy": []}
+    if validation_data is not None:
+        history.update(val_loss=[], val_accuracy=[])
+    history.update(lr=[], seconds=[])
+
+    for epoch in range(initial_epoch, epochs):
+        for cb in callbacks:
+            getattr(cb, "on_epoch_begin", lambda *a: None)(epoch, {})
+        start = time.perf_counter()
+        loss_sum, correct, seen = train_epoch(model, loss_fn, optimizer, x, y, epoch=epoch, epochs=epochs,
+                                              batch_size=batch_size, seed=seed, shuffle=shuffle, augment=augment,
+                                              lr_schedule=lr_schedule, verbose=verbose, communicator=comm)
+        last_step = -(-x.shape[0] // batch_size) - 1
+        logs = {"loss": _finite_loss(loss_sum, seen, epoch, last_step, optimizer), "accuracy": float(correct) / seen}
+        if validation_data is not None:
+            val = _evaluate(model, *validation_data, max(batch_size, 256), None, comm)
+            logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+        logs.update(lr=optimizer.lr, seconds=time.perf_counter() - start)
+        for k, v in logs.items():
+            history[k].append(v)
+        if verbose:
+            _epoch_line(epoch, epochs, logs, seen)
+        for cb in callbacks:
+            getattr(cb, "on_epoch_end", lambda *a: None)(epoch, logs)
+    return history
+
+
+def train_epoch(model, loss_fn, optimizer, x, y, *, epoch, epochs, batch_size, seed, shuffle=True, augment=None,
+                lr_schedule=None, verbose=1, communicator=None):
+    """One pass over ``(x, y)`` in shuffled mini-batches; returns ``(loss_sum, correct, seen)``
+    summed over every process (``loss_sum`` weights each batch's mean by its size)."""
+    from tqdm.auto import tqdm
+
+    comm = communicator
+    backend = get_backend()
+    n = x.shape[0]
+    steps = -(-n // batch_size)
+    rng = np.random.default_rng([seed, epoch])          # the shuffle: the same on every rank
+    aug_rng = rng if comm is None else np.random.default_rng([seed, epoch, 1 + comm.rank])
+    reseed_dropout(model, seed, epoch, rank=None if comm is None else comm.rank)
+    loss_sum = correct = 0   # device scalars: read only when the bar is redrawn
+    seen = 0
+    last_shown = time.perf_counter()
+    bar = tqdm(total=n, unit="img", desc=f"Epoch {epoch + 1}/{epochs}", disable=verbose != 1,
+               leave=False, dynamic_ncols=True)
+    with bar:
+        for step, idx in enumerate(minibatches(n, batch_size, rng if shuffle else None)):
+            if lr_schedule is not None:
+                optimizer.lr = float(lr_schedule(epoch + step / steps))
+            batch_n = len(idx)
+            if comm is not None:
+                idx = comm.shard(idx)                   # this rank's share of the global batch
+            reduce = None if comm is None else (lambda k=len(idx): comm.average_gradients(model, k, batch_n))
+            if len(idx):
+                xb = x[idx] if augment is None else augment(to_numpy(x[idx]), aug_rng)
+                batch_loss, batch_correct = train_step(model, loss_fn, optimizer, backend.asarray(xb, dtype=model.dtype),
+                                                       backend.asarray(y[idx]), reduce)
+                loss_sum = loss_sum + batch_loss * len(idx)
+                correct = correct + batch_correct
+                seen += len(idx)
+            else:                                       # a rank with no examples still joins the average
+                reduce()
+                optimizer.step()
+            bar.update(batch_n)
+            now = time.perf_counter()
+            if verbose == 1 and now - last_shown > 0.5 and seen:
+                last_shown = now
+                # Distributed: rank 0's running figures (raising here would leave the other ranks waiting).
+                avg = _finite_loss(loss_sum, seen, epoch, step, optimizer) if comm is None else float(loss_sum) / seen
+                bar.set_postfix(loss=f"{avg:.4f}", acc=f"{float(correct) / seen:.4f}", refresh=False)
+    if comm is not None:                                # every rank gets the global figures
+        loss_sum, correct, seen = comm.sum([float(loss_sum), float(correct), seen])
+    return loss_sum, correct, seen
+
+
+def evaluate(model, x, y, batch_size=256, loss=None, communicator=None, return_predictions=False) -> dict:
+    """Mean loss and accuracy over ``(x, y)`` in inference mode: ``{"loss": float, "accuracy": float}``.
+
+    With a ``communicator`` (every rank passing the same ``x, y``), each rank evaluates its
+    share and the sums are combined: every rank returns the figures of the whole set.
+    ``return_predictions=True`` adds ``"predictions"``: the predicted class ids (NumPy) of
+    the examples this process evaluated, from the same forward pass.
+    """
+    check_images(x, model.input_shape, "evaluate")
+    check_labels(y, x.shape[0], model.output_shape[-1], "evaluate")
+    return _evaluate(model, x, y, batch_size, loss, communicator, return_predictions)
+
+
+def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=False) -> dict:
+    """:func:`evaluate` without the input checks (``fit`` checked its validation data once)."""
+    backend = get_backend()
+    loss_fn = loss or SoftmaxCrossEntropy()
+    loss_sum, correct, predictions = 0.0, 0, []
+    n = x.shape[0]
+    if communicator is not None:
+        start, stop = communicator.shard_range(n)
+        x, y = x[start:stop], y[start:stop]
+    with no_grad():
+        for idx in minibatches(x.shape[0], batch_size):
+            yb = backend.asarray(y[idx])
+            logits = model.forward(backend.asarray(x[idx], dtype=model.dtype), training=False)
+            predicted = logits.argmax(axis=1)
+            loss_sum = loss_sum + loss_fn.forward(logits, yb) * len(idx)
+            correct = correct + (predicted == yb).sum()
+            if return_predictions:
+                predictions.append(predicted)
+    if communicator is not None:
+        loss_sum, correct = communicator.sum([float(loss_sum), float(correct)])
+    result = {"loss": float(loss_sum) / n, "accuracy": float(correct) / n}
+    if return_predictions:    # one host copy for the whole set, not one per batch
+        xp = backend.xp
+        result["predictions"] = to_numpy(xp.concatenate(predictions)) if predictions else np.empty(0, np.intp)
+    return result
+
+
+def predict(model, x, batch_size=256) -> np.ndarray:
+    """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy."""
+    check_images(x, model.input_shape, "predict")
+    backend = get_backend()
+    out = []
+    with no_grad():
+        for idx in minibatches(x.shape[0], batch_size):
+            logits = model.forward(backend.asarray(x[idx], dtype=model.dtype), training=False)
+            out.append(softmax(logits))
+    return to_numpy(backend.xp.concatenate(out))     # one host copy for the whole set
+
+
+def reseed_dropout(model, seed: int, epoch: int, rank: int | None = None):
+    """Give every Dropout layer the mask stream of ``(seed, epoch, position)``, or of
+    ``(seed, epoch, position, rank)`` in a distributed run, so each rank draws its own masks."""
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, Dropout):
+            layer.reseed(derive_seed(seed, epoch, i) if rank is None else derive_seed(seed, epoch, i, 1 + rank))
+
+
+def derive_seed(*entropy) -> int:
+    """One 32-bit seed from several integers (NumPy's SeedSequence mixes them)."""
+    return int(np.random.SeedSequence([int(e) for e in entropy]).generate_state(1)[0])
+
+
+def _check_fit_arguments(model, x, y, optimizer, epochs, batch_size, validation_data, initial_epoch):
+    check_images(x, model.input_shape, "fit")
+    check_labels(y, x.shape[0], model.output_shape[-1], "fit")
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
+        check_images(validation_data[0], model.input_shape, "fit (validation_data)")
+        check_labels(validation_data[1], validation_data[0].shape[0], model.output_shape[-1], "fit (validation_data)")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"fit: batch_size must be a positive int, got {batch_size!r}")
+    if not isinstance(epochs, (int, np.integer)) or epochs < 1 or not 0 <= initial_epoch <= epochs:
+        raise ValueError(f"fit: need 0 <= initial_epoch <= epochs and epochs >= 1, got {initial_epoch}, {epochs}")
+    if optimizer.model is not model:
+        raise ValueError("fit: the optimizer was built for another model")
+
+
+def _finite_loss(loss_sum, seen, epoch, step, optimizer) -> float:
+    """The mean loss as a Python float (a host sync); raise TrainingDiverged if it is NaN or inf."""
+    avg = float(loss_sum) / seen
+    if not np.isfinite(avg):
+        raise TrainingDiverged(
+            f"training diverged: the loss became {avg} in epoch {epoch + 1}, by step {step + 1}; "
+            f"the learning rate was {optimizer.lr:g} — try a lower one (the last checkpoint is untouched)")
+    return avg
+
+
+def _epoch_line(epoch, epochs, logs, seen):
+    from tqdm.auto import tqdm
+
+    parts = [f"{k}: {v:.4f}" for k, v in logs.items() if k not in ("lr", "seconds")]
+    tqdm.write(f"Epoch {epoch + 1}/{epochs} - {logs['seconds']:.0f}s - {seen / logs['seconds']:.0f} img/s - "
+               + " - ".join(parts) + f" - lr: {logs['lr']:.2e}")
