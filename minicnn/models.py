@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D
-from .model import Sequential
+from .sequential import Sequential
 
 
 def cifar10_cnn(alpha=0.1, dropout=(0.25, 0.25, 0.5), seed=None, dtype="float32") -> Sequential:

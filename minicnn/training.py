@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 from .backend import get_backend, to_numpy
-from .validation import check_images, check_labels
+from .input_checks import check_images, check_labels
 from .layers import Dropout, no_grad
 from .losses import SoftmaxCrossEntropy, softmax
 

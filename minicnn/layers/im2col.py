@@ -57,30 +57,30 @@ def pad2d(x, top: int, bottom: int, left: int, right: int, out=None):
     return out
 
 
-def windows(xp_, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int):
+def windows(x_pad, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int):
     """A zero-copy view of all sliding windows: shape ``(N, Ho, Wo, kh, kw, C)``.
 
-    ``xp_`` is an already padded NHWC array.
+    ``x_pad`` is an already padded NHWC array.
     """
-    xp = get_array_module(xp_)
-    s_n, s_h, s_w, s_c = xp_.strides
-    n, _, _, c = xp_.shape
+    xp = get_array_module(x_pad)
+    s_n, s_h, s_w, s_c = x_pad.strides
+    n, _, _, c = x_pad.shape
     return xp.lib.stride_tricks.as_strided(
-        xp_, shape=(n, ho, wo, kh, kw, c),
+        x_pad, shape=(n, ho, wo, kh, kw, c),
         strides=(s_n, s_h * sh, s_w * sw, s_h, s_w, s_c))
 
 
-def im2col(xp_, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int, out=None):
+def im2col(x_pad, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int, out=None):
     """Patches of a padded NHWC array as rows: ``(N*Ho*Wo, kh*kw*C)``, C fastest.
 
     The column order (kh, kw, C) matches ``W.reshape(kh*kw*C, F)`` for a kernel
     stored as ``(kh, kw, C, F)``, so ``im2col(x) @ W.reshape(-1, F)`` is the convolution.
     """
-    xp = get_array_module(xp_)
-    n, c = xp_.shape[0], xp_.shape[3]
+    xp = get_array_module(x_pad)
+    n, c = x_pad.shape[0], x_pad.shape[3]
     if out is None:
-        out = xp.empty((n * ho * wo, kh * kw * c), dtype=xp_.dtype)
-    out.reshape(n, ho, wo, kh, kw, c)[...] = windows(xp_, kh, kw, sh, sw, ho, wo)   # the one copy
+        out = xp.empty((n * ho * wo, kh * kw * c), dtype=x_pad.dtype)
+    out.reshape(n, ho, wo, kh, kw, c)[...] = windows(x_pad, kh, kw, sh, sw, ho, wo)   # the one copy
     return out
 
 

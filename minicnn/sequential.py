@@ -16,7 +16,7 @@ from .checkpoint import FORMAT, CheckpointError, read_checkpoint, split_extra, w
 from .layers import LAYER_CLASSES, Dropout, Layer
 from .layers.base import snake_case
 from .training import TrainingDiverged  # noqa: F401  (re-exported: minicnn.TrainingDiverged)
-from .validation import check_images
+from .input_checks import check_images
 
 
 class Sequential:
