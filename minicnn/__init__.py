@@ -16,7 +16,7 @@ from . import models  # noqa: E402
 
 def __getattr__(name):
     # viz pulls in matplotlib; import it on first use so `import minicnn` stays quick.
-    if name == "viz":
+    if name in ("viz", "interpret"):
         import importlib
         return importlib.import_module(".viz", __name__)
     raise AttributeError(f"module 'minicnn' has no attribute {name!r}")
@@ -24,4 +24,4 @@ def __getattr__(name):
 
 __all__ = ["__version__", "set_backend", "get_backend", "get_array_module", "Sequential", "load_model",
            "TrainingDiverged", "CheckpointError", "layers", "losses", "optim", "models", "datasets",
-           "gradcheck", "callbacks", "distributed", "training", "viz", "no_grad"]
+           "gradcheck", "callbacks", "distributed", "training", "interpret", "viz", "no_grad"]

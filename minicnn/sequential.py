@@ -66,6 +66,18 @@ class Sequential:
             x = layer.forward(x, training=training)
         return x
 
+    def activations(self, x, upto=None, training=False) -> list:
+        """Every layer's output for ``x``: ``[layers[0](x), layers[1](layers[0](x)), ...]``, on the
+        current backend, up to and including ``layers[upto]`` (default: all). The layers keep
+        their backward caches (outside :func:`minicnn.no_grad`), so a backward through
+        ``layers[:upto + 1]`` may follow, as gradient ascent on the input does."""
+        stop = len(self.layers) if upto is None else upto + 1
+        outputs = []
+        for layer in self.layers[:stop]:
+            x = layer.forward(x, training=training)
+            outputs.append(x)
+        return outputs
+
     def backward(self, dlogits, input_grad=False):
         """Backpropagate ``dlogits``; every layer fills ``grads``. Returns ``dx`` if ``input_grad``
         (training never needs the gradient with respect to the images, so by default the first

@@ -33,8 +33,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .backend import get_array_module, get_backend, to_numpy
-from .layers import Conv2D, LeakyReLU, ReLU
+from .backend import to_numpy
+from .interpret import (after_activation, confusion_matrix, conv_layer_indices, displayable, feature_maps,  # noqa: F401
+                        filter_activation, max_stimuli, spread, synthetic_image)
+from .layers import Conv2D
 
 __all__ = ["plot_filters", "max_stimuli", "filter_activation", "plot_stimuli", "plot_feature_maps",
            "plot_history", "confusion_matrix", "plot_confusion_matrix", "plot_model", "displayable",
@@ -86,67 +88,6 @@ def _class_name(label, class_names) -> str:
     if class_names is not None and 0 <= label < len(class_names):
         return str(class_names[label])
     return str(label)
-
-
-def conv_layer_indices(model) -> list[int]:
-    """Positions of the model's Conv2D layers, first to last."""
-    return [i for i, layer in enumerate(model.layers) if isinstance(layer, Conv2D)]
-
-
-def _after_activation(model, index: int) -> int:
-    """``index + 1`` when layer ``index`` is followed by a LeakyReLU/ReLU, else ``index``.
-
-    The documented model puts each convolution's activation in a layer of its own; a
-    filter's response is what comes out of that activation.
-    """
-    nxt = index + 1
-    if nxt < len(model.layers) and isinstance(model.layers[nxt], (LeakyReLU, ReLU)):
-        return nxt
-    return index
-
-
-def _spread(n: int, k: int) -> list[int]:
-    """``k`` indices spread evenly over ``0 .. n-1`` (all of them when ``k >= n``)."""
-    if k >= n:
-        return list(range(n))
-    return sorted({int(round(v)) for v in np.linspace(0, n - 1, k)})
-
-
-def displayable(images, mean=None, std=None) -> np.ndarray:
-    """Standardised images ``(..., H, W, C)`` -> NumPy floats in ``[0, 1]`` ready to draw.
-
-    With ``mean`` and ``std`` (per-channel statistics of 0..255 pixels, as stored in a
-    checkpoint) the standardisation is undone: ``(x * std + mean) / 255``, then clipped.
-    Without them each image is stretched on its own from its minimum to its maximum.
-    """
-    x = _host(images).astype(np.float64)
-    if mean is not None and std is not None:
-        x = (x * _host(std).astype(np.float64) + _host(mean).astype(np.float64)) / 255.0
-    else:
-        axes = tuple(range(x.ndim - 3, x.ndim))           # the (H, W, C) of each image
-        lo, hi = x.min(axis=axes, keepdims=True), x.max(axis=axes, keepdims=True)
-        x = (x - lo) / np.where(hi > lo, hi - lo, 1.0)
-    return np.clip(x, 0.0, 1.0)
-
-
-def synthetic_image(shape=(32, 32, 3), mean=None, std=None) -> np.ndarray:
-    """A made-up test picture in standardised space, for when no data is at hand.
-
-    A sky-to-grass colour gradient with a red disc and a dark square (edges, colours and
-    flat areas for the filters to react to), drawn in 0..255 pixels and standardised with
-    ``mean``/``std`` (or with its own per-channel statistics when they are not given).
-    """
-    h, w, c = shape
-    yy, xx = np.mgrid[0:h, 0:w] / np.array([max(h - 1, 1), max(w - 1, 1)])[:, None, None]
-    rgb = np.stack([60 + 60 * yy, 120 + 60 * yy, 220 - 150 * yy], axis=-1)       # blue sky -> green ground
-    disc = (yy - 0.35) ** 2 + (xx - 0.3) ** 2 < 0.2 ** 2
-    rgb[disc] = (220, 40, 30)
-    rgb[(np.abs(yy - 0.65) < 0.15) & (np.abs(xx - 0.7) < 0.15)] = (30, 30, 30)
-    pixels = rgb if c == 3 else np.repeat(rgb.mean(-1, keepdims=True), c, axis=-1)   # grey for c != 3
-    if mean is None or std is None:
-        mean = pixels.reshape(-1, c).mean(0)
-        std = pixels.reshape(-1, c).std(0) + 1e-8
-    return ((pixels - _host(mean)) / _host(std)).astype(np.float32)
 
 
 # -- the learnt kernels ------------------------------------------------------------------
@@ -217,94 +158,7 @@ def _draw_kernel_grid(w, name, title, max_filters, max_channels) -> Figure:
     return fig
 
 
-# -- what a filter likes: gradient ascent on the input ------------------------------------
-def _forward_to(model, layer_index, x):
-    """Inference-mode forward through ``layers[:layer_index + 1]``."""
-    for layer in model.layers[:layer_index + 1]:
-        x = layer.forward(x, training=False)
-    return x
-
-
-def _channel_means(a, filters):
-    """``a (k, ..., F)``: the spatial mean of channel ``filters[i]`` of item ``i``, shape ``(k,)``."""
-    xp = get_array_module(a)
-    k = a.shape[0]
-    return a.reshape(k, -1, a.shape[-1])[xp.arange(k), :, filters].mean(axis=1)
-
-
-def _check_target(model, layer_index, filters):
-    n_layers = len(model.layers)
-    if not isinstance(layer_index, (int, np.integer)) or not -n_layers <= layer_index < n_layers:
-        raise ValueError(f"layer_index must be an int in [0, {n_layers}), got {layer_index!r}")
-    layer_index = int(layer_index) % n_layers
-    channels = model.layers[layer_index].output_shape[-1]
-    filters = [int(f) for f in np.atleast_1d(filters)]
-    if not filters or min(filters) < 0 or max(filters) >= channels:
-        raise ValueError(f"filters must be indices in [0, {channels}) for layer {layer_index} "
-                         f"({_layer_name(model.layers[layer_index])}), got {filters}")
-    return layer_index, filters
-
-
-def filter_activation(model, layer_index, x, filters) -> np.ndarray:
-    """Mean activation of channel ``filters[i]`` at the output of ``layers[layer_index]`` for image ``x[i]``.
-
-    ``x``: standardised images ``(k, H, W, C)``, one per filter. Returns NumPy ``(k,)``.
-    This is the quantity :func:`max_stimuli` climbs.
-    """
-    layer_index, filters = _check_target(model, layer_index, filters)
-    backend = get_backend()
-    a = _forward_to(model, layer_index, backend.asarray(x, dtype=model.dtype))
-    return backend.to_numpy(_channel_means(a, backend.asarray(filters)))
-
-
-def max_stimuli(model, layer_index, filters, *, steps=40, lr=0.03, seed=0, noise=0.01) -> np.ndarray:
-    """Images that excite the chosen filters most: gradient ascent on the input.
-
-    The course's method. For each filter ``f`` in ``filters`` start from a grey image (all
-    zeros in the standardised input space, i.e. the average pixel, plus ``noise``-sized
-    Gaussian noise so that symmetric filters get going), and repeat ``steps`` times:
-
-        loss(x) = mean over positions of  a[..., f],   a = layers[:layer_index + 1](x)
-        g       = d loss / d x                        (backward through those layers only)
-        x      += lr * g / (rms(g) + 1e-8)            (a normalised step: every step moves
-                                                      the image by about ``lr`` per pixel)
-
-    ``a`` is the output of ``layers[layer_index]`` itself; to climb a convolution's
-    response *after* its activation, pass the index of the LeakyReLU that follows it (as
-    :func:`plot_stimuli` does). All filters are climbed at once, as a batch with one image
-    per filter: image ``i``'s loss depends only on image ``i``, so the batch gradient of the
-    summed losses is each image's own gradient. Layers run in inference mode (no dropout),
-    and the first layer is asked for its input gradient (training never asks for it).
-    The layers' ``grads`` are overwritten, as by any backward pass.
-
-    Returns:
-        NumPy ``(len(filters), H, W, C)``: the stimuli in standardised input space.
-    """
-    layer_index, filters = _check_target(model, layer_index, filters)
-    backend = get_backend()
-    xp = backend.xp
-    rng = np.random.default_rng(seed)
-    start = noise * rng.standard_normal((len(filters),) + tuple(model.input_shape))
-    x = backend.asarray(start, dtype=model.dtype)
-    chosen = backend.asarray(filters)
-    k = len(filters)
-    layers = model.layers[:layer_index + 1]
-    dy = None
-    for _ in range(steps):
-        a = _forward_to(model, layer_index, x)
-        if dy is None:
-            # d(mean of a[i, ..., f_i]) / d a: 1/positions on the chosen channel, 0 elsewhere.
-            dy = xp.zeros(a.shape, dtype=a.dtype)
-            per_item = dy.reshape(k, -1, a.shape[-1])
-            per_item[xp.arange(k), :, chosen] = 1.0 / per_item.shape[1]
-        g = dy
-        for layer in reversed(layers):
-            g = layer.backward(g, need_input_grad=True)
-        rms = xp.sqrt((g * g).mean(axis=tuple(range(1, g.ndim)), keepdims=True))
-        x += x.dtype.type(lr) * g / (rms + 1e-8)
-    return backend.to_numpy(x)
-
-
+# -- what a filter likes (the ascent itself is minicnn.interpret.max_stimuli) ---------------
 def plot_stimuli(model, path, layers=None, filters_per_layer=6, mean=None, std=None, *,
                  steps=40, lr=0.03, seed=0):
     """Draw the max-stimulus image (:func:`max_stimuli`) of a few filters of each conv layer.
@@ -321,8 +175,8 @@ def plot_stimuli(model, path, layers=None, filters_per_layer=6, mean=None, std=N
         raise ValueError("plot_stimuli: the model has no Conv2D layer")
     rows = []
     for i in indices:
-        target = _after_activation(model, i)
-        filters = _spread(model.layers[target].output_shape[-1], filters_per_layer)
+        target = after_activation(model, i)
+        filters = spread(model.layers[target].output_shape[-1], filters_per_layer)
         images = max_stimuli(model, target, filters, steps=steps, lr=lr, seed=seed)
         rows.append((_layer_name(model.layers[i]), filters, displayable(images, mean, std)))
     ncols = max(len(f) for _, f, _ in rows)
@@ -351,23 +205,10 @@ def plot_feature_maps(model, image, path, mean=None, std=None, true_label=None, 
     LeakyReLU that follows it, when there is one), each on its own colour scale (yellow =
     strong). ``predicted_label`` defaults to the model's own prediction.
     """
+    maps_by_layer, probs = feature_maps(model, image)
     image = _host(image)
-    if image.shape != tuple(model.input_shape):
-        raise ValueError(f"plot_feature_maps: image must have the model's input shape {tuple(model.input_shape)} "
-                         f"(one image, no batch axis), got {image.shape}")
-    backend = get_backend()
-    x = backend.asarray(image[None], dtype=model.dtype)
-    outputs = []
-    for layer in model.layers:
-        x = layer.forward(x, training=False)
-        outputs.append(x)
-    logits = backend.to_numpy(outputs[-1])[0].astype(np.float64)
-    probs = None
-    if logits.ndim == 1:
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
-        if predicted_label is None:
-            predicted_label = int(probs.argmax())
+    if probs is not None and predicted_label is None:
+        predicted_label = int(probs.argmax())
 
     convs = conv_layer_indices(model)
     ncols = 8
@@ -406,8 +247,7 @@ def plot_feature_maps(model, image, path, mean=None, std=None, true_label=None, 
 
     # One panel per convolution.
     for panel, i, nrows in zip(panels[1:], convs, grid_rows):
-        target = _after_activation(model, i)
-        maps = backend.to_numpy(outputs[target])[0]
+        maps, target = maps_by_layer[i], after_activation(model, i)
         n = min(max_maps, maps.shape[-1])
         axes = panel.subplots(nrows, ncols, squeeze=False)
         for c, ax in enumerate(axes.flat):
@@ -479,23 +319,6 @@ def plot_history(history, path):
 
 
 # -- which classes get confused --------------------------------------------------------------
-def confusion_matrix(y_true, y_pred, num_classes=None) -> np.ndarray:
-    """Counts ``m[t, p]`` of images of true class ``t`` predicted as ``p``: int64 ``(K, K)``.
-
-    ``num_classes`` defaults to one more than the largest label seen. The diagonal holds
-    the correct predictions; row ``t`` sums to the number of images of class ``t``.
-    """
-    t = _host(y_true).astype(np.int64).ravel()
-    p = _host(y_pred).astype(np.int64).ravel()
-    if t.shape != p.shape:
-        raise ValueError(f"confusion_matrix: y_true and y_pred differ in length ({t.size} vs {p.size})")
-    if num_classes is None:
-        num_classes = int(max(t.max(initial=-1), p.max(initial=-1))) + 1
-    if t.size and (min(t.min(), p.min()) < 0 or max(t.max(), p.max()) >= num_classes):
-        raise ValueError(f"confusion_matrix: labels must lie in [0, {num_classes})")
-    return np.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
 def plot_confusion_matrix(y_true, y_pred, path, class_names=None, normalize=False):
     """Draw the confusion matrix: true class down, predicted class across, a number per cell.
 

@@ -181,3 +181,17 @@ def test_evaluate_can_return_the_predictions_of_its_own_pass():
     result = model.evaluate(x, y, batch_size=16, return_predictions=True)
     np.testing.assert_array_equal(result["predictions"], model.predict(x).argmax(axis=1))
     assert result["accuracy"] == pytest.approx((result["predictions"] == y).mean())
+
+
+def test_activations_returns_every_layer_output_and_feature_maps_use_them():
+    from minicnn import interpret
+    model = minicnn.models.cifar10_cnn(seed=0)
+    x = np.random.default_rng(0).standard_normal((2, 32, 32, 3)).astype(np.float32)
+    outs = model.activations(x)
+    assert [o.shape[1:] for o in outs] == [layer.output_shape for layer in model.layers]
+    np.testing.assert_array_equal(outs[-1], model.forward(x))
+    assert len(model.activations(x, upto=3)) == 4
+    maps, probs = interpret.feature_maps(model, x[0])
+    assert sorted(maps) == [0, 2, 6, 8] and maps[0].shape == (32, 32, 16)
+    np.testing.assert_array_equal(maps[0], outs[1][0])          # after the LeakyReLU that follows
+    np.testing.assert_allclose(probs, model.predict(x[:1])[0], rtol=1e-5)

@@ -1,0 +1,51 @@
+"""The house rules, checked on the source: layers point down, one module imports CuPy,
+the picture maths needs no matplotlib."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "minicnn"
+# The core: what training a model needs. Datasets, pictures and the package root sit above it.
+CORE = ["backend.py", "losses.py", "optim.py", "training.py", "sequential.py", "models.py", "checkpoint.py",
+        "input_checks.py", "gradcheck.py", "callbacks.py", "schedules.py", "distributed.py", "interpret.py",
+        *[f"layers/{p.name}" for p in (PACKAGE / "layers").glob("*.py")]]
+
+
+def imports(path: Path):
+    """(module, level) for every import statement in ``path``: ``from ..x import y`` -> ("x", 2)."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from ((alias.name, 0) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.module is None:       # from . import x
+                yield from ((alias.name, node.level) for alias in node.names)
+            else:
+                yield node.module, node.level
+
+
+def test_core_imports_neither_datasets_nor_the_package_root():
+    for name in CORE:
+        path = PACKAGE / name
+        if not path.exists():
+            continue
+        depth = name.count("/") + 1          # the level at which "." is the package root
+        for module, level in imports(path):
+            assert not (level and module.split(".")[0] == "datasets"), f"{name} imports datasets"
+            assert not module.startswith("minicnn.datasets"), f"{name} imports minicnn.datasets"
+            root = level == depth and module in ("", "__version__")
+            assert not root and module != "minicnn", f"{name} imports the package root"
+
+
+def test_only_backend_imports_cupy():
+    for path in PACKAGE.rglob("*.py"):
+        for module, _ in imports(path):
+            if module.split(".")[0] == "cupy":
+                assert path.name == "backend.py", f"{path.relative_to(PACKAGE)} imports {module}"
+
+
+def test_picture_maths_and_core_import_without_matplotlib():
+    code = ("import sys, minicnn, minicnn.interpret, minicnn.training; "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
+            "assert 'minicnn.datasets.cifar10' in sys.modules")   # the package itself still offers datasets
+    subprocess.run([sys.executable, "-c", code], check=True)
