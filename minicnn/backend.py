@@ -69,10 +69,30 @@ class Backend:
             return rng.random(shape, dtype=dtype)
         return rng.random_sample(shape, dtype=dtype)
 
+    def device_name(self) -> str:
+        """The GPU's name on CuPy (e.g. ``"NVIDIA H100 80GB HBM3"``), the CPU's on NumPy."""
+        if self.name == "cupy":
+            props = self.xp.cuda.runtime.getDeviceProperties(self.xp.cuda.Device().id)
+            name = props["name"]
+            return name.decode() if isinstance(name, bytes) else str(name)
+        import platform
+        return _cpu_model() or platform.processor() or platform.machine()
+
     def synchronize(self):
         """Wait for queued device work (used only by timers and benchmarks)."""
         if self.name == "cupy":
             self.xp.cuda.get_current_stream().synchronize()
+
+
+def _cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
 
 
 def is_device_array(a) -> bool:

@@ -1,9 +1,15 @@
-"""Callbacks for ``Sequential.fit``: hooks called at the start and end of every epoch."""
+"""Callbacks for ``fit``: hooks called at the start and end of every epoch.
+
+    CSVLogger        one row per epoch in a CSV file (kept across a resumed run)
+    ModelCheckpoint  weights, optimizer state and where to restart, atomically, every epoch
+"""
 from __future__ import annotations
 
 import csv
 import os
 from pathlib import Path
+
+from .checkpoint import CheckpointError, read_checkpoint
 
 
 class Callback:
@@ -20,23 +26,29 @@ class CSVLogger(Callback):
     """Append one row per epoch (``epoch`` counted from 1, then the logs) to a CSV file.
 
     With ``append=True`` an existing file is kept (a resumed run), minus any rows from
-    epochs at or after the one training restarts at.
+    epochs at or after the one training restarts at. :meth:`rows` gives every row so far.
     """
 
     def __init__(self, path, append=False):
         self.path = Path(path)
         self.append = append
-        self._checked = False
+        self._rows = None
+
+    def rows(self) -> list[dict]:
+        """Every epoch's row so far (strings, as read from the file, for earlier runs)."""
+        if self._rows is None:
+            self._rows = self._read() if self.append else []
+        return list(self._rows)
+
+    def _read(self, before_epoch=None) -> list[dict]:
+        if not self.path.exists():
+            return []
+        with open(self.path, newline="") as f:
+            return [r for r in csv.DictReader(f) if before_epoch is None or int(r["epoch"]) <= before_epoch]
 
     def on_epoch_begin(self, epoch, logs):
-        if self._checked:
-            return
-        self._checked = True
-        rows = []
-        if self.append and self.path.exists():
-            with open(self.path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= epoch]
-        self._rows = rows
+        if self._rows is None:
+            self._rows = self._read(before_epoch=epoch) if self.append else []
 
     def on_epoch_end(self, epoch, logs):
         self._rows.append({"epoch": epoch + 1, **logs})
@@ -47,3 +59,29 @@ class CSVLogger(Callback):
             writer.writeheader()
             writer.writerows(self._rows)
         os.replace(tmp, self.path)
+
+
+class ModelCheckpoint(Callback):
+    """After every epoch, save weights, optimizer state and ``extra`` to ``path``, atomically.
+
+    ``extra`` gets ``epoch`` (epochs completed) and ``rng_state`` (``seed`` and
+    ``next_epoch``): ``fit`` draws an epoch's randomness from ``(seed, epoch)``, so these two
+    numbers are the whole random state a resumed run needs to repeat an uninterrupted one.
+    """
+
+    def __init__(self, path, model, optimizer, extra=None, seed=None):
+        self.path, self.model, self.optimizer = Path(path), model, optimizer
+        self.extra, self.seed = dict(extra or {}), seed
+
+    def on_epoch_end(self, epoch, logs):
+        rng_state = {"seed": self.seed, "next_epoch": epoch + 1}
+        self.model.save(self.path, optimizer=self.optimizer,
+                        extra={**self.extra, "epoch": epoch + 1, "rng_state": rng_state})
+
+    @staticmethod
+    def completed_epochs(path) -> int:
+        """Epochs held by the checkpoint at ``path``; 0 when there is none or it is unreadable."""
+        try:
+            return int(read_checkpoint(path)[0]["extra"].get("epoch", 0))
+        except (CheckpointError, KeyError, TypeError, ValueError):
+            return 0

@@ -204,6 +204,11 @@ class Communicator:
         parts = self.comm.gather(np.asarray(array), root=0)
         return np.concatenate(parts) if self.is_root else None
 
+    def versions(self) -> dict:
+        """``{"mpi4py": ..., "mpi": ...}``: the versions behind this job, for run records."""
+        import mpi4py
+        return {"mpi4py": mpi4py.__version__, "mpi": self.MPI.Get_library_version().splitlines()[0].strip()}
+
     def barrier(self):
         self.comm.Barrier()
 

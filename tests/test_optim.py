@@ -76,3 +76,12 @@ def test_bad_hyperparameters_are_refused():
         Adam(model, lr=-1)
     with pytest.raises(ValueError, match="momentum"):
         SGD(model, momentum=1.5)
+
+
+def test_warmup_cosine_schedule_shape():
+    from minicnn.schedules import exponential, warmup_cosine
+    s = warmup_cosine(2e-3, epochs=10, warmup=1.0)
+    assert s(0.0) < 1e-5 and abs(s(0.5) - 1e-3) < 1e-5          # linear warm-up
+    assert abs(s(1.0) - 2e-3) < 1e-12 and abs(s(5.5) - 1e-3) < 1e-12   # peak, then half-way down the cosine
+    assert s(10.0) == 0.0 and all(s(t) >= s(t + 0.25) for t in np.arange(1, 9.75, 0.25))
+    assert exponential(5e-3, 0.9)(2.7) == 5e-3 * 0.9 ** 2
