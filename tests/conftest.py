@@ -119,6 +119,20 @@ def cupy_backend():
     minicnn.set_backend("numpy")
 
 
+@pytest.fixture
+def standin():
+    """The CuPy backend on the CPU stand-in, for tests of the stand-in and of host syncs (which only
+    the stand-in can count); skips on real CuPy. Yields the ``standin_stats`` module
+    (``count_syncs()``, ``sync_budget(n)``)."""
+    import minicnn
+    if _CUPY["mode"] != "standin":
+        pytest.skip("needs the CPU stand-in for CuPy (real CuPy is in use, or --no-cupy-standin)")
+    import standin_stats
+    minicnn.set_backend("cupy")
+    yield standin_stats
+    minicnn.set_backend("numpy")
+
+
 @pytest.fixture(autouse=True)
 def _numpy_default():
     import minicnn

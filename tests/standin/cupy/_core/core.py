@@ -176,12 +176,33 @@ def _numpy_kwargs(func, kwargs):
     return {k: v for k, v in kwargs.items() if k in params}
 
 
+# CuPy functions that write device data to the host (they call .get() / asnumpy inside).
+_HOST_OUTPUT = {"save": "save", "savez": "save", "savez_compressed": "save", "savetxt": "save",
+                "array_repr": "repr", "array_str": "str", "array2string": "str"}
+# ... that read host data onto the device.
+_HOST_INPUT = {"load", "loadtxt", "genfromtxt", "fromfile", "frombuffer", "fromstring", "fromiter", "fromfunction"}
+# ... whose output size depends on the data: CuPy reads a count back from the device first.
+_DATA_DEPENDENT_SIZE = {"nonzero", "flatnonzero", "argwhere", "unique", "extract", "compress", "trim_zeros"}
+# ... that return a 0-d device array where NumPy returns a Python scalar.
+_DEVICE_SCALAR = {"allclose", "array_equal", "array_equiv", "count_nonzero"}
+
+
 def delegate(qualname, npfunc):
     """A CuPy function implemented by NumPy's ``npfunc`` under the device rules."""
+    name = qualname.rsplit(".", 1)[1]
+
     def f(*args, **kwargs):
         check_signature(qualname, args, kwargs)
         parents = _parents(args, kwargs)
+        if parents and name in _HOST_OUTPUT:
+            _sync(_HOST_OUTPUT[name])
+        if name in _DATA_DEPENDENT_SIZE or (name == "where" and len(args) + len(kwargs) == 1):
+            _sync("data_dependent_size")
         r = npfunc(*_unwrap(args), **_numpy_kwargs(npfunc, _unwrap(kwargs)))
+        if name in _HOST_INPUT:
+            _transfer(name)
+        if name in _DEVICE_SCALAR and isinstance(r, (bool, int, float, numpy.generic)):
+            return _wrap(numpy.asarray(r))
         return _wrap(r, parents)
     f.__name__ = qualname.rsplit(".", 1)[1]
     f.__qualname__ = f.__name__
@@ -505,6 +526,9 @@ class ndarray:
 
     def __getitem__(self, key):
         k, adv = _index_key_adv(key)
+        if adv and any(getattr(p, "dtype", None) == numpy.bool_ or isinstance(p, (bool, numpy.bool_))
+                       for p in (k if isinstance(k, tuple) else (k,))):
+            _sync("data_dependent_size")      # a boolean mask: CuPy reads the count of True back first
         if not adv and _only_integers(k):
             k = (k if isinstance(k, tuple) else (k,)) + (Ellipsis,)    # a 0-d view, not a NumPy scalar
         return _wrap(self._a[k], (self,))
@@ -683,6 +707,8 @@ for _name, _uf in [("lt", "less"), ("le", "less_equal"), ("eq", "equal"), ("ne",
 
 def _method(name):
     def m(self, *args, **kwargs):
+        if name in _DATA_DEPENDENT_SIZE:
+            _sync("data_dependent_size")
         parents = [self] + _parents(args, kwargs)
         out = kwargs.get("out")
         r = getattr(self._a, name)(*_unwrap(args), **_unwrap(kwargs))
