@@ -1,11 +1,13 @@
 """Runs under ``mpiexec`` for tests/test_distributed.py (and in-process, without MPI, as the reference).
 
-    mpiexec -n 2 python tests/distributed_worker.py MODE OUT_DIR
+    mpiexec -n 2 python tests/distributed_worker.py MODE OUT_DIR [BACKEND]
 
 MODE ``exact``: no dropout, no augmentation, float64 — must match one process with the same global batch.
 MODE ``random``: dropout and augmentation on — ranks must draw differently and still stay bit-identical.
 MODE ``fail``: rank 1 raises in its third step while rank 0 waits in the gradient Allreduce.
 Every rank writes ``OUT_DIR/rank{r}.npz``: final weights, the history, and what it observed.
+BACKEND (default ``numpy``): ``cupy`` trains on the device (a GPU, or the tests' CPU stand-in for
+CuPy), reducing gradients through host memory when CuPy has no NCCL.
 """
 import json
 import sys
@@ -68,7 +70,8 @@ def train(mode, communicator=None):
 
 
 def save(path, model, history, observed):
-    arrays = {f"layers/{key}": layer.params[name] for key, layer, name in model.named_parameters()}
+    to_numpy = minicnn.get_backend().to_numpy
+    arrays = {f"layers/{key}": to_numpy(layer.params[name]) for key, layer, name in model.named_parameters()}
     arrays.update({f"history/{k}": np.array(v) for k, v in history.items() if k != "seconds"})
     arrays["observed"] = np.array(json.dumps(observed))
     np.savez(path, **arrays)
@@ -78,7 +81,10 @@ if __name__ == "__main__":
     from minicnn.distributed import Communicator, abort_on_error
 
     mode, out = sys.argv[1], Path(sys.argv[2])
+    backend = sys.argv[3] if len(sys.argv) > 3 else "numpy"
     comm = Communicator()
     with abort_on_error(comm):
+        if minicnn.set_backend(backend).name == "cupy":
+            comm.use_local_gpu()
         result = train(mode, comm)
         save(out / f"rank{comm.rank}.npz", *result)

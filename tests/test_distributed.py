@@ -65,8 +65,8 @@ def mpirun(args, n=2, timeout=60):
                           text=True, timeout=timeout, env=env, cwd=ROOT)
 
 
-def run_worker(mode, out):
-    result = mpirun([ROOT / "tests" / "distributed_worker.py", mode, out])
+def run_worker(mode, out, backend="numpy"):
+    result = mpirun([ROOT / "tests" / "distributed_worker.py", mode, out, backend])
     assert result.returncode == 0, result.stdout + result.stderr
     ranks = []
     for r in range(2):
@@ -83,22 +83,40 @@ def assert_same_bits(a, b):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def _skip_without_cupy(backend):
+    from conftest import cupy_mode
+    if backend == "cupy" and cupy_mode() == "off":
+        pytest.skip("CuPy cases need a usable GPU or the stand-in (--no-cupy-standin was given)")
+
+
+# "cupy": 2 ranks on the device (a GPU, or the CPU stand-in for CuPy), gradients reduced through
+# host memory (Communicator's fallback when CuPy has no NCCL: the stand-in has none).
+BACKEND_NAMES = ["numpy", "cupy"]
+
+
 @needs_mpi
-def test_two_ranks_train_the_single_process_model(tmp_path):
-    """Same global batch on 1 or 2 processes: the same weights (float64, rtol 1e-10), short last batch included."""
-    r0, r1 = run_worker("exact", tmp_path)
+@pytest.mark.parametrize("backend_name", BACKEND_NAMES)
+def test_two_ranks_train_the_single_process_model(tmp_path, backend_name):
+    """Same global batch on 1 or 2 processes: the same weights (float64, rtol 1e-10), short last batch included.
+    The reference is one NumPy process; on a real GPU cuBLAS sums in other orders, hence a looser rtol there."""
+    _skip_without_cupy(backend_name)
+    r0, r1 = run_worker("exact", tmp_path, backend_name)
     model, history, _ = worker.train("exact")
+    from conftest import cupy_mode
+    rtol = 1e-7 if backend_name == "cupy" and cupy_mode() == "real" else 1e-10
     for key, layer, name in model.named_parameters():
-        np.testing.assert_allclose(r0[f"layers/{key}"], layer.params[name], rtol=1e-10, atol=1e-13, err_msg=key)
+        np.testing.assert_allclose(r0[f"layers/{key}"], layer.params[name], rtol=rtol, atol=1e-13, err_msg=key)
     for k in ("loss", "accuracy", "val_loss", "val_accuracy"):      # reduced training and validation figures
-        np.testing.assert_allclose(r0[f"history/{k}"], history[k], rtol=1e-10, err_msg=k)
+        np.testing.assert_allclose(r0[f"history/{k}"], history[k], rtol=rtol, err_msg=k)
     assert_same_bits(r0, r1)
     assert r0["observed"]["identical"] == [True] * worker.EPOCHS
 
 
 @needs_mpi
-def test_replicas_stay_identical_with_dropout_and_augmentation(tmp_path):
-    r0, r1 = run_worker("random", tmp_path)
+@pytest.mark.parametrize("backend_name", BACKEND_NAMES)
+def test_replicas_stay_identical_with_dropout_and_augmentation(tmp_path, backend_name):
+    _skip_without_cupy(backend_name)
+    r0, r1 = run_worker("random", tmp_path, backend_name)
     assert_same_bits(r0, r1)
     assert r0["observed"]["identical"] == r1["observed"]["identical"] == [True] * worker.EPOCHS
     o0, o1 = r0["observed"], r1["observed"]
@@ -110,7 +128,7 @@ def test_replicas_stay_identical_with_dropout_and_augmentation(tmp_path):
     assert o0["steps"] == ([4] * (steps - 1)) * worker.EPOCHS and o1["steps"] == ([4] * (steps - 1) + [1]) * worker.EPOCHS
     # ... and a second run draws exactly the same: the run is reproducible.
     (tmp_path / "again").mkdir()
-    again = run_worker("random", tmp_path / "again")
+    again = run_worker("random", tmp_path / "again", backend_name)
     assert_same_bits(r0, again[0])
     assert again[1]["observed"]["augment_draws"] == o1["augment_draws"]
 

@@ -28,8 +28,8 @@ def cifar_dir(tmp_path_factory):
     return root
 
 
-def common(cifar_dir, out, epochs):
-    return ["--backend", "numpy", "--data-dir", str(cifar_dir), "--out", str(out), "--epochs", str(epochs),
+def common(cifar_dir, out, epochs, backend="numpy"):
+    return ["--backend", backend, "--data-dir", str(cifar_dir), "--out", str(out), "--epochs", str(epochs),
             "--val-split", "40", "--batch-size", "32", "--seed", "3"]
 
 
@@ -63,6 +63,28 @@ def test_one_short_epoch_writes_every_output(cifar_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     for name in PICTURES:
         assert (pics / name).is_file(), name
+
+
+@pytest.mark.slow
+def test_one_short_epoch_on_cupy(cifar_dir, tmp_path):
+    """The whole script with ``--backend cupy``: a GPU where there is one, else the CPU stand-in
+    for CuPy (tests/standin, first on $PYTHONPATH), which fails on any implicit host copy."""
+    from conftest import cupy_mode
+    if cupy_mode() == "off":
+        pytest.skip("CuPy cases need a usable GPU or the stand-in (--no-cupy-standin was given)")
+    out = tmp_path / "run"
+    result = run(common(cifar_dir, out, 1, backend="cupy") + ["--verbose", "1"])
+    assert result.returncode == 0, result.stderr
+    assert "on cupy" in result.stdout and "test accuracy" in result.stdout
+    for name in ["model.npz", "summary.txt", "history.csv", "metrics.json"] + PICTURES:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["backend"] == "cupy" and "cupy" in metrics["versions"] and 0 <= metrics["test_accuracy"] <= 1
+    if cupy_mode() == "standin":
+        assert "stand-in" in metrics["versions"]["gpu"]
+    import minicnn
+    model, extra = minicnn.load_model(out / "model.npz")         # a checkpoint written from the device loads on the host
+    assert model.count_params() == 1_084_234 and extra["epoch"] == 1
 
 
 def weights(path):

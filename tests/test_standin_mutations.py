@@ -1,0 +1,103 @@
+"""Mutation check for the CuPy stand-in: each deliberate GPU bug, patched into the library,
+makes a stand-in run fail — while the unpatched library passes the same run.
+
+(a) a dropout mask drawn with NumPy and multiplied into a device array  -> TypeError
+(b) ``numpy.asarray`` used instead of the backend's host copy           -> TypeError
+(c) a ``float(loss)`` added inside the training step                    -> sync budget exceeded
+
+The training step here is the one ``fit`` runs (forward, loss, backward, optimizer step);
+sync budgets for ``fit``/``evaluate``/``predict`` themselves come later, with minicnn/training.py.
+"""
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn.backend import Backend
+from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D
+from minicnn.losses import SoftmaxCrossEntropy
+from minicnn.optim import Adam
+
+
+def small_model():
+    return minicnn.Sequential([Conv2D(4, 3, padding="same"), LeakyReLU(0.1), MaxPool2D(2), Dropout(0.3, seed=1),
+                               Flatten(), Dense(3)], input_shape=(8, 8, 2), seed=0)
+
+
+def data(n=6):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, 8, 8, 2)).astype(np.float32), rng.integers(0, 3, n)
+
+
+def train_step(model, optimizer, loss_fn, xb, yb):
+    """One step of fit's loop on device batches; returns the (device) loss."""
+    logits = model.forward(xb, training=True)
+    loss = loss_fn.forward(logits, yb)
+    model.backward(loss_fn.backward())
+    optimizer.step()
+    return loss
+
+
+def device_batch(x, y):
+    b = minicnn.get_backend()
+    return b.asarray(x, dtype=np.float32), b.asarray(y)
+
+
+def run_steps(model, steps=3):
+    x, y = data()
+    opt, loss_fn = Adam(model, lr=1e-2), SoftmaxCrossEntropy()
+    for _ in range(steps):
+        train_step(model, opt, loss_fn, *device_batch(x, y))
+
+
+# -- the unpatched library passes every check below ------------------------------------------------
+
+def test_control_training_steps_make_no_host_sync(standin):
+    model = small_model()
+    with standin.sync_budget(0, "three training steps"):
+        run_steps(model)
+    probs = model.predict(data()[0])                   # the host copy goes through Backend.to_numpy
+    assert isinstance(probs, np.ndarray) and probs.shape == (6, 3)
+
+
+# -- (a) a NumPy dropout mask -------------------------------------------------------------------
+
+def test_a_numpy_dropout_mask_on_device_data_fails(standin, monkeypatch):
+    def buggy_forward(self, x, training=False):        # Dropout.forward with the mask drawn by NumPy
+        self._ensure_built(x)
+        if not training or self.rate == 0:
+            self.cache = None
+            return x
+        mask = (np.random.default_rng(self.seed).random(x.shape) >= self.rate).astype(x.dtype)
+        mask /= x.dtype.type(1 - self.rate)
+        self.cache = mask
+        return x * mask
+
+    monkeypatch.setattr(Dropout, "forward", buggy_forward)
+    with pytest.raises(TypeError, match="Unsupported type <class 'numpy.ndarray'>"):
+        run_steps(small_model())
+
+
+# -- (b) numpy.asarray instead of the backend's host copy --------------------------------------
+
+def test_numpy_asarray_instead_of_the_host_copy_fails(standin, monkeypatch):
+    monkeypatch.setattr(Backend, "to_numpy", lambda self, a: np.asarray(a))
+    model = small_model()
+    with pytest.raises(TypeError, match="Implicit conversion to a NumPy array is not allowed"):
+        model.predict(data()[0])
+
+
+# -- (c) a float(loss) in the training step ----------------------------------------------------
+
+def test_a_float_of_the_loss_in_the_step_exceeds_the_sync_budget(standin, monkeypatch):
+    original = SoftmaxCrossEntropy.forward
+
+    def forward_with_a_debug_print(self, logits, labels):
+        loss = original(self, logits, labels)
+        float(loss)                                     # e.g. a left-over `print(f"{float(loss):.3f}")`
+        return loss
+
+    monkeypatch.setattr(SoftmaxCrossEntropy, "forward", forward_with_a_debug_print)
+    with pytest.raises(AssertionError, match=r"3 host syncs, budget 0.*'float': 3") as info:
+        with standin.sync_budget(0, "three training steps"):
+            run_steps(small_model())
+    assert "forward_with_a_debug_print" in str(info.value)     # the report points at the culprit
