@@ -5,6 +5,7 @@ TensorFlow 2.15.1) with tests/fixtures/keras/make_fixtures.py; Keras is not need
 h5py is (the ``keras`` extra).
 """
 import io
+import os
 import json
 import shutil
 import subprocess
@@ -398,3 +399,14 @@ def test_without_h5py_a_clear_import_error(monkeypatch, tmp_path):
         load_keras(DATA / "stack_keras3.keras")
     with pytest.raises(ImportError, match=r'pip install -e "\.\[keras\]"'):
         save_keras(minicnn.models.cifar10_cnn(seed=0), tmp_path / "m.keras")
+
+
+@needs_h5py
+def test_visualize_script_draws_a_keras_model(tmp_path):
+    root = Path(__file__).parent.parent
+    result = subprocess.run([sys.executable, str(root / "examples" / "visualize.py"), str(DATA / "stack_keras3.keras"),
+                             "--out", str(tmp_path), "--steps", "2", "--filters-per-layer", "2"],
+                            capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(root)})
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in tmp_path.glob("*.png")} == {"filters.png", "stimuli.png", "feature_maps.png"}
