@@ -102,6 +102,8 @@ def load_keras(path) -> Sequential:
         raise KerasFormatError("not a Keras file: neither a zip (.keras) nor HDF5 (legacy .h5)")
     except KerasFormatError as exc:
         raise KerasFormatError(f"{path}: {exc}") from None
+    except (TypeError, AttributeError, KeyError, IndexError) as exc:      # JSON of an unexpected shape
+        raise KerasFormatError(f"{path}: malformed model configuration ({type(exc).__name__}: {exc})") from None
 
 
 def _read_zip(path, h5py):
@@ -298,7 +300,8 @@ def _refs(value):
     """input_layers/output_layers: Keras 2 ``[[name, 0, 0], ...]``, Keras 3 ``[name, 0, 0]`` for one."""
     if not isinstance(value, list) or not value:
         return []
-    return [value[0]] if isinstance(value[0], str) else [v[0] for v in value if isinstance(v, list) and v]
+    refs = [value] if isinstance(value[0], str) else value
+    return [r[0] for r in refs if isinstance(r, list) and r and isinstance(r[0], str)]
 
 
 def _inbound(entry):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import minicnn
 from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
@@ -24,6 +26,7 @@ try:
 except ImportError:       # the `keras` extra is missing: only the tests that need no h5py run
     h5py = None
 from minicnn.interop import KerasFormatError, load_keras, save_keras  # noqa: E402  (never imports h5py)
+from conftest import mutated  # noqa: E402
 
 needs_h5py = pytest.mark.skipif(h5py is None, reason='needs h5py: pip install -e ".[keras]"')
 
@@ -383,6 +386,26 @@ def test_corrupt_files_refused(tmp_path):
             z.writestr(n, d)
     with pytest.raises(KerasFormatError, match="config.json is not valid JSON"):
         load_keras(tmp_path / "json.keras")
+
+
+FUZZ_FILES = {name: (DATA / name).read_bytes() for name in ("stack_keras3.keras", "stack_keras2.h5")}
+
+
+@needs_h5py
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(sorted(FUZZ_FILES)), data=st.data())
+def test_fuzz_damaged_files_give_a_model_or_keras_format_error(tmp_path, name, data):
+    """Byte edits and cuts: either a whole model (HDF5 array bytes carry no checksum) or a
+    KerasFormatError, never another exception."""
+    valid = FUZZ_FILES[name]
+    edits = data.draw(st.lists(st.tuples(st.integers(0, len(valid) - 1), st.integers(0, 255)), min_size=1, max_size=6))
+    cut = data.draw(st.integers(0, len(valid)))
+    (tmp_path / name).write_bytes(mutated(valid, edits, cut))
+    try:
+        model = load_keras(tmp_path / name)
+    except KerasFormatError:
+        return
+    assert isinstance(model, minicnn.Sequential) and model.input_shape == (9, 9, 3)
 
 
 # ---- h5py stays optional ---------------------------------------------------------------------------
