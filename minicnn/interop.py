@@ -285,7 +285,7 @@ def _functional_chain(body):
             break
         sources = _inbound(entry)
         if len(sources) != 1 or len(chain) > len(layers):
-            raise KerasFormatError(f"{_describe(entry)} takes {len(sources)} inputs ({', '.join(sources)}): the "
+            raise KerasFormatError(f"{_describe(entry)} takes {len(sources)} inputs ({', '.join(map(str, sources))}): the "
                                    f"Functional graph is not a plain chain, which is all minicnn can run")
         current = sources[0]
     if len(chain) != len(layers):
@@ -489,9 +489,12 @@ def save_keras(model: Sequential, path):
 
     Integer Conv2D padding is written as ``"same"`` or ``"valid"`` when it equals one of them
     for the layer's input; otherwise, and for layers Keras lacks, a :class:`KerasFormatError`
-    is raised before anything is written. The file is written atomically.
+    is raised before anything is written. The file is written atomically; its name must end
+    in ``.keras`` (the only name Keras 3's ``load_model`` accepts for this format).
     """
     h5py = _import_h5py()
+    if Path(path).suffix != ".keras":
+        raise ValueError(f"save_keras: {path} should end in .keras (Keras 3 opens this format under no other name)")
     names = _unique_names(model)
     entries = [_input_layer(model)]
     for layer, name in zip(model.layers, names):

@@ -142,6 +142,8 @@ def test_save_refuses_padding_keras_lacks(tmp_path):
     with pytest.raises(KerasFormatError, match="neither Keras's 'same' nor 'valid'"):
         save_keras(model, tmp_path / "m.keras")
     assert not (tmp_path / "m.keras").exists()
+    with pytest.raises(ValueError, match="should end in .keras"):
+        save_keras(minicnn.models.cifar10_cnn(seed=0), tmp_path / "m.h5")
 
 
 # ---- save_keras's layout against the one Keras wrote ---------------------------------------------
