@@ -1,6 +1,7 @@
 """Redraw the pictures of a saved model.
 
     python examples/visualize.py runs/cifar10/model.npz [--out DIR] [--data-dir DIR] [--backend auto]
+    python examples/visualize.py keras_model.keras      # or a legacy Keras .h5 (needs h5py: the keras extra)
 
 Writes into --out (default: the model file's folder):
     filters.png       the first convolution's kernels
@@ -25,7 +26,8 @@ from minicnn import viz
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description="Draw a saved minicnn model's filters, max stimuli, feature maps, "
                                                  "training curves and confusion matrix.")
-    parser.add_argument("model", type=Path, help="checkpoint written by model.save / examples/train_cifar.py")
+    parser.add_argument("model", type=Path, help="checkpoint written by model.save / examples/train_cifar.py, "
+                                                 "or a Keras model file (.keras, legacy .h5)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the model file's folder)")
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="folder holding CIFAR-10 (cifar-10-batches-py); enables confusion.png and a real "
@@ -47,6 +49,15 @@ def class_names_for(model, extra):
     return None
 
 
+def load(path):
+    """A minicnn checkpoint -> (model, extra); a Keras file -> (model, {}): no class names or
+    normalisation statistics come with it."""
+    if path.suffix.lower() in (".keras", ".h5", ".hdf5"):
+        from minicnn.interop import load_keras
+        return load_keras(path), {}
+    return minicnn.load_model(path)
+
+
 def load_test_set(data_dir, mean, std):
     """The CIFAR-10 test set, standardised as the model's training data was."""
     from minicnn.datasets import load_cifar10, standardize
@@ -60,7 +71,7 @@ def load_test_set(data_dir, mean, std):
 def main(argv=None) -> int:
     args = parse_args(argv)
     backend = minicnn.set_backend(args.backend)
-    model, extra = minicnn.load_model(args.model)
+    model, extra = load(args.model)
     print(f"loaded {args.model} ({model.count_params():,} parameters, backend {backend.name})")
     mean = np.asarray(extra["mean"], dtype=np.float32) if "mean" in extra else None
     std = np.asarray(extra["std"], dtype=np.float32) if "std" in extra else None
