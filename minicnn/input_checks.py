@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import get_array_module, get_backend
+from .backend import get_array_module, to_numpy
 
 
 def check_images(x, input_shape, where: str):
@@ -25,7 +25,7 @@ def check_images(x, input_shape, where: str):
         xp = get_array_module(x)
         finite = xp.isfinite(x).all(axis=tuple(range(1, x.ndim)))
         if not bool(finite.all()):
-            bad = int(np.flatnonzero(get_backend().to_numpy(~finite))[0])
+            bad = int(np.flatnonzero(to_numpy(~finite))[0])
             raise ValueError(f"{where}: x must be finite, but example {bad} holds NaN or inf")
 
 

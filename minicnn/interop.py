@@ -51,7 +51,7 @@ from .backend import get_backend
 from .layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
 from .layers.base import snake_case
 from .layers.im2col import padding_amounts
-from .model import Sequential
+from .sequential import Sequential
 
 SUPPORTED = ("InputLayer, Conv2D (channels_last, dilation 1, groups 1), Dense, LeakyReLU, ReLU, "
              "Activation('relu' or 'linear'), MaxPooling2D (padding 'valid'), Dropout, Flatten; "
