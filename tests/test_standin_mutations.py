@@ -5,8 +5,8 @@ makes a stand-in run fail — while the unpatched library passes the same run.
 (b) ``numpy.asarray`` used instead of the backend's host copy           -> TypeError
 (c) a ``float(loss)`` added inside the training step                    -> sync budget exceeded
 
-The training step here is the one ``fit`` runs (forward, loss, backward, optimizer step);
-sync budgets for ``fit``/``evaluate``/``predict`` themselves come later, with minicnn/training.py.
+The training step here is the one ``fit`` runs, ``minicnn.training.train_step``; the sync
+budgets of ``fit``/``evaluate``/``predict`` themselves are in ``test_sync_budget.py``.
 """
 import numpy as np
 import pytest
@@ -16,6 +16,7 @@ from minicnn.backend import Backend
 from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.optim import Adam
+from minicnn.training import train_step
 
 
 def small_model():
@@ -28,15 +29,6 @@ def data(n=6):
     return rng.standard_normal((n, 8, 8, 2)).astype(np.float32), rng.integers(0, 3, n)
 
 
-def train_step(model, optimizer, loss_fn, xb, yb):
-    """One step of fit's loop on device batches; returns the (device) loss."""
-    logits = model.forward(xb, training=True)
-    loss = loss_fn.forward(logits, yb)
-    model.backward(loss_fn.backward())
-    optimizer.step()
-    return loss
-
-
 def device_batch(x, y):
     b = minicnn.get_backend()
     return b.asarray(x, dtype=np.float32), b.asarray(y)
@@ -46,7 +38,7 @@ def run_steps(model, steps=3):
     x, y = data()
     opt, loss_fn = Adam(model, lr=1e-2), SoftmaxCrossEntropy()
     for _ in range(steps):
-        train_step(model, opt, loss_fn, *device_batch(x, y))
+        train_step(model, loss_fn, opt, *device_batch(x, y))
 
 
 # -- the unpatched library passes every check below ------------------------------------------------
