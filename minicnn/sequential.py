@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -78,6 +79,13 @@ class Sequential:
             outputs.append(x)
         return outputs
 
+    def replica(self) -> "Sequential":
+        """A twin whose layers share this model's parameters (see :meth:`Layer.replica`)."""
+        twin = copy.copy(self)
+        twin.__dict__.pop("_shard_pool", None)
+        twin.layers = [layer.replica() for layer in self.layers]
+        return twin
+
     def backward(self, dlogits, input_grad=False):
         """Backpropagate ``dlogits``; every layer fills ``grads``. Returns ``dx`` if ``input_grad``
         (training never needs the gradient with respect to the images, so by default the first
@@ -146,9 +154,9 @@ class Sequential:
         """``{"loss": float, "accuracy": float}`` over ``(x, y)``; see :func:`minicnn.training.evaluate`."""
         return training.evaluate(self, x, y, batch_size=batch_size, **options)
 
-    def predict(self, x, batch_size=256) -> np.ndarray:
-        """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy."""
-        return training.predict(self, x, batch_size=batch_size)
+    def predict(self, x, batch_size=256, threads=None) -> np.ndarray:
+        """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy; see :func:`minicnn.training.predict`."""
+        return training.predict(self, x, batch_size=batch_size, threads=threads)
 
     # -- checkpoints ----------------------------------------------------------------------
     def save(self, path, optimizer=None, extra=None):

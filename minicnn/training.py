@@ -19,10 +19,13 @@ would make the CPU wait for the GPU after every step.
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import time
 
 import numpy as np
 
+from . import parallel
 from .backend import get_backend, to_numpy
 from .input_checks import check_images, check_labels
 from .layers import Dropout, no_grad
@@ -62,8 +65,35 @@ def train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None):
     return loss, (logits.argmax(axis=1) == yb).sum()
 
 
+def sharded_train_step(model, loss_fn, optimizer, xb, yb, threads=1, communicator=None, global_batch=None):
+    """:func:`train_step` with the batch cut into shards that run at once on replicas of the model
+    (:mod:`minicnn.parallel`): forward, loss and backward per shard, then the shards' gradients
+    are combined, weighted by their sizes (and averaged over processes with a ``communicator``;
+    ``global_batch`` is then the batch size summed over them), then one update. Same returns."""
+    pool = parallel.shard_pool(model)
+    bounds = parallel.shard_bounds(len(xb))
+    losses = [copy.copy(loss_fn) for _ in bounds]
+
+    def shard(k, replica, lo, hi):
+        logits = replica.forward(xb[lo:hi], training=True)
+        loss = losses[k].forward(logits, yb[lo:hi])
+        replica.backward(losses[k].backward())
+        return loss * (hi - lo), (logits.argmax(axis=1) == yb[lo:hi]).sum()
+
+    results = pool.run(shard, bounds, threads)
+    counts = [hi - lo for lo, hi in bounds]
+    if communicator is None:
+        pool.buffer.pack(model, pool.replicas, counts)
+        pool.buffer.unpack(model, len(xb))
+    else:
+        communicator.average_gradients(model, len(xb), global_batch, sources=pool.replicas, counts=counts)
+    optimizer.step()
+    return sum(loss for loss, _ in results) / len(xb), sum(correct for _, correct in results)
+
+
 def fit(model, x, y, *, optimizer, epochs, batch_size=32, validation_data=None, shuffle=True, verbose=1,
-        initial_epoch=0, seed=None, augment=None, lr_schedule=None, callbacks=(), loss=None, communicator=None):
+        initial_epoch=0, seed=None, augment=None, lr_schedule=None, callbacks=(), loss=None, communicator=None,
+        threads=None):
     """Train ``model`` with mini-batch gradient descent; returns the history (dict of per-epoch lists).
 
     Args:
@@ -87,6 +117,10 @@ def fit(model, x, y, *, optimizer, epochs, batch_size=32, validation_data=None, 
             broadcast first; pass the same ``x, y`` on every rank). Only rank 0 shows progress;
             callbacks run on every rank (write files on rank 0 only). Dropout masks and
             augmentation then come from ``(seed, epoch, rank)``.
+        threads: CPU threads (NumPy backend): each batch is cut into shards of
+            :data:`minicnn.parallel.SHARD_SIZE` images run concurrently. Default
+            ``$MINICNN_THREADS``, else every core this process may use (shared among the processes
+            of an MPI job). The result does not depend on it: 1, 2 or 4 threads give the same weights.
     """
     _check_fit_arguments(model, x, y, optimizer, epochs, batch_size, validation_data, initial_epoch)
     comm = communicator
@@ -104,31 +138,40 @@ def fit(model, x, y, *, optimizer, epochs, batch_size=32, validation_data=None, 
     if validation_data is not None:
         history.update(val_loss=[], val_accuracy=[])
     history.update(lr=[], seconds=[])
-
-    for epoch in range(initial_epoch, epochs):
-        for cb in callbacks:
-            getattr(cb, "on_epoch_begin", lambda *a: None)(epoch, {})
-        start = time.perf_counter()
-        loss_sum, correct, seen = train_epoch(model, loss_fn, optimizer, x, y, epoch=epoch, epochs=epochs,
-                                              batch_size=batch_size, seed=seed, shuffle=shuffle, augment=augment,
-                                              lr_schedule=lr_schedule, verbose=verbose, communicator=comm)
-        last_step = -(-x.shape[0] // batch_size) - 1
-        logs = {"loss": _finite_loss(loss_sum, seen, epoch, last_step, optimizer), "accuracy": float(correct) / seen}
-        if validation_data is not None:
-            val = _evaluate(model, *validation_data, max(batch_size, 256), None, comm)
-            logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-        logs.update(lr=optimizer.lr, seconds=time.perf_counter() - start)
-        for k, v in logs.items():
-            history[k].append(v)
-        if verbose:
-            _epoch_line(epoch, epochs, logs, seen)
-        for cb in callbacks:
-            getattr(cb, "on_epoch_end", lambda *a: None)(epoch, logs)
+    threads = parallel.thread_count(threads, 1 if comm is None else comm.size)
+    with _cpu_threads():
+        for epoch in range(initial_epoch, epochs):
+            _fit_epoch(model, x, y, optimizer, loss_fn, epoch, epochs, batch_size, seed, shuffle, augment, lr_schedule,
+                       verbose, comm, threads, validation_data, history, callbacks)
     return history
 
 
+def _fit_epoch(model, x, y, optimizer, loss_fn, epoch, epochs, batch_size, seed, shuffle, augment, lr_schedule,
+               verbose, comm, threads, validation_data, history, callbacks):
+    """One epoch of :func:`fit`: callbacks, training, the epoch's figures, validation."""
+    for cb in callbacks:
+        getattr(cb, "on_epoch_begin", lambda *a: None)(epoch, {})
+    start = time.perf_counter()
+    loss_sum, correct, seen = train_epoch(model, loss_fn, optimizer, x, y, epoch=epoch, epochs=epochs,
+                                          batch_size=batch_size, seed=seed, shuffle=shuffle, augment=augment,
+                                          lr_schedule=lr_schedule, verbose=verbose, communicator=comm,
+                                          threads=threads)
+    last_step = -(-x.shape[0] // batch_size) - 1
+    logs = {"loss": _finite_loss(loss_sum, seen, epoch, last_step, optimizer), "accuracy": float(correct) / seen}
+    if validation_data is not None:
+        val = _evaluate(model, *validation_data, max(batch_size, 256), None, comm, threads=threads)
+        logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+    logs.update(lr=optimizer.lr, seconds=time.perf_counter() - start)
+    for k, v in logs.items():
+        history[k].append(v)
+    if verbose:
+        _epoch_line(epoch, epochs, logs, seen)
+    for cb in callbacks:
+        getattr(cb, "on_epoch_end", lambda *a: None)(epoch, logs)
+
+
 def train_epoch(model, loss_fn, optimizer, x, y, *, epoch, epochs, batch_size, seed, shuffle=True, augment=None,
-                lr_schedule=None, verbose=1, communicator=None):
+                lr_schedule=None, verbose=1, communicator=None, threads=1):
     """One pass over ``(x, y)`` in shuffled mini-batches; returns ``(loss_sum, correct, seen)``
     summed over every process (``loss_sum`` weights each batch's mean by its size)."""
     from tqdm.auto import tqdm
@@ -139,6 +182,10 @@ def train_epoch(model, loss_fn, optimizer, x, y, *, epoch, epochs, batch_size, s
     steps = -(-n // batch_size)
     rng = np.random.default_rng([seed, epoch])          # the shuffle: the same on every rank
     aug_rng = rng if comm is None else np.random.default_rng([seed, epoch, 1 + comm.rank])
+    sharded = backend.name == "numpy"          # CuPy: one pass per batch, no threads
+    if sharded:                                 # the replicas exist before their masks are seeded
+        local_batch = batch_size if comm is None else -(-batch_size // comm.size)
+        parallel.shard_pool(model).ensure(len(parallel.shard_bounds(local_batch)))
     reseed_dropout(model, seed, epoch, rank=None if comm is None else comm.rank)
     loss_sum = correct = 0   # device scalars: read only when the bar is redrawn
     seen = 0
@@ -155,8 +202,12 @@ def train_epoch(model, loss_fn, optimizer, x, y, *, epoch, epochs, batch_size, s
             reduce = None if comm is None else (lambda k=len(idx): comm.average_gradients(model, k, batch_n))
             if len(idx):
                 xb = x[idx] if augment is None else augment(to_numpy(x[idx]), aug_rng)
-                batch_loss, batch_correct = train_step(model, loss_fn, optimizer, backend.asarray(xb, dtype=model.dtype),
-                                                       backend.asarray(y[idx]), reduce)
+                xb, yb = backend.asarray(xb, dtype=model.dtype), backend.asarray(y[idx])
+                if sharded:
+                    batch_loss, batch_correct = sharded_train_step(model, loss_fn, optimizer, xb, yb, threads, comm,
+                                                                   batch_n)
+                else:
+                    batch_loss, batch_correct = train_step(model, loss_fn, optimizer, xb, yb, reduce)
                 loss_sum = loss_sum + batch_loss * len(idx)
                 correct = correct + batch_correct
                 seen += len(idx)
@@ -175,7 +226,7 @@ def train_epoch(model, loss_fn, optimizer, x, y, *, epoch, epochs, batch_size, s
     return loss_sum, correct, seen
 
 
-def evaluate(model, x, y, batch_size=256, loss=None, communicator=None, return_predictions=False) -> dict:
+def evaluate(model, x, y, batch_size=256, loss=None, communicator=None, return_predictions=False, threads=None) -> dict:
     """Mean loss and accuracy over ``(x, y)`` in inference mode: ``{"loss": float, "accuracy": float}``.
 
     With a ``communicator`` (every rank passing the same ``x, y``), each rank evaluates its
@@ -185,10 +236,12 @@ def evaluate(model, x, y, batch_size=256, loss=None, communicator=None, return_p
     """
     check_images(x, model.input_shape, "evaluate")
     check_labels(y, x.shape[0], model.output_shape[-1], "evaluate")
-    return _evaluate(model, x, y, batch_size, loss, communicator, return_predictions)
+    threads = parallel.thread_count(threads, 1 if communicator is None else communicator.size)
+    with _cpu_threads():
+        return _evaluate(model, x, y, batch_size, loss, communicator, return_predictions, threads)
 
 
-def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=False) -> dict:
+def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=False, threads=1) -> dict:
     """:func:`evaluate` without the input checks (``fit`` checked its validation data once)."""
     backend = get_backend()
     loss_fn = loss or SoftmaxCrossEntropy()
@@ -200,7 +253,7 @@ def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=Fa
     with no_grad():
         for idx in minibatches(x.shape[0], batch_size):
             yb = backend.asarray(y[idx])
-            logits = model.forward(backend.asarray(x[idx], dtype=model.dtype), training=False)
+            logits = _logits(model, backend.asarray(x[idx], dtype=model.dtype), threads)
             predicted = logits.argmax(axis=1)
             loss_sum = loss_sum + loss_fn.forward(logits, yb) * len(idx)
             correct = correct + (predicted == yb).sum()
@@ -215,24 +268,47 @@ def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=Fa
     return result
 
 
-def predict(model, x, batch_size=256) -> np.ndarray:
-    """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy."""
+def predict(model, x, batch_size=256, threads=None) -> np.ndarray:
+    """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy (``threads`` as in :func:`fit`)."""
     check_images(x, model.input_shape, "predict")
     backend = get_backend()
+    threads = parallel.thread_count(threads)
     out = []
-    with no_grad():
+    with no_grad(), _cpu_threads():
         for idx in minibatches(x.shape[0], batch_size):
-            logits = model.forward(backend.asarray(x[idx], dtype=model.dtype), training=False)
-            out.append(softmax(logits))
+            out.append(softmax(_logits(model, backend.asarray(x[idx], dtype=model.dtype), threads)))
     return to_numpy(backend.xp.concatenate(out))     # one host copy for the whole set
+
+
+def _logits(model, xb, threads):
+    """Inference-mode forward of a batch: on NumPy its shards run at once on the model's replicas."""
+    if get_backend().name != "numpy":
+        return model.forward(xb, training=False)
+    bounds = parallel.shard_bounds(len(xb))
+    parts = parallel.shard_pool(model).run(lambda k, replica, lo, hi: replica.forward(xb[lo:hi], training=False),
+                                           bounds, threads)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _cpu_threads():
+    """On NumPy, BLAS on one thread while the shards use the cores (see :mod:`minicnn.parallel`)."""
+    return parallel.one_blas_thread() if get_backend().name == "numpy" else contextlib.nullcontext()
 
 
 def reseed_dropout(model, seed: int, epoch: int, rank: int | None = None):
     """Give every Dropout layer the mask stream of ``(seed, epoch, position)``, or of
-    ``(seed, epoch, position, rank)`` in a distributed run, so each rank draws its own masks."""
+    ``(seed, epoch, position, rank)`` in a distributed run, so each rank draws its own masks.
+    The replicas that run a batch's shards (:mod:`minicnn.parallel`) get one stream each,
+    ``(seed, epoch, position[, rank], shard)``: the masks depend on the shard, not the thread."""
+    ranked = () if rank is None else (1 + rank,)
     for i, layer in enumerate(model.layers):
         if isinstance(layer, Dropout):
-            layer.reseed(derive_seed(seed, epoch, i) if rank is None else derive_seed(seed, epoch, i, 1 + rank))
+            layer.reseed(derive_seed(seed, epoch, i, *ranked))
+    pool = model.__dict__.get("_shard_pool")
+    for k, replica in enumerate(pool.replicas if pool is not None else []):
+        for i, layer in enumerate(replica.layers):
+            if isinstance(layer, Dropout):
+                layer.reseed(derive_seed(seed, epoch, i, *ranked, 10_000 + k))
 
 
 def derive_seed(*entropy) -> int:

@@ -44,6 +44,11 @@ class Dropout(Layer):
         self._backend = get_backend()
         self._rng = self._backend.rng(self.seed)
 
+    def replica(self):
+        twin = super().replica()
+        twin.reseed(self.seed)          # its own generator: shards never share a mask stream
+        return twin
+
     def forward(self, x, training=False):
         self._ensure_built(x)
         if not training or self.rate == 0:

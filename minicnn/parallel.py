@@ -1,0 +1,172 @@
+r"""Every CPU core at once: a batch cut into shards that run concurrently on replicas of the model.
+
+Why threads help NumPy at all
+-----------------------------
+A BLAS matrix product can use many cores, but NumPy's copies and element-wise passes (padding,
+the im2col copy, LeakyReLU, max-pool, dropout, Adam) run on one. With BLAS on two threads,
+one core idles for about half of every step. Instead, run *whole forward and backward passes*
+on different images at the same time: NumPy releases Python's GIL inside BLAS calls, copies and
+ufuncs on large arrays, so two threads each doing their own pass keep two cores busy, each with
+BLAS on one thread.
+
+Why this is still the same gradient
+-----------------------------------
+The mini-batch loss is the mean of per-example losses, so its gradient is the mean of
+per-example gradients. Cut the batch ``B`` into shards ``B_0 .. B_{K-1}``; shard ``k``'s pass
+gives ``g_k``, the gradient of its own mean loss; then::
+
+    grad L = sum_k (|B_k| / |B|) g_k
+
+exactly what :mod:`minicnn.distributed` computes across processes. One :class:`GradientBuffer`
+does the weighted sum for both: here over the shards of one process, there over the processes
+too (their shards' sums are added by one Allreduce before the division).
+
+Reproducible whatever the core count
+------------------------------------
+The number of shards depends only on the batch size (:data:`SHARD_SIZE` images each), never on
+the number of threads; shard ``k`` always runs on replica ``k``, whose Dropout layers draw from
+their own stream seeded by ``(seed, epoch, position, shard)``; the shards' gradients are added
+in shard order; and BLAS runs on one thread inside every shard. So 1, 2 or 4 threads perform
+the same floating-point operations in the same order and give bitwise the same weights. (The
+result does differ, by rounding, from one unsharded pass over the whole batch.)
+
+A replica (:meth:`minicnn.layers.Layer.replica`) shares its layer's parameter arrays — an
+optimizer step or a load is seen by every replica at once — and has its own gradients,
+backward cache and work arrays, so shards never write into each other's memory.
+
+Only the NumPy backend shards: on a GPU one stream already runs each operation on all its
+cores, so CuPy keeps one pass per batch and no threads.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor, wait
+
+from .backend import get_array_module, get_backend
+
+SHARD_SIZE = 16   # images per shard: small enough that a conv's patch matrix stays in cache,
+                  # large enough that per-layer Python overhead stays small (measured in benchmarks/)
+
+
+def thread_count(threads=None, processes: int = 1) -> int:
+    """The number of worker threads: ``threads``, else ``$MINICNN_THREADS``, else every core this
+    process may use, shared among ``processes`` processes on one machine (MPI ranks)."""
+    where = "threads"
+    if threads is None and os.environ.get("MINICNN_THREADS"):
+        threads, where = os.environ["MINICNN_THREADS"], "$MINICNN_THREADS"
+        try:
+            threads = int(threads)
+        except ValueError:
+            raise ValueError(f"{where} must be a positive integer, got {os.environ['MINICNN_THREADS']!r}") from None
+    if threads is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, cores // max(1, processes))
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"{where} must be a positive integer, got {threads!r}")
+    return threads
+
+
+def shard_bounds(n: int, shard_size: int = SHARD_SIZE) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the shards of a batch of ``n``: ``ceil(n / shard_size)`` shards as even
+    as can be (sizes differ by at most one)."""
+    k = max(1, -(-n // shard_size))
+    return [(i * n // k, (i + 1) * n // k) for i in range(k)]
+
+
+class GradientBuffer:
+    """One flat array holding every parameter's gradient, in the model's parameter order.
+
+    ``pack`` writes ``sum_k weights[k] * (gradient of sources[k])`` into it, source after source
+    in a fixed order; ``unpack`` divides by a total and makes each layer's ``grads`` a view of it.
+    A flat buffer is also what one MPI Allreduce sends (see :mod:`minicnn.distributed`).
+    """
+
+    def __init__(self):
+        self.flat = None
+
+    def pack(self, model, sources, weights):
+        """``sources``: models (or replicas) whose layers' grads to add, ``weights``: one number each
+        (0 sources: zeros). Returns the flat buffer."""
+        params = [(i, name, p) for i, layer in enumerate(model.layers) for name, p in layer.params.items()]
+        xp = get_array_module(params[0][2]) if params else get_backend().xp
+        size = sum(p.size for _, _, p in params)
+        dtype = params[0][2].dtype if params else model.dtype
+        if self.flat is None or self.flat.size != size or self.flat.dtype != dtype or get_array_module(self.flat) is not xp:
+            self.flat = xp.empty(size, dtype=dtype)
+        offset = 0
+        for i, name, p in params:
+            part = self.flat[offset:offset + p.size]
+            terms = [(s.layers[i].grads.get(name), w) for s, w in zip(sources, weights) if w]
+            terms = [(g, w) for g, w in terms if g is not None]
+            if not terms:
+                part[...] = 0
+            for k, (g, w) in enumerate(terms):
+                if k == 0:
+                    xp.multiply(g.reshape(-1), dtype.type(w), out=part)
+                else:
+                    part += g.reshape(-1) * dtype.type(w)
+            offset += p.size
+        return self.flat
+
+    def unpack(self, model, total):
+        """Divide the sum by ``total`` and hand each layer a view of its part as ``grads``."""
+        self.flat /= self.flat.dtype.type(total)
+        offset = 0
+        for layer in model.layers:
+            for name, p in layer.params.items():
+                layer.grads[name] = self.flat[offset:offset + p.size].reshape(p.shape)
+                offset += p.size
+
+
+class ShardPool:
+    """Replicas of ``model`` (replica ``k`` runs shard ``k``) and the threads that run them.
+
+    ``run(fn, bounds)`` calls ``fn(k, replica_k, start, stop)`` for every shard, on up to
+    ``threads`` threads at once, waits for all of them, and returns their results in shard order.
+    If a shard raises, the first such error (in shard order) is raised here, after every shard
+    has finished: no worker is left running and no shard's result is silently dropped.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.replicas: list = []
+        self.buffer = GradientBuffer()
+        self._executor = None
+        self._threads = 0
+
+    def ensure(self, k: int):
+        """At least ``k`` replicas; rebuilt if the model's parameters were replaced since."""
+        stale = self.replicas and any(r.params is not l.params for r, l in zip(self.replicas[0].layers, self.model.layers))
+        if stale or (self.replicas and len(self.replicas[0].layers) != len(self.model.layers)):
+            self.replicas = []
+        while len(self.replicas) < k:
+            self.replicas.append(self.model.replica())
+        return self.replicas[:k]
+
+    def run(self, fn, bounds, threads: int):
+        replicas = self.ensure(len(bounds))
+        jobs = [(k, replicas[k], lo, hi) for k, (lo, hi) in enumerate(bounds)]
+        if threads <= 1 or len(jobs) == 1:
+            return [fn(*job) for job in jobs]
+        if self._executor is None or self._threads != threads:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+            self._executor = ThreadPoolExecutor(threads, thread_name_prefix="minicnn-shard")
+            self._threads = threads
+        futures = [self._executor.submit(fn, *job) for job in jobs]
+        wait(futures)
+        return [f.result() for f in futures]          # re-raises a shard's error, in shard order
+
+
+def shard_pool(model) -> ShardPool:
+    """The model's pool, made on first use."""
+    pool = model.__dict__.get("_shard_pool")
+    if pool is None:
+        pool = model._shard_pool = ShardPool(model)
+    return pool
+
+
+def one_blas_thread():
+    """A context in which BLAS runs on one thread (threadpoolctl), so shards, not BLAS, use the cores."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=1, user_api="blas")
