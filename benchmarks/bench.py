@@ -218,17 +218,48 @@ def minicnn_train_rep(model, loss_fn, opt, x, y):
 
 def minicnn_infer_rep(model, x):
     clock = Stopwatch(minicnn_sync)
-    model.forward(x, training=False)
+    with minicnn.no_grad():
+        model.forward(x, training=False)
     return (clock.lap(),)
 
 
+def minicnn_sharded_rep(model, loss_fn, opt, x, y, threads):
+    clock = Stopwatch(minicnn_sync)
+    with minicnn.parallel.one_blas_thread():
+        minicnn.training.sharded_train_step(model, loss_fn, opt, x, y, threads=threads)
+    return (clock.lap(),)
+
+
+def minicnn_fit_rep(model, opt, x, y, batch, threads):
+    """One epoch of ``fit`` over ``FIT_BATCHES`` batches: what a user's call costs, per batch."""
+    clock = Stopwatch(minicnn_sync)
+    model.fit(x, y, optimizer=opt, epochs=1, batch_size=batch, verbose=0, seed=0, threads=threads)
+    return (clock.lap() / FIT_BATCHES,)
+
+
+def minicnn_predict_rep(model, x, batch, threads):
+    clock = Stopwatch(minicnn_sync)
+    model.predict(x, batch_size=batch, threads=threads)
+    return (clock.lap() / FIT_BATCHES,)
+
+
+FIT_BATCHES = 4     # batches per fit/predict repeat
+
+
 def bench_model(batch, args, backend, torch=None, device=None) -> dict:
-    """Training-step and inference throughput (images/s) of the whole model."""
+    """Training-step and inference throughput (images/s) of the whole model: the raw step (one
+    pass over the batch), the step ``fit`` runs (NumPy: shards on ``--threads`` threads), and
+    ``fit``/``predict`` themselves, against PyTorch's step."""
     model = cifar10_cnn(seed=args.seed)
     loss_fn, opt = SoftmaxCrossEntropy(), Adam(model, lr=LR, eps=EPS)
     x, y = random_batch(batch, args.seed, backend)
+    xs, ys = random_batch(batch * FIT_BATCHES, args.seed + 1, minicnn.backend.Backend("numpy", np))   # host data
     train = {"minicnn": lambda: minicnn_train_rep(model, loss_fn, opt, x, y)}
     infer = {"minicnn": lambda: minicnn_infer_rep(model, x)}
+    if backend.name == "numpy":
+        train["minicnn-shards"] = lambda: minicnn_sharded_rep(model, loss_fn, opt, x, y, args.threads)
+    train["minicnn-fit"] = lambda: minicnn_fit_rep(model, opt, xs, ys, batch, args.threads)
+    infer["minicnn-predict"] = lambda: minicnn_predict_rep(model, xs, batch, args.threads)
     if torch is not None:
         tsync = torch_sync_for(torch, device)
         tmodel = torch_model(torch, model, device)

@@ -49,16 +49,23 @@ def print_model_table(results, compare: bool):
         head += f"  {'PyTorch':>20}  {'minicnn/PyTorch':>15}"
     print(head)
     print("-" * len(head))
+    rows = (("train", "minicnn", "train step"), ("train", "minicnn-shards", "  shards"), ("train", "minicnn-fit", "  fit"),
+            ("inference", "minicnn", "inference"), ("inference", "minicnn-predict", "  predict"))
     for r in results:
-        for mode, label in (("train", "train step"), ("inference", "inference")):
-            m = r[mode]["minicnn"]
+        for mode, name, label in rows:
+            if name not in r[mode]:
+                continue
+            m = r[mode][name]
             text = f"{r['batch_size']:>5}  {label:<10} {m['images_per_s']:>9.0f} ({m['step_ms']:7.1f} ms)"
             if compare:
                 t = r[mode]["torch"]
                 text += (f"  {t['images_per_s']:>9.0f} ({t['step_ms']:7.1f} ms)"
                          f"  {m['images_per_s'] / t['images_per_s']:>15.2f}")
             print(text)
-    print("train step = forward(training=True) + softmax cross-entropy forward/backward + backward + Adam step.")
+    print("train step = one pass: forward(training=True) + softmax cross-entropy forward/backward + backward + Adam;\n"
+          "  shards = the step fit runs on NumPy (16-image shards on --threads threads, BLAS at 1 thread each);\n"
+          "  fit = model.fit over 4 batches of host data, per batch; predict = model.predict likewise;\n"
+          "  inference = one forward(training=False) under no_grad. PyTorch: its train step / eval forward.")
     if compare:
         print("minicnn/PyTorch: throughput ratio (< 1: minicnn is slower).")
     print()

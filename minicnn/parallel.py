@@ -166,7 +166,13 @@ def shard_pool(model) -> ShardPool:
     return pool
 
 
+_controller = None
+
+
 def one_blas_thread():
     """A context in which BLAS runs on one thread (threadpoolctl), so shards, not BLAS, use the cores."""
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=1, user_api="blas")
+    global _controller
+    if _controller is None:          # finding the BLAS libraries takes a while: once per process
+        from threadpoolctl import ThreadpoolController
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
