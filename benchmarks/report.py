@@ -65,7 +65,8 @@ def print_model_table(results, compare: bool):
     print("train step = one pass: forward(training=True) + softmax cross-entropy forward/backward + backward + Adam;\n"
           "  shards = the step fit runs on NumPy (16-image shards on --threads threads, BLAS at 1 thread each);\n"
           "  fit = model.fit over 4 batches of host data, per batch; predict = model.predict likewise;\n"
-          "  inference = one forward(training=False) under no_grad. PyTorch: its train step / eval forward.")
+          "  inference = one forward(training=False) under no_grad.")
     if compare:
-        print("minicnn/PyTorch: throughput ratio (< 1: minicnn is slower).")
+        print("PyTorch: its train step / eval-mode forward, the reference for every minicnn row.\n"
+              "minicnn/PyTorch: throughput ratio (< 1: minicnn is slower).")
     print()
