@@ -31,7 +31,7 @@ from minicnn.schedules import warmup_cosine
 
 # The settings that a resumed run must share with the run it continues.
 RUN_KEYS = ("optimizer", "lr", "batch_size", "augment", "val_split", "seed", "train_limit", "weight_decay",
-            "warmup_epochs")
+            "warmup_epochs", "init_from")
 
 
 def parse_args(argv=None):
@@ -55,6 +55,8 @@ def parse_args(argv=None):
     add("--seed", type=int, default=0)
     add("--train-limit", type=int, default=None, help="use only the first N training images")
     add("--resume", action="store_true", help="continue from --out/model.npz")
+    add("--init-from", default=None, metavar="PATH", help="fine-tune this model instead of training the documented one "
+        "from scratch: a Keras .keras/.h5 file or a minicnn checkpoint (.npz); input (32, 32, 3), 10 classes")
     add("--plots", action=argparse.BooleanOptionalAction, default=True, help="draw the pictures at the end")
     add("--verbose", type=int, choices=[0, 1, 2], default=1, help="1: progress bars, 2: a line per epoch")
     add("--distributed", action="store_true", help="data-parallel training over the processes of `mpiexec -n N` "
@@ -131,7 +133,7 @@ def train(args, argv, comm) -> int:
         f"{len(data['test'][0])} test images")
 
     # The recipe: the documented model, Adam (or Nesterov SGD), warm-up then cosine decay.
-    model = minicnn.models.cifar10_cnn(seed=args.seed)
+    model = initial_model(args.init_from) if args.init_from else minicnn.models.cifar10_cnn(seed=args.seed)
     if args.optimizer == "adam":
         optimizer = Adam(model, lr=args.lr, weight_decay=args.weight_decay)
     else:
@@ -165,6 +167,19 @@ def train(args, argv, comm) -> int:
         return 1
     finish(model, data, (mean, std), out, args, backend, log.rows() if root else [], comm)
     return 0
+
+
+def initial_model(path):
+    """A model to fine-tune: a Keras file (minicnn.interop) or a minicnn checkpoint, checked to fit CIFAR-10."""
+    if Path(path).suffix.lower() == ".npz":
+        model = minicnn.load_model(path)[0]
+    else:
+        from minicnn.interop import load_keras
+        model = load_keras(path)
+    if model.input_shape != (32, 32, 3) or model.output_shape != (10,):
+        raise ValueError(f"--init-from {path}: the model takes {model.input_shape} and gives {model.output_shape}; "
+                         f"CIFAR-10 needs input (32, 32, 3) and 10 class scores")
+    return model.astype("float32")
 
 
 def resume(model, optimizer, checkpoint, config, say) -> int:

@@ -132,3 +132,26 @@ def test_missing_data_is_a_clear_error(tmp_path):
                                      "--out", str(tmp_path / "o"), "--url", (tmp_path / "missing.tar.gz").as_uri()],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "error:" in result.stderr and "download" in result.stderr
+
+
+@pytest.mark.slow
+def test_init_from_a_keras_file_fine_tunes_that_model(cifar_dir, tmp_path):
+    pytest.importorskip("h5py")
+    import minicnn
+    from minicnn.interop import save_keras
+    from minicnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+    small = minicnn.Sequential([Conv2D(4, 3, strides=2, padding="same"), ReLU(), MaxPool2D(2), Flatten(), Dense(10)],
+                               input_shape=(32, 32, 3), seed=0)
+    save_keras(small, tmp_path / "start.keras")
+    out = tmp_path / "run"
+    result = run(common(cifar_dir, out, 1) + ["--init-from", str(tmp_path / "start.keras"), "--no-plots"])
+    assert result.returncode == 0, result.stderr
+    assert f"Total params: {small.count_params():,}" in result.stdout         # that model, not the documented one
+    model, extra = minicnn.load_model(out / "model.npz")
+    assert [type(l).__name__ for l in model.layers] == ["Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense"]
+    assert not np.array_equal(model.layers[0].params["W"], small.layers[0].params["W"])     # it trained
+    assert extra["config"]["init_from"] == str(tmp_path / "start.keras")
+    wrong = minicnn.Sequential([Flatten(), Dense(3)], input_shape=(32, 32, 3), seed=0)
+    save_keras(wrong, tmp_path / "wrong.keras")
+    result = run(common(cifar_dir, tmp_path / "run2", 1) + ["--init-from", str(tmp_path / "wrong.keras")])
+    assert result.returncode == 2 and "10 class scores" in result.stderr
