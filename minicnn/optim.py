@@ -25,6 +25,15 @@ class Optimizer:
         """(key, layer, name) for every parameter, in model order."""
         return self.model.named_parameters()
 
+    def _work(self, like):
+        """A temporary shaped like ``like``, reused from step to step (never saved)."""
+        work = self.__dict__.setdefault("_work_arrays", {})
+        xp = get_array_module(like)
+        buf = work.get((like.shape, like.dtype.str, xp.__name__))
+        if buf is None:
+            buf = work[(like.shape, like.dtype.str, xp.__name__)] = xp.empty_like(like)
+        return buf
+
     def _slot(self, slot, key, like):
         table = self.slots.setdefault(slot, {})
         if key not in table:
@@ -151,14 +160,19 @@ class Adam(Optimizer):
         t = self.iterations
         m = self._slot("m", key, p)
         v = self._slot("v", key, p)
+        tmp = self._work(p)         # one reused temporary: no fresh 4 MB array (and its page faults) per step
         m *= f(self.beta1)
-        m += f(1 - self.beta1) * g
+        m += xp.multiply(g, f(1 - self.beta1), out=tmp)
         v *= f(self.beta2)
-        v += f(1 - self.beta2) * (g * g)
+        xp.multiply(g, g, out=tmp)
+        tmp *= f(1 - self.beta2)
+        v += tmp
         if self.weight_decay:
-            p -= f(self.lr * self.weight_decay) * p
+            p -= xp.multiply(p, f(self.lr * self.weight_decay), out=tmp)
         # Fold both bias corrections into one scalar step size and one scaled eps.
         c1, c2 = 1 - self.beta1 ** t, 1 - self.beta2 ** t
-        denom = xp.sqrt(v)
+        denom = xp.sqrt(v, out=tmp)
         denom += f(self.eps * np.sqrt(c2))
-        p -= f(self.lr * np.sqrt(c2) / c1) * m / denom
+        xp.divide(m, denom, out=tmp)
+        tmp *= f(self.lr * np.sqrt(c2) / c1)
+        p -= tmp
