@@ -226,7 +226,7 @@ def minicnn_infer_rep(model, x):
 def minicnn_sharded_rep(model, loss_fn, opt, x, y, threads):
     clock = Stopwatch(minicnn_sync)
     with minicnn.parallel.one_blas_thread():
-        minicnn.training.sharded_train_step(model, loss_fn, opt, x, y, threads=threads)
+        minicnn.parallel.sharded_train_step(model, loss_fn, opt, x, y, threads=threads)
     return (clock.lap(),)
 
 

@@ -113,18 +113,18 @@ class Communicator:
         return items[start:stop]
 
     # -- collectives ----------------------------------------------------------------------
-    def average_gradients(self, model, count: int, total: int, sources=None, counts=None):
+    def average_gradients(self, model, count: int, total: int, terms=None):
         """Replace every layer's grads by the gradient of the global batch.
 
         ``count``: examples this rank's grads were computed on (0: it contributes nothing);
-        ``total``: examples in the global batch, the sum of ``count`` over ranks. When this rank
-        ran its share as shards on replicas (:mod:`minicnn.parallel`), ``sources`` are those
-        replicas and ``counts`` their sizes, and their gradients are taken directly.
+        ``total``: examples in the global batch, the sum of ``count`` over ranks. ``terms``, when
+        this rank ran its share in shards (:mod:`minicnn.parallel`), gives layer ``i``'s
+        gradients and weights (``[(grads_dict, count), ...]``) in place of ``layer.grads``.
         After the call every rank holds the same grads: views into one flat buffer.
         """
-        if sources is None:
-            sources, counts = [model], [count]
-        flat = self._gradients.pack(model, sources, counts)   # 1. sum_k count_k * g_k, this rank's
+        if terms is None:
+            terms = lambda i: [(model.layers[i].grads, count)]      # noqa: E731
+        flat = self._gradients.pack(model, terms)              # 1. count * (this rank's mean gradient)
         if flat.size:
             self._allreduce(flat)                              # 2. one message: the sum over ranks
         self._gradients.unpack(model, total)                   # 3. the mean over the global batch

@@ -21,6 +21,19 @@ exactly what :mod:`minicnn.distributed` computes across processes. One :class:`G
 does the weighted sum for both: here over the shards of one process, there over the processes
 too (their shards' sums are added by one Allreduce before the division).
 
+The dense head runs once
+------------------------
+Only the layers up to the last ``Flatten`` (the convolutions: much computation on large
+activations, few weights) run in shards. The dense head after it (few activations, most of the
+weights: 97% of the documented model's parameters sit in its first Dense layer) runs once on
+the whole batch, on ``threads`` BLAS threads: sharded, every shard would write a full 4 MB
+weight gradient from a 16-row product. So a step is: shards forward through the body, the
+head forward, the loss, the head backward, shards backward through the body. The head's
+input gradient is the gradient of the *whole batch's* mean loss, so each shard's body
+gradients are already terms of the batch gradient, and they simply add up. (This split of
+data-parallel convolutions and a whole-batch dense part is Krizhevsky's "one weird trick",
+2014.)
+
 Reproducible whatever the core count
 ------------------------------------
 The number of shards depends only on the batch size (:data:`SHARD_SIZE` images each), never on
@@ -84,9 +97,10 @@ class GradientBuffer:
     def __init__(self):
         self.flat = None
 
-    def pack(self, model, sources, weights):
-        """``sources``: models (or replicas) whose layers' grads to add, ``weights``: one number each
-        (0 sources: zeros). Returns the flat buffer."""
+    def pack(self, model, terms):
+        """``terms(i)`` -> ``[(grads_dict, weight), ...]`` for layer ``i``: the flat buffer gets
+        ``sum weight * grads_dict[name]`` for each of its parameters, terms in the order given
+        (none, a zero weight or a missing gradient: nothing added). Returns the flat buffer."""
         params = [(i, name, p) for i, layer in enumerate(model.layers) for name, p in layer.params.items()]
         xp = get_array_module(params[0][2]) if params else get_backend().xp
         size = sum(p.size for _, _, p in params)
@@ -96,11 +110,11 @@ class GradientBuffer:
         offset = 0
         for i, name, p in params:
             part = self.flat[offset:offset + p.size]
-            terms = [(s.layers[i].grads.get(name), w) for s, w in zip(sources, weights) if w]
-            terms = [(g, w) for g, w in terms if g is not None]
-            if not terms:
+            parts = [(grads.get(name), w) for grads, w in terms(i) if w]
+            parts = [(g, w) for g, w in parts if g is not None]
+            if not parts:
                 part[...] = 0
-            for k, (g, w) in enumerate(terms):
+            for k, (g, w) in enumerate(parts):
                 if k == 0:
                     xp.multiply(g.reshape(-1), dtype.type(w), out=part)
                 else:
@@ -158,6 +172,68 @@ class ShardPool:
         return [f.result() for f in futures]          # re-raises a shard's error, in shard order
 
 
+def head_start(model) -> int:
+    """Index of the first layer of the dense head: the layer after the last Flatten (none: no head)."""
+    from .layers import Flatten
+    flattens = [i for i, layer in enumerate(model.layers) if isinstance(layer, Flatten)]
+    return flattens[-1] + 1 if flattens else len(model.layers)
+
+
+def _forward(layers, x, training):
+    for layer in layers:
+        x = layer.forward(x, training=training)
+    return x
+
+
+def _backward(layers, dy, input_grad):
+    for i in reversed(range(len(layers))):
+        dy = layers[i].backward(dy, need_input_grad=i > 0 or input_grad)
+    return dy
+
+
+def _join(xp, parts):
+    return parts[0] if len(parts) == 1 else xp.concatenate(parts)
+
+
+def sharded_train_step(model, loss_fn, optimizer, xb, yb, threads=1, communicator=None, global_batch=None):
+    """:func:`minicnn.training.train_step` with the body in shards that run at once on replicas
+    and the dense head once on the whole batch (see above). With a ``communicator`` the gradient
+    is then averaged over processes (``global_batch``: the batch size summed over them).
+    Returns ``(loss, correct)`` for the batch, as :func:`~minicnn.training.train_step` does."""
+    xp = get_array_module(xb)
+    pool, bounds, h = shard_pool(model), shard_bounds(len(xb)), head_start(model)
+    body = pool.run(lambda k, r, lo, hi: _forward(r.layers[:h], xb[lo:hi], True), bounds, threads)
+    features = _join(xp, body)
+    with blas_threads(threads):
+        logits = _forward(model.layers[h:], features, True)
+        loss = loss_fn.forward(logits, yb)
+        dfeatures = _backward(model.layers[h:], loss_fn.backward(), input_grad=h > 0)
+    if h > 0:
+        pool.run(lambda k, r, lo, hi: _backward(r.layers[:h], dfeatures[lo:hi], False), bounds, threads)
+    replicas = pool.replicas[:len(bounds)]
+
+    def terms(i, weight=1):
+        return [(r.layers[i].grads, weight) for r in replicas] if i < h else [(model.layers[i].grads, weight)]
+
+    if communicator is None:
+        pool.buffer.pack(model, terms)
+        pool.buffer.unpack(model, 1)
+    else:                      # this rank's mean gradient, weighted by its example count, then the Allreduce
+        communicator.average_gradients(model, len(xb), global_batch, terms=lambda i: terms(i, len(xb)))
+    optimizer.step()
+    return loss, (logits.argmax(axis=1) == yb).sum()
+
+
+def sharded_logits(model, xb, threads):
+    """Inference-mode logits of a batch: the body in shards at once, the head on the whole batch."""
+    xp = get_array_module(xb)
+    h = head_start(model)
+    body = shard_pool(model).run(lambda k, r, lo, hi: _forward(r.layers[:h], xb[lo:hi], False),
+                                 shard_bounds(len(xb)), threads)
+    with blas_threads(threads):
+        return _forward(model.layers[h:], _join(xp, body), False)
+
+
 def shard_pool(model) -> ShardPool:
     """The model's pool, made on first use."""
     pool = model.__dict__.get("_shard_pool")
@@ -169,10 +245,15 @@ def shard_pool(model) -> ShardPool:
 _controller = None
 
 
-def one_blas_thread():
-    """A context in which BLAS runs on one thread (threadpoolctl), so shards, not BLAS, use the cores."""
+def blas_threads(n: int):
+    """A context in which NumPy's BLAS runs on ``n`` threads (threadpoolctl)."""
     global _controller
     if _controller is None:          # finding the BLAS libraries takes a while: once per process
         from threadpoolctl import ThreadpoolController
         _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
+    return _controller.limit(limits=n, user_api="blas")
+
+
+def one_blas_thread():
+    """A context in which BLAS runs on one thread, so shards, not BLAS, use the cores."""
+    return blas_threads(1)

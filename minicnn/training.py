@@ -20,7 +20,6 @@ would make the CPU wait for the GPU after every step.
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
 
 import numpy as np
@@ -63,32 +62,6 @@ def train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None):
         reduce_gradients()
     optimizer.step()
     return loss, (logits.argmax(axis=1) == yb).sum()
-
-
-def sharded_train_step(model, loss_fn, optimizer, xb, yb, threads=1, communicator=None, global_batch=None):
-    """:func:`train_step` with the batch cut into shards that run at once on replicas of the model
-    (:mod:`minicnn.parallel`): forward, loss and backward per shard, then the shards' gradients
-    are combined, weighted by their sizes (and averaged over processes with a ``communicator``;
-    ``global_batch`` is then the batch size summed over them), then one update. Same returns."""
-    pool = parallel.shard_pool(model)
-    bounds = parallel.shard_bounds(len(xb))
-    losses = [copy.copy(loss_fn) for _ in bounds]
-
-    def shard(k, replica, lo, hi):
-        logits = replica.forward(xb[lo:hi], training=True)
-        loss = losses[k].forward(logits, yb[lo:hi])
-        replica.backward(losses[k].backward())
-        return loss * (hi - lo), (logits.argmax(axis=1) == yb[lo:hi]).sum()
-
-    results = pool.run(shard, bounds, threads)
-    counts = [hi - lo for lo, hi in bounds]
-    if communicator is None:
-        pool.buffer.pack(model, pool.replicas, counts)
-        pool.buffer.unpack(model, len(xb))
-    else:
-        communicator.average_gradients(model, len(xb), global_batch, sources=pool.replicas, counts=counts)
-    optimizer.step()
-    return sum(loss for loss, _ in results) / len(xb), sum(correct for _, correct in results)
 
 
 def fit(model, x, y, *, optimizer, epochs, batch_size=32, validation_data=None, shuffle=True, verbose=1,
@@ -204,7 +177,7 @@ def train_epoch(model, loss_fn, optimizer, x, y, *, epoch, epochs, batch_size, s
                 xb = x[idx] if augment is None else augment(to_numpy(x[idx]), aug_rng)
                 xb, yb = backend.asarray(xb, dtype=model.dtype), backend.asarray(y[idx])
                 if sharded:
-                    batch_loss, batch_correct = sharded_train_step(model, loss_fn, optimizer, xb, yb, threads, comm,
+                    batch_loss, batch_correct = parallel.sharded_train_step(model, loss_fn, optimizer, xb, yb, threads, comm,
                                                                    batch_n)
                 else:
                     batch_loss, batch_correct = train_step(model, loss_fn, optimizer, xb, yb, reduce)
@@ -281,13 +254,10 @@ def predict(model, x, batch_size=256, threads=None) -> np.ndarray:
 
 
 def _logits(model, xb, threads):
-    """Inference-mode forward of a batch: on NumPy its shards run at once on the model's replicas."""
+    """Inference-mode forward of a batch: on NumPy its shards run at once (:mod:`minicnn.parallel`)."""
     if get_backend().name != "numpy":
         return model.forward(xb, training=False)
-    bounds = parallel.shard_bounds(len(xb))
-    parts = parallel.shard_pool(model).run(lambda k, replica, lo, hi: replica.forward(xb[lo:hi], training=False),
-                                           bounds, threads)
-    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return parallel.sharded_logits(model, xb, threads)
 
 
 def _cpu_threads():

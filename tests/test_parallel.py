@@ -65,7 +65,7 @@ def test_sharded_step_takes_the_gradient_of_the_whole_batch():
                 layer.rate = 0.0
     xb = x.astype(np.float64)
     minicnn.training.train_step(whole, SoftmaxCrossEntropy(), SGD(whole, lr=0.1), xb, y)
-    loss, correct = minicnn.training.sharded_train_step(sharded, SoftmaxCrossEntropy(), SGD(sharded, lr=0.1), xb, y,
+    loss, correct = parallel.sharded_train_step(sharded, SoftmaxCrossEntropy(), SGD(sharded, lr=0.1), xb, y,
                                                         threads=2)
     for (_, a, n), (_, b, _) in zip(whole.named_parameters(), sharded.named_parameters()):
         np.testing.assert_allclose(b.params[n], a.params[n], rtol=1e-12, atol=1e-14)
