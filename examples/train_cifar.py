@@ -26,6 +26,7 @@ from minicnn.callbacks import CSVLogger, ModelCheckpoint
 from minicnn.datasets import (CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, DatasetError, augment, channel_stats,
                               load_cifar10, standardize)
 from minicnn.distributed import abort_on_error
+from minicnn.interrupts import exit_code, signal_name, signals_as_interrupts
 from minicnn.optim import SGD, Adam
 from minicnn.schedules import warmup_cosine
 
@@ -103,9 +104,14 @@ def main(argv=None) -> int:
                       f"number of processes, {comm.size} (e.g. --batch-size {comm.size * max(1, args.batch_size // comm.size)})",
                       file=sys.stderr)
             return 2
-    with abort_on_error(comm):            # an error on any rank ends the whole job, not just that rank
+    # Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt; under mpiexec all ranks stop at the same step.
+    with abort_on_error(comm), signals_as_interrupts(defer=comm is not None and comm.size > 1):
         try:
-            code = train(args, argv, comm)
+            code = train(args, comm)
+        except KeyboardInterrupt as exc:   # the last completed epoch's checkpoint stays as it is
+            if comm is None or comm.is_root:
+                print(f"\ninterrupted ({signal_name(exc)}). " + resume_hint(args, argv, comm), file=sys.stderr)
+            code = exit_code(exc)         # 128 + the signal: 130, 143 (SIGTERM), 129 (SIGHUP)
         except (DatasetError, CheckpointError, ValueError, minicnn.backend.BackendError) as exc:
             print(f"error{'' if comm is None or comm.size == 1 else f' (rank {comm.rank})'}: {exc}", file=sys.stderr)
             code = 2
@@ -114,7 +120,18 @@ def main(argv=None) -> int:
     return 0
 
 
-def train(args, argv, comm) -> int:
+def resume_hint(args, argv, comm) -> str:
+    """What the checkpoint in --out holds, and the command that continues from it."""
+    checkpoint = Path(args.out) / "model.npz"
+    done = ModelCheckpoint.completed_epochs(checkpoint)
+    if not done:
+        return f"no epoch was completed, so there is nothing to resume in {args.out}/"
+    rerun = " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume")
+    return (f"{checkpoint} holds {done} completed epoch(s); continue with:\n  "
+            f"{f'mpiexec -n {comm.size} ' if comm else ''}python {sys.argv[0]} --resume {rerun}")
+
+
+def train(args, comm) -> int:
     root = comm is None or comm.is_root       # rank 0 alone prints and writes files
     say = print if root else (lambda *a, **k: None)
     out = Path(args.out)
@@ -154,12 +171,6 @@ def train(args, argv, comm) -> int:
                       validation_data=data["val"], verbose=args.verbose, initial_epoch=initial_epoch, seed=args.seed,
                       augment=augment if args.augment else None, callbacks=callbacks, communicator=comm,
                       lr_schedule=warmup_cosine(args.lr, args.epochs, args.warmup_epochs))
-    except KeyboardInterrupt:
-        rerun = " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume")
-        say(f"\ninterrupted. {checkpoint} holds {ModelCheckpoint.completed_epochs(checkpoint)} completed epoch(s); "
-            f"continue with:\n  {f'mpiexec -n {comm.size} ' if comm else ''}python {sys.argv[0]} --resume "
-            f"--out {out} --epochs {args.epochs} {rerun}", file=sys.stderr)
-        return 130
     except TrainingDiverged as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
