@@ -28,6 +28,7 @@ from minicnn.datasets import (CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, Datas
 from minicnn.distributed import abort_on_error
 from minicnn.interrupts import exit_code, signal_name, signals_as_interrupts
 from minicnn.optim import SGD, Adam
+from minicnn.outputs import OutputError, check_writable, write_text
 from minicnn.schedules import warmup_cosine
 
 # The settings that a resumed run must share with the run it continues.
@@ -110,8 +111,12 @@ def main(argv=None) -> int:
             code = train(args, comm)
         except KeyboardInterrupt as exc:   # the last completed epoch's checkpoint stays as it is
             if comm is None or comm.is_root:
-                print(f"\ninterrupted ({signal_name(exc)}). " + resume_hint(args, argv, comm), file=sys.stderr)
+                print(f"\ninterrupted ({signal_name(exc)}). " + (resume_hint(args, argv, comm) or
+                                                                   "No epoch was completed: nothing to resume."), file=sys.stderr)
             code = exit_code(exc)         # 128 + the signal: 130, 143 (SIGTERM), 129 (SIGHUP)
+        except OutputError as exc:        # disk full, read-only --out: every file already there is whole
+            print(f"\nerror: {exc}\n" + resume_hint(args, argv, comm), file=sys.stderr)
+            code = 1
         except (DatasetError, CheckpointError, ValueError, minicnn.backend.BackendError) as exc:
             print(f"error{'' if comm is None or comm.size == 1 else f' (rank {comm.rank})'}: {exc}", file=sys.stderr)
             code = 2
@@ -121,11 +126,11 @@ def main(argv=None) -> int:
 
 
 def resume_hint(args, argv, comm) -> str:
-    """What the checkpoint in --out holds, and the command that continues from it."""
+    """What the checkpoint in --out holds and the command that continues from it ("" without one)."""
     checkpoint = Path(args.out) / "model.npz"
     done = ModelCheckpoint.completed_epochs(checkpoint)
     if not done:
-        return f"no epoch was completed, so there is nothing to resume in {args.out}/"
+        return ""
     rerun = " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume")
     return (f"{checkpoint} holds {done} completed epoch(s); continue with:\n  "
             f"{f'mpiexec -n {comm.size} ' if comm else ''}python {sys.argv[0]} --resume {rerun}")
@@ -136,7 +141,7 @@ def train(args, comm) -> int:
     say = print if root else (lambda *a, **k: None)
     out = Path(args.out)
     if root:
-        out.mkdir(parents=True, exist_ok=True)
+        check_writable(out)                   # a read-only or full --out stops the run now, not in an hour
     backend = minicnn.set_backend(args.backend)
     if comm is not None and backend.name == "cupy":
         comm.use_local_gpu()                  # one GPU per process on each machine
@@ -161,7 +166,7 @@ def train(args, comm) -> int:
     summary = model.summary()
     say(summary)
     if root:
-        (out / "summary.txt").write_text(summary + "\n")
+        write_text(out / "summary.txt", summary + "\n")
     extra = {"mean": mean, "std": std, "config": config, "class_names": list(CIFAR10_CLASSES), "backend": backend.name}
     log = CSVLogger(out / "history.csv", append=args.resume)
     callbacks = [log, ModelCheckpoint(checkpoint, model, optimizer, extra, seed=args.seed)] if root else []
@@ -213,7 +218,7 @@ def finish(model, data, stats, out, args, backend, rows, comm=None):
                "final_val_accuracy": float(rows[-1]["val_accuracy"]) if rows and rows[-1].get("val_accuracy") else None,
                "train_images": len(data["train"][0]), "config": {k: getattr(args, k) for k in RUN_KEYS},
                "versions": versions, "processes": 1 if comm is None else comm.size}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     print(f"\ntest accuracy: {test['accuracy']:.4f}  (test loss {test['loss']:.4f}, {len(y_test)} images)")
     print("per class: " + ", ".join(f"{k} {v:.3f}" for k, v in per_class.items()))
     if args.plots:

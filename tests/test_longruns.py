@@ -1,8 +1,12 @@
 """Long runs survive what laptops, clusters and first-time users do to them (issue 14).
 
-Signals (SIGTERM, SIGHUP) are real signals sent to real processes here.
+Signals (SIGTERM, SIGHUP) are real signals sent to real processes here. A full or read-only disk is a
+real tmpfs where this machine lets the tests mount one (as root), else the error is injected at the write.
 """
+import contextlib
+import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -146,3 +150,129 @@ def test_sigterm_and_sighup_stop_cleanly_then_resume_gives_the_uninterrupted_wei
     resumed = run(common(cifar_dir, out, 3) + ["--verbose", "0", "--resume"])
     assert resumed.returncode == 0, resumed.stderr
     assert_same_weights(straight_run / "model.npz", out / "model.npz")
+
+
+# -- a full disk, an unwritable --out ------------------------------------------------------------
+@contextlib.contextmanager
+def tmpfs(path, size, read_only=False):
+    """Mount a small tmpfs on ``path`` and yield True, or yield False where this machine forbids mount."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}" + (",ro" if read_only else ""),
+                                  "tmpfs", str(path)], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        mounted = False
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=30)
+
+
+def fill_up(folder, monkeypatch, mounted):
+    """Make ``folder`` full: on a real tmpfs, write a filler file until ENOSPC; otherwise make
+    every ``os.fsync`` fail with ENOSPC, as a full disk (or NFS) reports it at the flush."""
+    if mounted:
+        with contextlib.suppress(OSError), open(folder / "filler", "wb", buffering=0) as f:
+            while True:
+                f.write(b"\1" * 4096)
+        return
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(os, "fsync", no_space)
+
+
+def test_full_disk_keeps_every_previous_file_byte_for_byte_and_no_temporary(tmp_path, monkeypatch):
+    from minicnn.callbacks import CSVLogger
+    from minicnn.outputs import OutputError, write_text
+    disk = tmp_path / "disk"
+    with tmpfs(disk, "256k") as mounted:
+        model = small_model()
+        optimizer = minicnn.optim.Adam(model)
+        ckpt, log = ModelCheckpoint(disk / "model.npz", model, optimizer), CSVLogger(disk / "history.csv")
+        log.on_epoch_begin(0, {})
+        log.on_epoch_end(0, {"loss": 1.0})
+        ckpt.on_epoch_end(0, {})
+        write_text(disk / "metrics.json", "{}\n")
+        before = {p.name: p.read_bytes() for p in disk.iterdir()}
+        fill_up(disk, monkeypatch, mounted)
+        model.layers[0].params["W"][...] += 1                      # epoch 2 changed the weights
+        for write, name in [(lambda: ckpt.on_epoch_end(1, {}), "model.npz"),
+                            (lambda: log.on_epoch_end(1, {"loss": 0.5}), "history.csv"),
+                            (lambda: write_text(disk / "metrics.json", "{\"a\": 1}\n" * 5000), "metrics.json")]:
+            with pytest.raises(OutputError) as info:
+                write()
+            message = str(info.value)
+            assert str(disk / name) in message and "No space left on device (ENOSPC)" in message, message
+            assert info.value.errno == errno.ENOSPC
+        monkeypatch.undo()
+        after = {p.name: p.read_bytes() for p in disk.iterdir() if p.name != "filler"}
+        assert after == before                                      # byte for byte, and no temporary
+        assert small_model(seed=7).load_weights(disk / "model.npz")["epoch"] == 1
+
+
+def test_write_failures_name_the_path_and_the_cause(tmp_path):
+    from minicnn.outputs import OutputError, check_writable, write_text
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for out in (blocker / "run", blocker):
+        with pytest.raises(OutputError) as info:
+            check_writable(out)
+        assert str(out) in str(info.value) and ("ENOTDIR" in str(info.value) or "EEXIST" in str(info.value))
+    with pytest.raises(OutputError, match=r"a-file/summary\.txt: .*(ENOTDIR|EEXIST)"):
+        write_text(blocker / "summary.txt", "")
+    check_writable(tmp_path / "new" / "run")                        # made, probed, and left empty
+    assert list((tmp_path / "new" / "run").iterdir()) == []
+
+
+def test_read_only_out_is_refused_before_training(cifar_dir, tmp_path):
+    cases = [(tmp_path / "a-file" / "run", "ENOTDIR")]            # a path through a regular file
+    (tmp_path / "a-file").write_text("")
+    with tmpfs(tmp_path / "ro", "64k", read_only=True) as mounted:
+        if mounted:
+            cases.append((tmp_path / "ro" / "run", "EROFS"))          # a read-only file system, even for root
+        for out, code in cases:
+            result = run(common(cifar_dir, out, 1) + ["--verbose", "0"])
+            assert result.returncode == 1, result.stderr
+            assert f"error: cannot write {out}" in result.stderr and code in result.stderr, result.stderr
+            assert "Traceback" not in result.stderr and "data:" not in result.stdout     # nothing was loaded
+
+
+FSYNC_FAILS_AT_SECOND_CHECKPOINT = """
+import errno, os, runpy, sys
+real_fsync, calls = os.fsync, []
+def fsync(fd):   # the second checkpoint's temporary file meets a full disk
+    if ".model.npz." in os.readlink(f"/proc/self/fd/{fd}"):
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return real_fsync(fd)
+os.fsync = fsync
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_disk_full_during_training_stops_naming_the_checkpoint_and_resume_completes(
+        cifar_dir, straight_run, tmp_path):
+    # The checkpoint (weights and Adam's two slots) is 13 MB: a 20 MB disk holds it once, not twice.
+    with tmpfs(tmp_path / "disk", "20m") as mounted:
+        out = tmp_path / "disk" / "run"
+        args = common(cifar_dir, out, 3) + ["--verbose", "0"]
+        if mounted:
+            result = run(args)
+        else:
+            result = subprocess.run([sys.executable, "-c", FSYNC_FAILS_AT_SECOND_CHECKPOINT] + TRAIN[1:] + args,
+                                    capture_output=True, text=True, timeout=300)
+        assert result.returncode == 1, result.stderr
+        assert f"error: cannot write {out / 'model.npz'}: No space left on device (ENOSPC)" in result.stderr
+        assert "holds 1 completed epoch(s)" in result.stderr and "--resume" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert not [p.name for p in out.iterdir() if p.name.startswith(".")]    # no temporary left
+        saved = tmp_path / "saved"
+        shutil.copytree(out, saved)
+    # The checkpoint is epoch 1's, whole: resuming elsewhere ends with the uninterrupted weights.
+    resumed = run(common(cifar_dir, saved, 3) + ["--verbose", "0", "--resume"])
+    assert resumed.returncode == 0 and "resuming after epoch 1" in resumed.stdout, resumed.stderr
+    assert_same_weights(straight_run / "model.npz", saved / "model.npz")
