@@ -120,6 +120,12 @@ def main(argv=None) -> int:
         except (DatasetError, CheckpointError, ValueError, minicnn.backend.BackendError) as exc:
             print(f"error{'' if comm is None or comm.size == 1 else f' (rank {comm.rank})'}: {exc}", file=sys.stderr)
             code = 2
+        except Exception as exc:          # out of (GPU) memory: which batch, how much, what to do
+            if not minicnn.backend.is_out_of_memory(exc):
+                raise
+            print(f"\nerror: {minicnn.backend.describe_out_of_memory(exc, args.batch_size)} (--batch-size, in a new "
+                  "--out: --resume keeps the batch size)\n" + resume_hint(args, argv, comm), file=sys.stderr)
+            code = 1
         if code:
             sys.exit(code)
     return 0

@@ -276,3 +276,59 @@ def test_disk_full_during_training_stops_naming_the_checkpoint_and_resume_comple
     resumed = run(common(cifar_dir, saved, 3) + ["--verbose", "0", "--resume"])
     assert resumed.returncode == 0 and "resuming after epoch 1" in resumed.stdout, resumed.stderr
     assert_same_weights(straight_run / "model.npz", saved / "model.npz")
+
+
+# -- out of (GPU) memory ---------------------------------------------------------------------------
+# Stand-ins for CuPy's classes, recognised by module and name: the library never imports CuPy for this.
+CupyOutOfMemory = type("OutOfMemoryError", (MemoryError,), {"__module__": "cupy.cuda.memory"})
+CublasError = type("CUBLASError", (RuntimeError,), {"__module__": "cupy_backends.cuda.libs.cublas"})
+CudaRuntimeError = type("CUDARuntimeError", (RuntimeError,), {"__module__": "cupy_backends.cuda.api.runtime"})
+
+
+def test_out_of_memory_is_recognised_without_cupy():
+    from minicnn.backend import is_out_of_memory, requested_bytes
+    oom = CupyOutOfMemory("Out of memory allocating 1,073,741,824 bytes (allocated so far: 2,147,483,648 bytes).")
+    assert is_out_of_memory(oom) and requested_bytes(oom) == 2**30
+    assert is_out_of_memory(type("OutOfMemoryError", (Exception,), {"__module__": "cupy.cuda.memory"})("x"))
+    assert is_out_of_memory(CublasError("CUBLAS_STATUS_ALLOC_FAILED"))
+    assert is_out_of_memory(CudaRuntimeError("cudaErrorMemoryAllocation: out of memory"))
+    assert not is_out_of_memory(CudaRuntimeError("cudaErrorInvalidValue: invalid argument"))
+    assert not is_out_of_memory(ValueError("Out of memory allocating 5 bytes"))        # not CuPy's
+    try:
+        np.empty(2**40, np.float32)                                                    # NumPy's own
+    except MemoryError as exc:
+        assert is_out_of_memory(exc) and requested_bytes(exc) == 2**42
+    assert requested_bytes(MemoryError()) is None
+
+
+def load_script():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("train_cifar_under_test", ROOT / "examples" / "train_cifar.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_out_of_gpu_memory_names_the_batch_size_and_the_memory_and_keeps_the_checkpoint(
+        cifar_dir, tmp_path, monkeypatch, capsys):
+    from minicnn.layers import Conv2D
+    real_forward, calls = Conv2D.forward, []
+
+    def forward(self, x, training=False):     # CuPy's allocation fails in epoch 2's first step
+        calls.append(training)
+        if calls.count(True) > 4 * 5:          # 4 convolutions x 5 steps of epoch 1
+            raise CupyOutOfMemory("Out of memory allocating 1,610,612,736 bytes (allocated so far: 0 bytes).")
+        return real_forward(self, x, training)
+
+    monkeypatch.setattr(Conv2D, "forward", forward)
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as info:
+        load_script().main(common(cifar_dir, out, 3) + ["--verbose", "0"])
+    err = capsys.readouterr().err
+    assert info.value.code == 1, err
+    assert "out of GPU memory with batches of 32 (asked for 1,536.0 MiB more)" in err, err
+    assert "smaller batch size, e.g. 16 (--batch-size" in err and "holds 1 completed epoch(s)" in err
+    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "model.npz", "summary.txt"]
+    assert ModelCheckpoint.completed_epochs(out / "model.npz") == 1
+    minicnn.load_model(out / "model.npz")                                   # whole and loadable
