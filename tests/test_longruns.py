@@ -332,3 +332,15 @@ def test_out_of_gpu_memory_names_the_batch_size_and_the_memory_and_keeps_the_che
     assert sorted(p.name for p in out.iterdir()) == ["history.csv", "model.npz", "summary.txt"]
     assert ModelCheckpoint.completed_epochs(out / "model.npz") == 1
     minicnn.load_model(out / "model.npz")                                   # whole and loadable
+
+
+# -- a damaged data folder ---------------------------------------------------------------------
+def test_script_with_a_truncated_batch_says_which_file_and_how_to_recover(tmp_path):
+    make_cifar_folder(tmp_path / "data", rows_per_batch=3, test_rows=4)
+    batch = tmp_path / "data" / "cifar-10-batches-py" / "data_batch_4"
+    batch.write_bytes(batch.read_bytes()[:1000])
+    result = run(["--backend", "numpy", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "o"),
+                  "--url", "http://127.0.0.1:9/never-asked"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert f"error: {batch.parent} is damaged: {batch}: not a CIFAR-10 batch" in result.stderr
+    assert "truncated" in result.stderr and f"delete {batch.parent}" in result.stderr

@@ -12,6 +12,7 @@ import io
 import os
 import pickle
 import shutil
+import sys
 import tarfile
 import tempfile
 import urllib.request
@@ -25,6 +26,7 @@ ARCHIVE_NAME = "cifar-10-python.tar.gz"
 FOLDER_NAME = "cifar-10-batches-py"
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_FILE = "test_batch"
+BATCH_FILES = TRAIN_FILES + [TEST_FILE]
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -38,15 +40,30 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("MINICNN_DATA") or Path.home() / ".cache" / "minicnn").expanduser()
 
 
-def _find_folder(data_dir: Path, searched_default: bool) -> Path | None:
-    """A ready ``cifar-10-batches-py`` folder: in ``data_dir``, ``data_dir`` itself, or Keras's cache."""
+def _candidates(data_dir: Path, searched_default: bool) -> list[Path]:
+    """Where a ready ``cifar-10-batches-py`` may be: in ``data_dir``, ``data_dir`` itself, or Keras's cache."""
     candidates = [data_dir / FOLDER_NAME, data_dir]
     if searched_default:   # only when the user named no folder: Keras's download is as good as ours
         candidates.append(Path.home() / ".keras" / "datasets" / FOLDER_NAME)
-    for folder in candidates:
-        if (folder / TEST_FILE).is_file() and (folder / TRAIN_FILES[0]).is_file():
-            return folder
-    return None
+    return candidates
+
+
+def _missing(folder: Path) -> list[str] | None:
+    """The batch files ``folder`` lacks ([] when it has all six); None when it holds none (not a CIFAR folder)."""
+    present = [name for name in BATCH_FILES if (folder / name).is_file()]
+    return [name for name in BATCH_FILES if name not in present] if present else None
+
+
+def _read_folder(folder: Path):
+    train = [read_batch(folder / name) for name in TRAIN_FILES]
+    x_test, y_test = read_batch(folder / TEST_FILE)
+    return (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])), (x_test, y_test)
+
+
+def _damaged(folder: Path, what: str, data_dir: Path) -> str:
+    return (f"{folder} is damaged: {what} (an extraction or a copy stopped half-way?). To recover, delete {folder} "
+            f"and run again, to download and extract CIFAR-10 afresh; or put the archive {ARCHIVE_NAME} in {data_dir}: "
+            f"it is verified and extracted again in its place")
 
 
 def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD5):
@@ -57,28 +74,43 @@ def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD
     ``cifar-10-python.tar.gz`` (checked against ``md5`` first; ``md5=None`` skips the
     check, for a rebuilt copy), and otherwise, with ``download=True``, fetches the archive
     from ``url``. Batches may hold any number of rows.
+
+    A damaged folder (a batch file missing or unreadable, as an extraction stopped
+    half-way leaves it) is extracted again from the archive beside it, once verified;
+    without the archive, :class:`DatasetError` names the file and says how to recover.
     """
     searched_default = data_dir is None
     data_dir = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
-    folder = _find_folder(data_dir, searched_default)
-    if folder is None:
-        archive = data_dir / ARCHIVE_NAME
-        if not archive.is_file():
-            if not download:
-                raise DatasetError(f"CIFAR-10 not found in {data_dir}: expected the folder {FOLDER_NAME} "
-                                   f"or the archive {ARCHIVE_NAME} there (download=False)")
-            download_file(url, archive, md5)
-        elif md5 is not None:
-            verify_md5(archive, md5)
-        extract_tar_safely(archive, data_dir)
-        folder = data_dir / FOLDER_NAME
-        if _find_folder(data_dir, False) is None:
-            raise DatasetError(f"{archive}: extracted, but it holds no {FOLDER_NAME}/{TEST_FILE} and data batches")
-    train = [read_batch(folder / name) for name in TRAIN_FILES if (folder / name).is_file()]
-    x_train = np.concatenate([x for x, _ in train])
-    y_train = np.concatenate([y for _, y in train])
-    x_test, y_test = read_batch(folder / TEST_FILE)
-    return (x_train, y_train), (x_test, y_test)
+    archive, own = data_dir / ARCHIVE_NAME, data_dir / FOLDER_NAME
+    damaged = []                       # (folder, what is wrong with it)
+    for folder in _candidates(data_dir, searched_default):
+        missing = _missing(folder)
+        if missing is None:
+            continue
+        if missing:
+            damaged.append((folder, f"{', '.join(missing)} missing"))
+            continue
+        try:
+            return _read_folder(folder)
+        except DatasetError as exc:
+            damaged.append((folder, str(exc)))
+    # No usable folder: extract the archive (downloaded first if need be); it replaces a damaged `own`.
+    mine = [(folder, what) for folder, what in damaged if folder in (own, data_dir)]
+    if mine and (mine[0][0] != own or not archive.is_file()):
+        raise DatasetError(_damaged(*mine[0], data_dir))
+    if not archive.is_file():
+        if not download:
+            raise DatasetError(f"CIFAR-10 not found in {data_dir}: expected the folder {FOLDER_NAME} "
+                               f"or the archive {ARCHIVE_NAME} there (download=False)")
+        download_file(url, archive, md5)
+    elif md5 is not None:
+        verify_md5(archive, md5)
+    if mine:
+        print(f"{own} is damaged ({mine[0][1]}); extracting it again from {archive}", file=sys.stderr)
+    extract_tar_safely(archive, data_dir)
+    if _missing(own) != []:
+        raise DatasetError(f"{archive}: extracted, but it holds no {FOLDER_NAME} with {', '.join(BATCH_FILES)}")
+    return _read_folder(own)
 
 
 # -- download and checksum --------------------------------------------------------------------
