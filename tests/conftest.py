@@ -1,5 +1,8 @@
-"""Shared fixtures: the backends present on this machine."""
+"""Shared fixtures: the backends present on this machine, and a home of the tests' own."""
+import atexit
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -9,6 +12,14 @@ from minicnn.backend import BackendError, to_numpy
 
 # Plots are written headless, whatever the machine.
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# The CIFAR loader also looks in ~/.keras/datasets, ~/.cache/minicnn and $MINICNN_DATA: the tests
+# (and the scripts they start) get an empty home, so a copy of CIFAR-10 on this machine never
+# stands in for a test's data. Matplotlib keeps its usual font cache.
+os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.path.expanduser("~"), ".config", "matplotlib"))
+os.environ["HOME"] = tempfile.mkdtemp(prefix="minicnn-tests-home-")
+os.environ.pop("MINICNN_DATA", None)
+atexit.register(shutil.rmtree, os.environ["HOME"], ignore_errors=True)
 
 
 def _cupy_reason():

@@ -344,3 +344,61 @@ def test_script_with_a_truncated_batch_says_which_file_and_how_to_recover(tmp_pa
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert f"error: {batch.parent} is damaged: {batch}: not a CIFAR-10 batch" in result.stderr
     assert "truncated" in result.stderr and f"delete {batch.parent}" in result.stderr
+
+
+# -- the first run, offline ---------------------------------------------------------------------
+@pytest.fixture
+def refused_url():
+    """A URL on 127.0.0.1 whose port is bound but not listening: every connection is refused."""
+    import socket
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/cifar-10-python.tar.gz"
+    sock.close()
+
+
+def test_offline_first_run_says_where_to_put_the_data(tmp_path, refused_url):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home))
+    env.pop("MINICNN_DATA", None)
+    result = run(["--backend", "numpy", "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "o"),
+                  "--url", refused_url], env=env)
+    err = result.stderr
+    assert result.returncode == 2 and "Traceback" not in err, err
+    assert f"cannot download {refused_url}" in err and "Connection refused" in err
+    assert f"put it in {tmp_path / 'data'}" in err and "cifar-10-python.tar.gz" in err and "(163 MB, MD5 " in err
+    assert "~/.keras/datasets/cifar-10-batches-py" in err and "torchvision's root" in err
+    for place in (home / ".cache" / "minicnn", home / ".keras" / "datasets"):
+        assert str(place / "cifar-10-batches-py") in err                 # where it looked
+    assert not (tmp_path / "data").exists() or not list((tmp_path / "data").iterdir())   # nothing half-downloaded
+
+
+@pytest.mark.slow
+def test_keras_download_in_home_is_found_before_downloading(tmp_path, refused_url):
+    home = tmp_path / "home"
+    (x, _), _ = make_cifar_folder(home / ".keras" / "datasets", rows_per_batch=12, test_rows=10)
+    env = dict(os.environ, HOME=str(home))
+    env.pop("MINICNN_DATA", None)
+    result = run(["--backend", "numpy", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "o"),
+                  "--url", refused_url, "--epochs", "1", "--val-split", "10", "--batch-size", "25", "--no-plots",
+                  "--verbose", "0"], env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"using CIFAR-10 from {home / '.keras' / 'datasets' / 'cifar-10-batches-py'}" in result.stderr
+    assert "data: 50 training, 10 validation, 10 test images" in result.stdout
+
+
+def test_usual_places_are_searched_in_order(tmp_path, monkeypatch):
+    from minicnn.datasets import load_cifar10
+    monkeypatch.setattr(Path, "home", lambda: tmp_path / "home")
+    monkeypatch.delenv("MINICNN_DATA", raising=False)
+    keras = make_cifar_folder(tmp_path / "home" / ".keras" / "datasets", rows_per_batch=2, test_rows=2)
+    cache = make_cifar_folder(tmp_path / "home" / ".cache" / "minicnn", rows_per_batch=3, test_rows=2)
+    (x, _), _ = load_cifar10(tmp_path / "empty", download=False)
+    np.testing.assert_array_equal(x, cache[0][0])                    # ~/.cache/minicnn before ~/.keras
+    monkeypatch.setenv("MINICNN_DATA", str(tmp_path / "env"))
+    env = make_cifar_folder(tmp_path / "env", rows_per_batch=4, test_rows=2)
+    np.testing.assert_array_equal(load_cifar10(tmp_path / "empty", download=False)[0][0], env[0][0])
+    torchvision_root = make_cifar_folder(tmp_path / "root", rows_per_batch=1, test_rows=2)
+    np.testing.assert_array_equal(load_cifar10(tmp_path / "root", download=False)[0][0], torchvision_root[0][0])
+    assert len(keras[0][0]) == 10

@@ -40,12 +40,23 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("MINICNN_DATA") or Path.home() / ".cache" / "minicnn").expanduser()
 
 
-def _candidates(data_dir: Path, searched_default: bool) -> list[Path]:
-    """Where a ready ``cifar-10-batches-py`` may be: in ``data_dir``, ``data_dir`` itself, or Keras's cache."""
-    candidates = [data_dir / FOLDER_NAME, data_dir]
-    if searched_default:   # only when the user named no folder: Keras's download is as good as ours
-        candidates.append(Path.home() / ".keras" / "datasets" / FOLDER_NAME)
-    return candidates
+def usual_places(data_dir: Path) -> list[Path]:
+    """Where a ready ``cifar-10-batches-py`` may already be, in the order they are searched:
+    in ``data_dir`` (a torchvision root), ``data_dir`` itself (the folder, e.g. Keras's),
+    then in ``$MINICNN_DATA``, ``~/.cache/minicnn`` and ``~/.keras/datasets`` (Keras's download)."""
+    places = [data_dir / FOLDER_NAME, data_dir]
+    if os.environ.get("MINICNN_DATA"):
+        places.append(Path(os.environ["MINICNN_DATA"]).expanduser() / FOLDER_NAME)
+    places += [Path.home() / ".cache" / "minicnn" / FOLDER_NAME, Path.home() / ".keras" / "datasets" / FOLDER_NAME]
+    return list(dict.fromkeys(places))
+
+
+def _offline_advice(data_dir: Path, url: str) -> str:
+    return (f"CIFAR-10 is not on this machine yet. Without network: fetch {ARCHIVE_NAME} (163 MB, MD5 {OFFICIAL_MD5}) "
+            f"from {url} elsewhere and put it in {data_dir} (it is checked, then extracted), or copy the extracted "
+            f"folder {FOLDER_NAME} there. data_dir (--data-dir) also takes Keras's folder "
+            f"(~/.keras/datasets/{FOLDER_NAME}) and torchvision's root (the folder holding {FOLDER_NAME}); "
+            f"searched: {', '.join(map(str, usual_places(data_dir)))}")
 
 
 def _missing(folder: Path) -> list[str] | None:
@@ -69,21 +80,22 @@ def _damaged(folder: Path, what: str, data_dir: Path) -> str:
 def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD5):
     """``(x_train, y_train), (x_test, y_test)``: uint8 NHWC images and int64 labels ``(N,)``.
 
-    Looks in ``data_dir`` (default :func:`default_data_dir`) for the folder
-    ``cifar-10-batches-py`` (as Keras and torchvision leave it), then for the archive
-    ``cifar-10-python.tar.gz`` (checked against ``md5`` first; ``md5=None`` skips the
-    check, for a rebuilt copy), and otherwise, with ``download=True``, fetches the archive
-    from ``url``. Batches may hold any number of rows.
+    Looks for the folder ``cifar-10-batches-py`` (as Keras and torchvision leave it) in
+    ``data_dir`` (default :func:`default_data_dir`) and the other :func:`usual_places`
+    (``$MINICNN_DATA``, ``~/.cache/minicnn``, ``~/.keras/datasets``), then for the archive
+    ``cifar-10-python.tar.gz`` in ``data_dir`` (checked against ``md5`` first; ``md5=None``
+    skips the check, for a rebuilt copy), and otherwise, with ``download=True``, fetches the
+    archive from ``url`` into ``data_dir``; offline, the error says where to put the files.
+    Batches may hold any number of rows.
 
     A damaged folder (a batch file missing or unreadable, as an extraction stopped
     half-way leaves it) is extracted again from the archive beside it, once verified;
     without the archive, :class:`DatasetError` names the file and says how to recover.
     """
-    searched_default = data_dir is None
     data_dir = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
     archive, own = data_dir / ARCHIVE_NAME, data_dir / FOLDER_NAME
     damaged = []                       # (folder, what is wrong with it)
-    for folder in _candidates(data_dir, searched_default):
+    for folder in usual_places(data_dir):
         missing = _missing(folder)
         if missing is None:
             continue
@@ -91,9 +103,13 @@ def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD
             damaged.append((folder, f"{', '.join(missing)} missing"))
             continue
         try:
-            return _read_folder(folder)
+            arrays = _read_folder(folder)
         except DatasetError as exc:
             damaged.append((folder, str(exc)))
+            continue
+        if folder not in (own, data_dir):
+            print(f"using CIFAR-10 from {folder}", file=sys.stderr)
+        return arrays
     # No usable folder: extract the archive (downloaded first if need be); it replaces a damaged `own`.
     mine = [(folder, what) for folder, what in damaged if folder in (own, data_dir)]
     if mine and (mine[0][0] != own or not archive.is_file()):
@@ -101,8 +117,12 @@ def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD
     if not archive.is_file():
         if not download:
             raise DatasetError(f"CIFAR-10 not found in {data_dir}: expected the folder {FOLDER_NAME} "
-                               f"or the archive {ARCHIVE_NAME} there (download=False)")
-        download_file(url, archive, md5)
+                               f"or the archive {ARCHIVE_NAME} there (download=False). " + _offline_advice(data_dir, url))
+        try:
+            download_file(url, archive, md5)
+        except DatasetError as exc:    # offline, a proxy, a cut: say where to put the files by hand
+            notes = "".join(f"\n{_damaged(folder, what, data_dir)}" for folder, what in damaged)
+            raise DatasetError(f"{exc}\n{_offline_advice(data_dir, url)}{notes}") from None
     elif md5 is not None:
         verify_md5(archive, md5)
     if mine:
