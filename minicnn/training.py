@@ -19,6 +19,7 @@ would make the CPU wait for the GPU after every step.
 """
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -89,6 +90,7 @@ def fit(model, x, y, *, optimizer, epochs, batch_size=32, validation_data=None, 
             augmentation then come from ``(seed, epoch, rank)``.
     """
     _check_fit_arguments(model, x, y, optimizer, epochs, batch_size, validation_data, initial_epoch)
+    verbose = effective_verbose(verbose)
     comm = communicator
     if comm is not None:
         if batch_size % comm.size:
@@ -225,6 +227,19 @@ def predict(model, x, batch_size=256) -> np.ndarray:
             logits = model.forward(backend.asarray(x[idx], dtype=model.dtype), training=False)
             out.append(softmax(logits))
     return to_numpy(backend.xp.concatenate(out))     # one host copy for the whole set
+
+
+def effective_verbose(verbose: int, stream=None) -> int:
+    """``verbose=1`` draws a progress bar only where it can be redrawn in place: a terminal or a
+    notebook. Into a file or a pipe (a batch job's log, ``| tee``) it means 2, one line per
+    epoch, as Keras does, instead of hundreds of redraws. ``stream``: tqdm's, ``sys.stderr``."""
+    if verbose != 1:
+        return verbose
+    try:
+        interactive = (stream or sys.stderr).isatty() or "ipykernel" in sys.modules
+    except (AttributeError, ValueError):           # no stream (pythonw), or a closed one
+        interactive = False
+    return 1 if interactive else 2
 
 
 def reseed_dropout(model, seed: int, epoch: int, rank: int | None = None):

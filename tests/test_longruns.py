@@ -402,3 +402,33 @@ def test_usual_places_are_searched_in_order(tmp_path, monkeypatch):
     torchvision_root = make_cifar_folder(tmp_path / "root", rows_per_batch=1, test_rows=2)
     np.testing.assert_array_equal(load_cifar10(tmp_path / "root", download=False)[0][0], torchvision_root[0][0])
     assert len(keras[0][0]) == 10
+
+
+# -- output to a file or a pipe ----------------------------------------------------------------------
+@pytest.mark.slow
+def test_progress_into_a_file_is_one_line_per_epoch(cifar_dir, tmp_path):
+    log = tmp_path / "train.log"
+    with open(log, "w") as f:                     # stdout and stderr into a file, as a batch job's log
+        result = subprocess.run(TRAIN + common(cifar_dir, tmp_path / "o", 3) + ["--verbose", "1"],
+                                stdout=f, stderr=subprocess.STDOUT, timeout=300)
+    text = log.read_text()
+    assert result.returncode == 0, text
+    assert "\r" not in text                        # no progress-bar redraws
+    lines = [line for line in text.splitlines() if line.startswith("Epoch ")]
+    assert [line.split(" - ")[0] for line in lines] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"], text
+    assert all("val_accuracy" in line and "img/s" in line for line in lines)
+
+
+def test_verbose_1_means_a_bar_only_on_a_terminal():
+    from minicnn.training import effective_verbose
+
+    class Stream:
+        def __init__(self, tty):
+            self.tty = tty
+
+        def isatty(self):
+            return self.tty
+
+    assert effective_verbose(1, Stream(True)) == 1
+    assert effective_verbose(1, Stream(False)) == 2
+    assert effective_verbose(0, Stream(False)) == 0 and effective_verbose(2, Stream(True)) == 2

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..training import effective_verbose
+
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
@@ -171,7 +173,7 @@ def download_file(url: str, dest, md5: str | None, progress=True):
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"Downloading {dest.name}",
-                      disable=not progress, leave=False) as bar:
+                      disable=not progress or effective_verbose(1) != 1, leave=False) as bar:   # no bar in a log
                 while True:
                     try:
                         block = response.read(1 << 16)
