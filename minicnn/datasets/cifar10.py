@@ -62,13 +62,22 @@ def _offline_advice(data_dir: Path, url: str) -> str:
 
 
 def _missing(folder: Path) -> list[str] | None:
-    """The batch files ``folder`` lacks ([] when it has all six); None when it holds none (not a CIFAR folder)."""
-    present = [name for name in BATCH_FILES if (folder / name).is_file()]
-    return [name for name in BATCH_FILES if name not in present] if present else None
+    """The batch files ``folder`` lacks ([] when it is whole); None when it holds none (not a CIFAR folder).
+
+    Whole means ``test_batch`` and ``data_batch_1`` .. ``data_batch_k`` without a gap (the
+    official release has k = 5; a smaller home-made set may stop earlier): a batch missing
+    before a later one, or a missing ``test_batch`` or ``data_batch_1``, is what an
+    extraction or a copy stopped half-way leaves.
+    """
+    present = {name for name in BATCH_FILES if (folder / name).is_file()}
+    if not present:
+        return None
+    last = max([i + 1 for i, name in enumerate(TRAIN_FILES) if name in present] or [1])
+    return [name for name in TRAIN_FILES[:last] + [TEST_FILE] if name not in present]
 
 
 def _read_folder(folder: Path):
-    train = [read_batch(folder / name) for name in TRAIN_FILES]
+    train = [read_batch(folder / name) for name in TRAIN_FILES if (folder / name).is_file()]
     x_test, y_test = read_batch(folder / TEST_FILE)
     return (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])), (x_test, y_test)
 
@@ -131,7 +140,7 @@ def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD
         print(f"{own} is damaged ({mine[0][1]}); extracting it again from {archive}", file=sys.stderr)
     extract_tar_safely(archive, data_dir)
     if _missing(own) != []:
-        raise DatasetError(f"{archive}: extracted, but it holds no {FOLDER_NAME} with {', '.join(BATCH_FILES)}")
+        raise DatasetError(f"{archive}: extracted, but it holds no {FOLDER_NAME}/{TEST_FILE} and data batches")
     return _read_folder(own)
 
 
