@@ -107,15 +107,16 @@ def main(argv=None) -> int:
             return 2
     # Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt; under mpiexec all ranks stop at the same step.
     with abort_on_error(comm), signals_as_interrupts(defer=comm is not None and comm.size > 1):
+        why = None                        # why a run stopped (followed by how to resume it)
         try:
             code = train(args, comm)
-        except KeyboardInterrupt as exc:   # the last completed epoch's checkpoint stays as it is
-            if comm is None or comm.is_root:
-                print(f"\ninterrupted ({signal_name(exc)}). " + (resume_hint(args, argv, comm) or
-                                                                   "No epoch was completed: nothing to resume."), file=sys.stderr)
+        except KeyboardInterrupt as exc:  # the last completed epoch's checkpoint stays as it is
             code = exit_code(exc)         # 128 + the signal: 130, 143 (SIGTERM), 129 (SIGHUP)
+            why = f"interrupted ({signal_name(exc)})." if comm is None or comm.is_root else None
         except OutputError as exc:        # disk full, read-only --out: every file already there is whole
-            print(f"\nerror: {exc}\n" + resume_hint(args, argv, comm), file=sys.stderr)
+            code, why = 1, f"error: {exc}"
+        except TrainingDiverged as exc:   # the last good checkpoint stays (a resumed run would diverge again)
+            print(f"\nerror: {exc}", file=sys.stderr)
             code = 1
         except (DatasetError, CheckpointError, ValueError, minicnn.backend.BackendError) as exc:
             print(f"error{'' if comm is None or comm.size == 1 else f' (rank {comm.rank})'}: {exc}", file=sys.stderr)
@@ -123,23 +124,14 @@ def main(argv=None) -> int:
         except Exception as exc:          # out of (GPU) memory: which batch, how much, what to do
             if not minicnn.backend.is_out_of_memory(exc):
                 raise
-            print(f"\nerror: {minicnn.backend.describe_out_of_memory(exc, args.batch_size)} (--batch-size, in a new "
-                  "--out: --resume keeps the batch size)\n" + resume_hint(args, argv, comm), file=sys.stderr)
-            code = 1
+            code, why = 1, f"error: {minicnn.backend.describe_out_of_memory(exc, args.batch_size)}"
+        if why:
+            rerun = " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume")
+            command = f"{f'mpiexec -n {comm.size} ' if comm else ''}python {sys.argv[0]} --resume {rerun}"
+            print(f"\n{why}\n" + ModelCheckpoint.resume_hint(Path(args.out) / "model.npz", command), file=sys.stderr)
         if code:
             sys.exit(code)
     return 0
-
-
-def resume_hint(args, argv, comm) -> str:
-    """What the checkpoint in --out holds and the command that continues from it ("" without one)."""
-    checkpoint = Path(args.out) / "model.npz"
-    done = ModelCheckpoint.completed_epochs(checkpoint)
-    if not done:
-        return ""
-    rerun = " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume")
-    return (f"{checkpoint} holds {done} completed epoch(s); continue with:\n  "
-            f"{f'mpiexec -n {comm.size} ' if comm else ''}python {sys.argv[0]} --resume {rerun}")
 
 
 def train(args, comm) -> int:
@@ -176,15 +168,11 @@ def train(args, comm) -> int:
     extra = {"mean": mean, "std": std, "config": config, "class_names": list(CIFAR10_CLASSES), "backend": backend.name}
     log = CSVLogger(out / "history.csv", append=args.resume)
     callbacks = [log, ModelCheckpoint(checkpoint, model, optimizer, extra, seed=args.seed)] if root else []
-    try:
-        if initial_epoch < args.epochs:
-            model.fit(x_train, y_train, optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size,
-                      validation_data=data["val"], verbose=args.verbose, initial_epoch=initial_epoch, seed=args.seed,
-                      augment=augment if args.augment else None, callbacks=callbacks, communicator=comm,
-                      lr_schedule=warmup_cosine(args.lr, args.epochs, args.warmup_epochs))
-    except TrainingDiverged as exc:
-        print(f"\nerror: {exc}", file=sys.stderr)
-        return 1
+    if initial_epoch < args.epochs:
+        model.fit(x_train, y_train, optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size,
+                  validation_data=data["val"], verbose=args.verbose, initial_epoch=initial_epoch, seed=args.seed,
+                  augment=augment if args.augment else None, callbacks=callbacks, communicator=comm,
+                  lr_schedule=warmup_cosine(args.lr, args.epochs, args.warmup_epochs))
     finish(model, data, (mean, std), out, args, backend, log.rows() if root else [], comm)
     return 0
 

@@ -7,7 +7,8 @@ backward by hand) -> ``losses`` -> ``model`` (Sequential: chaining them, fit) ->
 from ._version import __version__  # noqa: F401
 
 from .backend import get_array_module, get_backend, set_backend  # noqa: E402
-from . import layers, losses, optim, training, datasets, gradcheck, callbacks, distributed, interrupts, outputs  # noqa: E402
+from . import layers, losses, optim, training, datasets, gradcheck, callbacks, distributed  # noqa: E402
+from . import interrupts, outputs  # noqa: E402
 from .sequential import Sequential, TrainingDiverged, load_model  # noqa: E402
 from .layers import no_grad  # noqa: E402
 from .checkpoint import CheckpointError  # noqa: E402

@@ -146,7 +146,8 @@ def describe_out_of_memory(exc: BaseException, batch_size: int) -> str:
     asked = requested_bytes(exc)
     where = "GPU memory" if any(c.__module__.startswith("cupy") for c in type(exc).__mro__) else "memory"
     return (f"out of {where} with batches of {batch_size}" + (f" (asked for {asked / 2**20:,.1f} MiB more)" if asked
-            else "") + f": {exc}; try a smaller batch size, e.g. {max(1, batch_size // 2)}")
+            else "") + f": {exc}; try a smaller batch size (--batch-size), e.g. {max(1, batch_size // 2)}, in a new run "
+            "(a resumed run keeps its batch size)")
 
 
 def cupy_module():

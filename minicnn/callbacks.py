@@ -80,6 +80,15 @@ class ModelCheckpoint(Callback):
                         extra={**self.extra, "epoch": epoch + 1, "rng_state": rng_state})
 
     @staticmethod
+    def resume_hint(path, command: str) -> str:
+        """What a stopped run tells its user: the epochs the checkpoint at ``path`` holds and
+        ``command``, which continues from it (or that there is nothing to resume)."""
+        done = ModelCheckpoint.completed_epochs(path)
+        if not done:
+            return f"{path} holds no completed epoch: nothing to resume."
+        return f"{path} holds {done} completed epoch(s); continue with:\n  {command}"
+
+    @staticmethod
     def completed_epochs(path) -> int:
         """Epochs held by the checkpoint at ``path``; 0 when there is none or it is unreadable."""
         try:
