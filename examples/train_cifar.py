@@ -26,7 +26,9 @@ from minicnn.callbacks import CSVLogger, ModelCheckpoint
 from minicnn.datasets import (CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, DatasetError, augment, channel_stats,
                               load_cifar10, standardize)
 from minicnn.distributed import abort_on_error
+from minicnn.interrupts import exit_code, signal_name, signals_as_interrupts
 from minicnn.optim import SGD, Adam
+from minicnn.outputs import OutputError, check_writable, write_text
 from minicnn.schedules import warmup_cosine
 
 # The settings that a resumed run must share with the run it continues.
@@ -105,23 +107,41 @@ def main(argv=None) -> int:
                       f"number of processes, {comm.size} (e.g. --batch-size {comm.size * max(1, args.batch_size // comm.size)})",
                       file=sys.stderr)
             return 2
-    with abort_on_error(comm):            # an error on any rank ends the whole job, not just that rank
+    # Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt; under mpiexec all ranks stop at the same step.
+    with abort_on_error(comm), signals_as_interrupts(defer=comm is not None and comm.size > 1):
+        why = None                        # why a run stopped (followed by how to resume it)
         try:
-            code = train(args, argv, comm)
+            code = train(args, comm)
+        except KeyboardInterrupt as exc:  # the last completed epoch's checkpoint stays as it is
+            code = exit_code(exc)         # 128 + the signal: 130, 143 (SIGTERM), 129 (SIGHUP)
+            why = f"interrupted ({signal_name(exc)})." if comm is None or comm.is_root else None
+        except OutputError as exc:        # disk full, read-only --out: every file already there is whole
+            code, why = 1, f"error: {exc}"
+        except TrainingDiverged as exc:   # the last good checkpoint stays (a resumed run would diverge again)
+            print(f"\nerror: {exc}", file=sys.stderr)
+            code = 1
         except (DatasetError, CheckpointError, ValueError, minicnn.backend.BackendError) as exc:
             print(f"error{'' if comm is None or comm.size == 1 else f' (rank {comm.rank})'}: {exc}", file=sys.stderr)
             code = 2
+        except Exception as exc:          # out of (GPU) memory: which batch, how much, what to do
+            if not minicnn.backend.is_out_of_memory(exc):
+                raise
+            code, why = 1, f"error: {minicnn.backend.describe_out_of_memory(exc, args.batch_size)}"
+        if why:
+            rerun = " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume")
+            command = f"{f'mpiexec -n {comm.size} ' if comm else ''}python {sys.argv[0]} --resume {rerun}"
+            print(f"\n{why}\n" + ModelCheckpoint.resume_hint(Path(args.out) / "model.npz", command), file=sys.stderr)
         if code:
             sys.exit(code)
     return 0
 
 
-def train(args, argv, comm) -> int:
+def train(args, comm) -> int:
     root = comm is None or comm.is_root       # rank 0 alone prints and writes files
     say = print if root else (lambda *a, **k: None)
     out = Path(args.out)
     if root:
-        out.mkdir(parents=True, exist_ok=True)
+        check_writable(out)                   # a read-only or full --out stops the run now, not in an hour
     backend = minicnn.set_backend(args.backend)
     if comm is not None and backend.name == "cupy":
         comm.use_local_gpu()                  # one GPU per process on each machine
@@ -146,25 +166,15 @@ def train(args, argv, comm) -> int:
     summary = model.summary()
     say(summary)
     if root:
-        (out / "summary.txt").write_text(summary + "\n")
+        write_text(out / "summary.txt", summary + "\n")
     extra = {"mean": mean, "std": std, "config": config, "class_names": list(CIFAR10_CLASSES), "backend": backend.name}
     log = CSVLogger(out / "history.csv", append=args.resume)
     callbacks = [log, ModelCheckpoint(checkpoint, model, optimizer, extra, seed=args.seed)] if root else []
-    try:
-        if initial_epoch < args.epochs:
-            model.fit(x_train, y_train, optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size,
-                      validation_data=data["val"], verbose=args.verbose, initial_epoch=initial_epoch, seed=args.seed,
-                      augment=augment if args.augment else None, callbacks=callbacks, communicator=comm,
-                      lr_schedule=warmup_cosine(args.lr, args.epochs, args.warmup_epochs))
-    except KeyboardInterrupt:
-        rerun = " ".join(a for a in (argv if argv is not None else sys.argv[1:]) if a != "--resume")
-        say(f"\ninterrupted. {checkpoint} holds {ModelCheckpoint.completed_epochs(checkpoint)} completed epoch(s); "
-            f"continue with:\n  {f'mpiexec -n {comm.size} ' if comm else ''}python {sys.argv[0]} --resume "
-            f"--out {out} --epochs {args.epochs} {rerun}", file=sys.stderr)
-        return 130
-    except TrainingDiverged as exc:
-        print(f"\nerror: {exc}", file=sys.stderr)
-        return 1
+    if initial_epoch < args.epochs:
+        model.fit(x_train, y_train, optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size,
+                  validation_data=data["val"], verbose=args.verbose, initial_epoch=initial_epoch, seed=args.seed,
+                  augment=augment if args.augment else None, callbacks=callbacks, communicator=comm,
+                  lr_schedule=warmup_cosine(args.lr, args.epochs, args.warmup_epochs))
     finish(model, data, (mean, std), out, args, backend, log.rows() if root else [], comm)
     return 0
 
@@ -217,7 +227,7 @@ def finish(model, data, stats, out, args, backend, rows, comm=None):
                "final_val_accuracy": float(rows[-1]["val_accuracy"]) if rows and rows[-1].get("val_accuracy") else None,
                "train_images": len(data["train"][0]), "config": {k: getattr(args, k) for k in RUN_KEYS},
                "versions": versions, "processes": 1 if comm is None else comm.size}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     print(f"\ntest accuracy: {test['accuracy']:.4f}  (test loss {test['loss']:.4f}, {len(y_test)} images)")
     print("per class: " + ", ".join(f"{k} {v:.3f}" for k, v in per_class.items()))
     if args.plots:

@@ -8,6 +8,7 @@ from ._version import __version__  # noqa: F401
 
 from .backend import get_array_module, get_backend, set_backend  # noqa: E402
 from . import layers, losses, optim, training, datasets, gradcheck, callbacks, distributed  # noqa: E402
+from . import interrupts, outputs  # noqa: E402
 from .sequential import Sequential, TrainingDiverged, load_model  # noqa: E402
 from .layers import no_grad  # noqa: E402
 from .checkpoint import CheckpointError  # noqa: E402
@@ -24,4 +25,4 @@ def __getattr__(name):
 
 __all__ = ["__version__", "set_backend", "get_backend", "get_array_module", "Sequential", "load_model",
            "TrainingDiverged", "CheckpointError", "layers", "losses", "optim", "models", "datasets",
-           "gradcheck", "callbacks", "distributed", "training", "interpret", "viz", "no_grad"]
+           "gradcheck", "callbacks", "distributed", "interrupts", "outputs", "training", "interpret", "viz", "no_grad"]

@@ -18,6 +18,7 @@ modules (NCCL, device selection, CUDA streams) ask :func:`cupy_module` for it.
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 
@@ -110,6 +111,43 @@ def to_numpy(a, out=None):
         out[...] = a
         return out
     return np.asarray(a)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True when ``exc`` is a failed allocation: NumPy's ``MemoryError``, CuPy's
+    ``cupy.cuda.memory.OutOfMemoryError``, or a CUDA/cuBLAS allocation error. CuPy's
+    classes are recognised by name and module, so asking never imports CuPy."""
+    if isinstance(exc, MemoryError):
+        return True
+    for cls in type(exc).__mro__:
+        if cls.__module__.split(".", 1)[0] in ("cupy", "cupy_backends"):
+            if cls.__name__ == "OutOfMemoryError":
+                return True
+            text = str(exc)
+            return any(s in text for s in ("ALLOC_FAILED", "cudaErrorMemoryAllocation", "out of memory"))
+    return False
+
+
+def requested_bytes(exc: BaseException) -> int | None:
+    """The size of the allocation that failed, when the error says it: CuPy's "Out of memory
+    allocating 1,234 bytes", NumPy's "Unable to allocate 3.00 GiB"; else None."""
+    text = str(exc)
+    m = re.search(r"allocating ([\d,]+) bytes", text)
+    if m:
+        return int(m.group(1).replace(",", ""))
+    m = re.search(r"Unable to allocate ([\d.]+) (B|KiB|MiB|GiB|TiB|PiB|EiB)", text)
+    if m:
+        return int(float(m.group(1)) * 1024 ** ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"].index(m.group(2)))
+    return None
+
+
+def describe_out_of_memory(exc: BaseException, batch_size: int) -> str:
+    """What to tell the user when a batch did not fit: the batch size, the memory asked for, advice."""
+    asked = requested_bytes(exc)
+    where = "GPU memory" if any(c.__module__.startswith("cupy") for c in type(exc).__mro__) else "memory"
+    return (f"out of {where} with batches of {batch_size}" + (f" (asked for {asked / 2**20:,.1f} MiB more)" if asked
+            else "") + f": {exc}; try a smaller batch size (--batch-size), e.g. {max(1, batch_size // 2)}, in a new run "
+            "(a resumed run keeps its batch size)")
 
 
 def cupy_module():

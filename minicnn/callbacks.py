@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 from .checkpoint import CheckpointError, read_checkpoint
+from .outputs import write_atomic
 
 
 class Callback:
@@ -53,12 +53,13 @@ class CSVLogger(Callback):
     def on_epoch_end(self, epoch, logs):
         self._rows.append({"epoch": epoch + 1, **logs})
         fields = list(self._rows[-1].keys())
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
+
+        def write(f):
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(self._rows)
-        os.replace(tmp, self.path)
+        # Whole or not at all: a full disk keeps the previous file and leaves no temporary (OutputError).
+        write_atomic(self.path, write, mode="w")
 
 
 class ModelCheckpoint(Callback):
@@ -77,6 +78,15 @@ class ModelCheckpoint(Callback):
         rng_state = {"seed": self.seed, "next_epoch": epoch + 1}
         self.model.save(self.path, optimizer=self.optimizer,
                         extra={**self.extra, "epoch": epoch + 1, "rng_state": rng_state})
+
+    @staticmethod
+    def resume_hint(path, command: str) -> str:
+        """What a stopped run tells its user: the epochs the checkpoint at ``path`` holds and
+        ``command``, which continues from it (or that there is nothing to resume)."""
+        done = ModelCheckpoint.completed_epochs(path)
+        if not done:
+            return f"{path} holds no completed epoch: nothing to resume."
+        return f"{path} holds {done} completed epoch(s); continue with:\n  {command}"
 
     @staticmethod
     def completed_epochs(path) -> int:

@@ -11,12 +11,11 @@ Layout (every entry a plain array; nothing pickled, so loading never runs code):
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from . import outputs
 from .backend import is_device_array, to_numpy
 
 FORMAT = "minicnn-checkpoint-1"
@@ -31,37 +30,11 @@ def write_atomic(path, arrays: dict):
 
     The data goes to a temporary file in the same folder, is flushed to disk, and only
     then renamed over ``path``: a rename within one filesystem is atomic, so a crash at
-    any moment leaves either the old file or the new one, never half of one.
+    any moment leaves either the old file or the new one, never half of one. A full disk
+    or an unwritable folder raises :class:`minicnn.outputs.OutputError` naming ``path``,
+    with the old file intact and no temporary left (:func:`minicnn.outputs.write_atomic`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())          # mkstemp's 0600 would hide the file from others
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # Covers KeyboardInterrupt too: never leave a stray temporary behind.
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+    outputs.write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
 def read_checkpoint(path) -> tuple[dict, dict]:

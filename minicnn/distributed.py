@@ -42,6 +42,12 @@ Collectives wait for every process: if one dies, the others wait for ever. Wrap 
 each process in :func:`abort_on_error`, which turns an exception on any rank into
 ``MPI_Abort``, so ``mpiexec`` stops the whole job with a non-zero status.
 
+A signal (Ctrl-C or SIGTERM, which ``mpiexec`` forwards to every rank) is the exception to
+that rule: inside ``interrupts.signals_as_interrupts(defer=True)`` each rank only records
+it, and :meth:`Communicator.stop_if_interrupted`, at every training step and every sum,
+makes all ranks raise :class:`~minicnn.interrupts.Interrupted` at the same step; they then
+exit normally, with 128 + the signal number, and no rank is left waiting.
+
 mpi4py is an optional dependency (``pip install -e ".[distributed]"``); this module imports
 it only when a :class:`Communicator` is made, so ``import minicnn`` never needs it.
 """
@@ -55,6 +61,7 @@ import traceback
 import numpy as np
 
 from .backend import cupy_module, cupy_nccl, get_array_module, to_numpy
+from .interrupts import Interrupted, deferring, pending_signal
 from .parallel import GradientBuffer
 
 _INSTALL_HINT = 'pip install -e ".[distributed]" (mpi4py and MPICH from PyPI), then run under mpiexec'
@@ -90,6 +97,7 @@ class Communicator:
         self._gradients = GradientBuffer()    # one flat gradient buffer (NumPy or CuPy), reused
         self._host = None      # its host twin, for gpu="host"
         self._nccl = None
+        self.interrupted = None   # the signal every rank stopped for (stop_if_interrupted)
 
     def __repr__(self):
         return f"Communicator(rank={self.rank}, size={self.size})"
@@ -122,6 +130,7 @@ class Communicator:
         gradients and weights (``[(grads_dict, count), ...]``) in place of ``layer.grads``.
         After the call every rank holds the same grads: views into one flat buffer.
         """
+        self.stop_if_interrupted()
         if terms is None:
             terms = lambda i: [(model.layers[i].grads, count)]      # noqa: E731
         flat = self._gradients.pack(model, terms)              # 1. count * (this rank's mean gradient)
@@ -179,6 +188,7 @@ class Communicator:
 
     def sum(self, values) -> np.ndarray:
         """Element-wise sum over ranks of a few numbers (float64), e.g. ``[loss_sum, correct, count]``."""
+        self.stop_if_interrupted()
         buf = np.array(values, dtype=np.float64)
         if self.size > 1:
             self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
@@ -188,6 +198,20 @@ class Communicator:
         """Concatenate every rank's NumPy ``array`` (rank order) on rank 0; ``None`` elsewhere."""
         parts = self.comm.gather(np.asarray(array), root=0)
         return np.concatenate(parts) if self.is_root else None
+
+    def stop_if_interrupted(self):
+        """A collective: when any rank holds a pending signal, every rank raises
+        :class:`~minicnn.interrupts.Interrupted` for it here, together (the highest signal
+        number wins). Only inside ``signals_as_interrupts(defer=True)``; otherwise a no-op.
+        """
+        if not deferring():
+            return
+        flag = np.array([pending_signal() or 0], dtype=np.int64)
+        if self.size > 1:
+            self.comm.Allreduce(self.MPI.IN_PLACE, flag, op=self.MPI.MAX)
+        if flag[0]:
+            self.interrupted = int(flag[0])
+            raise Interrupted(self.interrupted)
 
     def versions(self) -> dict:
         """``{"mpi4py": ..., "mpi": ...}``: the versions behind this job, for run records."""
@@ -229,6 +253,8 @@ def abort_on_error(comm: Communicator | None):
     Inside the block, an exception (a ``KeyboardInterrupt`` included) prints its traceback
     tagged with the rank and calls ``MPI_Abort(1)``; ``sys.exit(code)`` with a non-zero code
     aborts with that code. With ``comm`` None or a single process it changes nothing.
+    Once every rank has stopped together for a signal (:meth:`Communicator.stop_if_interrupted`),
+    that ``Interrupted`` and any ``sys.exit`` pass through: each rank exits on its own, cleanly.
     """
     if comm is None or comm.size == 1:
         yield
@@ -236,11 +262,16 @@ def abort_on_error(comm: Communicator | None):
     try:
         yield
     except SystemExit as exc:
-        if exc.code is None or exc.code == 0:
+        if exc.code is None or exc.code == 0 or comm.interrupted:
             raise
         if not isinstance(exc.code, int):
             print(exc.code, file=sys.stderr)
         comm.abort(exc.code if isinstance(exc.code, int) else 1)
+    except Interrupted as exc:
+        if not comm.interrupted:     # raised on this rank alone (a second signal): stop them all now
+            print(f"[rank {comm.rank} of {comm.size}] {exc}; stopping every rank", file=sys.stderr)
+            comm.abort(exc.exit_code)
+        raise
     except BaseException:
         print(f"[rank {comm.rank} of {comm.size}] failed; stopping every rank\n{traceback.format_exc()}",
               file=sys.stderr)

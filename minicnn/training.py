@@ -20,6 +20,7 @@ would make the CPU wait for the GPU after every step.
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 
 import numpy as np
@@ -96,6 +97,7 @@ def fit(model, x, y, *, optimizer, epochs, batch_size=32, validation_data=None, 
             of an MPI job). The result does not depend on it: 1, 2 or 4 threads give the same weights.
     """
     _check_fit_arguments(model, x, y, optimizer, epochs, batch_size, validation_data, initial_epoch)
+    verbose = effective_verbose(verbose)
     comm = communicator
     if comm is not None:
         if batch_size % comm.size:
@@ -263,6 +265,19 @@ def _logits(model, xb, threads):
 def _cpu_threads():
     """On NumPy, BLAS on one thread while the shards use the cores (see :mod:`minicnn.parallel`)."""
     return parallel.one_blas_thread() if get_backend().name == "numpy" else contextlib.nullcontext()
+
+
+def effective_verbose(verbose: int, stream=None) -> int:
+    """``verbose=1`` draws a progress bar only where it can be redrawn in place: a terminal or a
+    notebook. Into a file or a pipe (a batch job's log, ``| tee``) it means 2, one line per
+    epoch, as Keras does, instead of hundreds of redraws. ``stream``: tqdm's, ``sys.stderr``."""
+    if verbose != 1:
+        return verbose
+    try:
+        interactive = (stream or sys.stderr).isatty() or "ipykernel" in sys.modules
+    except (AttributeError, ValueError):           # no stream (pythonw), or a closed one
+        interactive = False
+    return 1 if interactive else 2
 
 
 def reseed_dropout(model, seed: int, epoch: int, rank: int | None = None):

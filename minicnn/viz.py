@@ -37,6 +37,7 @@ from .backend import to_numpy
 from .interpret import (after_activation, confusion_matrix, conv_layer_indices, displayable, feature_maps,  # noqa: F401
                         filter_activation, max_stimuli, spread, synthetic_image)
 from .layers import Conv2D
+from .outputs import write_atomic
 
 __all__ = ["plot_filters", "max_stimuli", "filter_activation", "plot_stimuli", "plot_feature_maps",
            "plot_history", "confusion_matrix", "plot_confusion_matrix", "plot_model", "displayable",
@@ -60,8 +61,8 @@ def _figure(width: float, height: float) -> Figure:
 
 def _save(fig: Figure, path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, facecolor="white")
+    # Whole or not at all: a full disk keeps the previous picture and raises OutputError naming the file.
+    write_atomic(path, lambda f: fig.savefig(f, format=path.suffix[1:] or "png", dpi=DPI, facecolor="white"))
     return path
 
 

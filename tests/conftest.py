@@ -1,4 +1,4 @@
-"""Shared fixtures: the backends present on this machine.
+"""Shared fixtures: the backends present on this machine, and a home of the tests' own.
 
 CuPy cases run on real CuPy where a GPU is usable. Elsewhere (every CI machine) they run on
 a strict CPU stand-in for CuPy, ``tests/standin/cupy`` (NumPy underneath, CuPy's rules on
@@ -6,10 +6,13 @@ top; see its docstring), so the CuPy code path executes everywhere. Options:
 ``--cupy-standin`` forces the stand-in even with a GPU; ``--no-cupy-standin`` turns it off
 (CuPy cases then skip without a GPU).
 """
+import atexit
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,14 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 STANDIN_DIR = Path(__file__).resolve().parent / "standin"
 _CUPY = {"mode": None, "skip": None}     # mode: "real", "standin" or "off"
+
+# The CIFAR loader also looks in ~/.keras/datasets, ~/.cache/minicnn and $MINICNN_DATA: the tests
+# (and the scripts they start) get an empty home, so a copy of CIFAR-10 on this machine never
+# stands in for a test's data. Matplotlib keeps its usual font cache.
+os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.path.expanduser("~"), ".config", "matplotlib"))
+os.environ["HOME"] = tempfile.mkdtemp(prefix="minicnn-tests-home-")
+os.environ.pop("MINICNN_DATA", None)
+atexit.register(shutil.rmtree, os.environ["HOME"], ignore_errors=True)
 
 
 def pytest_addoption(parser):

@@ -103,6 +103,9 @@ def test_existing_folder_is_used_as_is_with_any_batch_size(tmp_path):
         (x_train, y_train), (x_test, _) = load_cifar10(data_dir, download=False)
         np.testing.assert_array_equal(x_train, x)
         assert x_test.shape == (4, 32, 32, 3)
+    for k in (5, 4, 3):                       # a home-made set may have fewer batches (without a gap)
+        (tmp_path / "cifar-10-batches-py" / f"data_batch_{k}").unlink()
+    np.testing.assert_array_equal(load_cifar10(tmp_path, download=False)[0][0], x[:6])
 
 
 def test_default_dir_comes_from_env(tmp_path, monkeypatch):
@@ -123,6 +126,51 @@ def test_local_archive_is_checked_before_use(tmp_path):
         load_cifar10(tmp_path, download=False, md5="f" * 32)
     (x_train, _), _ = load_cifar10(tmp_path, download=False, md5=md5)
     np.testing.assert_array_equal(x_train, x)
+
+
+def damage(folder, how):
+    """What an extraction stopped half-way leaves: a batch file missing, or cut short."""
+    if how == "missing":
+        (folder / "data_batch_3").unlink()
+    elif how == "no test batch":
+        (folder / "test_batch").unlink()
+    else:
+        raw = (folder / "data_batch_2").read_bytes()
+        (folder / "data_batch_2").write_bytes(raw[:len(raw) // 2])
+
+
+@pytest.mark.parametrize("how, named", [("missing", "data_batch_3 missing"), ("no test batch", "test_batch missing"),
+                                        ("truncated", "data_batch_2: not a CIFAR-10 batch")])
+def test_damaged_folder_names_the_file_and_how_to_recover(tmp_path, how, named):
+    make_cifar_folder(tmp_path, rows_per_batch=3, test_rows=4)
+    folder = tmp_path / "cifar-10-batches-py"
+    damage(folder, how)
+    for data_dir in (tmp_path, folder):            # the root holding the folder, or the folder itself
+        with pytest.raises(DatasetError) as info:
+            load_cifar10(data_dir, url="http://127.0.0.1:9/never-asked", md5=None)
+        message = str(info.value)
+        assert named in message and f"{folder} is damaged" in message, message
+        assert f"delete {folder}" in message and "cifar-10-python.tar.gz" in message
+        assert "Traceback" not in message and (how != "truncated" or "truncated" in message)
+
+
+@pytest.mark.parametrize("how", ["missing", "truncated"])
+def test_damaged_folder_is_extracted_again_from_the_verified_archive_beside_it(tmp_path, how, capsys):
+    md5, ((x, y), (xt, _)) = make_cifar_archive(tmp_path / "src" / "cifar-10-python.tar.gz", rows_per_batch=3)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    os.replace(tmp_path / "src" / "cifar-10-python.tar.gz", data_dir / "cifar-10-python.tar.gz")
+    load_cifar10(data_dir, download=False, md5=md5)                   # extracts it once
+    damage(data_dir / "cifar-10-batches-py", how)
+    with pytest.raises(DatasetError, match="MD5"):                    # an archive that fails its check is not used
+        load_cifar10(data_dir, download=False, md5="0" * 32)
+    (x_train, y_train), (x_test, _) = load_cifar10(data_dir, download=False, md5=md5)
+    np.testing.assert_array_equal(x_train, x)
+    np.testing.assert_array_equal(y_train, y)
+    np.testing.assert_array_equal(x_test, xt)
+    err = capsys.readouterr().err
+    assert "is damaged" in err and "extracting it again" in err
+    assert not [p for p in data_dir.iterdir() if p.name.startswith(".")]
 
 
 def _info(name, kind=tarfile.REGTYPE, data=b"x", linkname=""):

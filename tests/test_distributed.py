@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -57,12 +58,15 @@ def test_shards_cover_every_example_once():
             assert max(map(len, parts)) - min(map(len, parts)) <= 1
 
 
+def mpi_env():
+    return dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+                MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+
+
 def mpirun(args, n=2, timeout=60):
     """``mpiexec -n N python ARGS``, one BLAS thread per rank (2 ranks on 2 cores)."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
     return subprocess.run([MPIEXEC, "-n", str(n), sys.executable] + [str(a) for a in args], capture_output=True,
-                          text=True, timeout=timeout, env=env, cwd=ROOT)
+                          text=True, timeout=timeout, env=mpi_env(), cwd=ROOT)
 
 
 def run_worker(mode, out, backend="numpy"):
@@ -197,3 +201,31 @@ def test_train_script_refuses_a_batch_that_does_not_divide(cifar_dir, tmp_path):
     assert "--batch-size 33" in result.stderr and "processes, 2" in result.stderr
     assert result.stderr.count("error:") == 1                        # said once, by rank 0
     assert not (tmp_path / "o").exists()
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_sigterm_to_mpiexec_stops_every_rank_cleanly_and_resume_gives_the_uninterrupted_weights(cifar_dir, tmp_path):
+    # mpiexec (MPICH's hydra) forwards SIGTERM to every rank; they must stop at the same step,
+    # exit with 143 without MPI_Abort, and leave epoch 1's checkpoint for --resume.
+    out = tmp_path / "run"
+    proc = subprocess.Popen([MPIEXEC, "-n", "2", sys.executable] + [str(a) for a in script(cifar_dir, out, 2, "--verbose", "0", "--no-plots")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(), cwd=ROOT)
+    deadline = time.time() + 120
+    while not (out / "model.npz").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stdout + stderr
+    assert stderr.count("interrupted (SIGTERM)") == 1 and "mpiexec -n 2 " in stderr and "--resume" in stderr
+    assert "MPI_Abort" not in stdout + stderr and "failed" not in stderr and "Traceback" not in stderr
+    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "model.npz", "summary.txt"]
+
+    resumed = mpirun(script(cifar_dir, out, 2, "--verbose", "0", "--no-plots", "--resume"), timeout=180)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    straight = tmp_path / "straight"
+    assert mpirun(script(cifar_dir, straight, 2, "--verbose", "0", "--no-plots"), timeout=180).returncode == 0
+    with np.load(out / "model.npz") as a, np.load(straight / "model.npz") as b:
+        for k in a.files:
+            if k.startswith(("layers/", "optimizer/")):
+                np.testing.assert_array_equal(a[k], b[k], err_msg=k)

@@ -9,6 +9,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "minicnn"
 # The core: what training a model needs. Datasets, pictures and the package root sit above it.
 CORE = ["backend.py", "losses.py", "optim.py", "training.py", "sequential.py", "models.py", "checkpoint.py",
         "input_checks.py", "gradcheck.py", "callbacks.py", "schedules.py", "distributed.py", "interpret.py",
+        "interrupts.py", "outputs.py",
         *[f"layers/{p.name}" for p in (PACKAGE / "layers").glob("*.py")]]
 
 

@@ -12,6 +12,7 @@ import io
 import os
 import pickle
 import shutil
+import sys
 import tarfile
 import tempfile
 import urllib.request
@@ -19,12 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..training import effective_verbose
+
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 FOLDER_NAME = "cifar-10-batches-py"
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_FILE = "test_batch"
+BATCH_FILES = TRAIN_FILES + [TEST_FILE]
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -38,47 +42,106 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("MINICNN_DATA") or Path.home() / ".cache" / "minicnn").expanduser()
 
 
-def _find_folder(data_dir: Path, searched_default: bool) -> Path | None:
-    """A ready ``cifar-10-batches-py`` folder: in ``data_dir``, ``data_dir`` itself, or Keras's cache."""
-    candidates = [data_dir / FOLDER_NAME, data_dir]
-    if searched_default:   # only when the user named no folder: Keras's download is as good as ours
-        candidates.append(Path.home() / ".keras" / "datasets" / FOLDER_NAME)
-    for folder in candidates:
-        if (folder / TEST_FILE).is_file() and (folder / TRAIN_FILES[0]).is_file():
-            return folder
-    return None
+def usual_places(data_dir: Path) -> list[Path]:
+    """Where a ready ``cifar-10-batches-py`` may already be, in the order they are searched:
+    in ``data_dir`` (a torchvision root), ``data_dir`` itself (the folder, e.g. Keras's),
+    then in ``$MINICNN_DATA``, ``~/.cache/minicnn`` and ``~/.keras/datasets`` (Keras's download)."""
+    places = [data_dir / FOLDER_NAME, data_dir]
+    if os.environ.get("MINICNN_DATA"):
+        places.append(Path(os.environ["MINICNN_DATA"]).expanduser() / FOLDER_NAME)
+    places += [Path.home() / ".cache" / "minicnn" / FOLDER_NAME, Path.home() / ".keras" / "datasets" / FOLDER_NAME]
+    return list(dict.fromkeys(places))
+
+
+def _offline_advice(data_dir: Path, url: str) -> str:
+    return (f"CIFAR-10 is not on this machine yet. Without network: fetch {ARCHIVE_NAME} (163 MB, MD5 {OFFICIAL_MD5}) "
+            f"from {url} elsewhere and put it in {data_dir} (it is checked, then extracted), or copy the extracted "
+            f"folder {FOLDER_NAME} there. data_dir (--data-dir) also takes Keras's folder "
+            f"(~/.keras/datasets/{FOLDER_NAME}) and torchvision's root (the folder holding {FOLDER_NAME}); "
+            f"searched: {', '.join(map(str, usual_places(data_dir)))}")
+
+
+def _missing(folder: Path) -> list[str] | None:
+    """The batch files ``folder`` lacks ([] when it is whole); None when it holds none (not a CIFAR folder).
+
+    Whole means ``test_batch`` and ``data_batch_1`` .. ``data_batch_k`` without a gap (the
+    official release has k = 5; a smaller home-made set may stop earlier): a batch missing
+    before a later one, or a missing ``test_batch`` or ``data_batch_1``, is what an
+    extraction or a copy stopped half-way leaves.
+    """
+    present = {name for name in BATCH_FILES if (folder / name).is_file()}
+    if not present:
+        return None
+    last = max([i + 1 for i, name in enumerate(TRAIN_FILES) if name in present] or [1])
+    return [name for name in TRAIN_FILES[:last] + [TEST_FILE] if name not in present]
+
+
+def _read_folder(folder: Path):
+    train = [read_batch(folder / name) for name in TRAIN_FILES if (folder / name).is_file()]
+    x_test, y_test = read_batch(folder / TEST_FILE)
+    return (np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])), (x_test, y_test)
+
+
+def _damaged(folder: Path, what: str, data_dir: Path) -> str:
+    return (f"{folder} is damaged: {what} (an extraction or a copy stopped half-way?). To recover, delete {folder} "
+            f"and run again, to download and extract CIFAR-10 afresh; or put the archive {ARCHIVE_NAME} in {data_dir}: "
+            f"it is verified and extracted again in its place")
 
 
 def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD5):
     """``(x_train, y_train), (x_test, y_test)``: uint8 NHWC images and int64 labels ``(N,)``.
 
-    Looks in ``data_dir`` (default :func:`default_data_dir`) for the folder
-    ``cifar-10-batches-py`` (as Keras and torchvision leave it), then for the archive
-    ``cifar-10-python.tar.gz`` (checked against ``md5`` first; ``md5=None`` skips the
-    check, for a rebuilt copy), and otherwise, with ``download=True``, fetches the archive
-    from ``url``. Batches may hold any number of rows.
+    Looks for the folder ``cifar-10-batches-py`` (as Keras and torchvision leave it) in
+    ``data_dir`` (default :func:`default_data_dir`) and the other :func:`usual_places`
+    (``$MINICNN_DATA``, ``~/.cache/minicnn``, ``~/.keras/datasets``), then for the archive
+    ``cifar-10-python.tar.gz`` in ``data_dir`` (checked against ``md5`` first; ``md5=None``
+    skips the check, for a rebuilt copy), and otherwise, with ``download=True``, fetches the
+    archive from ``url`` into ``data_dir``; offline, the error says where to put the files.
+    Batches may hold any number of rows.
+
+    A damaged folder (a batch file missing or unreadable, as an extraction stopped
+    half-way leaves it) is extracted again from the archive beside it, once verified;
+    without the archive, :class:`DatasetError` names the file and says how to recover.
     """
-    searched_default = data_dir is None
     data_dir = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
-    folder = _find_folder(data_dir, searched_default)
-    if folder is None:
-        archive = data_dir / ARCHIVE_NAME
-        if not archive.is_file():
-            if not download:
-                raise DatasetError(f"CIFAR-10 not found in {data_dir}: expected the folder {FOLDER_NAME} "
-                                   f"or the archive {ARCHIVE_NAME} there (download=False)")
+    archive, own = data_dir / ARCHIVE_NAME, data_dir / FOLDER_NAME
+    damaged = []                       # (folder, what is wrong with it)
+    for folder in usual_places(data_dir):
+        missing = _missing(folder)
+        if missing is None:
+            continue
+        if missing:
+            damaged.append((folder, f"{', '.join(missing)} missing"))
+            continue
+        try:
+            arrays = _read_folder(folder)
+        except DatasetError as exc:
+            damaged.append((folder, str(exc)))
+            continue
+        if folder not in (own, data_dir):
+            print(f"using CIFAR-10 from {folder}", file=sys.stderr)
+        return arrays
+    # No usable folder: extract the archive (downloaded first if need be); it replaces a damaged `own`.
+    mine = [(folder, what) for folder, what in damaged if folder in (own, data_dir)]
+    if mine and (mine[0][0] != own or not archive.is_file()):
+        raise DatasetError(_damaged(*mine[0], data_dir))
+    if not archive.is_file():
+        if not download:
+            raise DatasetError(f"CIFAR-10 not found in {data_dir}: expected the folder {FOLDER_NAME} "
+                               f"or the archive {ARCHIVE_NAME} there (download=False). " + _offline_advice(data_dir, url))
+        try:
             download_file(url, archive, md5)
-        elif md5 is not None:
-            verify_md5(archive, md5)
-        extract_tar_safely(archive, data_dir)
-        folder = data_dir / FOLDER_NAME
-        if _find_folder(data_dir, False) is None:
-            raise DatasetError(f"{archive}: extracted, but it holds no {FOLDER_NAME}/{TEST_FILE} and data batches")
-    train = [read_batch(folder / name) for name in TRAIN_FILES if (folder / name).is_file()]
-    x_train = np.concatenate([x for x, _ in train])
-    y_train = np.concatenate([y for _, y in train])
-    x_test, y_test = read_batch(folder / TEST_FILE)
-    return (x_train, y_train), (x_test, y_test)
+        except DatasetError as exc:    # offline, a proxy, a cut: say where to put the files by hand
+            notes = "".join(f"\n{_damaged(folder, what, data_dir)}" for folder, what in damaged)
+            raise DatasetError(f"{exc}\n{_offline_advice(data_dir, url)}{notes}") from None
+    elif md5 is not None:
+        verify_md5(archive, md5)
+    if mine:
+        print(f"{own} is damaged ({mine[0][1]}); extracting it again from {archive}", file=sys.stderr)
+    extract_tar_safely(archive, data_dir)
+    if _missing(own) != []:
+        raise DatasetError(f"{archive}: extracted, but it holds no {FOLDER_NAME}/{TEST_FILE} and data batches")
+    return _read_folder(own)
 
 
 # -- download and checksum --------------------------------------------------------------------
@@ -119,7 +182,7 @@ def download_file(url: str, dest, md5: str | None, progress=True):
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"Downloading {dest.name}",
-                      disable=not progress, leave=False) as bar:
+                      disable=not progress or effective_verbose(1) != 1, leave=False) as bar:   # no bar in a log
                 while True:
                     try:
                         block = response.read(1 << 16)
