@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
@@ -23,8 +22,7 @@ import numpy as np
 import minicnn
 from minicnn import CheckpointError, TrainingDiverged
 from minicnn.callbacks import CSVLogger, ModelCheckpoint
-from minicnn.datasets import (CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, DatasetError, augment, channel_stats,
-                              load_cifar10, standardize)
+from minicnn.datasets import CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, DatasetError, augment, cifar10_splits
 from minicnn.distributed import abort_on_error
 from minicnn.interrupts import exit_code, signal_name, signals_as_interrupts
 from minicnn.optim import SGD, Adam
@@ -72,27 +70,6 @@ def parse_args(argv=None):
     if args.val_split < 0 or (args.train_limit is not None and args.train_limit < 1):
         p.error("--val-split must be >= 0 and --train-limit >= 1")
     return args
-
-
-def load_data(args, comm=None):
-    """Training/validation/test arrays, standardised with statistics of the training part only."""
-    if comm is not None and not comm.is_root:
-        comm.barrier()                    # distributed: rank 0 downloads and extracts first, alone
-    md5 = None if str(args.md5).lower() == "none" else args.md5
-    (x_train, y_train), (x_test, y_test) = load_cifar10(args.data_dir, url=args.url, md5=md5)
-    if comm is not None and comm.is_root:
-        comm.barrier()
-    x_train, y_train = x_train[:args.train_limit], y_train[:args.train_limit]
-    if args.val_split >= len(x_train):
-        raise ValueError(f"--val-split {args.val_split} leaves no training images (there are {len(x_train)})")
-    # A fixed, seeded split: a resumed run holds out exactly the same images.
-    order = np.random.default_rng([args.seed, 2**31 - 1]).permutation(len(x_train))
-    val_idx, train_idx = order[:args.val_split], order[args.val_split:]
-    mean, std = channel_stats(x_train[train_idx])
-    data = {"train": (standardize(x_train[train_idx], mean, std), y_train[train_idx]),
-            "val": (standardize(x_train[val_idx], mean, std), y_train[val_idx]) if args.val_split else None,
-            "test": (standardize(x_test, mean, std), y_test)}
-    return data, mean, std
 
 
 def main(argv=None) -> int:
@@ -147,7 +124,9 @@ def train(args, comm) -> int:
         comm.use_local_gpu()                  # one GPU per process on each machine
     say(f"minicnn {minicnn.__version__} on {backend.name}; output in {out}/"
         + (f"; {comm.size} processes, {args.batch_size // comm.size} images each per step" if comm else ""))
-    data, mean, std = load_data(args, comm)
+    data, mean, std = cifar10_splits(args.data_dir, url=args.url, md5=None if args.md5.lower() == "none" else args.md5,
+                                     val_split=args.val_split, seed=args.seed, train_limit=args.train_limit,
+                                     communicator=comm)
     x_train, y_train = data["train"]
     say(f"data: {len(x_train)} training, {0 if data['val'] is None else len(data['val'][0])} validation, "
         f"{len(data['test'][0])} test images")
@@ -160,7 +139,9 @@ def train(args, comm) -> int:
         optimizer = SGD(model, lr=args.lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay)
     config = {k: getattr(args, k) for k in RUN_KEYS}
     checkpoint = out / "model.npz"
-    initial_epoch = resume(model, optimizer, checkpoint, config, say) if args.resume else 0
+    initial_epoch = ModelCheckpoint.resume(checkpoint, model, optimizer, config) if args.resume else 0
+    if args.resume:
+        say(f"resuming after epoch {initial_epoch} from {checkpoint}")
     if initial_epoch >= args.epochs:
         say(f"the checkpoint already has {initial_epoch} epochs (--epochs {args.epochs}); evaluating it")
     summary = model.summary()
@@ -192,20 +173,6 @@ def initial_model(path):
     return model.astype("float32")
 
 
-def resume(model, optimizer, checkpoint, config, say) -> int:
-    """Load the interrupted run's weights and optimizer state; return the epoch to restart at."""
-    if not checkpoint.is_file():
-        raise ValueError(f"--resume but {checkpoint} does not exist")
-    extra = model.load_weights(checkpoint, optimizer=optimizer)
-    saved = extra.get("config", {})
-    changed = {k: (saved.get(k), config[k]) for k in RUN_KEYS if saved.get(k) != config[k]}
-    if changed:
-        raise ValueError("--resume needs the settings of the interrupted run; these differ (saved, now): "
-                         + ", ".join(f"--{k.replace('_', '-')} {a} vs {b}" for k, (a, b) in changed.items()))
-    say(f"resuming after epoch {extra['epoch']} from {checkpoint}")
-    return int(extra["epoch"])
-
-
 def finish(model, data, stats, out, args, backend, rows, comm=None):
     """Evaluate on the test set once, write metrics.json and draw the pictures."""
     x_test, y_test = data["test"]
@@ -216,9 +183,7 @@ def finish(model, data, stats, out, args, backend, rows, comm=None):
     per_class = {name: float((pred[y_test == k] == k).mean()) for k, name in enumerate(CIFAR10_CLASSES)
                  if np.any(y_test == k)}
     seconds = sum(float(r["seconds"]) for r in rows)
-    versions = {"minicnn": minicnn.__version__, "numpy": np.__version__, "python": platform.python_version()}
-    if backend.name == "cupy":
-        versions.update(cupy=backend.xp.__version__, gpu=backend.device_name())
+    versions = backend.versions()
     if comm is not None:
         versions.update(comm.versions())
     metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "per_class_accuracy": per_class,

@@ -79,6 +79,15 @@ class Backend:
         import platform
         return _cpu_model() or platform.processor() or platform.machine()
 
+    def versions(self) -> dict:
+        """The versions a run's record should name: minicnn, Python, NumPy (and CuPy and the GPU)."""
+        import platform
+        from ._version import __version__
+        info = {"minicnn": __version__, "numpy": np.__version__, "python": platform.python_version()}
+        if self.name == "cupy":
+            info.update(cupy=self.xp.__version__, gpu=self.device_name())
+        return info
+
     def synchronize(self):
         """Wait for queued device work (used only by timers and benchmarks)."""
         if self.name == "cupy":

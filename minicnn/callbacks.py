@@ -80,6 +80,22 @@ class ModelCheckpoint(Callback):
                         extra={**self.extra, "epoch": epoch + 1, "rng_state": rng_state})
 
     @staticmethod
+    def resume(path, model, optimizer, config: dict) -> int:
+        """Load an interrupted run's weights and optimizer state from ``path`` into ``model`` and
+        ``optimizer``; return the epoch to restart at. ``config``: the settings the run must share
+        with the one it continues (compared with the ``config`` saved in ``extra``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"--resume but {path} does not exist")
+        extra = model.load_weights(path, optimizer=optimizer)
+        saved = extra.get("config", {})
+        changed = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
+        if changed:
+            raise ValueError("--resume needs the settings of the interrupted run; these differ (saved, now): "
+                             + ", ".join(f"--{k.replace('_', '-')} {a} vs {b}" for k, (a, b) in changed.items()))
+        return int(extra["epoch"])
+
+    @staticmethod
     def resume_hint(path, command: str) -> str:
         """What a stopped run tells its user: the epochs the checkpoint at ``path`` holds and
         ``command``, which continues from it (or that there is nothing to resume)."""

@@ -1,0 +1,35 @@
+"""CIFAR-10 as a training run wants it: training, validation and test arrays, standardised."""
+from __future__ import annotations
+
+import numpy as np
+
+from .cifar10 import load_cifar10
+from .preprocessing import channel_stats, standardize
+
+
+def cifar10_splits(data_dir=None, *, val_split=5000, seed=0, train_limit=None, communicator=None, **load_options):
+    """``(data, mean, std)``: ``data`` maps ``"train"``, ``"val"`` (None when ``val_split`` is 0) and
+    ``"test"`` to ``(x, y)``, images standardised per channel with ``mean``/``std`` of the training
+    part only (the held-out images must not leak into them).
+
+    ``val_split`` training images are held out by a permutation seeded with ``seed``: a resumed
+    run holds out exactly the same ones. ``train_limit`` keeps the first N training images.
+    With a ``communicator`` rank 0 downloads and extracts first while the others wait.
+    ``load_options`` go to :func:`load_cifar10` (``url``, ``md5``, ``download``).
+    """
+    comm = communicator
+    if comm is not None and not comm.is_root:
+        comm.barrier()
+    (x_train, y_train), (x_test, y_test) = load_cifar10(data_dir, **load_options)
+    if comm is not None and comm.is_root:
+        comm.barrier()
+    x_train, y_train = x_train[:train_limit], y_train[:train_limit]
+    if val_split >= len(x_train):
+        raise ValueError(f"--val-split {val_split} leaves no training images (there are {len(x_train)})")
+    order = np.random.default_rng([seed, 2**31 - 1]).permutation(len(x_train))
+    val_idx, train_idx = order[:val_split], order[val_split:]
+    mean, std = channel_stats(x_train[train_idx])
+    data = {"train": (standardize(x_train[train_idx], mean, std), y_train[train_idx]),
+            "val": (standardize(x_train[val_idx], mean, std), y_train[val_idx]) if val_split else None,
+            "test": (standardize(x_test, mean, std), y_test)}
+    return data, mean, std
