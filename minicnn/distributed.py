@@ -56,6 +56,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sys
+import time
 import traceback
 
 import numpy as np
@@ -243,6 +244,9 @@ class Communicator:
         """Stop every process of the job now (``MPI_Abort``); ``mpiexec`` exits with ``code``."""
         sys.stdout.flush()
         sys.stderr.flush()
+        # mpiexec forwards each rank's output through a pipe; MPI_Abort kills the job at once, and a
+        # message still in the pipe would be lost (seen on a loaded machine). A moment lets it through.
+        time.sleep(0.2)
         self.comm.Abort(code)
 
 
