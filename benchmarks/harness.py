@@ -26,14 +26,7 @@ from minicnn.backend import cupy_module
 # Machine description and thread control
 # ---------------------------------------------------------------------------------------------
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return minicnn.backend.cpu_model() or platform.processor() or platform.machine()
 
 
 def _openblas_function(what: str):

@@ -77,7 +77,7 @@ class Backend:
             name = props["name"]
             return name.decode() if isinstance(name, bytes) else str(name)
         import platform
-        return _cpu_model() or platform.processor() or platform.machine()
+        return cpu_model() or platform.processor() or platform.machine()
 
     def versions(self) -> dict:
         """The versions a run's record should name: minicnn, Python, NumPy (and CuPy and the GPU)."""
@@ -94,7 +94,8 @@ class Backend:
             self.xp.cuda.get_current_stream().synchronize()
 
 
-def _cpu_model() -> str | None:
+def cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo (Linux); None elsewhere."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

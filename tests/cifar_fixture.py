@@ -54,3 +54,14 @@ def tar_with(path, members):
         for info, data in members:
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
     return path
+
+
+TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "train_cifar.py"
+
+
+def run_train(args, **kw):
+    """``python examples/train_cifar.py ARGS`` in a subprocess, output captured."""
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, str(TRAIN_SCRIPT)] + [str(a) for a in args], capture_output=True,
+                          text=True, timeout=300, **kw)

@@ -162,3 +162,12 @@ def mutated(valid: bytes, edits, cut: int) -> bytes:
     for pos, value in edits:
         data[pos] = value
     return bytes(data[:cut])
+
+
+@pytest.fixture(scope="module")
+def cifar_dir(tmp_path_factory):
+    """A small CIFAR-format folder (5 x 40 training rows, 60 test rows) for the script tests."""
+    from cifar_fixture import make_cifar_folder
+    root = tmp_path_factory.mktemp("cifar")
+    make_cifar_folder(root, rows_per_batch=40, test_rows=60)
+    return root

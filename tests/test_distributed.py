@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import distributed_worker as worker
-from cifar_fixture import make_cifar_folder
+
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,11 +150,12 @@ def test_a_failing_rank_stops_the_whole_job(tmp_path):
 TRAIN = ROOT / "examples" / "train_cifar.py"
 
 
-@pytest.fixture(scope="module")
-def cifar_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cifar")
-    make_cifar_folder(root, rows_per_batch=40, test_rows=60)
-    return root
+def assert_same_weights(path_a, path_b):
+    """Two checkpoints hold bitwise the same weights and optimizer state."""
+    with np.load(path_a) as a, np.load(path_b) as b:
+        for k in a.files:
+            if k.startswith(("layers/", "optimizer/")):
+                np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
 def script(cifar_dir, out, epochs, *extra):
@@ -187,10 +187,7 @@ def test_train_script_distributed_writes_once_and_resumes(cifar_dir, tmp_path):
     assert resumed.stdout.count("resuming after epoch 1") == 1
     straight = tmp_path / "straight"
     assert mpirun(script(cifar_dir, straight, 2, "--verbose", "0", "--no-plots"), timeout=180).returncode == 0
-    with np.load(out / "model.npz") as a, np.load(straight / "model.npz") as b:
-        for k in a.files:
-            if k.startswith(("layers/", "optimizer/")):
-                np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert_same_weights(out / "model.npz", straight / "model.npz")
     assert len(list(csv.DictReader(open(out / "history.csv")))) == 2
 
 
@@ -225,7 +222,4 @@ def test_sigterm_to_mpiexec_stops_every_rank_cleanly_and_resume_gives_the_uninte
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     straight = tmp_path / "straight"
     assert mpirun(script(cifar_dir, straight, 2, "--verbose", "0", "--no-plots"), timeout=180).returncode == 0
-    with np.load(out / "model.npz") as a, np.load(straight / "model.npz") as b:
-        for k in a.files:
-            if k.startswith(("layers/", "optimizer/")):
-                np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert_same_weights(out / "model.npz", straight / "model.npz")

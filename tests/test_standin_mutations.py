@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import minicnn
-from minicnn.backend import Backend
 from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.optim import Adam

@@ -10,22 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cifar_fixture import make_cifar_folder
+from cifar_fixture import run_train
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(ROOT / "examples" / "train_cifar.py")]
 PICTURES = ["filters.png", "stimuli.png", "feature_maps.png", "curves.png", "confusion.png"]
 
 
-def run(args, **kw):
-    return subprocess.run(TRAIN + args, capture_output=True, text=True, timeout=300, **kw)
-
-
-@pytest.fixture(scope="module")
-def cifar_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cifar")
-    make_cifar_folder(root, rows_per_batch=40, test_rows=60)
-    return root
+run = run_train
 
 
 def common(cifar_dir, out, epochs, backend="numpy"):
