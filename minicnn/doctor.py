@@ -197,8 +197,10 @@ def check_initial_loss(model, x, y, loss_fn, tolerance=0.25) -> Check:
                       f"minicnn.datasets.standardize(x, *minicnn.datasets.channel_stats(x_train))")
         else:
             advice = (f"the logits are too large (std {logit_std:.3g}) although the inputs look standardised "
-                      f"(mean {x_mean:.2g}, std {x_std:.2g}): a bad initialisation — weights too large; use "
-                      f"Glorot-uniform kernels and zero biases (the layers' default)")
+                      f"(mean {x_mean:.2g}, std {x_std:.2g}): a bad initialisation, weights too large for this "
+                      f"network — if you set them yourself, go back to Glorot-uniform kernels and zero biases "
+                      f"(the layers' default); if these are the defaults, scale the last layer's W down "
+                      f"(e.g. by 0.1) so that the first predictions are nearly uniform")
     else:
         advice = ("the loss is well below chance: the model is not freshly built (already trained?) or the "
                   "labels are predictable from something trivial; run this check before training")

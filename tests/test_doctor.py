@@ -155,8 +155,32 @@ def test_model_copy_rebuilds_subclasses_with_the_same_weights():
     np.testing.assert_allclose(clone.layers[0].params["W"], model.layers[0].params["W"])
 
 
-def test_cli_on_random_data(tmp_path):
+def test_cli_help():
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     run = subprocess.run([sys.executable, "-m", "minicnn.doctor", "--help"], capture_output=True, text=True,
                          env=env, cwd=ROOT, timeout=60)
     assert run.returncode == 0 and "--data-dir" in run.stdout
+
+
+@pytest.mark.parametrize("data", ["random", "cifar"])
+def test_cli_end_to_end_with_a_small_stand_in_model(data, tmp_path, monkeypatch, capsys):
+    # The documented model takes 10-30 s here; the command's plumbing is the same with a small one.
+    import minicnn.models
+    from cifar_fixture import make_cifar_folder
+    from minicnn.doctor import main
+
+    def small_cifar_model(seed=None):
+        model = minicnn.Sequential([Conv2D(4, 3, padding="same"), LeakyReLU(0.1), MaxPool2D(4), Flatten(), Dense(10)],
+                                   input_shape=(32, 32, 3), seed=seed)
+        model.layers[-1].params["W"][...] *= 0.1    # Glorot alone starts this one at loss 3.9, not ln 10
+        return model
+
+    monkeypatch.setattr(minicnn.models, "cifar10_cnn", small_cifar_model)
+    argv = ["--examples", "16", "--lr", "0.01"]
+    if data == "cifar":
+        make_cifar_folder(tmp_path, rows_per_batch=60, test_rows=10)
+        argv += ["--data-dir", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert ("CIFAR-10 training images" in out) == (data == "cifar")
+    assert "PASS  overfit 16 examples" in out and "checks passed" in out
