@@ -141,9 +141,10 @@ def _nbytes(obj) -> int:
 
 
 # -- the machine's peak -------------------------------------------------------------------------
-def matmul_peak(n: int | None = None, repeats: int = 3) -> float:
+def matmul_peak(n: int | None = None, repeats: int = 10) -> float:
     """GFLOP/s of a float32 ``n×n @ n×n`` product on the current backend: the best of
-    ``repeats`` after a warm-up, measured once per backend and device and then cached.
+    ``repeats`` (10: a shared VM's cores are not always both there) after a warm-up, measured once per
+    backend and device and then cached.
 
     ``n`` defaults to 2048 on the CPU (about 17 GFLOP per product) and 8192 on a GPU.
     This is what BLAS reaches here on a large square product — the ceiling the
