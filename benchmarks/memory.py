@@ -64,14 +64,18 @@ def memory_child(args) -> dict:
         loss_fn, opt = SoftmaxCrossEntropy(), Adam(model, lr=LR, eps=EPS)
         pool = backend.xp.get_default_memory_pool() if backend.name == "cupy" else None
         used = 0
-        for _ in range(steps):
+        if backend.name == "numpy":          # the step fit runs: shards on --threads threads
+            with minicnn.parallel.one_blas_thread():
+                for _ in range(steps):
+                    minicnn.parallel.sharded_train_step(model, loss_fn, opt, x, y, threads=args.threads)
+        for _ in range(steps if pool is not None else 0):
             logits = model.forward(x, training=True)
             loss_fn.forward(logits, y)
-            used = max(used, pool.used_bytes()) if pool else 0
+            used = max(used, pool.used_bytes())
             model.backward(loss_fn.backward())
-            used = max(used, pool.used_bytes()) if pool else 0
+            used = max(used, pool.used_bytes())
             opt.step()
-            used = max(used, pool.used_bytes()) if pool else 0
+            used = max(used, pool.used_bytes())
         minicnn_sync()
         if pool is not None:
             out["gpu_used_peak_mib"] = used / 2**20
