@@ -40,7 +40,7 @@ import numpy as np
 
 from .backend import get_array_module, get_backend, set_backend, to_numpy
 from .gradcheck import check_layer, check_loss
-from .layers import Dropout, LeakyReLU, MaxPool2D, ReLU, no_grad
+from .layers import LeakyReLU, MaxPool2D, ReLU, no_grad
 from .layers.im2col import windows
 from .losses import SoftmaxCrossEntropy
 from .optim import Adam

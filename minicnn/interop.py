@@ -38,19 +38,18 @@ from __future__ import annotations
 import datetime
 import io
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .backend import get_backend
 from .layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
 from .layers.base import snake_case
 from .layers.im2col import padding_amounts
+from .outputs import write_atomic
 from .sequential import Sequential
 
 SUPPORTED = ("InputLayer, Conv2D (channels_last, dilation 1, groups 1), Dense, LeakyReLU, ReLU, "
@@ -515,7 +514,8 @@ def save_keras(model: Sequential, path):
         z.writestr("metadata.json", json.dumps(metadata))
         z.writestr("config.json", json.dumps(config))
         z.writestr("model.weights.h5", _weights_h5(model, entries[1:], h5py))
-    _write_atomic(Path(path), buffer.getvalue())
+    data = buffer.getvalue()
+    write_atomic(path, lambda f: f.write(data))
 
 
 _DTYPE_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}, "registered_name": None}
@@ -619,22 +619,3 @@ def _weights_h5(model, entries, h5py) -> bytes:
                 group.create_dataset("1", data=backend.to_numpy(layer.params["b"]).astype(np.float32))
         f.create_group("vars").attrs["name"] = model.name
     return buffer.getvalue()
-
-
-def _write_atomic(path: Path, data: bytes):
-    """Write to a temporary file beside ``path``, then rename: ``path`` is never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.fchmod(fd, 0o666 & ~umask)                 # mkstemp's 0600 would hide the file from others
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
