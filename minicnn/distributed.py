@@ -63,7 +63,6 @@ import numpy as np
 
 from .backend import cupy_module, cupy_nccl, get_array_module, to_numpy
 from .interrupts import Interrupted, deferring, pending_signal
-from .parallel import GradientBuffer
 
 _INSTALL_HINT = 'pip install -e ".[distributed]" (mpi4py and MPICH from PyPI), then run under mpiexec'
 
@@ -95,7 +94,7 @@ class Communicator:
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         self.gpu = gpu
-        self._gradients = GradientBuffer()    # one flat gradient buffer (NumPy or CuPy), reused
+        self._flat = None      # the preallocated gradient buffer (NumPy or CuPy)
         self._host = None      # its host twin, for gpu="host"
         self._nccl = None
         self.interrupted = None   # the signal every rank stopped for (stop_if_interrupted)
@@ -122,22 +121,38 @@ class Communicator:
         return items[start:stop]
 
     # -- collectives ----------------------------------------------------------------------
-    def average_gradients(self, model, count: int, total: int, terms=None):
+    def average_gradients(self, model, count: int, total: int):
         """Replace every layer's grads by the gradient of the global batch.
 
         ``count``: examples this rank's grads were computed on (0: it contributes nothing);
-        ``total``: examples in the global batch, the sum of ``count`` over ranks. ``terms``, when
-        this rank ran its share in shards (:mod:`minicnn.parallel`), gives layer ``i``'s
-        gradients and weights (``[(grads_dict, count), ...]``) in place of ``layer.grads``.
+        ``total``: examples in the global batch, the sum of ``count`` over ranks.
         After the call every rank holds the same grads: views into one flat buffer.
         """
         self.stop_if_interrupted()
-        if terms is None:
-            terms = lambda i: [(model.layers[i].grads, count)]      # noqa: E731
-        flat = self._gradients.pack(model, terms)              # 1. count * (this rank's mean gradient)
-        if flat.size:
-            self._allreduce(flat)                              # 2. one message: the sum over ranks
-        self._gradients.unpack(model, total)                   # 3. the mean over the global batch
+        params = [(layer, name, layer.params[name]) for _, layer, name in model.named_parameters()]
+        if not params:
+            return
+        xp = get_array_module(params[0][2])
+        size = sum(p.size for _, _, p in params)
+        dtype = params[0][2].dtype
+        if self._flat is None or self._flat.size != size or self._flat.dtype != dtype \
+                or get_array_module(self._flat) is not xp:
+            self._flat = xp.empty(size, dtype=dtype)
+        flat, offset = self._flat, 0
+        for layer, name, p in params:          # 1. pack: flat = count * g_r, layer after layer
+            part = flat[offset:offset + p.size]
+            grad = layer.grads.get(name)
+            if count == 0 or grad is None:
+                part[...] = 0
+            else:
+                xp.multiply(grad.reshape(-1), dtype.type(count), out=part)
+            offset += p.size
+        self._allreduce(flat)                    # 2. one message: the sum over ranks
+        flat /= dtype.type(total)                # 3. the mean over the global batch
+        offset = 0
+        for layer, name, p in params:            # 4. unpack: grads become views of the buffer
+            layer.grads[name] = flat[offset:offset + p.size].reshape(p.shape)
+            offset += p.size
 
     def _allreduce(self, buf):
         """Sum ``buf`` over all ranks, in place (NumPy or CuPy)."""

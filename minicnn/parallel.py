@@ -17,9 +17,9 @@ gives ``g_k``, the gradient of its own mean loss; then::
 
     grad L = sum_k (|B_k| / |B|) g_k
 
-exactly what :mod:`minicnn.distributed` computes across processes. One :class:`GradientBuffer`
-does the weighted sum for both: here over the shards of one process, there over the processes
-too (their shards' sums are added by one Allreduce before the division).
+exactly what :mod:`minicnn.distributed` computes across processes (below, the dense head makes
+the weights unnecessary within a process: the shards' gradients simply add up; across
+processes ``Communicator.average_gradients`` then weights each process's sum by its count).
 
 The dense head runs once
 ------------------------
@@ -86,52 +86,6 @@ def shard_bounds(n: int, shard_size: int = SHARD_SIZE) -> list[tuple[int, int]]:
     return [(i * n // k, (i + 1) * n // k) for i in range(k)]
 
 
-class GradientBuffer:
-    """One flat array holding every parameter's gradient, in the model's parameter order.
-
-    ``pack`` writes ``sum_k weights[k] * (gradient of sources[k])`` into it, source after source
-    in a fixed order; ``unpack`` divides by a total and makes each layer's ``grads`` a view of it.
-    A flat buffer is also what one MPI Allreduce sends (see :mod:`minicnn.distributed`).
-    """
-
-    def __init__(self):
-        self.flat = None
-
-    def pack(self, model, terms):
-        """``terms(i)`` -> ``[(grads_dict, weight), ...]`` for layer ``i``: the flat buffer gets
-        ``sum weight * grads_dict[name]`` for each of its parameters, terms in the order given
-        (none, a zero weight or a missing gradient: nothing added). Returns the flat buffer."""
-        params = [(i, name, p) for i, layer in enumerate(model.layers) for name, p in layer.params.items()]
-        xp = get_array_module(params[0][2]) if params else get_backend().xp
-        size = sum(p.size for _, _, p in params)
-        dtype = params[0][2].dtype if params else model.dtype
-        if self.flat is None or self.flat.size != size or self.flat.dtype != dtype or get_array_module(self.flat) is not xp:
-            self.flat = xp.empty(size, dtype=dtype)
-        offset = 0
-        for i, name, p in params:
-            part = self.flat[offset:offset + p.size]
-            parts = [(grads.get(name), w) for grads, w in terms(i) if w]
-            parts = [(g, w) for g, w in parts if g is not None]
-            if not parts:
-                part[...] = 0
-            for k, (g, w) in enumerate(parts):
-                if k == 0:
-                    xp.multiply(g.reshape(-1), dtype.type(w), out=part)
-                else:
-                    part += g.reshape(-1) * dtype.type(w)
-            offset += p.size
-        return self.flat
-
-    def unpack(self, model, total):
-        """Divide the sum by ``total`` and hand each layer a view of its part as ``grads``."""
-        self.flat /= self.flat.dtype.type(total)
-        offset = 0
-        for layer in model.layers:
-            for name, p in layer.params.items():
-                layer.grads[name] = self.flat[offset:offset + p.size].reshape(p.shape)
-                offset += p.size
-
-
 class ShardPool:
     """Replicas of ``model`` (replica ``k`` runs shard ``k``) and the threads that run them.
 
@@ -144,7 +98,6 @@ class ShardPool:
     def __init__(self, model):
         self.model = model
         self.replicas: list = []
-        self.buffer = GradientBuffer()
         self._executor = None
         self._threads = 0
 
@@ -179,47 +132,43 @@ def head_start(model) -> int:
     return flattens[-1] + 1 if flattens else len(model.layers)
 
 
-def _forward(layers, x, training):
-    for layer in layers:
-        x = layer.forward(x, training=training)
-    return x
-
-
-def _backward(layers, dy, input_grad):
-    for i in reversed(range(len(layers))):
-        dy = layers[i].backward(dy, need_input_grad=i > 0 or input_grad)
-    return dy
-
-
 def _join(xp, parts):
     return parts[0] if len(parts) == 1 else xp.concatenate(parts)
 
 
-def sharded_train_step(model, loss_fn, optimizer, xb, yb, threads=1, communicator=None, global_batch=None):
+def enabled() -> bool:
+    """True where batches run in shards: the NumPy backend (a GPU keeps one pass per batch)."""
+    return get_backend().name == "numpy"
+
+
+def sum_shard_gradients(model, replicas, stop):
+    """The model's grads of ``layers[:stop]`` := the sum of the replicas' grads, in shard order.
+
+    No weights: each shard's backward started from its rows of the whole batch's gradient
+    (the head's ``dx``), so its parameter gradients are already terms of the batch gradient."""
+    for i in range(stop):
+        for name in model.layers[i].params:
+            total = replicas[0].layers[i].grads[name]
+            for replica in replicas[1:]:
+                total = total + replica.layers[i].grads[name]
+            model.layers[i].grads[name] = total
+
+
+def sharded_train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None, *, threads=1):
     """:func:`minicnn.training.train_step` with the body in shards that run at once on replicas
-    and the dense head once on the whole batch (see above). With a ``communicator`` the gradient
-    is then averaged over processes (``global_batch``: the batch size summed over them).
-    Returns ``(loss, correct)`` for the batch, as :func:`~minicnn.training.train_step` does."""
+    and the dense head once on the whole batch (see above); same arguments and returns, plus
+    ``threads``. ``reduce_gradients()`` (MPI) runs on the combined gradient before the update."""
     xp = get_array_module(xb)
     pool, bounds, h = shard_pool(model), shard_bounds(len(xb)), head_start(model)
-    body = pool.run(lambda k, r, lo, hi: _forward(r.layers[:h], xb[lo:hi], True), bounds, threads)
-    features = _join(xp, body)
+    body = pool.run(lambda k, r, lo, hi: r.forward(xb[lo:hi], training=True, stop=h), bounds, threads)
     with blas_threads(threads):
-        logits = _forward(model.layers[h:], features, True)
+        logits = model.forward(_join(xp, body), training=True, start=h)
         loss = loss_fn.forward(logits, yb)
-        dfeatures = _backward(model.layers[h:], loss_fn.backward(), input_grad=h > 0)
-    if h > 0:
-        pool.run(lambda k, r, lo, hi: _backward(r.layers[:h], dfeatures[lo:hi], False), bounds, threads)
-    replicas = pool.replicas[:len(bounds)]
-
-    def terms(i, weight=1):
-        return [(r.layers[i].grads, weight) for r in replicas] if i < h else [(model.layers[i].grads, weight)]
-
-    if communicator is None:
-        pool.buffer.pack(model, terms)
-        pool.buffer.unpack(model, 1)
-    else:                      # this rank's mean gradient, weighted by its example count, then the Allreduce
-        communicator.average_gradients(model, len(xb), global_batch, terms=lambda i: terms(i, len(xb)))
+        dfeatures = model.backward(loss_fn.backward(), input_grad=True, start=h)
+    pool.run(lambda k, r, lo, hi: r.backward(dfeatures[lo:hi], stop=h), bounds, threads)
+    sum_shard_gradients(model, pool.replicas[:len(bounds)], h)
+    if reduce_gradients is not None:
+        reduce_gradients()
     optimizer.step()
     return loss, (logits.argmax(axis=1) == yb).sum()
 
@@ -228,10 +177,10 @@ def sharded_logits(model, xb, threads):
     """Inference-mode logits of a batch: the body in shards at once, the head on the whole batch."""
     xp = get_array_module(xb)
     h = head_start(model)
-    body = shard_pool(model).run(lambda k, r, lo, hi: _forward(r.layers[:h], xb[lo:hi], False),
+    body = shard_pool(model).run(lambda k, r, lo, hi: r.forward(xb[lo:hi], training=False, stop=h),
                                  shard_bounds(len(xb)), threads)
     with blas_threads(threads):
-        return _forward(model.layers[h:], _join(xp, body), False)
+        return model.forward(_join(xp, body), training=False, start=h)
 
 
 def shard_pool(model) -> ShardPool:

@@ -59,11 +59,14 @@ class Sequential:
         self.output_shape = shape
 
     # -- the two passes ---------------------------------------------------------------
-    def forward(self, x, training=False):
-        """``x (N, *input_shape)`` -> logits ``(N, *output_shape)``, on the current backend."""
-        if x.shape[1:] != self.input_shape:
+    def forward(self, x, training=False, start=0, stop=None):
+        """``x (N, *input_shape)`` -> logits ``(N, *output_shape)``, on the current backend.
+
+        ``start``/``stop`` run only ``layers[start:stop]`` (``x`` is then what ``layers[start]``
+        takes): the shards of :mod:`minicnn.parallel` run the body, the whole batch the head."""
+        if start == 0 and x.shape[1:] != self.input_shape:
             check_images(x, self.input_shape, "Sequential.forward")
-        for layer in self.layers:
+        for layer in self.layers[start:stop]:
             x = layer.forward(x, training=training)
         return x
 
@@ -86,13 +89,15 @@ class Sequential:
         twin.layers = [layer.replica() for layer in self.layers]
         return twin
 
-    def backward(self, dlogits, input_grad=False):
+    def backward(self, dlogits, input_grad=False, start=0, stop=None):
         """Backpropagate ``dlogits``; every layer fills ``grads``. Returns ``dx`` if ``input_grad``
         (training never needs the gradient with respect to the images, so by default the first
-        layer skips it)."""
+        layer skips it). ``start``/``stop``: through ``layers[start:stop]`` only, ``dlogits`` being
+        the gradient of ``layers[stop - 1]``'s output and ``dx`` that of ``layers[start]``'s input."""
         dy = dlogits
-        for i in reversed(range(len(self.layers))):
-            dy = self.layers[i].backward(dy, need_input_grad=i > 0 or input_grad)
+        stop = len(self.layers) if stop is None else stop
+        for i in reversed(range(start, stop)):
+            dy = self.layers[i].backward(dy, need_input_grad=i > start or input_grad)
         return dy
 
     # -- parameters -------------------------------------------------------------------

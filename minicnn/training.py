@@ -20,6 +20,7 @@ would make the CPU wait for the GPU after every step.
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import time
 
@@ -157,8 +158,9 @@ def train_epoch(model, loss_fn, optimizer, x, y, *, epoch, epochs, batch_size, s
     steps = -(-n // batch_size)
     rng = np.random.default_rng([seed, epoch])          # the shuffle: the same on every rank
     aug_rng = rng if comm is None else np.random.default_rng([seed, epoch, 1 + comm.rank])
-    sharded = backend.name == "numpy"          # CuPy: one pass per batch, no threads
-    if sharded:                                 # the replicas exist before their masks are seeded
+    step_fn = train_step                        # CuPy: one pass per batch, no threads
+    if parallel.enabled():                      # NumPy: shards on the replicas, which must exist
+        step_fn = functools.partial(parallel.sharded_train_step, threads=threads)   # before their masks are seeded
         local_batch = batch_size if comm is None else -(-batch_size // comm.size)
         parallel.shard_pool(model).ensure(len(parallel.shard_bounds(local_batch)))
     reseed_dropout(model, seed, epoch, rank=None if comm is None else comm.rank)
@@ -178,11 +180,7 @@ def train_epoch(model, loss_fn, optimizer, x, y, *, epoch, epochs, batch_size, s
             if len(idx):
                 xb = x[idx] if augment is None else augment(to_numpy(x[idx]), aug_rng)
                 xb, yb = backend.asarray(xb, dtype=model.dtype), backend.asarray(y[idx])
-                if sharded:
-                    batch_loss, batch_correct = parallel.sharded_train_step(model, loss_fn, optimizer, xb, yb, threads, comm,
-                                                                   batch_n)
-                else:
-                    batch_loss, batch_correct = train_step(model, loss_fn, optimizer, xb, yb, reduce)
+                batch_loss, batch_correct = step_fn(model, loss_fn, optimizer, xb, yb, reduce)
                 loss_sum = loss_sum + batch_loss * len(idx)
                 correct = correct + batch_correct
                 seen += len(idx)
@@ -257,14 +255,14 @@ def predict(model, x, batch_size=256, threads=None) -> np.ndarray:
 
 def _logits(model, xb, threads):
     """Inference-mode forward of a batch: on NumPy its shards run at once (:mod:`minicnn.parallel`)."""
-    if get_backend().name != "numpy":
+    if not parallel.enabled():
         return model.forward(xb, training=False)
     return parallel.sharded_logits(model, xb, threads)
 
 
 def _cpu_threads():
     """On NumPy, BLAS on one thread while the shards use the cores (see :mod:`minicnn.parallel`)."""
-    return parallel.one_blas_thread() if get_backend().name == "numpy" else contextlib.nullcontext()
+    return parallel.one_blas_thread() if parallel.enabled() else contextlib.nullcontext()
 
 
 def effective_verbose(verbose: int, stream=None) -> int:
@@ -286,14 +284,12 @@ def reseed_dropout(model, seed: int, epoch: int, rank: int | None = None):
     The replicas that run a batch's shards (:mod:`minicnn.parallel`) get one stream each,
     ``(seed, epoch, position[, rank], shard)``: the masks depend on the shard, not the thread."""
     ranked = () if rank is None else (1 + rank,)
-    for i, layer in enumerate(model.layers):
-        if isinstance(layer, Dropout):
-            layer.reseed(derive_seed(seed, epoch, i, *ranked))
     pool = model.__dict__.get("_shard_pool")
-    for k, replica in enumerate(pool.replicas if pool is not None else []):
-        for i, layer in enumerate(replica.layers):
+    twins = [(model, ())] + [(r, (10_000 + k,)) for k, r in enumerate(pool.replicas if pool else [])]
+    for twin, shard in twins:
+        for i, layer in enumerate(twin.layers):
             if isinstance(layer, Dropout):
-                layer.reseed(derive_seed(seed, epoch, i, *ranked, 10_000 + k))
+                layer.reseed(derive_seed(seed, epoch, i, *ranked, *shard))
 
 
 def derive_seed(*entropy) -> int:
