@@ -238,7 +238,7 @@ def profile_model(model, batch_size: int = 128, repeats: int = 5, *, seed: int =
                     bwd[i].append(t1 - t0)
                     if rep == repeats and moved[i][0]:
                         moved[i][1] = _nbytes(dy) + kept + _nbytes(dx)
-                    if rep == repeats:       # backward's own work arrays (dy_grid, term) now exist too
+                    if rep == repeats:       # backward's own work array (dy_grid) now exists too
                         work[i] = {**work_arrays(layer), **work[i]}
                 dy = dx
             t0 = clock()

@@ -1,7 +1,7 @@
 """Conv2D: a 2-D convolution (cross-correlation, as in every DL framework) by im2col."""
 from __future__ import annotations
 
-from .base import Layer, as_pair, grad_enabled, expect_rank, glorot_uniform, positive_int, zeros
+from .base import Layer, as_pair, grad_enabled, expect_rank, glorot_uniform, positive_int, sum_rows, zeros
 from .im2col import col2im, conv_output_size, im2col, input_grad_stride1, pad2d, padding_amounts
 
 
@@ -90,7 +90,7 @@ class Conv2D(Layer):
         pt, pb, pl, pr = self.pads
         ho, wo, f = self.output_shape
         dy2 = dy.reshape(-1, f)
-        self.grads["b"] = dy2.sum(axis=0)
+        self.grads["b"] = sum_rows(dy2)
         self.grads["W"] = (cols.T @ dy2).reshape(W.shape)
         if not need_input_grad:          # a first layer: nobody needs d(loss)/d(images)
             return None

@@ -1,7 +1,7 @@
 """Dense: a fully connected layer."""
 from __future__ import annotations
 
-from .base import Layer, expect_rank, grad_enabled, glorot_uniform, positive_int, zeros
+from .base import Layer, expect_rank, grad_enabled, glorot_uniform, positive_int, sum_rows, zeros
 
 
 class Dense(Layer):
@@ -44,5 +44,5 @@ class Dense(Layer):
     def backward(self, dy, need_input_grad=True):
         x = self.pop_cache()
         self.grads["W"] = x.T @ dy
-        self.grads["b"] = dy.sum(axis=0)
+        self.grads["b"] = sum_rows(dy)
         return dy @ self.params["W"].T if need_input_grad else None

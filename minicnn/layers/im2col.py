@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 from ..backend import get_array_module
+from ..blas import matmul_add
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad_total: int) -> int:
@@ -114,7 +115,8 @@ def input_grad_stride1(dy, W, padded_shape, scratch=None):
     The trick that makes this fast: lay ``dy`` out on the padded input's grid (zeros past
     ``Ho, Wo``) and flatten the pixels. A shift by ``(a, b)`` is then one constant row offset
     ``a*Wp + b`` of the flat array, so each of the kh*kw terms is a single matrix product
-    added into a *contiguous* row range. No patch matrix is built (im2col of ``dy`` would
+    added into a *contiguous* row range (by a GEMM that adds in place,
+    :func:`minicnn.blas.matmul_add`). No patch matrix is built (im2col of ``dy`` would
     copy it kh*kw times) and nothing is scattered pixel by pixel. Rows that fall outside
     the valid output only ever carry zeros.
     """
@@ -130,12 +132,10 @@ def input_grad_stride1(dy, W, padded_shape, scratch=None):
     dx = xp.empty((rows + reach, c), dtype=dy.dtype)
     dx[rows:] = 0
     xp.matmul(flat, W[0, 0].T, out=dx[:rows])       # shift 0 covers every row: assign, no zeroing
-    term = work("term", (rows, c), dy.dtype)
     for a in range(kh):
         for b in range(kw):
             if a == b == 0:
                 continue
-            xp.matmul(flat, W[a, b].T, out=term)
             shift = a * wp + b
-            dx[shift:shift + rows] += term
+            matmul_add(dx[shift:shift + rows], flat, W[a, b].T)   # BLAS adds in place: no temporary
     return dx[:rows].reshape(padded_shape)
