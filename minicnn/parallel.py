@@ -26,8 +26,10 @@ The dense head runs once
 Only the layers up to the last ``Flatten`` (the convolutions: much computation on large
 activations, few weights) run in shards. The dense head after it (few activations, most of the
 weights: 97% of the documented model's parameters sit in its first Dense layer) runs once on
-the whole batch, on ``threads`` BLAS threads: sharded, every shard would write a full 4 MB
-weight gradient from a 16-row product. So a step is: shards forward through the body, the
+the whole batch: sharded, every shard would write a full 4 MB weight gradient from a 16-row
+product. It runs on one BLAS thread, like the shards: after a call on two BLAS threads,
+OpenBLAS's idle worker keeps spinning for a while, on the very core the next shard needs
+(measured: the head 4 ms faster on two threads, the shards' backward after it 35 ms slower). So a step is: shards forward through the body, the
 head forward, the loss, the head backward, shards backward through the body. The head's
 input gradient is the gradient of the *whole batch's* mean loss, so each shard's body
 gradients are already terms of the batch gradient, and they simply add up. (This split of
@@ -161,10 +163,9 @@ def sharded_train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None,
     xp = get_array_module(xb)
     pool, bounds, h = shard_pool(model), shard_bounds(len(xb)), head_start(model)
     body = pool.run(lambda k, r, lo, hi: r.forward(xb[lo:hi], training=True, stop=h), bounds, threads)
-    with blas_threads(threads):
-        logits = model.forward(_join(xp, body), training=True, start=h)
-        loss = loss_fn.forward(logits, yb)
-        dfeatures = model.backward(loss_fn.backward(), input_grad=True, start=h)
+    logits = model.forward(_join(xp, body), training=True, start=h)      # the head: once, whole batch
+    loss = loss_fn.forward(logits, yb)
+    dfeatures = model.backward(loss_fn.backward(), input_grad=True, start=h)
     pool.run(lambda k, r, lo, hi: r.backward(dfeatures[lo:hi], stop=h), bounds, threads)
     sum_shard_gradients(model, pool.replicas[:len(bounds)], h)
     if reduce_gradients is not None:
@@ -179,8 +180,7 @@ def sharded_logits(model, xb, threads):
     h = head_start(model)
     body = shard_pool(model).run(lambda k, r, lo, hi: r.forward(xb[lo:hi], training=False, stop=h),
                                  shard_bounds(len(xb)), threads)
-    with blas_threads(threads):
-        return model.forward(_join(xp, body), training=False, start=h)
+    return model.forward(_join(xp, body), training=False, start=h)
 
 
 def shard_pool(model) -> ShardPool:
