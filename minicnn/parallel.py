@@ -21,20 +21,24 @@ exactly what :mod:`minicnn.distributed` computes across processes (below, the de
 the weights unnecessary within a process: the shards' gradients simply add up; across
 processes ``Communicator.average_gradients`` then weights each process's sum by its count).
 
-The dense head runs once
-------------------------
+The dense head runs in two halves
+---------------------------------
 Only the layers up to the last ``Flatten`` (the convolutions: much computation on large
-activations, few weights) run in shards. The dense head after it (few activations, most of the
-weights: 97% of the documented model's parameters sit in its first Dense layer) runs once on
-the whole batch: sharded, every shard would write a full 4 MB weight gradient from a 16-row
-product. It runs on one BLAS thread, like the shards: after a call on two BLAS threads,
-OpenBLAS's idle worker keeps spinning for a while, on the very core the next shard needs
-(measured: the head 4 ms faster on two threads, the shards' backward after it 35 ms slower). So a step is: shards forward through the body, the
-head forward, the loss, the head backward, shards backward through the body. The head's
-input gradient is the gradient of the *whole batch's* mean loss, so each shard's body
-gradients are already terms of the batch gradient, and they simply add up. (This split of
-data-parallel convolutions and a whole-batch dense part is Krizhevsky's "one weird trick",
-2014.)
+activations, few weights) run in 16-image shards. The dense head after it (few activations,
+most of the weights: 97% of the documented model's parameters sit in its first Dense layer)
+runs in :data:`HEAD_SHARDS` = 2 halves of the batch: each half writes one full 4 MB weight
+gradient, so 16-row shards would write eight of them (31 vs 7 ms per 128 images), while
+halves cost one extra 4 MB sum and keep both cores busy. So a step is: shards forward
+through the body, the halves forward through the head, the loss on the whole batch, the
+halves backward, shards backward through the body. Each body shard starts from its rows of
+the head's input gradient, the gradient of the *whole batch's* mean loss, so every shard's
+gradients are already terms of the batch gradient, and they simply add up. (Data-parallel
+convolutions and a differently split dense part: Krizhevsky's "one weird trick", 2014.)
+
+Everything runs on one BLAS thread per worker, the head too: after a product on two BLAS
+threads, OpenBLAS's idle worker keeps spinning for a while, on the very core the next shard
+needs (measured: a whole-batch head 4 ms faster on two BLAS threads, the shards' backward
+after it 35 ms slower).
 
 Reproducible whatever the core count
 ------------------------------------
@@ -61,6 +65,8 @@ from .backend import get_array_module, get_backend
 
 SHARD_SIZE = 16   # images per shard: small enough that a conv's patch matrix stays in cache,
                   # large enough that per-layer Python overhead stays small (measured in benchmarks/)
+HEAD_SHARDS = 2   # the dense head runs in two halves of the batch: each writes one full weight
+                  # gradient (4 MB for the documented model), so few and large shards, not 16 rows each
 
 
 def thread_count(threads=None, processes: int = 1) -> int:
@@ -127,6 +133,16 @@ class ShardPool:
         return [f.result() for f in futures]          # re-raises a shard's error, in shard order
 
 
+def head_bounds(n: int) -> list[tuple[int, int]]:
+    """The head's shards of a batch of ``n``: two halves (one for ``n = 1``), whatever the threads."""
+    return shard_bounds(n, max(1, -(-n // HEAD_SHARDS)))
+
+
+def replicas_needed(n: int) -> int:
+    """How many replicas a batch of ``n`` runs on (body shards or head halves, the more)."""
+    return max(len(shard_bounds(n)), len(head_bounds(n)))
+
+
 def head_start(model) -> int:
     """Index of the first layer of the dense head: the layer after the last Flatten (none: no head)."""
     from .layers import Flatten
@@ -143,12 +159,13 @@ def enabled() -> bool:
     return get_backend().name == "numpy"
 
 
-def sum_shard_gradients(model, replicas, stop):
-    """The model's grads of ``layers[:stop]`` := the sum of the replicas' grads, in shard order.
+def sum_shard_gradients(model, replicas, stop, start=0):
+    """The model's grads of ``layers[start:stop]`` := the sum of the replicas' grads, in shard order.
 
     No weights: each shard's backward started from its rows of the whole batch's gradient
-    (the head's ``dx``), so its parameter gradients are already terms of the batch gradient."""
-    for i in range(stop):
+    (the loss's, or the head's ``dx``), so its parameter gradients are already terms of the
+    batch gradient."""
+    for i in range(start, stop):
         for name in model.layers[i].params:
             total = replicas[0].layers[i].grads[name]
             for replica in replicas[1:]:
@@ -158,16 +175,21 @@ def sum_shard_gradients(model, replicas, stop):
 
 def sharded_train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None, *, threads=1):
     """:func:`minicnn.training.train_step` with the body in shards that run at once on replicas
-    and the dense head once on the whole batch (see above); same arguments and returns, plus
+    and the dense head in two halves (see above); same arguments and returns, plus
     ``threads``. ``reduce_gradients()`` (MPI) runs on the combined gradient before the update."""
     xp = get_array_module(xb)
-    pool, bounds, h = shard_pool(model), shard_bounds(len(xb)), head_start(model)
+    pool, bounds, halves, h = shard_pool(model), shard_bounds(len(xb)), head_bounds(len(xb)), head_start(model)
     body = pool.run(lambda k, r, lo, hi: r.forward(xb[lo:hi], training=True, stop=h), bounds, threads)
-    logits = model.forward(_join(xp, body), training=True, start=h)      # the head: once, whole batch
+    features = _join(xp, body)
+    logits = _join(xp, pool.run(lambda k, r, lo, hi: r.forward(features[lo:hi], training=True, start=h),
+                                halves, threads))
     loss = loss_fn.forward(logits, yb)
-    dfeatures = model.backward(loss_fn.backward(), input_grad=True, start=h)
+    dlogits = loss_fn.backward()
+    dfeatures = _join(xp, pool.run(lambda k, r, lo, hi: r.backward(dlogits[lo:hi], input_grad=True, start=h),
+                                   halves, threads))
     pool.run(lambda k, r, lo, hi: r.backward(dfeatures[lo:hi], stop=h), bounds, threads)
     sum_shard_gradients(model, pool.replicas[:len(bounds)], h)
+    sum_shard_gradients(model, pool.replicas[:len(halves)], len(model.layers), start=h)
     if reduce_gradients is not None:
         reduce_gradients()
     optimizer.step()
@@ -175,12 +197,14 @@ def sharded_train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None,
 
 
 def sharded_logits(model, xb, threads):
-    """Inference-mode logits of a batch: the body in shards at once, the head on the whole batch."""
+    """Inference-mode logits of a batch: the body in shards at once, then the head in halves."""
     xp = get_array_module(xb)
     h = head_start(model)
-    body = shard_pool(model).run(lambda k, r, lo, hi: r.forward(xb[lo:hi], training=False, stop=h),
-                                 shard_bounds(len(xb)), threads)
-    return model.forward(_join(xp, body), training=False, start=h)
+    pool = shard_pool(model)
+    features = _join(xp, pool.run(lambda k, r, lo, hi: r.forward(xb[lo:hi], training=False, stop=h),
+                                  shard_bounds(len(xb)), threads))
+    return _join(xp, pool.run(lambda k, r, lo, hi: r.forward(features[lo:hi], training=False, start=h),
+                              head_bounds(len(xb)), threads))
 
 
 def shard_pool(model) -> ShardPool:

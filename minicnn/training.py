@@ -162,7 +162,7 @@ def train_epoch(model, loss_fn, optimizer, x, y, *, epoch, epochs, batch_size, s
     if parallel.enabled():                      # NumPy: shards on the replicas, which must exist
         step_fn = functools.partial(parallel.sharded_train_step, threads=threads)   # before their masks are seeded
         local_batch = batch_size if comm is None else -(-batch_size // comm.size)
-        parallel.shard_pool(model).ensure(len(parallel.shard_bounds(local_batch)))
+        parallel.shard_pool(model).ensure(parallel.replicas_needed(local_batch))
     reseed_dropout(model, seed, epoch, rank=None if comm is None else comm.rank)
     loss_sum = correct = 0   # device scalars: read only when the bar is redrawn
     seen = 0
