@@ -7,6 +7,8 @@ State (momenta, step count) is keyed by the parameter's checkpoint name
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .backend import get_array_module, get_backend, to_numpy
@@ -25,13 +27,16 @@ class Optimizer:
         """(key, layer, name) for every parameter, in model order."""
         return self.model.named_parameters()
 
-    def _work(self, like):
-        """A temporary shaped like ``like``, reused from step to step (never saved)."""
+    slot_names: tuple = ()       # the per-parameter state arrays the update rule keeps
+
+    def _work(self, key, like):
+        """A temporary for parameter ``key``, shaped like it, reused from step to step (never
+        saved). One per parameter, so that updates running at once never share one."""
         work = self.__dict__.setdefault("_work_arrays", {})
-        xp = get_array_module(like)
-        buf = work.get((like.shape, like.dtype.str, xp.__name__))
-        if buf is None:
-            buf = work[(like.shape, like.dtype.str, xp.__name__)] = xp.empty_like(like)
+        buf = work.get(key)
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype \
+                or get_array_module(buf) is not get_array_module(like):
+            buf = work[key] = get_array_module(like).empty_like(like)
         return buf
 
     def _slot(self, slot, key, like):
@@ -40,15 +45,33 @@ class Optimizer:
             table[key] = get_array_module(like).zeros_like(like)   # on the parameter's device
         return table[key]
 
-    def step(self):
+    def step(self, run=None):
+        """Update every parameter that has a gradient, in place.
+
+        ``run(tasks)``, if given, calls a list of argument-free functions, perhaps several at
+        once (:mod:`minicnn.parallel` passes its threads). The update rules here are
+        element-wise, so a large parameter is cut into blocks of rows that update
+        independently, to the same bits as one call would give."""
         self.iterations += 1
+        tasks = []
         for key, layer, name in self._params():
             grad = layer.grads.get(name)
             if grad is None:
                 continue
-            self._update(key, layer.params[name], grad)
+            param = layer.params[name]
+            if run is None:
+                self._update(key, param, grad)
+                continue
+            for slot in self.slot_names:        # made here, not by two blocks at once
+                self._slot(slot, key, param)
+            self._work(key, param)
+            for rows in _row_blocks(param):
+                tasks.append(functools.partial(self._update, key, param, grad, rows))
+        if tasks:
+            run(tasks)
 
-    def _update(self, key, param, grad):
+    def _update(self, key, param, grad, rows=...):
+        """Update ``param[rows]`` from ``grad[rows]`` (and this parameter's slots' rows)."""
         raise NotImplementedError
 
     # -- persistence: plain arrays and numbers only ----------------------------------
@@ -95,6 +118,18 @@ class Optimizer:
         return {}
 
 
+_BLOCK = 1 << 17        # elements per block of a parallel update (512 KB of float32: cache-sized)
+
+
+def _row_blocks(param) -> list:
+    """Row slices of ``param`` of about :data:`_BLOCK` elements each (one slice if it is small)."""
+    rows = param.shape[0] if param.ndim else 1
+    count = max(1, min(rows, param.size // _BLOCK))
+    if param.ndim == 0 or count == 1:
+        return [...]
+    return [slice(i * rows // count, (i + 1) * rows // count) for i in range(count)]
+
+
 class SGD(Optimizer):
     r"""Stochastic gradient descent with optional momentum, Nesterov and L2 weight decay.
 
@@ -118,12 +153,17 @@ class SGD(Optimizer):
     def _hyper(self):
         return {"momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay}
 
-    def _update(self, key, p, grad):
+    @property
+    def slot_names(self):
+        return ("velocity",) if self.momentum else ()
+
+    def _update(self, key, param, grad, rows=...):
+        p, grad = param[rows], grad[rows]
         g = grad + p.dtype.type(self.weight_decay) * p if self.weight_decay else grad
         if self.momentum == 0:
             p -= p.dtype.type(self.lr) * g
             return
-        v = self._slot("velocity", key, p)
+        v = self._slot("velocity", key, param)[rows]
         v *= p.dtype.type(self.momentum)
         v += g
         step = g + p.dtype.type(self.momentum) * v if self.nesterov else v
@@ -154,13 +194,16 @@ class Adam(Optimizer):
     def _hyper(self):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "weight_decay": self.weight_decay}
 
-    def _update(self, key, p, g):
-        xp = get_array_module(p)
-        f = p.dtype.type
+    slot_names = ("m", "v")
+
+    def _update(self, key, param, grad, rows=...):
+        xp = get_array_module(param)
+        f = param.dtype.type
         t = self.iterations
-        m = self._slot("m", key, p)
-        v = self._slot("v", key, p)
-        tmp = self._work(p)         # one reused temporary: no fresh 4 MB array (and its page faults) per step
+        m = self._slot("m", key, param)[rows]
+        v = self._slot("v", key, param)[rows]
+        tmp = self._work(key, param)[rows]   # reused: no fresh 4 MB array (and its page faults) per step
+        p, g = param[rows], grad[rows]
         m *= f(self.beta1)
         m += xp.multiply(g, f(1 - self.beta1), out=tmp)
         v *= f(self.beta2)

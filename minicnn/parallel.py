@@ -58,6 +58,7 @@ cores, so CuPy keeps one pass per batch and no threads.
 """
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -120,17 +121,22 @@ class ShardPool:
 
     def run(self, fn, bounds, threads: int):
         replicas = self.ensure(len(bounds))
-        jobs = [(k, replicas[k], lo, hi) for k, (lo, hi) in enumerate(bounds)]
-        if threads <= 1 or len(jobs) == 1:
-            return [fn(*job) for job in jobs]
+        return self.call([functools.partial(fn, k, replicas[k], lo, hi) for k, (lo, hi) in enumerate(bounds)],
+                         threads)
+
+    def call(self, tasks, threads: int):
+        """Call every argument-free function of ``tasks`` on up to ``threads`` threads; their
+        results in order (the first error, in order, raised after all have finished)."""
+        if threads <= 1 or len(tasks) == 1:
+            return [task() for task in tasks]
         if self._executor is None or self._threads != threads:
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
             self._executor = ThreadPoolExecutor(threads, thread_name_prefix="minicnn-shard")
             self._threads = threads
-        futures = [self._executor.submit(fn, *job) for job in jobs]
+        futures = [self._executor.submit(task) for task in tasks]
         wait(futures)
-        return [f.result() for f in futures]          # re-raises a shard's error, in shard order
+        return [f.result() for f in futures]          # re-raises a task's error, in order
 
 
 def head_bounds(n: int) -> list[tuple[int, int]]:
@@ -192,7 +198,7 @@ def sharded_train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None,
     sum_shard_gradients(model, pool.replicas[:len(halves)], len(model.layers), start=h)
     if reduce_gradients is not None:
         reduce_gradients()
-    optimizer.step()
+    optimizer.step(run=lambda tasks: pool.call(tasks, threads))     # blocks of rows at once
     return loss, (logits.argmax(axis=1) == yb).sum()
 
 
