@@ -77,13 +77,16 @@ class MaxPool2D(Layer):
         xp = get_array_module(dy)
         argmax, x_shape = self.pop_cache()
         ph, pw = self.pool_size
-        dx = xp.zeros(x_shape, dtype=dy.dtype)   # zeros also cover rows/columns no window reaches
-        disjoint = self.strides[0] >= ph and self.strides[1] >= pw
+        (sh, sw), (ho, wo, _) = self.strides, self.output_shape
+        tiled = (sh, sw) == (ph, pw) and x_shape[1] == ho * ph and x_shape[2] == wo * pw
+        # Windows that tile the input exactly write every element of dx once: no zeroing pass.
+        # Otherwise zeros cover the rows/columns no window reaches, and overlaps add up.
+        dx = (xp.empty if tiled else xp.zeros)(x_shape, dtype=dy.dtype)
         for k in range(ph * pw):
             # Windows whose winner sits at offset k send their gradient there.
-            routed = dy * (argmax == k)
-            if disjoint:      # each input element is in at most one window: write, don't add
-                dx[self._slice(*divmod(k, pw))] = routed
+            here = dx[self._slice(*divmod(k, pw))]
+            if tiled:
+                xp.multiply(dy, argmax == k, out=here)     # straight into place: no temporary
             else:
-                dx[self._slice(*divmod(k, pw))] += routed
+                here += dy * (argmax == k)
         return dx
