@@ -185,10 +185,7 @@ def sharded_train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None,
     ``threads``. ``reduce_gradients()`` (MPI) runs on the combined gradient before the update."""
     xp = get_array_module(xb)
     pool, bounds, halves, h = shard_pool(model), shard_bounds(len(xb)), head_bounds(len(xb)), head_start(model)
-    body = pool.run(lambda k, r, lo, hi: r.forward(xb[lo:hi], training=True, stop=h), bounds, threads)
-    features = _join(xp, body)
-    logits = _join(xp, pool.run(lambda k, r, lo, hi: r.forward(features[lo:hi], training=True, start=h),
-                                halves, threads))
+    logits = _sharded_forward(pool, xb, h, threads, training=True)
     loss = loss_fn.forward(logits, yb)
     dlogits = loss_fn.backward()
     dfeatures = _join(xp, pool.run(lambda k, r, lo, hi: r.backward(dlogits[lo:hi], input_grad=True, start=h),
@@ -204,12 +201,15 @@ def sharded_train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None,
 
 def sharded_logits(model, xb, threads):
     """Inference-mode logits of a batch: the body in shards at once, then the head in halves."""
+    return _sharded_forward(shard_pool(model), xb, head_start(model), threads, training=False)
+
+
+def _sharded_forward(pool, xb, h, threads, training):
+    """Logits of a batch: ``layers[:h]`` (the body) in shards, ``layers[h:]`` (the head) in halves."""
     xp = get_array_module(xb)
-    h = head_start(model)
-    pool = shard_pool(model)
-    features = _join(xp, pool.run(lambda k, r, lo, hi: r.forward(xb[lo:hi], training=False, stop=h),
+    features = _join(xp, pool.run(lambda k, r, lo, hi: r.forward(xb[lo:hi], training=training, stop=h),
                                   shard_bounds(len(xb)), threads))
-    return _join(xp, pool.run(lambda k, r, lo, hi: r.forward(features[lo:hi], training=False, start=h),
+    return _join(xp, pool.run(lambda k, r, lo, hi: r.forward(features[lo:hi], training=training, start=h),
                               head_bounds(len(xb)), threads))
 
 
@@ -224,15 +224,11 @@ def shard_pool(model) -> ShardPool:
 _controller = None
 
 
-def blas_threads(n: int):
-    """A context in which NumPy's BLAS runs on ``n`` threads (threadpoolctl)."""
+def one_blas_thread():
+    """A context in which NumPy's BLAS runs on one thread (threadpoolctl), so shards, not BLAS,
+    use the cores."""
     global _controller
     if _controller is None:          # finding the BLAS libraries takes a while: once per process
         from threadpoolctl import ThreadpoolController
         _controller = ThreadpoolController()
-    return _controller.limit(limits=n, user_api="blas")
-
-
-def one_blas_thread():
-    """A context in which BLAS runs on one thread, so shards, not BLAS, use the cores."""
-    return blas_threads(1)
+    return _controller.limit(limits=1, user_api="blas")
