@@ -62,7 +62,8 @@ def parse_args(argv=None):
     add("--distributed", action="store_true", help="data-parallel training over the processes of `mpiexec -n N` "
         "(needs the distributed extra); --batch-size is then the global batch, a multiple of N")
     args = p.parse_args(argv)
-    args.lr = args.lr or (2e-3 if args.optimizer == "adam" else 0.05)
+    if args.lr is None:
+        args.lr = 2e-3 if args.optimizer == "adam" else 0.05
     if args.weight_decay is None:
         args.weight_decay = 5e-4 if args.optimizer == "sgd" else 0.0
     if args.epochs < 1 or args.batch_size < 1:
@@ -162,11 +163,8 @@ def train(args, comm) -> int:
 
 def initial_model(path):
     """A model to fine-tune: a Keras file (minicnn.interop) or a minicnn checkpoint, checked to fit CIFAR-10."""
-    if Path(path).suffix.lower() == ".npz":
-        model = minicnn.load_model(path)[0]
-    else:
-        from minicnn.interop import load_keras
-        model = load_keras(path)
+    from minicnn.interop import load_any
+    model = load_any(path)[0]
     if model.input_shape != (32, 32, 3) or model.output_shape != (10,):
         raise ValueError(f"--init-from {path}: the model takes {model.input_shape} and gives {model.output_shape}; "
                          f"CIFAR-10 needs input (32, 32, 3) and 10 class scores")

@@ -21,6 +21,7 @@ import numpy as np
 
 import minicnn
 from minicnn import viz
+from minicnn.interop import load_any
 
 
 def parse_args(argv=None):
@@ -49,15 +50,6 @@ def class_names_for(model, extra):
     return None
 
 
-def load(path):
-    """A minicnn checkpoint -> (model, extra); a Keras file -> (model, {}): no class names or
-    normalisation statistics come with it."""
-    if path.suffix.lower() in (".keras", ".h5", ".hdf5"):
-        from minicnn.interop import load_keras
-        return load_keras(path), {}
-    return minicnn.load_model(path)
-
-
 def load_test_set(data_dir, mean, std):
     """The CIFAR-10 test set, standardised as the model's training data was."""
     from minicnn.datasets import load_cifar10, standardize
@@ -71,7 +63,7 @@ def load_test_set(data_dir, mean, std):
 def main(argv=None) -> int:
     args = parse_args(argv)
     backend = minicnn.set_backend(args.backend)
-    model, extra = load(args.model)
+    model, extra = load_any(args.model)   # a Keras file brings no class names or statistics: extra = {}
     print(f"loaded {args.model} ({model.count_params():,} parameters, backend {backend.name})")
     mean = np.asarray(extra["mean"], dtype=np.float32) if "mean" in extra else None
     std = np.asarray(extra["std"], dtype=np.float32) if "std" in extra else None

@@ -50,7 +50,7 @@ from .layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
 from .layers.base import snake_case
 from .layers.im2col import padding_amounts
 from .outputs import write_atomic
-from .sequential import Sequential
+from .sequential import Sequential, load_model
 
 SUPPORTED = ("InputLayer, Conv2D (channels_last, dilation 1, groups 1), Dense, LeakyReLU, ReLU, "
              "Activation('relu' or 'linear'), MaxPooling2D (padding 'valid'), Dropout, Flatten; "
@@ -76,6 +76,18 @@ def _import_h5py():
 
 
 # ==== loading =============================================================================
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def load_any(path):
+    """``(model, extra)`` from a model file of either kind: a Keras file (told by its suffix,
+    :data:`KERAS_SUFFIXES`: a checkpoint is a zip too, so the content cannot tell) with no
+    extra, else a minicnn checkpoint, as :func:`minicnn.sequential.load_model` gives it."""
+    if Path(path).suffix.lower() in KERAS_SUFFIXES:
+        return load_keras(path), {}
+    return load_model(path)
+
+
 def load_keras(path) -> Sequential:
     """Rebuild a Keras model (``.keras`` zip or legacy ``.h5``) as a minicnn Sequential.
 
