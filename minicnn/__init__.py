@@ -1,8 +1,9 @@
 """minicnn: a convolutional network library written from scratch in NumPy/CuPy.
 
 Read it in this order: ``backend`` (the array module) -> ``layers`` (forward and
-backward by hand) -> ``losses`` -> ``model`` (Sequential: chaining them, fit) ->
-``optim`` (updating the weights) -> ``datasets`` / ``viz`` (data in, pictures out).
+backward by hand) -> ``losses`` -> ``sequential`` (chaining them) -> ``optim`` (updating
+the weights) -> ``training`` (fit, evaluate, predict) -> ``datasets`` / ``interpret`` /
+``viz`` (data in, what the network learnt, pictures out). README's table lists every module.
 """
 from ._version import __version__  # noqa: F401
 
@@ -16,10 +17,10 @@ from . import models  # noqa: E402
 
 
 def __getattr__(name):
-    # viz pulls in matplotlib; import it on first use so `import minicnn` stays quick.
+    # viz pulls in matplotlib; import both on first use so `import minicnn` stays quick.
     if name in ("viz", "interpret"):
         import importlib
-        return importlib.import_module(".viz", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'minicnn' has no attribute {name!r}")
 
 

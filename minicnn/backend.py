@@ -129,13 +129,16 @@ def is_out_of_memory(exc: BaseException) -> bool:
     classes are recognised by name and module, so asking never imports CuPy."""
     if isinstance(exc, MemoryError):
         return True
-    for cls in type(exc).__mro__:
-        if cls.__module__.split(".", 1)[0] in ("cupy", "cupy_backends"):
-            if cls.__name__ == "OutOfMemoryError":
-                return True
-            text = str(exc)
-            return any(s in text for s in ("ALLOC_FAILED", "cudaErrorMemoryAllocation", "out of memory"))
-    return False
+    if not _raised_by_cupy(exc):
+        return False
+    if any(cls.__name__ == "OutOfMemoryError" for cls in type(exc).__mro__):
+        return True
+    return any(s in str(exc) for s in ("ALLOC_FAILED", "cudaErrorMemoryAllocation", "out of memory"))
+
+
+def _raised_by_cupy(exc: BaseException) -> bool:
+    """True when ``exc``'s class comes from CuPy (by module name: asking never imports CuPy)."""
+    return any(cls.__module__.split(".", 1)[0] in ("cupy", "cupy_backends") for cls in type(exc).__mro__)
 
 
 def requested_bytes(exc: BaseException) -> int | None:
@@ -154,7 +157,7 @@ def requested_bytes(exc: BaseException) -> int | None:
 def describe_out_of_memory(exc: BaseException, batch_size: int) -> str:
     """What to tell the user when a batch did not fit: the batch size, the memory asked for, advice."""
     asked = requested_bytes(exc)
-    where = "GPU memory" if any(c.__module__.startswith("cupy") for c in type(exc).__mro__) else "memory"
+    where = "GPU memory" if _raised_by_cupy(exc) else "memory"
     return (f"out of {where} with batches of {batch_size}" + (f" (asked for {asked / 2**20:,.1f} MiB more)" if asked
             else "") + f": {exc}; try a smaller batch size (--batch-size), e.g. {max(1, batch_size // 2)}, in a new run "
             "(a resumed run keeps its batch size)")

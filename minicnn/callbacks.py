@@ -36,9 +36,9 @@ class CSVLogger(Callback):
 
     def rows(self) -> list[dict]:
         """Every epoch's row so far (strings, as read from the file, for earlier runs)."""
-        if self._rows is None:
-            self._rows = self._read() if self.append else []
-        return list(self._rows)
+        if self._rows is not None:
+            return list(self._rows)
+        return self._read() if self.append else []     # not cached: on_epoch_begin must still cut
 
     def _read(self, before_epoch=None) -> list[dict]:
         if not self.path.exists():

@@ -91,14 +91,14 @@ def signals_as_interrupts(signals=DEFAULT_SIGNALS, *, defer=False):
         raise Interrupted(signum)
 
     previous = {}
-    try:
+    _deferred.update(active=defer, pending=None)    # before the handlers: a signal that comes
+    try:                                            # while they are installed is kept
         for s in signals:
             old = signal.getsignal(s)
             if old is signal.SIG_IGN:
                 continue
             previous[s] = old
             signal.signal(s, handler)
-        _deferred.update(active=defer, pending=None)
         yield
     finally:
         _deferred.update(active=False, pending=None)

@@ -173,9 +173,9 @@ def sum_shard_gradients(model, replicas, stop, start=0):
     batch gradient."""
     for i in range(start, stop):
         for name in model.layers[i].params:
-            total = replicas[0].layers[i].grads[name]
-            for replica in replicas[1:]:
-                total = total + replica.layers[i].grads[name]
+            total = replicas[0].layers[i].grads[name]      # the first shard's own array, added into:
+            for replica in replicas[1:]:                   # its backward makes a fresh one next step
+                total += replica.layers[i].grads[name]
             model.layers[i].grads[name] = total
 
 
@@ -211,6 +211,12 @@ def _sharded_forward(pool, xb, h, threads, training):
                                   shard_bounds(len(xb)), threads))
     return _join(xp, pool.run(lambda k, r, lo, hi: r.forward(features[lo:hi], training=training, start=h),
                               head_bounds(len(xb)), threads))
+
+
+def replicas_of(model) -> list:
+    """The replicas the model's pool holds so far (none if it has no pool yet)."""
+    pool = model.__dict__.get("_shard_pool")
+    return pool.replicas if pool is not None else []
 
 
 def shard_pool(model) -> ShardPool:

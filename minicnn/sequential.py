@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 
-from . import training
+from . import training as _training   # (forward's `training` flag would hide the module's name)
 from ._version import __version__
 from .backend import get_backend, to_numpy
 from .checkpoint import FORMAT, CheckpointError, read_checkpoint, split_extra, write_atomic
@@ -55,7 +55,7 @@ class Sequential:
                 raise ValueError(f"Sequential: cannot build layer {i} ({layer.name}, {type(layer).__name__}) "
                                  f"on input {(None,) + tuple(shape)}: {exc}") from None
             if isinstance(layer, Dropout) and seed is not None:
-                layer.reseed(training.derive_seed(seed, i))
+                layer.reseed(_training.derive_seed(seed, i))
         self.output_shape = shape
 
     # -- the two passes ---------------------------------------------------------------
@@ -153,15 +153,15 @@ class Sequential:
     # -- training and inference: the loop lives in minicnn.training ------------------
     def fit(self, x, y, *, optimizer, epochs, batch_size=32, **options):
         """Train with mini-batch gradient descent; see :func:`minicnn.training.fit` for every option."""
-        return training.fit(self, x, y, optimizer=optimizer, epochs=epochs, batch_size=batch_size, **options)
+        return _training.fit(self, x, y, optimizer=optimizer, epochs=epochs, batch_size=batch_size, **options)
 
     def evaluate(self, x, y, batch_size=256, **options) -> dict:
         """``{"loss": float, "accuracy": float}`` over ``(x, y)``; see :func:`minicnn.training.evaluate`."""
-        return training.evaluate(self, x, y, batch_size=batch_size, **options)
+        return _training.evaluate(self, x, y, batch_size=batch_size, **options)
 
     def predict(self, x, batch_size=256, threads=None) -> np.ndarray:
         """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy; see :func:`minicnn.training.predict`."""
-        return training.predict(self, x, batch_size=batch_size, threads=threads)
+        return _training.predict(self, x, batch_size=batch_size, threads=threads)
 
     # -- checkpoints ----------------------------------------------------------------------
     def save(self, path, optimizer=None, extra=None):

@@ -115,35 +115,29 @@ def fit(model, x, y, *, optimizer, epochs, batch_size=32, validation_data=None, 
         history.update(val_loss=[], val_accuracy=[])
     history.update(lr=[], seconds=[])
     threads = parallel.thread_count(threads, 1 if comm is None else comm.size)
+    last_step = -(-x.shape[0] // batch_size) - 1
     with _cpu_threads():
         for epoch in range(initial_epoch, epochs):
-            _fit_epoch(model, x, y, optimizer, loss_fn, epoch, epochs, batch_size, seed, shuffle, augment, lr_schedule,
-                       verbose, comm, threads, validation_data, history, callbacks)
+            for cb in callbacks:
+                getattr(cb, "on_epoch_begin", lambda *a: None)(epoch, {})
+            start = time.perf_counter()
+            loss_sum, correct, seen = train_epoch(model, loss_fn, optimizer, x, y, epoch=epoch, epochs=epochs,
+                                                  batch_size=batch_size, seed=seed, shuffle=shuffle, augment=augment,
+                                                  lr_schedule=lr_schedule, verbose=verbose, communicator=comm,
+                                                  threads=threads)
+            logs = {"loss": _finite_loss(loss_sum, seen, epoch, last_step, optimizer),
+                    "accuracy": float(correct) / seen}
+            if validation_data is not None:
+                val = _evaluate(model, *validation_data, max(batch_size, 256), None, comm, threads=threads)
+                logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+            logs.update(lr=optimizer.lr, seconds=time.perf_counter() - start)
+            for k, v in logs.items():
+                history[k].append(v)
+            if verbose:
+                _epoch_line(epoch, epochs, logs, seen)
+            for cb in callbacks:
+                getattr(cb, "on_epoch_end", lambda *a: None)(epoch, logs)
     return history
-
-
-def _fit_epoch(model, x, y, optimizer, loss_fn, epoch, epochs, batch_size, seed, shuffle, augment, lr_schedule,
-               verbose, comm, threads, validation_data, history, callbacks):
-    """One epoch of :func:`fit`: callbacks, training, the epoch's figures, validation."""
-    for cb in callbacks:
-        getattr(cb, "on_epoch_begin", lambda *a: None)(epoch, {})
-    start = time.perf_counter()
-    loss_sum, correct, seen = train_epoch(model, loss_fn, optimizer, x, y, epoch=epoch, epochs=epochs,
-                                          batch_size=batch_size, seed=seed, shuffle=shuffle, augment=augment,
-                                          lr_schedule=lr_schedule, verbose=verbose, communicator=comm,
-                                          threads=threads)
-    last_step = -(-x.shape[0] // batch_size) - 1
-    logs = {"loss": _finite_loss(loss_sum, seen, epoch, last_step, optimizer), "accuracy": float(correct) / seen}
-    if validation_data is not None:
-        val = _evaluate(model, *validation_data, max(batch_size, 256), None, comm, threads=threads)
-        logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-    logs.update(lr=optimizer.lr, seconds=time.perf_counter() - start)
-    for k, v in logs.items():
-        history[k].append(v)
-    if verbose:
-        _epoch_line(epoch, epochs, logs, seen)
-    for cb in callbacks:
-        getattr(cb, "on_epoch_end", lambda *a: None)(epoch, logs)
 
 
 def train_epoch(model, loss_fn, optimizer, x, y, *, epoch, epochs, batch_size, seed, shuffle=True, augment=None,
@@ -284,8 +278,7 @@ def reseed_dropout(model, seed: int, epoch: int, rank: int | None = None):
     The replicas that run a batch's shards (:mod:`minicnn.parallel`) get one stream each,
     ``(seed, epoch, position[, rank], shard)``: the masks depend on the shard, not the thread."""
     ranked = () if rank is None else (1 + rank,)
-    pool = model.__dict__.get("_shard_pool")
-    twins = [(model, ())] + [(r, (10_000 + k,)) for k, r in enumerate(pool.replicas if pool else [])]
+    twins = [(model, ())] + [(r, (10_000 + k,)) for k, r in enumerate(parallel.replicas_of(model))]
     for twin, shard in twins:
         for i, layer in enumerate(twin.layers):
             if isinstance(layer, Dropout):

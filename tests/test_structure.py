@@ -50,3 +50,11 @@ def test_picture_maths_and_core_import_without_matplotlib():
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
             "assert 'minicnn.datasets.cifar10' in sys.modules")   # the package itself still offers datasets
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_lazy_attributes_give_their_own_module():
+    code = ("import sys, minicnn; m = minicnn.interpret; "
+            "assert m.__name__ == 'minicnn.interpret', m.__name__; "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
+            "assert minicnn.viz.__name__ == 'minicnn.viz'")
+    subprocess.run([sys.executable, "-c", code], check=True)

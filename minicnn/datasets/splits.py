@@ -28,8 +28,9 @@ def cifar10_splits(data_dir=None, *, val_split=5000, seed=0, train_limit=None, c
         raise ValueError(f"--val-split {val_split} leaves no training images (there are {len(x_train)})")
     order = np.random.default_rng([seed, 2**31 - 1]).permutation(len(x_train))
     val_idx, train_idx = order[:val_split], order[val_split:]
-    mean, std = channel_stats(x_train[train_idx])
-    data = {"train": (standardize(x_train[train_idx], mean, std), y_train[train_idx]),
+    x_fit = x_train[train_idx]                  # one copy, for the statistics and the data
+    mean, std = channel_stats(x_fit)
+    data = {"train": (standardize(x_fit, mean, std), y_train[train_idx]),
             "val": (standardize(x_train[val_idx], mean, std), y_train[val_idx]) if val_split else None,
             "test": (standardize(x_test, mean, std), y_test)}
     return data, mean, std
