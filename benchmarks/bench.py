@@ -120,10 +120,7 @@ def describe(layer) -> str:
 
 def layer_inputs(model, x):
     """Each layer's input during one training forward pass (realistic activations)."""
-    inputs = []
-    for layer in model.layers:
-        inputs.append(x)
-        x = layer.forward(x, training=True)
+    inputs = [x, *model.activations(x, training=True)[:-1]]
     for layer in model.layers:
         layer.cache = None
     return inputs
@@ -253,7 +250,7 @@ def bench_model(batch, args, backend, torch=None, device=None) -> dict:
     model = cifar10_cnn(seed=args.seed)
     loss_fn, opt = SoftmaxCrossEntropy(), Adam(model, lr=LR, eps=EPS)
     x, y = random_batch(batch, args.seed, backend)
-    xs, ys = random_batch(batch * FIT_BATCHES, args.seed + 1, minicnn.backend.Backend("numpy", np))   # host data
+    xs, ys = random_batch(batch * FIT_BATCHES, args.seed + 1, np)   # host data (np.asarray)
     train = {"minicnn": lambda: minicnn_train_rep(model, loss_fn, opt, x, y)}
     infer = {"minicnn": lambda: minicnn_infer_rep(model, x)}
     if backend.name == "numpy":

@@ -25,10 +25,6 @@ from minicnn.backend import cupy_module
 # ---------------------------------------------------------------------------------------------
 # Machine description and thread control
 # ---------------------------------------------------------------------------------------------
-def cpu_model() -> str:
-    return minicnn.backend.cpu_model() or platform.processor() or platform.machine()
-
-
 def _openblas_function(what: str):
     """``openblas_<what>`` from the OpenBLAS that NumPy loaded, by ctypes; None if not found.
 
@@ -127,26 +123,21 @@ def _quiet_warnings():
 
 def machine_info(args, backend, torch) -> dict:
     info = {
-        "cpu": cpu_model(),
+        "cpu": minicnn.backend.cpu_model(),
         "cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
         "blas": blas_description(),
         "blas_threads": blas_threads(),
-        "minicnn": minicnn.__version__,
         "backend": backend.name,
         "torch": torch.__version__ if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "gpu": None,
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        **backend.versions(),                  # minicnn, numpy, python (and cupy, gpu)
     }
     if backend.name == "cupy":
-        cupy = cupy_module()
-        info["gpu"] = backend.device_name()
-        info["cupy"] = cupy.__version__
-        info["cuda_runtime"] = cupy.cuda.runtime.runtimeGetVersion()
+        info["cuda_runtime"] = cupy_module().cuda.runtime.runtimeGetVersion()
     if torch is not None and backend.name == "cupy":
         info["torch_cuda"] = torch.version.cuda
     return info

@@ -76,8 +76,7 @@ class Backend:
             props = self.xp.cuda.runtime.getDeviceProperties(self.xp.cuda.Device().id)
             name = props["name"]
             return name.decode() if isinstance(name, bytes) else str(name)
-        import platform
-        return cpu_model() or platform.processor() or platform.machine()
+        return cpu_model()
 
     def versions(self) -> dict:
         """The versions a run's record should name: minicnn, Python, NumPy (and CuPy and the GPU)."""
@@ -94,8 +93,9 @@ class Backend:
             self.xp.cuda.get_current_stream().synchronize()
 
 
-def cpu_model() -> str | None:
-    """The CPU's model name from /proc/cpuinfo (Linux); None elsewhere."""
+def cpu_model() -> str:
+    """The CPU's model name: from /proc/cpuinfo on Linux, else what ``platform`` says."""
+    import platform
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -103,7 +103,7 @@ def cpu_model() -> str | None:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return None
+    return platform.processor() or platform.machine()
 
 
 def is_device_array(a) -> bool:

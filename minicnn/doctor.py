@@ -49,7 +49,7 @@ from .training import train_step
 
 __all__ = ["Check", "diagnose", "gradient_verdict", "gradient_traps", "model_copy", "main"]
 
-WRONG, SUSPICIOUS, KINKED_OK, RIGHT = 1e-2, 1e-4, 1e-7, 0.0
+WRONG, SUSPICIOUS, KINKED_OK = 1e-2, 1e-4, 1e-7
 
 
 @dataclass
@@ -216,8 +216,6 @@ def check_gradients(model, x, *, loss_fn=None, y=None, examples=2, eps=1e-6, see
     results = []
     for i, layer in enumerate(m64.layers):
         name = f"gradient of layer {i} {layer.name} ({type(layer).__name__})"
-        if hasattr(layer, "reseed"):
-            layer.reseed(layer.seed)
         errors = check_layer(layer, h, seed=seed, eps=eps, training=True)
         worst_key = max(errors, key=lambda k: errors[k])
         worst = float(errors[worst_key])
@@ -271,7 +269,13 @@ def check_learning_rate(model, x, y, loss_fn, optimizer_factory, steps=10, batch
     before = eval_loss()
     losses = []
     with np.errstate(all="ignore"):     # a diverging run overflows: that is what this check looks for
-        after = _train_and_measure(m, loss_fn, opt, xb, yb, steps, losses, eval_loss)
+        for _ in range(steps):
+            losses.append(float(train_step(m, loss_fn, opt, xb, yb)[0]))
+            if not math.isfinite(losses[-1]):
+                after = float("nan")
+                break
+        else:
+            after = eval_loss()
     lr = getattr(opt, "lr", "?")
     name = f"learning rate {lr:g}" if isinstance(lr, float) else "learning rate"
     details = {"before": before, "after": after, "train_losses": losses}
@@ -289,15 +293,6 @@ def check_learning_rate(model, x, y, loss_fn, optimizer_factory, steps=10, batch
                      f"weights", details)
     return Check(name, True, after, f"loss {before:.3g} -> {after:.3g} in {steps} steps on one batch, finite",
                  details)
-
-
-def _train_and_measure(m, loss_fn, opt, xb, yb, steps, losses, eval_loss):
-    for _ in range(steps):
-        loss, _ = train_step(m, loss_fn, opt, xb, yb)
-        losses.append(float(loss))
-        if not math.isfinite(losses[-1]):
-            return float("nan")
-    return eval_loss()
 
 
 def check_overfit(model, x, y, loss_fn, optimizer_factory, examples=64, target=0.99, max_steps=150,
@@ -345,7 +340,7 @@ def diagnose(model, x, y, *, loss=None, optimizer_factory=None, gradient_example
     """
     loss_fn = loss or SoftmaxCrossEntropy()
     optimizer_factory = optimizer_factory or (lambda m: Adam(m, lr=1e-3))
-    x, y = np.asarray(to_numpy(x)), np.asarray(to_numpy(y))
+    x, y = to_numpy(x), to_numpy(y)
     results: list[Check] = []
 
     def add(check):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import get_array_module, get_backend, to_numpy
-from .layers import Conv2D, LeakyReLU, ReLU
+from .layers import Conv2D, LeakyReLU, ReLU, no_grad
 from .losses import softmax
 
 __all__ = ["max_stimuli", "filter_activation", "feature_maps", "confusion_matrix", "displayable",
@@ -112,7 +112,8 @@ def filter_activation(model, layer_index, x, filters) -> np.ndarray:
     """
     layer_index, filters = _check_target(model, layer_index, filters)
     backend = get_backend()
-    a = model.activations(backend.asarray(x, dtype=model.dtype), upto=layer_index)[-1]
+    with no_grad():                         # nothing to backpropagate: keep no caches
+        a = model.forward(backend.asarray(x, dtype=model.dtype), stop=layer_index + 1)
     return to_numpy(_channel_means(a, backend.asarray(filters)))
 
 
@@ -149,7 +150,7 @@ def max_stimuli(model, layer_index, filters, *, steps=40, lr=0.03, seed=0, noise
     k = len(filters)
     dy = None
     for _ in range(steps):
-        a = model.activations(x, upto=layer_index)[-1]
+        a = model.forward(x, stop=layer_index + 1)        # keeps the caches the backward needs
         if dy is None:
             # d(mean of a[i, ..., f_i]) / d a: 1/positions on the chosen channel, 0 elsewhere.
             dy = xp.zeros(a.shape, dtype=a.dtype)
@@ -174,7 +175,8 @@ def feature_maps(model, image):
     if image.shape != tuple(model.input_shape):
         raise ValueError(f"feature_maps: image must have the model's input shape {tuple(model.input_shape)} "
                          f"(one image, no batch axis), got {image.shape}")
-    outputs = model.activations(get_backend().asarray(image[None], dtype=model.dtype))
+    with no_grad():
+        outputs = model.activations(get_backend().asarray(image[None], dtype=model.dtype))
     maps = {i: to_numpy(outputs[after_activation(model, i)])[0] for i in conv_layer_indices(model)}
     logits = outputs[-1]
     probs = to_numpy(softmax(logits.astype(np.float64)))[0] if logits.ndim == 2 else None

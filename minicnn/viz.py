@@ -47,11 +47,6 @@ DPI = 110
 
 
 # -- small helpers -----------------------------------------------------------------------
-def _host(a) -> np.ndarray:
-    """Any array (NumPy, CuPy, list) as a NumPy array on the host."""
-    return to_numpy(a)
-
-
 def _figure(width: float, height: float) -> Figure:
     """A figure with its own Agg canvas (no pyplot, no display)."""
     fig = Figure(figsize=(width, height), layout="constrained")
@@ -104,7 +99,7 @@ def plot_filters(layer, path, title=None, max_filters=64, max_channels=16):
     """
     if not isinstance(layer, Conv2D):
         raise TypeError(f"plot_filters: needs a Conv2D layer, got {type(layer).__name__}")
-    w = _host(layer.params["W"]).astype(np.float64)
+    w = to_numpy(layer.params["W"]).astype(np.float64)
     if w.shape[2] in (1, 3):
         fig = _draw_image_kernels(w, _layer_name(layer), title, max_filters)
     else:
@@ -207,7 +202,7 @@ def plot_feature_maps(model, image, path, mean=None, std=None, true_label=None, 
     strong). ``predicted_label`` defaults to the model's own prediction.
     """
     maps_by_layer, probs = feature_maps(model, image)
-    image = _host(image)
+    image = to_numpy(image)
     if probs is not None and predicted_label is None:
         predicted_label = int(probs.argmax())
 
@@ -384,7 +379,7 @@ def plot_model(model, out_dir, *, mean=None, std=None, class_names=None, history
         done("stimuli", plot_stimuli(model, out_dir / "stimuli.png", filters_per_layer=filters_per_layer,
                                      mean=mean, std=std, steps=stimuli_steps))
     if x_test is not None and y_test is not None and len(x_test) > 0:
-        image, true_label = _host(x_test[image_index]), int(_host(y_test)[image_index])
+        image, true_label = to_numpy(x_test[image_index]), int(to_numpy(y_test)[image_index])
     else:
         image, true_label = synthetic_image(model.input_shape, mean, std), None
     done("feature_maps", plot_feature_maps(model, image, out_dir / "feature_maps.png", mean=mean, std=std,
