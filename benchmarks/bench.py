@@ -23,6 +23,7 @@ torch_twin.py (the PyTorch twin), memory.py (the peak-memory children), report.p
 workload.py (shapes, settings, data); this file parses the options, times layers and model, and
 writes the report.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,54 +38,102 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+from harness import (
+    Stopwatch,
+    alternate,
+    machine_info,
+    minicnn_sync,
+    print_header,
+    setup_threads,
+    torch_sync_for,
+)
+from memory import bench_memory, memory_child, print_memory_table
+from report import print_layer_table, print_model_table
+from torch_twin import (
+    TORCH_MISSING,
+    import_torch,
+    to_torch,
+    torch_adam_rep,
+    torch_device,
+    torch_infer_rep,
+    torch_layer_rep,
+    torch_loss_rep,
+    torch_model,
+    torch_train_rep,
+)
+from workload import EPS, LR, random_batch
+
 import minicnn  # noqa: E402
 from minicnn.layers import Conv2D, Dense, Dropout, LeakyReLU, MaxPool2D  # noqa: E402
 from minicnn.losses import SoftmaxCrossEntropy  # noqa: E402
 from minicnn.models import cifar10_cnn  # noqa: E402
 from minicnn.optim import Adam  # noqa: E402
 
-from harness import (Stopwatch, alternate, machine_info, minicnn_sync, print_header,  # noqa: E402
-                     setup_threads, torch_sync_for)
-from memory import bench_memory, memory_child, print_memory_table  # noqa: E402
-from report import print_layer_table, print_model_table  # noqa: E402
-from torch_twin import (TORCH_MISSING, import_torch, to_torch, torch_adam_rep, torch_device,  # noqa: E402
-                        torch_infer_rep, torch_layer_rep, torch_loss_rep, torch_model, torch_train_rep)
-from workload import EPS, LR, random_batch  # noqa: E402
-
 
 # ---------------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------------
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy",
-                   help="minicnn backend; with cupy, PyTorch runs on CUDA (default: numpy)")
-    p.add_argument("--batch-size", action="append", metavar="N",
-                   help="batch size(s) for the layer and model timings; repeat the flag or give a "
-                        "comma list (default: 32,128)")
-    p.add_argument("--compare", choices=("torch",), default=None,
-                   help="also time the same network in PyTorch, alternately with minicnn")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--backend",
+        choices=("numpy", "cupy"),
+        default="numpy",
+        help="minicnn backend; with cupy, PyTorch runs on CUDA (default: numpy)",
+    )
+    p.add_argument(
+        "--batch-size",
+        action="append",
+        metavar="N",
+        help="batch size(s) for the layer and model timings; repeat the flag or give a comma list (default: 32,128)",
+    )
+    p.add_argument(
+        "--compare",
+        choices=("torch",),
+        default=None,
+        help="also time the same network in PyTorch, alternately with minicnn",
+    )
     p.add_argument("--repeats", type=int, default=10, help="timed repeats; medians are reported (default: 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs before timing (default: 2)")
-    p.add_argument("--layers", action=argparse.BooleanOptionalAction, default=True,
-                   help="per-layer forward/backward table (default: on)")
-    p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
-                   help="peak memory of a short training run in a child process (default: on)")
-    p.add_argument("--memory-batch-size", type=int, default=128, metavar="N",
-                   help="batch size of the memory run (default: 128)")
-    p.add_argument("--memory-steps", type=int, default=20, metavar="N",
-                   help="training steps of the memory run (default: 20)")
-    p.add_argument("--threads", type=int, default=None, metavar="T",
-                   help="CPU threads for NumPy's BLAS and torch.set_num_threads "
-                        "(default: what NumPy's BLAS uses, else os.cpu_count())")
-    p.add_argument("--settle", type=float, default=0.15, metavar="S",
-                   help="seconds to pause when switching between minicnn and PyTorch, so that the "
-                        "other library's idle threads stop spinning (default: 0.15)")
+    p.add_argument(
+        "--layers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="per-layer forward/backward table (default: on)",
+    )
+    p.add_argument(
+        "--memory",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="peak memory of a short training run in a child process (default: on)",
+    )
+    p.add_argument(
+        "--memory-batch-size", type=int, default=128, metavar="N", help="batch size of the memory run (default: 128)"
+    )
+    p.add_argument(
+        "--memory-steps", type=int, default=20, metavar="N", help="training steps of the memory run (default: 20)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="T",
+        help="CPU threads for NumPy's BLAS and torch.set_num_threads "
+        "(default: what NumPy's BLAS uses, else os.cpu_count())",
+    )
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=0.15,
+        metavar="S",
+        help="seconds to pause when switching between minicnn and PyTorch, so that the "
+        "other library's idle threads stop spinning (default: 0.15)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the random data")
     p.add_argument("--json", metavar="PATH", help="also write every figure to PATH as JSON")
-    p.add_argument("--_memory-child", dest="memory_child", choices=("minicnn", "torch"),
-                   help=argparse.SUPPRESS)
+    p.add_argument("--_memory-child", dest="memory_child", choices=("minicnn", "torch"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     sizes = []
     for item in args.batch_size or ["32,128"]:
@@ -93,7 +142,7 @@ def parse_args(argv=None):
                 sizes.append(int(part))
     if not sizes or min(sizes) < 1:
         p.error(f"--batch-size must be positive ints, got {args.batch_size}")
-    args.batch_sizes = list(dict.fromkeys(sizes))       # unique, in the given order
+    args.batch_sizes = list(dict.fromkeys(sizes))  # unique, in the given order
     if args.repeats < 1 or args.warmup < 0 or args.settle < 0:
         p.error("--repeats must be >= 1, --warmup and --settle >= 0")
     if args.threads is not None and args.threads < 1:
@@ -163,12 +212,15 @@ def bench_layers(batch, args, backend, torch=None, device=None) -> dict:
             tx = to_torch(torch, x_in, device, requires_grad=i > 0)
             tdy = to_torch(torch, dy, device)
             runners["torch"] = lambda m=tmodel[i], a=tx, d=tdy: torch_layer_rep(m, a, d, tsync)
-        rows.append(row(runners, index=i, name=layer.name, layer=describe(layer),
-                        output_shape=list(out_shape), input_grad=i > 0))
+        rows.append(
+            row(
+                runners, index=i, name=layer.name, layer=describe(layer), output_shape=list(out_shape), input_grad=i > 0
+            )
+        )
 
     # The two pieces of a training step that are not layers.
     logits = model.forward(x, training=True)
-    model.backward(logits * logits.dtype.type(1e-3))     # any gradient: it fills grads for Adam
+    model.backward(logits * logits.dtype.type(1e-3))  # any gradient: it fills grads for Adam
     loss_fn, opt = SoftmaxCrossEntropy(), Adam(model, lr=LR, eps=EPS)
     runners = {"minicnn": lambda: minicnn_loss_rep(loss_fn, logits, labels)}
     if tmodel is not None:
@@ -240,7 +292,7 @@ def minicnn_predict_rep(model, x, batch, threads):
     return (clock.lap() / FIT_BATCHES,)
 
 
-FIT_BATCHES = 4     # batches per fit/predict repeat
+FIT_BATCHES = 4  # batches per fit/predict repeat
 
 
 def bench_model(batch, args, backend, torch=None, device=None) -> dict:
@@ -250,7 +302,7 @@ def bench_model(batch, args, backend, torch=None, device=None) -> dict:
     model = cifar10_cnn(seed=args.seed)
     loss_fn, opt = SoftmaxCrossEntropy(), Adam(model, lr=LR, eps=EPS)
     x, y = random_batch(batch, args.seed, backend)
-    xs, ys = random_batch(batch * FIT_BATCHES, args.seed + 1, np)   # host data (np.asarray)
+    xs, ys = random_batch(batch * FIT_BATCHES, args.seed + 1, np)  # host data (np.asarray)
     train = {"minicnn": lambda: minicnn_train_rep(model, loss_fn, opt, x, y)}
     infer = {"minicnn": lambda: minicnn_infer_rep(model, x)}
     if backend.name == "numpy":
@@ -300,8 +352,13 @@ def main(argv=None) -> int:
 
     info = machine_info(args, backend, torch)
     print_header(info, args)
-    report = {"machine": info, "config": {k: v for k, v in vars(args).items() if k != "memory_child"},
-              "layers": [], "model": [], "memory": None}
+    report = {
+        "machine": info,
+        "config": {k: v for k, v in vars(args).items() if k != "memory_child"},
+        "layers": [],
+        "model": [],
+        "memory": None,
+    }
 
     if args.layers:
         for batch in args.batch_sizes:

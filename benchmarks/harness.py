@@ -5,6 +5,7 @@
 * Timing: ``Stopwatch`` (device-synchronised laps), the sync helpers for minicnn and PyTorch,
   and ``alternate``, which times several runners in turn and returns medians.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -53,6 +54,7 @@ def blas_threads() -> int | None:
     """How many threads NumPy's BLAS uses, or None when that cannot be found out."""
     try:
         import threadpoolctl
+
         for info in threadpoolctl.threadpool_info():
             if info.get("user_api") == "blas":
                 return int(info["num_threads"])
@@ -65,7 +67,7 @@ def blas_threads() -> int | None:
     return None
 
 
-_THREAD_LIMITER = None     # keeps threadpoolctl's limiter alive
+_THREAD_LIMITER = None  # keeps threadpoolctl's limiter alive
 
 
 def set_blas_threads(n: int) -> bool:
@@ -73,6 +75,7 @@ def set_blas_threads(n: int) -> bool:
     global _THREAD_LIMITER
     try:
         import threadpoolctl
+
         _THREAD_LIMITER = threadpoolctl.threadpool_limits(limits=n, user_api="blas")
         return True
     except ImportError:
@@ -89,6 +92,7 @@ def blas_description() -> str:
     """NumPy's BLAS: name, version and configuration (threadpoolctl adds the kernel it picked)."""
     try:
         import threadpoolctl
+
         libs = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
         if libs:
             i = libs[0]
@@ -100,14 +104,14 @@ def blas_description() -> str:
             blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         text = f"{blas.get('name')} {blas.get('version')}"
         config = blas.get("openblas configuration")
-    except Exception:            # old NumPy: no mode="dicts"
+    except Exception:  # old NumPy: no mode="dicts"
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf), _quiet_warnings():
             np.show_config()
         lines = [l.strip() for l in buf.getvalue().splitlines() if "blas" in l.lower()]
         return "; ".join(lines[:3]) or "unknown"
     fn = _openblas_function("get_config")
-    if fn is not None:           # the runtime configuration names the CPU kernel actually used
+    if fn is not None:  # the runtime configuration names the CPU kernel actually used
         fn.restype = ctypes.c_char_p
         config = fn().decode(errors="replace")
     return f"{text} ({config})" if config else text
@@ -116,6 +120,7 @@ def blas_description() -> str:
 @contextlib.contextmanager
 def _quiet_warnings():
     import warnings
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
@@ -134,7 +139,7 @@ def machine_info(args, backend, torch) -> dict:
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "gpu": None,
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        **backend.versions(),                  # minicnn, numpy, python (and cupy, gpu)
+        **backend.versions(),  # minicnn, numpy, python (and cupy, gpu)
     }
     if backend.name == "cupy":
         info["cuda_runtime"] = cupy_module().cuda.runtime.runtimeGetVersion()
@@ -149,22 +154,30 @@ def print_header(info, args):
     print(f"  python  : {info['python']}, numpy {info['numpy']}, minicnn {info['minicnn']}")
     print(f"  BLAS    : {info['blas']}, {info['blas_threads'] or '?'} threads")
     if info["torch"] is not None:
-        print(f"  torch   : {info['torch']}, {info['torch_threads']} threads"
-              + (f", CUDA {info.get('torch_cuda')}" if info.get("torch_cuda") else ""))
+        print(
+            f"  torch   : {info['torch']}, {info['torch_threads']} threads"
+            + (f", CUDA {info.get('torch_cuda')}" if info.get("torch_cuda") else "")
+        )
     else:
         print("  torch   : not installed")
     if info["gpu"]:
         print(f"  GPU     : {info['gpu']} (CuPy {info['cupy']}, CUDA runtime {info['cuda_runtime']})")
-    print(f"  backend : {info['backend']}; batch sizes {args.batch_sizes}; "
-          f"median of {args.repeats} repeats after {args.warmup} warm-up")
+    print(
+        f"  backend : {info['backend']}; batch sizes {args.batch_sizes}; "
+        f"median of {args.repeats} repeats after {args.warmup} warm-up"
+    )
     if args.compare and info["torch"] is not None:
-        print(f"  compare : PyTorch timed alternately with minicnn (per layer: in blocks), "
-              f"{args.settle:g} s pause at each switch")
+        print(
+            f"  compare : PyTorch timed alternately with minicnn (per layer: in blocks), "
+            f"{args.settle:g} s pause at each switch"
+        )
     load = info["load_average_1min"]
     if load is not None:
         busy = load > 0.5
-        print(f"  load    : {load:.2f} (1-min average)"
-              + ("  WARNING: the machine is busy, timings will be slow and noisy" if busy else ""))
+        print(
+            f"  load    : {load:.2f} (1-min average)"
+            + ("  WARNING: the machine is busy, timings will be slow and noisy" if busy else "")
+        )
     print()
 
 
@@ -173,8 +186,11 @@ def setup_threads(args):
     if args.threads is None:
         args.threads = blas_threads() or os.cpu_count() or 1
     elif not set_blas_threads(args.threads):
-        print(f"note: cannot set NumPy's BLAS threads (install threadpoolctl); "
-              f"set OPENBLAS_NUM_THREADS={args.threads} instead", file=sys.stderr)
+        print(
+            f"note: cannot set NumPy's BLAS threads (install threadpoolctl); "
+            f"set OPENBLAS_NUM_THREADS={args.threads} instead",
+            file=sys.stderr,
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,8 +235,7 @@ def alternate(runners: dict, repeats: int, warmup: int, settle: float = 0.0, int
     """
     names = list(runners)
     rounds = range(warmup + repeats)
-    schedule = ([(i, n) for i in rounds for n in names] if interleave
-                else [(i, n) for n in names for i in rounds])
+    schedule = [(i, n) for i in rounds for n in names] if interleave else [(i, n) for n in names for i in rounds]
     samples = {name: [] for name in names}
     previous = None
     for i, name in schedule:

@@ -3,6 +3,7 @@
 ``bench_memory`` re-invokes ``bench.py --_memory-child minicnn|torch``; the child calls
 ``memory_child`` and prints one JSON line. Also the RSS helpers and the memory table.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,16 +12,16 @@ import resource
 import subprocess
 import sys
 
+from harness import minicnn_sync
+from torch_twin import TORCH_MISSING, import_torch, torch_model
+from workload import EPS, LR, NUM_CLASSES, random_batch
+
 import minicnn
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.models import cifar10_cnn
 from minicnn.optim import Adam
 
-from harness import minicnn_sync
-from torch_twin import TORCH_MISSING, import_torch, torch_model
-from workload import EPS, LR, NUM_CLASSES, random_batch
-
-BENCH_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench.py")   # the child's entry point
+BENCH_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench.py")  # the child's entry point
 
 
 def _proc_status_mib(field: str) -> float | None:
@@ -49,7 +50,7 @@ def peak_rss_mib() -> float:
     if hwm is not None:
         return hwm
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if sys.platform == "darwin" else peak / 1024      # bytes on macOS, KiB on Linux
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
 def memory_child(args) -> dict:
@@ -64,7 +65,7 @@ def memory_child(args) -> dict:
         loss_fn, opt = SoftmaxCrossEntropy(), Adam(model, lr=LR, eps=EPS)
         pool = backend.xp.get_default_memory_pool() if backend.name == "cupy" else None
         used = 0
-        if backend.name == "numpy":          # the step fit runs: shards on --threads threads
+        if backend.name == "numpy":  # the step fit runs: shards on --threads threads
             with minicnn.parallel.one_blas_thread():
                 for _ in range(steps):
                     minicnn.parallel.sharded_train_step(model, loss_fn, opt, x, y, threads=args.threads)
@@ -89,7 +90,7 @@ def memory_child(args) -> dict:
         x = torch.randn(batch, 3, 32, 32, device=device)
         y = torch.randint(0, NUM_CLASSES, (batch,), device=device)
         out["rss_before_mib"] = current_rss_mib()
-        spec = cifar10_cnn(seed=args.seed)          # only its layer shapes are used
+        spec = cifar10_cnn(seed=args.seed)  # only its layer shapes are used
         tmodel = torch_model(torch, spec, device)
         del spec
         opt = torch.optim.Adam(tmodel.parameters(), lr=LR, eps=EPS)
@@ -110,20 +111,35 @@ def bench_memory(args, compare: bool) -> dict:
     libraries = ["minicnn"] + (["torch"] if compare else [])
     results = {}
     for lib in libraries:
-        cmd = [sys.executable, BENCH_SCRIPT, "--_memory-child", lib, "--backend", args.backend,
-               "--batch-size", str(args.memory_batch_size), "--memory-steps", str(args.memory_steps),
-               "--seed", str(args.seed), "--threads", str(args.threads)]
+        cmd = [
+            sys.executable,
+            BENCH_SCRIPT,
+            "--_memory-child",
+            lib,
+            "--backend",
+            args.backend,
+            "--batch-size",
+            str(args.memory_batch_size),
+            "--memory-steps",
+            str(args.memory_steps),
+            "--seed",
+            str(args.seed),
+            "--threads",
+            str(args.threads),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
-            results[lib] = {"error": (proc.stderr.strip().splitlines() or ["exit code %d" % proc.returncode])[-1]}
+            results[lib] = {"error": (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]}
             continue
         results[lib] = json.loads(proc.stdout.strip().splitlines()[-1])
     return {"batch_size": args.memory_batch_size, "steps": args.memory_steps, "libraries": results}
 
 
 def print_memory_table(mem, gpu: bool):
-    print(f"== Peak memory of training: batch {mem['batch_size']}, {mem['steps']} steps, "
-          f"each library in its own process ==")
+    print(
+        f"== Peak memory of training: batch {mem['batch_size']}, {mem['steps']} steps, "
+        f"each library in its own process =="
+    )
     names = {"minicnn": "minicnn", "torch": "PyTorch"}
     if gpu:
         print(f"{'library':<8} {'GPU peak used':>14} {'GPU pool/reserved':>18} {'host peak RSS':>14}")
@@ -133,18 +149,24 @@ def print_memory_table(mem, gpu: bool):
         if "error" in r:
             print(f"{names[lib]:<8} failed: {r['error']}")
         elif gpu:
-            print(f"{names[lib]:<8} {r['gpu_used_peak_mib']:>10.1f} MiB {r['gpu_pool_total_mib']:>14.1f} MiB "
-                  f"{r['peak_rss_mib']:>10.1f} MiB")
+            print(
+                f"{names[lib]:<8} {r['gpu_used_peak_mib']:>10.1f} MiB {r['gpu_pool_total_mib']:>14.1f} MiB "
+                f"{r['peak_rss_mib']:>10.1f} MiB"
+            )
         else:
             before = r.get("rss_before_mib")
             adds = f"{r['peak_rss_mib'] - before:>10.1f} MiB" if before is not None else f"{'?':>14}"
             before = f"{before:>9.1f} MiB" if before is not None else f"{'?':>13}"
             print(f"{names[lib]:<8} {r['peak_rss_mib']:>6.1f} MiB {before} {adds}")
     if gpu:
-        print("GPU peak used: minicnn = CuPy pool used_bytes, sampled after forward / backward / step;"
-              " PyTorch = torch.cuda.max_memory_allocated.")
+        print(
+            "GPU peak used: minicnn = CuPy pool used_bytes, sampled after forward / backward / step;"
+            " PyTorch = torch.cuda.max_memory_allocated."
+        )
         print("GPU pool/reserved: CuPy pool total_bytes / torch.cuda.max_memory_reserved.")
     else:
-        print("peak RSS: the child's VmHWM (else ru_maxrss); before model: RSS after imports and data;"
-              " training adds: the difference.")
+        print(
+            "peak RSS: the child's VmHWM (else ru_maxrss); before model: RSS after imports and data;"
+            " training adds: the difference."
+        )
     print()

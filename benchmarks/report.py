@@ -1,4 +1,5 @@
 """The printed tables of the per-layer and whole-model timings (the memory table is in memory.py)."""
+
 from __future__ import annotations
 
 
@@ -15,15 +16,22 @@ def print_layer_table(result, compare: bool):
     def line(idx, name, shape, r, mark=""):
         text = f"{idx:>2}  {name:<16} {shape:<18} {r['minicnn_fwd_ms']:>8.2f} {r['minicnn_bwd_ms']:>7.2f}{mark or ' '}"
         if compare:
-            text += (f"  | {r['torch_fwd_ms']:>9.2f} {r['torch_bwd_ms']:>8.2f}{mark or ' '}"
-                     f"  | {ratio(r['minicnn_fwd_ms'], r['torch_fwd_ms']):>6} "
-                     f"{ratio(r['minicnn_bwd_ms'], r['torch_bwd_ms']):>6}")
+            text += (
+                f"  | {r['torch_fwd_ms']:>9.2f} {r['torch_bwd_ms']:>8.2f}{mark or ' '}"
+                f"  | {ratio(r['minicnn_fwd_ms'], r['torch_fwd_ms']):>6} "
+                f"{ratio(r['minicnn_bwd_ms'], r['torch_bwd_ms']):>6}"
+            )
         print(text)
 
     layer_rows = [r for r in result["rows"] if r["index"] is not None]
     for r in layer_rows:
-        line(r["index"], r["layer"], "(" + ", ".join(map(str, r["output_shape"])) + ")", r,
-             "" if r["input_grad"] else "*")
+        line(
+            r["index"],
+            r["layer"],
+            "(" + ", ".join(map(str, r["output_shape"])) + ")",
+            r,
+            "" if r["input_grad"] else "*",
+        )
         for k in totals:
             totals[k] += r.get(k, 0.0)
     print("-" * len(head))
@@ -49,8 +57,13 @@ def print_model_table(results, compare: bool):
         head += f"  {'PyTorch':>20}  {'minicnn/PyTorch':>15}"
     print(head)
     print("-" * len(head))
-    rows = (("train", "minicnn", "train step"), ("train", "minicnn-shards", "  shards"), ("train", "minicnn-fit", "  fit"),
-            ("inference", "minicnn", "inference"), ("inference", "minicnn-predict", "  predict"))
+    rows = (
+        ("train", "minicnn", "train step"),
+        ("train", "minicnn-shards", "  shards"),
+        ("train", "minicnn-fit", "  fit"),
+        ("inference", "minicnn", "inference"),
+        ("inference", "minicnn-predict", "  predict"),
+    )
     for r in results:
         for mode, name, label in rows:
             if name not in r[mode]:
@@ -59,14 +72,20 @@ def print_model_table(results, compare: bool):
             text = f"{r['batch_size']:>5}  {label:<10} {m['images_per_s']:>9.0f} ({m['step_ms']:7.1f} ms)"
             if compare:
                 t = r[mode]["torch"]
-                text += (f"  {t['images_per_s']:>9.0f} ({t['step_ms']:7.1f} ms)"
-                         f"  {m['images_per_s'] / t['images_per_s']:>15.2f}")
+                text += (
+                    f"  {t['images_per_s']:>9.0f} ({t['step_ms']:7.1f} ms)"
+                    f"  {m['images_per_s'] / t['images_per_s']:>15.2f}"
+                )
             print(text)
-    print("train step = one pass: forward(training=True) + softmax cross-entropy forward/backward + backward + Adam;\n"
-          "  shards = the step fit runs on NumPy (16-image shards on --threads threads, BLAS at 1 thread each);\n"
-          "  fit = model.fit over 4 batches of host data, per batch; predict = model.predict likewise;\n"
-          "  inference = one forward(training=False) under no_grad.")
+    print(
+        "train step = one pass: forward(training=True) + softmax cross-entropy forward/backward + backward + Adam;\n"
+        "  shards = the step fit runs on NumPy (16-image shards on --threads threads, BLAS at 1 thread each);\n"
+        "  fit = model.fit over 4 batches of host data, per batch; predict = model.predict likewise;\n"
+        "  inference = one forward(training=False) under no_grad."
+    )
     if compare:
-        print("PyTorch: its train step / eval-mode forward, the reference for every minicnn row.\n"
-              "minicnn/PyTorch: throughput ratio (< 1: minicnn is slower).")
+        print(
+            "PyTorch: its train step / eval-mode forward, the reference for every minicnn row.\n"
+            "minicnn/PyTorch: throughput ratio (< 1: minicnn is slower)."
+        )
     print()

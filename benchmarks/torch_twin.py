@@ -3,14 +3,14 @@
 PyTorch is a benchmark-only dependency: nothing here imports it at module level;
 ``import_torch()`` returns it, or None when it is not installed.
 """
+
 from __future__ import annotations
 
 import numpy as np
+from harness import Stopwatch
 
 import minicnn
 from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
-
-from harness import Stopwatch
 
 TORCH_MISSING = "PyTorch is a benchmark-only dependency: pip install torch==2.13.0"
 
@@ -19,6 +19,7 @@ def import_torch():
     """``torch``, or None when it is not importable (a benchmark-only dependency)."""
     try:
         import torch
+
         return torch
     except ImportError:
         return None
@@ -79,7 +80,7 @@ def torch_device(torch, backend):
 # ---------------------------------------------------------------------------------------------
 def torch_layer_rep(module, x, dy, sync):
     for p in module.parameters():
-        p.grad = None               # as optimizer.zero_grad(set_to_none=True) leaves them
+        p.grad = None  # as optimizer.zero_grad(set_to_none=True) leaves them
     x.grad = None
     clock = Stopwatch(sync)
     y = module(x)

@@ -5,6 +5,7 @@
 Edit the cells in this file, not in the notebook: tests/test_tutorial.py checks that the
 committed notebook is what this script writes, then runs it top to bottom.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 NOTEBOOK = Path(__file__).resolve().parent / "tutorial.ipynb"
 
 CELLS = [
-    ("md", r"""
+    (
+        "md",
+        r"""
 # minicnn, from one layer to a trained network
 
 A hands-on tour of a convolutional network written from scratch: one layer and its shapes,
@@ -26,21 +29,28 @@ and what the filters learnt. It runs top to bottom on a CPU in a few minutes.
 **On a GPU:** install CuPy (`pip install -e ".[gpu]"`, or any `cupy-cudaXXx`), then set
 `BACKEND = "cupy"` in the next cell (or start Jupyter with `MINICNN_BACKEND=cupy`).
 Nothing else changes: every array is created on the backend chosen here.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 import os
 import warnings
 import numpy as np
 import minicnn
 
-warnings.filterwarnings("ignore", message="IProgress not found")   # tqdm's notebook bar needs ipywidgets; fit prints lines here
+# tqdm's notebook bar needs ipywidgets; fit prints lines here
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 BACKEND = "numpy"          # "cupy" to run everything on the GPU
 backend = minicnn.set_backend(BACKEND)
 np.set_printoptions(precision=3, suppress=True, linewidth=110)
 print(f"minicnn {minicnn.__version__}, backend {backend.name} on {backend.device_name()}")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 1. One layer and its shapes
 
 Images are **NHWC**: `(batch, height, width, channels)`. A `Conv2D` with $F$ filters of size
@@ -50,8 +60,11 @@ bias $b$ of shape $(F,)$, and computes for every output pixel
 $$y_{n,i,j,f} = b_f + \sum_{a,b',c} x_{n,\,i+a,\,j+b',\,c}\; W_{a,b',c,f}.$$
 
 `padding="same"` adds a border of zeros so that the output keeps the input's height and width.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 from minicnn.layers import Conv2D
 
 conv = Conv2D(filters=4, kernel_size=3, padding="same")
@@ -63,45 +76,63 @@ print("parameters:", conv.count_params(), "= 3*3*3*4 weights + 4 biases")
 x = backend.asarray(np.random.default_rng(0).standard_normal((2, 8, 8, 3)), dtype="float32")
 y = conv.forward(x)
 print("x", x.shape, "-> y", y.shape)
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 2. im2col: a convolution as one matrix product
 
 Copy every $k_h \times k_w \times C$ patch of the input into one row of a matrix `cols`; the
 convolution is then `cols @ W.reshape(-1, F)`, one fast BLAS call. Here is a 4×4 grey image and
 its patch matrix for a 3×3 kernel without padding: the output is 2×2, so there are 4 patches of
 9 pixels each.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 from minicnn.layers.im2col import col2im, im2col, pad2d
 
 img = np.arange(1.0, 17.0).reshape(1, 4, 4, 1)               # one 4x4 image, one channel
 print("image:\n", img[0, :, :, 0])
 cols = im2col(img, 3, 3, 1, 1, 2, 2)                          # kernel 3x3, stride 1, output 2x2
 print("patch matrix, one row per output pixel:\n", cols)
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 W = np.full((3, 3, 1, 1), 1 / 9)                              # a 3x3 box blur: each output is its patch's mean
 by_matrix = (cols @ W.reshape(9, 1)).reshape(2, 2)
 by_loops = np.array([[(img[0, i:i + 3, j:j + 3, 0] * W[:, :, 0, 0]).sum() for j in range(2)] for i in range(2)])
 print("cols @ W:\n", by_matrix, "\nloops over pixels:\n", by_loops)
 print("padded with one ring of zeros (what padding='same' does first):\n", pad2d(img, 1, 1, 1, 1)[0, :, :, 0])
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 Backward, each input pixel receives the gradient of every output whose window covered it.
 `col2im` is the adjoint of `im2col`: it adds each row of a patch-gradient matrix back where the
 patch came from, so overlapping windows **add up**. With every patch gradient equal to 1 the
 result counts how many windows cover each pixel. For the blur and $\partial L/\partial y = 1$,
 the patch gradients are `dy @ W.T` (each $1/9$), and the input gradient is that count divided by 9.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 coverage = col2im(np.ones_like(cols), img.shape, 3, 3, 1, 1, 2, 2)
 print("windows covering each pixel:\n", coverage[0, :, :, 0])
 dy = np.ones((4, 1))                                          # dL/dy = 1 for each of the 4 outputs
 dx = col2im(dy @ W.reshape(9, 1).T, img.shape, 3, 3, 1, 1, 2, 2)
 print("dL/dx for dL/dy = 1, times 9:\n", 9 * dx[0, :, :, 0])
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 3. Write a layer, then prove its backward
 
 A layer is two functions. For $y = \tanh(x)$ the chain rule needs the local derivative
@@ -112,8 +143,11 @@ A **gradient check** compares that formula with central differences,
 $\frac{L(x + \epsilon u) - L(x - \epsilon u)}{2\epsilon} \approx \langle \nabla L, u \rangle$,
 along random directions $u$, in float64. CS231n's reading of the relative error:
 above $10^{-2}$ the gradient is wrong, $10^{-4}$–$10^{-2}$ suspicious, below $10^{-7}$ right.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 from minicnn.backend import get_array_module
 from minicnn.gradcheck import check_layer
 from minicnn.layers import Layer
@@ -134,15 +168,21 @@ class Tanh(Layer):
 
 x64 = backend.asarray(np.random.default_rng(1).standard_normal((2, 5, 5, 3)))   # float64
 print("Tanh:", check_layer(Tanh(), x64))
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 class BuggyTanh(Tanh):
     def backward(self, dy, need_input_grad=True):
         return dy * (1 - self.pop_cache())          # forgot the square
 
 print("BuggyTanh:", check_layer(BuggyTanh(), x64))
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 4. Data
 
 CIFAR-10 when it is on disk (set `MINICNN_DATA` to the folder that holds
@@ -150,8 +190,11 @@ CIFAR-10 when it is on disk (set `MINICNN_DATA` to the folder that holds
 four classes of thin coloured lines and discs in heavy noise. Either way the pixels are 0..255 and are
 **standardised** per channel with the training images' mean and standard deviation:
 $x' = (x - \mu_c) / \sigma_c$.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 from minicnn.datasets import CIFAR10_CLASSES, DatasetError, channel_stats, load_cifar10, standardize
 
 
@@ -183,8 +226,11 @@ mean, std = channel_stats(pixels_train)
 x_train, x_test = standardize(pixels_train, mean, std), standardize(pixels_test, mean, std)
 print(f"{len(x_train)} training and {len(x_test)} test images {x_train.shape[1:]}, {len(class_names)} classes")
 print("channel means", mean, "stds", std)
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 5. The doctor: will this model learn?
 
 `minicnn.doctor.diagnose` runs CS231n's sanity checks before you spend an hour training:
@@ -194,8 +240,11 @@ print("channel means", mean, "stds", std)
 2. **gradients** of every layer, your `Tanh` included, on a float64 copy at the model's shapes;
 3. **learning rate** — a few steps on one batch lower the loss, and nothing becomes NaN;
 4. **overfitting** 64 images — a model that can learn memorises them quickly.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 from minicnn.doctor import diagnose
 from minicnn.layers import Dense, Flatten, LeakyReLU, MaxPool2D
 from minicnn.optim import Adam
@@ -210,51 +259,75 @@ def small_cnn(activation, seed=0):
 
 
 results = diagnose(small_cnn(Tanh), x_train[:256], y_train[:256], optimizer_factory=lambda m: Adam(m, lr=3e-3))
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 The most common mistake it catches: feeding raw pixels. Every logit grows with the inputs'
 scale, the softmax is certain from the start, and the loss is far above $\ln K$:
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 raw = pixels_train[:256].astype(np.float32)                   # 0..255, not standardised
 check = diagnose(small_cnn(lambda: LeakyReLU(0.1)), raw, y_train[:256], checks=("initial_loss",))[0]
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 6. Train a small CNN
 
 `fit` repeats the training step — forward, loss, backward, update — over shuffled mini-batches.
 A few thousand images and a few epochs are enough to see it learn; the documented model on all
 50,000 CIFAR-10 images reaches 80% (`examples/train_cifar.py`).
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 model = small_cnn(lambda: LeakyReLU(0.1))
 print(model.summary())
 history = model.fit(x_train, y_train, optimizer=Adam(model, lr=3e-3), epochs=4, batch_size=64,
                     validation_data=(x_test, y_test), verbose=2, seed=0)
 print(f"test accuracy {model.evaluate(x_test, y_test)['accuracy']:.1%} (chance: {1 / len(class_names):.0%})")
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 7. Where the time goes
 
 `minicnn.profile` times every layer's forward and backward inside a training step, counts the
 FLOPs a layer must do (a convolution: $2\,H_o W_o\, k_h k_w\, C_{in} C_{out}$ per image forward,
 twice that backward) and compares the achieved rate with this machine's matrix-product peak.
 For the documented model run `python -m minicnn.profile` in a terminal.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 from minicnn.profile import profile_model, report
 
 print(report(profile_model(model, batch_size=64, repeats=3)))
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 8. What the filters learnt
 
 The first layer's kernels are small RGB images: the colours and edges it responds to. Deeper
 filters are shown by their **max-stimulus** pattern: starting from a grey image, gradient
 ascent on the input raises one filter's mean activation,
 $x \leftarrow x + \eta\, \nabla_x \bar a_f(x) / \mathrm{rms}(\nabla_x \bar a_f)$.
-"""),
-    ("code", r"""
+""",
+    ),
+    (
+        "code",
+        r"""
 import tempfile
 from IPython.display import Image, display
 from minicnn import viz
@@ -263,22 +336,30 @@ pictures = tempfile.mkdtemp()
 display(Image(filename=str(viz.plot_filters(model.layers[0], os.path.join(pictures, "filters.png")))))
 display(Image(filename=str(viz.plot_stimuli(model, os.path.join(pictures, "stimuli.png"), filters_per_layer=6,
                                             mean=mean, std=std))))
-"""),
-    ("md", r"""
+""",
+    ),
+    (
+        "md",
+        r"""
 Next: `examples/train_cifar.py` trains the documented model, `README.md` traces one batch's path
 through the library, and every layer's file in `minicnn/layers/` has its maths beside its code.
-"""),
+""",
+    ),
 ]
 
 
 def build():
     """The notebook as an ``nbformat`` object (no outputs)."""
     cells = [new_markdown_cell(src.strip()) if kind == "md" else new_code_cell(src.strip()) for kind, src in CELLS]
-    nb = new_notebook(cells=cells, metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"}})
+    nb = new_notebook(
+        cells=cells,
+        metadata={
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+    )
     for i, cell in enumerate(nb.cells):
-        cell["id"] = f"cell-{i:02d}"          # stable ids: regenerating changes nothing
+        cell["id"] = f"cell-{i:02d}"  # stable ids: regenerating changes nothing
     return nb
 
 

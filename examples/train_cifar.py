@@ -10,6 +10,7 @@ Everything lands in --out (default runs/cifar10): model.npz (checkpoint), summar
 history.csv, metrics.json and the pictures (filters, stimuli, feature maps, curves,
 confusion). See README.md for the recipe and the accuracy it reaches.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,18 @@ from minicnn.outputs import OutputError, check_writable, write_text
 from minicnn.schedules import warmup_cosine
 
 # The settings that a resumed run must share with the run it continues.
-RUN_KEYS = ("optimizer", "lr", "batch_size", "augment", "val_split", "seed", "train_limit", "weight_decay",
-            "warmup_epochs", "init_from")
+RUN_KEYS = (
+    "optimizer",
+    "lr",
+    "batch_size",
+    "augment",
+    "val_split",
+    "seed",
+    "train_limit",
+    "weight_decay",
+    "warmup_epochs",
+    "init_from",
+)
 
 
 def parse_args(argv=None):
@@ -44,23 +55,39 @@ def parse_args(argv=None):
     add("--lr", type=float, default=None, help="peak learning rate (default: 2e-3 adam, 0.05 sgd)")
     add("--weight-decay", type=float, default=None, help="AdamW decay / SGD L2 (default: 0 adam, 5e-4 sgd)")
     add("--warmup-epochs", type=float, default=1.0, help="linear warm-up before the cosine decay")
-    add("--augment", action=argparse.BooleanOptionalAction, default=True,
-        help="random crop after 4-pixel padding + horizontal flip (default on)")
+    add(
+        "--augment",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="random crop after 4-pixel padding + horizontal flip (default on)",
+    )
     add("--val-split", type=int, default=5000, help="training images held out for validation")
-    add("--data-dir", default=None, help="folder with cifar-10-batches-py or the archive "
-        "(default $MINICNN_DATA or ~/.cache/minicnn)")
+    add(
+        "--data-dir",
+        default=None,
+        help="folder with cifar-10-batches-py or the archive (default $MINICNN_DATA or ~/.cache/minicnn)",
+    )
     add("--url", default=OFFICIAL_URL, help="where to download the archive from")
     add("--md5", default=OFFICIAL_MD5, help="expected MD5 of the archive, or 'none' to skip the check")
     add("--out", default="runs/cifar10")
     add("--seed", type=int, default=0)
     add("--train-limit", type=int, default=None, help="use only the first N training images")
     add("--resume", action="store_true", help="continue from --out/model.npz")
-    add("--init-from", default=None, metavar="PATH", help="fine-tune this model instead of training the documented one "
-        "from scratch: a Keras .keras/.h5 file or a minicnn checkpoint (.npz); input (32, 32, 3), 10 classes")
+    add(
+        "--init-from",
+        default=None,
+        metavar="PATH",
+        help="fine-tune this model instead of training the documented one "
+        "from scratch: a Keras .keras/.h5 file or a minicnn checkpoint (.npz); input (32, 32, 3), 10 classes",
+    )
     add("--plots", action=argparse.BooleanOptionalAction, default=True, help="draw the pictures at the end")
     add("--verbose", type=int, choices=[0, 1, 2], default=1, help="1: progress bars, 2: a line per epoch")
-    add("--distributed", action="store_true", help="data-parallel training over the processes of `mpiexec -n N` "
-        "(needs the distributed extra); --batch-size is then the global batch, a multiple of N")
+    add(
+        "--distributed",
+        action="store_true",
+        help="data-parallel training over the processes of `mpiexec -n N` "
+        "(needs the distributed extra); --batch-size is then the global batch, a multiple of N",
+    )
     args = p.parse_args(argv)
     if args.lr is None:
         args.lr = 2e-3 if args.optimizer == "adam" else 0.05
@@ -78,30 +105,34 @@ def main(argv=None) -> int:
     comm = None
     if args.distributed:
         from minicnn.distributed import Communicator
+
         comm = Communicator()
-        if args.batch_size % comm.size:     # every rank sees this alike, so all exit here; rank 0 says why
+        if args.batch_size % comm.size:  # every rank sees this alike, so all exit here; rank 0 says why
             if comm.is_root:
-                print(f"error: --batch-size {args.batch_size} is the global batch and must be a multiple of the "
-                      f"number of processes, {comm.size} (e.g. --batch-size {comm.size * max(1, args.batch_size // comm.size)})",
-                      file=sys.stderr)
+                print(
+                    f"error: --batch-size {args.batch_size} is the global batch and must be a multiple of the "
+                    f"number of processes, {comm.size} "
+                    f"(e.g. --batch-size {comm.size * max(1, args.batch_size // comm.size)})",
+                    file=sys.stderr,
+                )
             return 2
     # Ctrl-C, SIGTERM and SIGHUP raise KeyboardInterrupt; under mpiexec all ranks stop at the same step.
     with abort_on_error(comm), signals_as_interrupts(defer=comm is not None and comm.size > 1):
-        why = None                        # why a run stopped (followed by how to resume it)
+        why = None  # why a run stopped (followed by how to resume it)
         try:
             code = train(args, comm)
         except KeyboardInterrupt as exc:  # the last completed epoch's checkpoint stays as it is
-            code = exit_code(exc)         # 128 + the signal: 130, 143 (SIGTERM), 129 (SIGHUP)
+            code = exit_code(exc)  # 128 + the signal: 130, 143 (SIGTERM), 129 (SIGHUP)
             why = f"interrupted ({signal_name(exc)})." if comm is None or comm.is_root else None
-        except OutputError as exc:        # disk full, read-only --out: every file already there is whole
+        except OutputError as exc:  # disk full, read-only --out: every file already there is whole
             code, why = 1, f"error: {exc}"
-        except TrainingDiverged as exc:   # the last good checkpoint stays (a resumed run would diverge again)
+        except TrainingDiverged as exc:  # the last good checkpoint stays (a resumed run would diverge again)
             print(f"\nerror: {exc}", file=sys.stderr)
             code = 1
         except (DatasetError, CheckpointError, ValueError, minicnn.backend.BackendError) as exc:
             print(f"error{'' if comm is None or comm.size == 1 else f' (rank {comm.rank})'}: {exc}", file=sys.stderr)
             code = 2
-        except Exception as exc:          # out of (GPU) memory: which batch, how much, what to do
+        except Exception as exc:  # out of (GPU) memory: which batch, how much, what to do
             if not minicnn.backend.is_out_of_memory(exc):
                 raise
             code, why = 1, f"error: {minicnn.backend.describe_out_of_memory(exc, args.batch_size)}"
@@ -115,22 +146,32 @@ def main(argv=None) -> int:
 
 
 def train(args, comm) -> int:
-    root = comm is None or comm.is_root       # rank 0 alone prints and writes files
+    root = comm is None or comm.is_root  # rank 0 alone prints and writes files
     say = print if root else (lambda *a, **k: None)
     out = Path(args.out)
     if root:
-        check_writable(out)                   # a read-only or full --out stops the run now, not in an hour
+        check_writable(out)  # a read-only or full --out stops the run now, not in an hour
     backend = minicnn.set_backend(args.backend)
     if comm is not None and backend.name == "cupy":
-        comm.use_local_gpu()                  # one GPU per process on each machine
-    say(f"minicnn {minicnn.__version__} on {backend.name}; output in {out}/"
-        + (f"; {comm.size} processes, {args.batch_size // comm.size} images each per step" if comm else ""))
-    data, mean, std = cifar10_splits(args.data_dir, url=args.url, md5=None if args.md5.lower() == "none" else args.md5,
-                                     val_split=args.val_split, seed=args.seed, train_limit=args.train_limit,
-                                     communicator=comm)
+        comm.use_local_gpu()  # one GPU per process on each machine
+    say(
+        f"minicnn {minicnn.__version__} on {backend.name}; output in {out}/"
+        + (f"; {comm.size} processes, {args.batch_size // comm.size} images each per step" if comm else "")
+    )
+    data, mean, std = cifar10_splits(
+        args.data_dir,
+        url=args.url,
+        md5=None if args.md5.lower() == "none" else args.md5,
+        val_split=args.val_split,
+        seed=args.seed,
+        train_limit=args.train_limit,
+        communicator=comm,
+    )
     x_train, y_train = data["train"]
-    say(f"data: {len(x_train)} training, {0 if data['val'] is None else len(data['val'][0])} validation, "
-        f"{len(data['test'][0])} test images")
+    say(
+        f"data: {len(x_train)} training, {0 if data['val'] is None else len(data['val'][0])} validation, "
+        f"{len(data['test'][0])} test images"
+    )
 
     # The recipe: the documented model, Adam (or Nesterov SGD), warm-up then cosine decay.
     model = initial_model(args.init_from) if args.init_from else minicnn.models.cifar10_cnn(seed=args.seed)
@@ -153,10 +194,21 @@ def train(args, comm) -> int:
     log = CSVLogger(out / "history.csv", append=args.resume)
     callbacks = [log, ModelCheckpoint(checkpoint, model, optimizer, extra, seed=args.seed)] if root else []
     if initial_epoch < args.epochs:
-        model.fit(x_train, y_train, optimizer=optimizer, epochs=args.epochs, batch_size=args.batch_size,
-                  validation_data=data["val"], verbose=args.verbose, initial_epoch=initial_epoch, seed=args.seed,
-                  augment=augment if args.augment else None, callbacks=callbacks, communicator=comm,
-                  lr_schedule=warmup_cosine(args.lr, args.epochs, args.warmup_epochs))
+        model.fit(
+            x_train,
+            y_train,
+            optimizer=optimizer,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            validation_data=data["val"],
+            verbose=args.verbose,
+            initial_epoch=initial_epoch,
+            seed=args.seed,
+            augment=augment if args.augment else None,
+            callbacks=callbacks,
+            communicator=comm,
+            lr_schedule=warmup_cosine(args.lr, args.epochs, args.warmup_epochs),
+        )
     finish(model, data, (mean, std), out, args, backend, log.rows() if root else [], comm)
     return 0
 
@@ -164,10 +216,13 @@ def train(args, comm) -> int:
 def initial_model(path):
     """A model to fine-tune: a Keras file (minicnn.interop) or a minicnn checkpoint, checked to fit CIFAR-10."""
     from minicnn.interop import load_any
+
     model = load_any(path)[0]
     if model.input_shape != (32, 32, 3) or model.output_shape != (10,):
-        raise ValueError(f"--init-from {path}: the model takes {model.input_shape} and gives {model.output_shape}; "
-                         f"CIFAR-10 needs input (32, 32, 3) and 10 class scores")
+        raise ValueError(
+            f"--init-from {path}: the model takes {model.input_shape} and gives {model.output_shape}; "
+            f"CIFAR-10 needs input (32, 32, 3) and 10 class scores"
+        )
     return model.astype("float32")
 
 
@@ -176,27 +231,46 @@ def finish(model, data, stats, out, args, backend, rows, comm=None):
     x_test, y_test = data["test"]
     test = model.evaluate(x_test, y_test, communicator=comm, return_predictions=True)
     pred = test.pop("predictions") if comm is None else comm.gather(test.pop("predictions"))
-    if comm is not None and not comm.is_root:   # each rank predicted its share; rank 0 writes
+    if comm is not None and not comm.is_root:  # each rank predicted its share; rank 0 writes
         return
-    per_class = {name: float((pred[y_test == k] == k).mean()) for k, name in enumerate(CIFAR10_CLASSES)
-                 if np.any(y_test == k)}
+    per_class = {
+        name: float((pred[y_test == k] == k).mean()) for k, name in enumerate(CIFAR10_CLASSES) if np.any(y_test == k)
+    }
     seconds = sum(float(r["seconds"]) for r in rows)
     versions = backend.versions()
     if comm is not None:
         versions.update(comm.versions())
-    metrics = {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "per_class_accuracy": per_class,
-               "epochs": len(rows), "backend": backend.name, "train_seconds": seconds,
-               "train_images_per_second": len(data["train"][0]) * len(rows) / seconds if seconds else None,
-               "final_val_accuracy": float(rows[-1]["val_accuracy"]) if rows and rows[-1].get("val_accuracy") else None,
-               "train_images": len(data["train"][0]), "config": {k: getattr(args, k) for k in RUN_KEYS},
-               "versions": versions, "processes": 1 if comm is None else comm.size}
+    metrics = {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "per_class_accuracy": per_class,
+        "epochs": len(rows),
+        "backend": backend.name,
+        "train_seconds": seconds,
+        "train_images_per_second": len(data["train"][0]) * len(rows) / seconds if seconds else None,
+        "final_val_accuracy": float(rows[-1]["val_accuracy"]) if rows and rows[-1].get("val_accuracy") else None,
+        "train_images": len(data["train"][0]),
+        "config": {k: getattr(args, k) for k in RUN_KEYS},
+        "versions": versions,
+        "processes": 1 if comm is None else comm.size,
+    }
     write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     print(f"\ntest accuracy: {test['accuracy']:.4f}  (test loss {test['loss']:.4f}, {len(y_test)} images)")
     print("per class: " + ", ".join(f"{k} {v:.3f}" for k, v in per_class.items()))
     if args.plots:
         from minicnn import viz
-        written = viz.plot_model(model, out, mean=stats[0], std=stats[1], x_test=x_test, y_test=y_test, y_pred=pred,
-                                 class_names=CIFAR10_CLASSES, history=out / "history.csv")
+
+        written = viz.plot_model(
+            model,
+            out,
+            mean=stats[0],
+            std=stats[1],
+            x_test=x_test,
+            y_test=y_test,
+            y_pred=pred,
+            class_names=CIFAR10_CLASSES,
+            history=out / "history.csv",
+        )
         print("wrote " + ", ".join(str(Path(p).name) for p in written.values()) + f" to {out}/")
 
 

@@ -11,6 +11,7 @@ Writes into --out (default: the model file's folder):
     curves.png        loss and accuracy per epoch, from a history.csv beside the model file
     confusion.png     the test-set confusion matrix (only with --data-dir)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,14 +26,23 @@ from minicnn.interop import load_any
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description="Draw a saved minicnn model's filters, max stimuli, feature maps, "
-                                                 "training curves and confusion matrix.")
-    parser.add_argument("model", type=Path, help="checkpoint written by model.save / examples/train_cifar.py, "
-                                                 "or a Keras model file (.keras, legacy .h5)")
+    parser = argparse.ArgumentParser(
+        description="Draw a saved minicnn model's filters, max stimuli, feature maps, "
+        "training curves and confusion matrix."
+    )
+    parser.add_argument(
+        "model",
+        type=Path,
+        help="checkpoint written by model.save / examples/train_cifar.py, or a Keras model file (.keras, legacy .h5)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: the model file's folder)")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="folder holding CIFAR-10 (cifar-10-batches-py); enables confusion.png and a real "
-                             "test image for the feature maps. Never downloads.")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder holding CIFAR-10 (cifar-10-batches-py); enables confusion.png and a real "
+        "test image for the feature maps. Never downloads.",
+    )
     parser.add_argument("--backend", choices=["auto", "numpy", "cupy"], default="auto")
     parser.add_argument("--image-index", type=int, default=0, help="test image shown in feature_maps.png")
     parser.add_argument("--filters-per-layer", type=int, default=6, help="filters per conv layer in stimuli.png")
@@ -53,6 +63,7 @@ def class_names_for(model, extra):
 def load_test_set(data_dir, mean, std):
     """The CIFAR-10 test set, standardised as the model's training data was."""
     from minicnn.datasets import load_cifar10, standardize
+
     (_, _), (x_test, y_test) = load_cifar10(data_dir, download=False)
     if mean is None or std is None:
         print("the checkpoint holds no mean/std: standardising the test set with its own statistics")
@@ -63,7 +74,7 @@ def load_test_set(data_dir, mean, std):
 def main(argv=None) -> int:
     args = parse_args(argv)
     backend = minicnn.set_backend(args.backend)
-    model, extra = load_any(args.model)   # a Keras file brings no class names or statistics: extra = {}
+    model, extra = load_any(args.model)  # a Keras file brings no class names or statistics: extra = {}
     print(f"loaded {args.model} ({model.count_params():,} parameters, backend {backend.name})")
     mean = np.asarray(extra["mean"], dtype=np.float32) if "mean" in extra else None
     std = np.asarray(extra["std"], dtype=np.float32) if "std" in extra else None
@@ -85,9 +96,20 @@ def main(argv=None) -> int:
     else:
         print("no --data-dir: confusion.png skipped, feature maps drawn for a synthetic image")
 
-    viz.plot_model(model, out, mean=mean, std=std, class_names=class_names_for(model, extra), history=history,
-                   x_test=x_test, y_test=y_test, image_index=args.image_index,
-                   filters_per_layer=args.filters_per_layer, stimuli_steps=args.steps, log=print)
+    viz.plot_model(
+        model,
+        out,
+        mean=mean,
+        std=std,
+        class_names=class_names_for(model, extra),
+        history=history,
+        x_test=x_test,
+        y_test=y_test,
+        image_index=args.image_index,
+        filters_per_layer=args.filters_per_layer,
+        stimuli_steps=args.steps,
+        log=print,
+    )
     return 0
 
 

@@ -15,6 +15,7 @@ This is the only module that imports CuPy, and only when it is asked for, so
 ``import minicnn`` works on a machine without it. The GPU-only corners of other
 modules (NCCL, device selection, CUDA streams) ask :func:`cupy_module` for it.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,7 @@ import re
 import numpy as np
 
 _GPU_INSTALL_HINT = (
-    "install CuPy for your CUDA version, e.g. `pip install -e .[gpu]` "
-    "(cupy-cuda12x) or `pip install cupy-cuda13x`"
+    "install CuPy for your CUDA version, e.g. `pip install -e .[gpu]` (cupy-cuda12x) or `pip install cupy-cuda13x`"
 )
 
 
@@ -81,7 +81,9 @@ class Backend:
     def versions(self) -> dict:
         """The versions a run's record should name: minicnn, Python, NumPy (and CuPy and the GPU)."""
         import platform
+
         from ._version import __version__
+
         info = {"minicnn": __version__, "numpy": np.__version__, "python": platform.python_version()}
         if self.name == "cupy":
             info.update(cupy=self.xp.__version__, gpu=self.device_name())
@@ -96,6 +98,7 @@ class Backend:
 def cpu_model() -> str:
     """The CPU's model name: from /proc/cpuinfo on Linux, else what ``platform`` says."""
     import platform
+
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -158,9 +161,12 @@ def describe_out_of_memory(exc: BaseException, batch_size: int) -> str:
     """What to tell the user when a batch did not fit: the batch size, the memory asked for, advice."""
     asked = requested_bytes(exc)
     where = "GPU memory" if _raised_by_cupy(exc) else "memory"
-    return (f"out of {where} with batches of {batch_size}" + (f" (asked for {asked / 2**20:,.1f} MiB more)" if asked
-            else "") + f": {exc}; try a smaller batch size (--batch-size), e.g. {max(1, batch_size // 2)}, in a new run "
-            "(a resumed run keeps its batch size)")
+    return (
+        f"out of {where} with batches of {batch_size}"
+        + (f" (asked for {asked / 2**20:,.1f} MiB more)" if asked else "")
+        + f": {exc}; try a smaller batch size (--batch-size), e.g. {max(1, batch_size // 2)}, in a new run "
+        "(a resumed run keeps its batch size)"
+    )
 
 
 def cupy_module():
@@ -193,8 +199,10 @@ def _cupy_backend() -> Backend:
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # no driver, no device, broken CUDA install
-        raise BackendError(f"backend 'cupy': CuPy is installed but no usable GPU was found ({exc}); "
-                           f"use --backend numpy, or {_GPU_INSTALL_HINT}") from exc
+        raise BackendError(
+            f"backend 'cupy': CuPy is installed but no usable GPU was found ({exc}); "
+            f"use --backend numpy, or {_GPU_INSTALL_HINT}"
+        ) from exc
     if n < 1:
         raise BackendError("backend 'cupy': CuPy is installed but no GPU was found; use the numpy backend")
     return Backend("cupy", cupy)

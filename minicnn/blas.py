@@ -18,6 +18,7 @@ Row-major operands map onto CBLAS directly: a matrix whose rows are contiguous i
 ``NoTrans`` with leading dimension = its row stride; a transposed view (columns contiguous)
 is the same memory read as ``Trans``.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -27,13 +28,13 @@ import numpy as np
 
 from .backend import get_array_module
 
-_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112      # CBLAS enum values, fixed by the standard
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS enum values, fixed by the standard
 
 # (symbol, 64-bit integers?) as NumPy's wheels name them: NumPy 2 links OpenBLAS built with
 # 64-bit integers and a "scipy_" prefix; NumPy 1.2x wheels used the "64_" suffix alone.
 _SYMBOLS = (("scipy_cblas_{}gemm64_", True), ("cblas_{}gemm64_", True), ("scipy_cblas_{}gemm", False))
 
-_gemm: dict | None = None          # {np.float32: function, np.float64: function}, or {} if none
+_gemm: dict | None = None  # {np.float32: function, np.float64: function}, or {} if none
 
 
 def _numpy_blas_gemms() -> dict:
@@ -41,26 +42,42 @@ def _numpy_blas_gemms() -> dict:
     if os.environ.get("MINICNN_NO_DIRECT_BLAS"):
         return {}
     from threadpoolctl import threadpool_info
+
     site = os.path.dirname(os.path.dirname(os.path.abspath(np.__file__)))
     for lib in threadpool_info():
         path = os.path.abspath(lib.get("filepath") or "")
         # NumPy's own copy (numpy.libs/ on Linux, numpy/.dylibs/ on macOS), not another library's
         if lib.get("user_api") != "blas" or not os.path.relpath(path, site).startswith("numpy"):
             continue
-        dll = ctypes.CDLL(path)                         # CDLL: calls release the GIL
+        dll = ctypes.CDLL(path)  # CDLL: calls release the GIL
         for pattern, wide in _SYMBOLS:
             try:
-                found = {dtype: getattr(dll, pattern.format(letter))
-                         for dtype, letter in ((np.float32, "s"), (np.float64, "d"))}
+                found = {
+                    dtype: getattr(dll, pattern.format(letter))
+                    for dtype, letter in ((np.float32, "s"), (np.float64, "d"))
+                }
             except AttributeError:
                 continue
             integer = ctypes.c_int64 if wide else ctypes.c_int
             for dtype, fn in found.items():
                 scalar = ctypes.c_float if dtype == np.float32 else ctypes.c_double
                 fn.restype = None
-                fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, integer,
-                               scalar, ctypes.c_void_p, integer, ctypes.c_void_p, integer,
-                               scalar, ctypes.c_void_p, integer]
+                fn.argtypes = [
+                    ctypes.c_int,
+                    ctypes.c_int,
+                    ctypes.c_int,
+                    integer,
+                    integer,
+                    integer,
+                    scalar,
+                    ctypes.c_void_p,
+                    integer,
+                    ctypes.c_void_p,
+                    integer,
+                    scalar,
+                    ctypes.c_void_p,
+                    integer,
+                ]
             return found
     return {}
 
@@ -93,11 +110,24 @@ def matmul_add(out, a, b):
         k = a.shape[1]
         size = out.itemsize
         ta, tb, tc = _operand(a, size), _operand(b, size), _operand(out, size)
-        if a.shape == (m, k) and b.shape == (k, n) and None not in (ta, tb) and tc is not None \
-                and tc[0] == _NO_TRANS:
+        if a.shape == (m, k) and b.shape == (k, n) and None not in (ta, tb) and tc is not None and tc[0] == _NO_TRANS:
             if m and n and k:
-                fn(_ROW_MAJOR, ta[0], tb[0], m, n, k, 1.0, a.ctypes.data, ta[1], b.ctypes.data, tb[1],
-                   1.0, out.ctypes.data, tc[1])
+                fn(
+                    _ROW_MAJOR,
+                    ta[0],
+                    tb[0],
+                    m,
+                    n,
+                    k,
+                    1.0,
+                    a.ctypes.data,
+                    ta[1],
+                    b.ctypes.data,
+                    tb[1],
+                    1.0,
+                    out.ctypes.data,
+                    tc[1],
+                )
             return out
     out += a @ b
     return out

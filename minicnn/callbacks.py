@@ -1,8 +1,9 @@
 """Callbacks for ``fit``: hooks called at the start and end of every epoch.
 
-    CSVLogger        one row per epoch in a CSV file (kept across a resumed run)
-    ModelCheckpoint  weights, optimizer state and where to restart, atomically, every epoch
+CSVLogger        one row per epoch in a CSV file (kept across a resumed run)
+ModelCheckpoint  weights, optimizer state and where to restart, atomically, every epoch
 """
+
 from __future__ import annotations
 
 import csv
@@ -38,7 +39,7 @@ class CSVLogger(Callback):
         """Every epoch's row so far (strings, as read from the file, for earlier runs)."""
         if self._rows is not None:
             return list(self._rows)
-        return self._read() if self.append else []     # not cached: on_epoch_begin must still cut
+        return self._read() if self.append else []  # not cached: on_epoch_begin must still cut
 
     def _read(self, before_epoch=None) -> list[dict]:
         if not self.path.exists():
@@ -58,6 +59,7 @@ class CSVLogger(Callback):
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(self._rows)
+
         # Whole or not at all: a full disk keeps the previous file and leaves no temporary (OutputError).
         write_atomic(self.path, write, mode="w")
 
@@ -76,8 +78,9 @@ class ModelCheckpoint(Callback):
 
     def on_epoch_end(self, epoch, logs):
         rng_state = {"seed": self.seed, "next_epoch": epoch + 1}
-        self.model.save(self.path, optimizer=self.optimizer,
-                        extra={**self.extra, "epoch": epoch + 1, "rng_state": rng_state})
+        self.model.save(
+            self.path, optimizer=self.optimizer, extra={**self.extra, "epoch": epoch + 1, "rng_state": rng_state}
+        )
 
     @staticmethod
     def resume(path, model, optimizer, config: dict) -> int:
@@ -91,8 +94,10 @@ class ModelCheckpoint(Callback):
         saved = extra.get("config", {})
         changed = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
         if changed:
-            raise ValueError("--resume needs the settings of the interrupted run; these differ (saved, now): "
-                             + ", ".join(f"--{k.replace('_', '-')} {a} vs {b}" for k, (a, b) in changed.items()))
+            raise ValueError(
+                "--resume needs the settings of the interrupted run; these differ (saved, now): "
+                + ", ".join(f"--{k.replace('_', '-')} {a} vs {b}" for k, (a, b) in changed.items())
+            )
         return int(extra["epoch"])
 
     @staticmethod

@@ -8,6 +8,7 @@ Layout (every entry a plain array; nothing pickled, so loading never runs code):
     optimizer/m/00_Conv2D/W    optimizer slots (momenta), when an optimizer is saved
     extra/<name>               array values of ``extra`` (e.g. normalisation statistics)
 """
+
 from __future__ import annotations
 
 import json
@@ -59,8 +60,10 @@ def read_checkpoint(path) -> tuple[dict, dict]:
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: corrupt __meta__ ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: unknown checkpoint format {meta.get('format') if isinstance(meta, dict) else meta!r}, "
-                              f"expected {FORMAT!r}")
+        raise CheckpointError(
+            f"{path}: unknown checkpoint format {meta.get('format') if isinstance(meta, dict) else meta!r}, "
+            f"expected {FORMAT!r}"
+        )
     return meta, arrays
 
 

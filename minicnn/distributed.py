@@ -51,6 +51,7 @@ exit normally, with 128 + the signal number, and no rank is left waiting.
 mpi4py is an optional dependency (``pip install -e ".[distributed]"``); this module imports
 it only when a :class:`Communicator` is made, so ``import minicnn`` never needs it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -94,10 +95,10 @@ class Communicator:
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         self.gpu = gpu
-        self._flat = None      # the preallocated gradient buffer (NumPy or CuPy)
-        self._host = None      # its host twin, for gpu="host"
+        self._flat = None  # the preallocated gradient buffer (NumPy or CuPy)
+        self._host = None  # its host twin, for gpu="host"
         self._nccl = None
-        self.interrupted = None   # the signal every rank stopped for (stop_if_interrupted)
+        self.interrupted = None  # the signal every rank stopped for (stop_if_interrupted)
 
     def __repr__(self):
         return f"Communicator(rank={self.rank}, size={self.size})"
@@ -135,23 +136,27 @@ class Communicator:
         xp = get_array_module(params[0][2])
         size = sum(p.size for _, _, p in params)
         dtype = params[0][2].dtype
-        if self._flat is None or self._flat.size != size or self._flat.dtype != dtype \
-                or get_array_module(self._flat) is not xp:
+        if (
+            self._flat is None
+            or self._flat.size != size
+            or self._flat.dtype != dtype
+            or get_array_module(self._flat) is not xp
+        ):
             self._flat = xp.empty(size, dtype=dtype)
         flat, offset = self._flat, 0
-        for layer, name, p in params:          # 1. pack: flat = count * g_r, layer after layer
-            part = flat[offset:offset + p.size]
+        for layer, name, p in params:  # 1. pack: flat = count * g_r, layer after layer
+            part = flat[offset : offset + p.size]
             grad = layer.grads.get(name)
             if count == 0 or grad is None:
                 part[...] = 0
             else:
                 xp.multiply(grad.reshape(-1), dtype.type(count), out=part)
             offset += p.size
-        self._allreduce(flat)                    # 2. one message: the sum over ranks
-        flat /= dtype.type(total)                # 3. the mean over the global batch
+        self._allreduce(flat)  # 2. one message: the sum over ranks
+        flat /= dtype.type(total)  # 3. the mean over the global batch
         offset = 0
-        for layer, name, p in params:            # 4. unpack: grads become views of the buffer
-            layer.grads[name] = flat[offset:offset + p.size].reshape(p.shape)
+        for layer, name, p in params:  # 4. unpack: grads become views of the buffer
+            layer.grads[name] = flat[offset : offset + p.size].reshape(p.shape)
             offset += p.size
 
     def _allreduce(self, buf):
@@ -170,18 +175,18 @@ class Communicator:
         if mode == "nccl":
             if nccl is None:
                 raise RuntimeError("Communicator(gpu='nccl'): this CuPy has no NCCL (pip install nvidia-nccl-cu12)")
-            if self._nccl is None:             # rank 0 makes the id, every rank joins with it
+            if self._nccl is None:  # rank 0 makes the id, every rank joins with it
                 uid = self.comm.bcast(nccl.get_unique_id() if self.is_root else None, root=0)
                 self._nccl = nccl.NcclCommunicator(self.size, uid, self.rank)
             kind = nccl.NCCL_FLOAT32 if buf.dtype == np.float32 else nccl.NCCL_FLOAT64
             self._nccl.allReduce(buf.data.ptr, buf.data.ptr, buf.size, kind, nccl.NCCL_SUM, stream.ptr)
-        elif mode == "mpi":                    # CUDA-aware MPI reads device memory directly
-            stream.synchronize()               # the gradients must be written before MPI reads them
+        elif mode == "mpi":  # CUDA-aware MPI reads device memory directly
+            stream.synchronize()  # the gradients must be written before MPI reads them
             self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
-        else:                                  # through host memory: works with any MPI
+        else:  # through host memory: works with any MPI
             if self._host is None or self._host.shape != buf.shape or self._host.dtype != buf.dtype:
                 self._host = np.empty(buf.shape, buf.dtype)
-            to_numpy(buf, out=self._host)      # synchronises the stream
+            to_numpy(buf, out=self._host)  # synchronises the stream
             self.comm.Allreduce(MPI.IN_PLACE, self._host, op=MPI.SUM)
             buf.set(self._host)
 
@@ -195,7 +200,7 @@ class Communicator:
         self.comm.Bcast(host, root=0)
         offset = 0
         for p in params:
-            p[...] = get_array_module(p).asarray(host[offset:offset + p.size].reshape(p.shape))
+            p[...] = get_array_module(p).asarray(host[offset : offset + p.size].reshape(p.shape))
             offset += p.size
 
     def broadcast(self, obj):
@@ -232,6 +237,7 @@ class Communicator:
     def versions(self) -> dict:
         """``{"mpi4py": ..., "mpi": ...}``: the versions behind this job, for run records."""
         import mpi4py
+
         return {"mpi4py": mpi4py.__version__, "mpi": self.MPI.Get_library_version().splitlines()[0].strip()}
 
     def barrier(self):
@@ -287,11 +293,12 @@ def abort_on_error(comm: Communicator | None):
             print(exc.code, file=sys.stderr)
         comm.abort(exc.code if isinstance(exc.code, int) else 1)
     except Interrupted as exc:
-        if not comm.interrupted:     # raised on this rank alone (a second signal): stop them all now
+        if not comm.interrupted:  # raised on this rank alone (a second signal): stop them all now
             print(f"[rank {comm.rank} of {comm.size}] {exc}; stopping every rank", file=sys.stderr)
             comm.abort(exc.exit_code)
         raise
     except BaseException:
-        print(f"[rank {comm.rank} of {comm.size}] failed; stopping every rank\n{traceback.format_exc()}",
-              file=sys.stderr)
+        print(
+            f"[rank {comm.rank} of {comm.size}] failed; stopping every rank\n{traceback.format_exc()}", file=sys.stderr
+        )
         comm.abort(1)

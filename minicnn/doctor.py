@@ -27,6 +27,7 @@ order CS231n's "Neural Networks 3" notes give them:
 
 Every check trains a copy: the model passed in is left as it was.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,6 +57,7 @@ WRONG, SUSPICIOUS, KINKED_OK = 1e-2, 1e-4, 1e-7
 class Check:
     """One check's result: ``passed`` is True, False, or None when it was skipped;
     ``number`` is the figure it was judged on (a loss, a relative error, an accuracy)."""
+
     name: str
     passed: bool | None
     number: float | None
@@ -103,8 +105,11 @@ def gradient_verdict(error: float, kinked: bool = False) -> tuple[str, bool]:
     if error > SUSPICIOUS:
         return "suspicious (1e-4..1e-2)", False
     if error > KINKED_OK:
-        return ("fine for a function with kinks (1e-7..1e-4)" if kinked
-                else "high for a smooth function (1e-7..1e-4; expect < 1e-7 in float64)"), kinked
+        return (
+            "fine for a function with kinks (1e-7..1e-4)"
+            if kinked
+            else "high for a smooth function (1e-7..1e-4; expect < 1e-7 in float64)"
+        ), kinked
     return "right (< 1e-7)", True
 
 
@@ -126,32 +131,40 @@ def gradient_traps(layer, x, eps: float = 1e-6) -> dict:
     traps = {}
     dtypes = {str(x.dtype)} | {str(v.dtype) for v in layer.params.values()}
     if dtypes != {"float64"}:
-        traps["float32"] = (f"arrays in {'/'.join(sorted(dtypes))}: float32 keeps ~7 digits, and a central "
-                            f"difference with eps=1e-6 loses most of them; check in float64")
+        traps["float32"] = (
+            f"arrays in {'/'.join(sorted(dtypes))}: float32 keeps ~7 digits, and a central "
+            f"difference with eps=1e-6 loses most of them; check in float64"
+        )
     if isinstance(layer, (ReLU, LeakyReLU)):
         near = int((xp.abs(x) <= eps).sum())
         if near:
-            traps["kink"] = (f"{near} of {x.size} inputs lie within eps={eps:g} of the kink at 0, where the "
-                             f"function has no derivative; a central difference across it is wrong")
+            traps["kink"] = (
+                f"{near} of {x.size} inputs lie within eps={eps:g} of the kink at 0, where the "
+                f"function has no derivative; a central difference across it is wrong"
+            )
     if isinstance(layer, MaxPool2D):
         (ph, pw), (sh, sw) = layer.pool_size, layer.strides
         ho, wo, _ = layer.output_shape
-        win = windows(x, ph, pw, sh, sw, ho, wo)                     # (N, Ho, Wo, ph, pw, C)
+        win = windows(x, ph, pw, sh, sw, ho, wo)  # (N, Ho, Wo, ph, pw, C)
         win = xp.moveaxis(win, 5, 3).reshape(*win.shape[:3], win.shape[5], ph * pw)
         top2 = xp.sort(win, axis=-1)[..., -2:] if ph * pw > 1 else None
         if top2 is not None:
             tied = int(((top2[..., 1] - top2[..., 0]) <= 2 * eps).sum())
             if tied:
-                traps["ties"] = (f"{tied} pooling windows have their two largest values within 2·eps: a step "
-                                 f"of eps can change which one wins, and the max has no derivative there")
+                traps["ties"] = (
+                    f"{tied} pooling windows have their two largest values within 2·eps: a step "
+                    f"of eps can change which one wins, and the max has no derivative there"
+                )
     if layer.output_shape is not None and not hasattr(layer, "reseed"):
         y1 = to_numpy(layer.forward(x, training=True))
         y2 = to_numpy(layer.forward(x, training=True))
         layer.cache = None
         if y1.shape == y2.shape and not np.array_equal(y1, y2):
-            traps["random"] = ("two identical forwards differ (a random mask that is not fixed): the central "
-                               "difference compares two different functions; give the layer a seed and "
-                               "restart its generator before every forward, as Dropout.reseed does")
+            traps["random"] = (
+                "two identical forwards differ (a random mask that is not fixed): the central "
+                "difference compares two different functions; give the layer a seed and "
+                "restart its generator before every forward, as Dropout.reseed does"
+            )
     return traps
 
 
@@ -184,26 +197,43 @@ def check_initial_loss(model, x, y, loss_fn, tolerance=0.25) -> Check:
     details = {"loss": value, "expected": expected, "input_mean": x_mean, "input_std": x_std, "logit_std": logit_std}
     name = f"initial loss vs ln({k}) = {expected:.3f}"
     if not math.isfinite(value):
-        return Check(name, False, value, f"the loss is not finite (logits std {logit_std:.3g}); "
-                     f"check the inputs for NaN/inf and their scale (mean {x_mean:.3g}, std {x_std:.3g})", details)
+        return Check(
+            name,
+            False,
+            value,
+            f"the loss is not finite (logits std {logit_std:.3g}); "
+            f"check the inputs for NaN/inf and their scale (mean {x_mean:.3g}, std {x_std:.3g})",
+            details,
+        )
     if abs(value - expected) <= tolerance * expected:
-        return Check(name, True, value, f"a fresh model is unsure of every class, as it should be "
-                     f"(logits std {logit_std:.2g})", details)
+        return Check(
+            name,
+            True,
+            value,
+            f"a fresh model is unsure of every class, as it should be (logits std {logit_std:.2g})",
+            details,
+        )
     if value > expected:
         if abs(x_mean) > 3 or x_std > 5 or x_std < 0.05:
-            hint = ("pixels 0..255? " if x_std > 20 else "")
-            advice = (f"inputs are not standardised (mean {x_mean:.3g}, std {x_std:.3g}; {hint}they scale every "
-                      f"logit up, here to std {logit_std:.3g}): standardise them per channel with "
-                      f"minicnn.datasets.standardize(x, *minicnn.datasets.channel_stats(x_train))")
+            hint = "pixels 0..255? " if x_std > 20 else ""
+            advice = (
+                f"inputs are not standardised (mean {x_mean:.3g}, std {x_std:.3g}; {hint}they scale every "
+                f"logit up, here to std {logit_std:.3g}): standardise them per channel with "
+                f"minicnn.datasets.standardize(x, *minicnn.datasets.channel_stats(x_train))"
+            )
         else:
-            advice = (f"the logits are too large (std {logit_std:.3g}) although the inputs look standardised "
-                      f"(mean {x_mean:.2g}, std {x_std:.2g}): a bad initialisation, weights too large for this "
-                      f"network — if you set them yourself, go back to Glorot-uniform kernels and zero biases "
-                      f"(the layers' default); if these are the defaults, scale the last layer's W down "
-                      f"(e.g. by 0.1) so that the first predictions are nearly uniform")
+            advice = (
+                f"the logits are too large (std {logit_std:.3g}) although the inputs look standardised "
+                f"(mean {x_mean:.2g}, std {x_std:.2g}): a bad initialisation, weights too large for this "
+                f"network — if you set them yourself, go back to Glorot-uniform kernels and zero biases "
+                f"(the layers' default); if these are the defaults, scale the last layer's W down "
+                f"(e.g. by 0.1) so that the first predictions are nearly uniform"
+            )
     else:
-        advice = ("the loss is well below chance: the model is not freshly built (already trained?) or the "
-                  "labels are predictable from something trivial; run this check before training")
+        advice = (
+            "the loss is well below chance: the model is not freshly built (already trained?) or the "
+            "labels are predictable from something trivial; run this check before training"
+        )
     return Check(name, False, value, advice, details)
 
 
@@ -226,32 +256,37 @@ def check_gradients(model, x, *, loss_fn=None, y=None, examples=2, eps=1e-6, see
             traps = gradient_traps(layer, h, eps)
             details["traps"] = traps
             if traps:
-                advice = (f"d{worst_key} {worst:.2g} at first, {words}; known traps here: "
-                          + "; ".join(f"[{k}] {v}" for k, v in traps.items()))
+                advice = f"d{worst_key} {worst:.2g} at first, {words}; known traps here: " + "; ".join(
+                    f"[{k}] {v}" for k, v in traps.items()
+                )
                 if {"kink", "ties"} & set(traps):
-                    again = check_layer(layer, _away_from_traps(h, traps, eps, rng), seed=seed, eps=eps,
-                                        training=True)
+                    again = check_layer(layer, _away_from_traps(h, traps, eps, rng), seed=seed, eps=eps, training=True)
                     worst = float(max(again.values()))
                     words_again, ok = gradient_verdict(worst, _is_kinked(layer))
                     details["errors_away_from_traps"] = {k: float(v) for k, v in again.items()}
-                    advice += (f". Re-checked with the inputs moved off them: {worst:.2g}, {words_again}"
-                               + (" — the trap was the cause, the backward is right" if ok
-                                  else " — so the backward itself is wrong"))
+                    advice += f". Re-checked with the inputs moved off them: {worst:.2g}, {words_again}" + (
+                        " — the trap was the cause, the backward is right"
+                        if ok
+                        else " — so the backward itself is wrong"
+                    )
             elif not ok:
-                advice += ("; none of the known traps (float32, kinks, ties, unfixed masks) is present, so the "
-                           "backward disagrees with the forward: write dL/dx (and each dL/dparam) out by hand "
-                           "for one element and compare")
+                advice += (
+                    "; none of the known traps (float32, kinks, ties, unfixed masks) is present, so the "
+                    "backward disagrees with the forward: write dL/dx (and each dL/dparam) out by hand "
+                    "for one element and compare"
+                )
         results.append(Check(name, ok, worst, advice, details))
         if hasattr(layer, "reseed"):
             layer.reseed(layer.seed)
-        h = layer.forward(h, training=True)                    # the next layer's real input
+        h = layer.forward(h, training=True)  # the next layer's real input
         layer.cache = None
     if y is not None and hasattr(loss_fn, "backward"):
         errors = check_loss(loss_fn, h, _on_backend(to_numpy(y[:examples])), seed=seed, eps=eps)
         worst = float(errors["logits"])
         words, ok = gradient_verdict(worst)
-        results.append(Check(f"gradient of the loss ({type(loss_fn).__name__})", ok, worst, f"dlogits {words}",
-                             {"errors": errors}))
+        results.append(
+            Check(f"gradient of the loss ({type(loss_fn).__name__})", ok, worst, f"dlogits {words}", {"errors": errors})
+        )
     return results
 
 
@@ -268,7 +303,7 @@ def check_learning_rate(model, x, y, loss_fn, optimizer_factory, steps=10, batch
 
     before = eval_loss()
     losses = []
-    with np.errstate(all="ignore"):     # a diverging run overflows: that is what this check looks for
+    with np.errstate(all="ignore"):  # a diverging run overflows: that is what this check looks for
         for _ in range(steps):
             losses.append(float(train_step(m, loss_fn, opt, xb, yb)[0]))
             if not math.isfinite(losses[-1]):
@@ -281,22 +316,40 @@ def check_learning_rate(model, x, y, loss_fn, optimizer_factory, steps=10, batch
     details = {"before": before, "after": after, "train_losses": losses}
     if not all(math.isfinite(v) for v in losses + [after]):
         step = next(i for i, v in enumerate(losses + [after]) if not math.isfinite(v))
-        return Check(name, False, after, f"the loss became NaN/inf at step {step + 1}: the learning rate is far "
-                     f"too high — divide it by 10 until the loss falls", details)
+        return Check(
+            name,
+            False,
+            after,
+            f"the loss became NaN/inf at step {step + 1}: the learning rate is far "
+            f"too high — divide it by 10 until the loss falls",
+            details,
+        )
     if after >= before:
-        return Check(name, False, after, f"after {steps} steps on one batch the loss rose from {before:.3g} to "
-                     f"{after:.3g}: the learning rate is too high (divide it by 3-10), or the update goes "
-                     f"the wrong way", details)
+        return Check(
+            name,
+            False,
+            after,
+            f"after {steps} steps on one batch the loss rose from {before:.3g} to "
+            f"{after:.3g}: the learning rate is too high (divide it by 3-10), or the update goes "
+            f"the wrong way",
+            details,
+        )
     if after > before * 0.999:
-        return Check(name, False, after, f"the loss barely moved ({before:.4g} -> {after:.4g} in {steps} steps): "
-                     f"the learning rate is too low (multiply it by 10), or the gradients do not reach the "
-                     f"weights", details)
-    return Check(name, True, after, f"loss {before:.3g} -> {after:.3g} in {steps} steps on one batch, finite",
-                 details)
+        return Check(
+            name,
+            False,
+            after,
+            f"the loss barely moved ({before:.4g} -> {after:.4g} in {steps} steps): "
+            f"the learning rate is too low (multiply it by 10), or the gradients do not reach the "
+            f"weights",
+            details,
+        )
+    return Check(name, True, after, f"loss {before:.3g} -> {after:.3g} in {steps} steps on one batch, finite", details)
 
 
-def check_overfit(model, x, y, loss_fn, optimizer_factory, examples=64, target=0.99, max_steps=150,
-                  max_seconds=30.0, every=5) -> Check:
+def check_overfit(
+    model, x, y, loss_fn, optimizer_factory, examples=64, target=0.99, max_steps=150, max_seconds=30.0, every=5
+) -> Check:
     """Train a copy full-batch on ``examples`` examples until its accuracy on them (measured
     without dropout) reaches ``target``, for at most ``max_steps`` steps or ``max_seconds``."""
     m = model_copy(model)
@@ -318,17 +371,42 @@ def check_overfit(model, x, y, loss_fn, optimizer_factory, examples=64, target=0
     seconds = time.perf_counter() - start
     details = {"accuracy": accuracy, "steps": step, "seconds": seconds}
     if accuracy >= target:
-        return Check(name, True, accuracy, f"reached {accuracy:.0%} in {step} steps ({seconds:.1f} s): the model "
-                     f"can learn", details)
-    return Check(name, False, accuracy, f"only {accuracy:.0%} after {step} steps ({seconds:.1f} s): a model that "
-                 f"cannot memorise {n} examples will not learn from 50,000 — look for a broken backward "
-                 f"(gradient checks), a learning rate off by 10x, labels that do not match the images, or "
-                 f"too much regularisation", details)
+        return Check(
+            name,
+            True,
+            accuracy,
+            f"reached {accuracy:.0%} in {step} steps ({seconds:.1f} s): the model can learn",
+            details,
+        )
+    return Check(
+        name,
+        False,
+        accuracy,
+        f"only {accuracy:.0%} after {step} steps ({seconds:.1f} s): a model that "
+        f"cannot memorise {n} examples will not learn from 50,000 — look for a broken backward "
+        f"(gradient checks), a learning rate off by 10x, labels that do not match the images, or "
+        f"too much regularisation",
+        details,
+    )
 
 
-def diagnose(model, x, y, *, loss=None, optimizer_factory=None, gradient_examples=2, overfit_examples=64,
-             overfit_target=0.99, overfit_steps=150, overfit_seconds=30.0, lr_steps=10, seed=0,
-             verbose=True, checks=("initial_loss", "gradients", "learning_rate", "overfit")) -> list[Check]:
+def diagnose(
+    model,
+    x,
+    y,
+    *,
+    loss=None,
+    optimizer_factory=None,
+    gradient_examples=2,
+    overfit_examples=64,
+    overfit_target=0.99,
+    overfit_steps=150,
+    overfit_seconds=30.0,
+    lr_steps=10,
+    seed=0,
+    verbose=True,
+    checks=("initial_loss", "gradients", "learning_rate", "overfit"),
+) -> list[Check]:
     """Run CS231n's sanity checks on ``model`` (freshly built) with examples ``x`` (as the model
     will see them: standardised or not) and integer labels ``y``.
 
@@ -360,25 +438,49 @@ def diagnose(model, x, y, *, loss=None, optimizer_factory=None, gradient_example
         add(lr_check)
     if "overfit" in checks:
         if lr_ok:
-            add(check_overfit(model, x, y, loss_fn, optimizer_factory, examples=overfit_examples,
-                              target=overfit_target, max_steps=overfit_steps, max_seconds=overfit_seconds))
+            add(
+                check_overfit(
+                    model,
+                    x,
+                    y,
+                    loss_fn,
+                    optimizer_factory,
+                    examples=overfit_examples,
+                    target=overfit_target,
+                    max_steps=overfit_steps,
+                    max_seconds=overfit_seconds,
+                )
+            )
         else:
-            add(Check(f"overfit {min(overfit_examples, len(x))} examples", None, None,
-                      "skipped: fix the learning rate first"))
+            add(
+                Check(
+                    f"overfit {min(overfit_examples, len(x))} examples",
+                    None,
+                    None,
+                    "skipped: fix the learning rate first",
+                )
+            )
     if verbose:
         failed = [r.name for r in results if r.passed is False]
         skipped = sum(r.passed is None for r in results)
-        print(f"{sum(r.passed is True for r in results)} of {len(results)} checks passed"
-              + (f", {skipped} skipped" if skipped else "")
-              + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
+        print(
+            f"{sum(r.passed is True for r in results)} of {len(results)} checks passed"
+            + (f", {skipped} skipped" if skipped else "")
+            + (f"; failed: {', '.join(failed)}" if failed else ""),
+            flush=True,
+        )
     return results
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m minicnn.doctor",
-                                description="CS231n's sanity checks on the documented CIFAR-10 CNN.")
-    p.add_argument("--data-dir", default=None,
-                   help="CIFAR-10 folder (as load_cifar10 takes it, never downloaded); random data otherwise")
+    p = argparse.ArgumentParser(
+        prog="python -m minicnn.doctor", description="CS231n's sanity checks on the documented CIFAR-10 CNN."
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="CIFAR-10 folder (as load_cifar10 takes it, never downloaded); random data otherwise",
+    )
     p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
     p.add_argument("--examples", type=int, default=64, help="examples to overfit (default 64)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
@@ -386,10 +488,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     set_backend(args.backend)
     from .models import cifar10_cnn
+
     rng = np.random.default_rng(args.seed)
     n = max(args.examples, 256)
     if args.data_dir:
         from .datasets import channel_stats, load_cifar10, standardize
+
         (x_train, y_train), _ = load_cifar10(args.data_dir, download=False)
         x = standardize(x_train[:n], *channel_stats(x_train))
         y = y_train[:n]
@@ -398,8 +502,14 @@ def main(argv=None) -> int:
         x = rng.standard_normal((n, 32, 32, 3)).astype(np.float32)
         y = rng.integers(0, 10, n)
         print(f"{n} random images (standard normal) with random labels (no --data-dir)")
-    results = diagnose(cifar10_cnn(seed=args.seed), x, y, overfit_examples=args.examples, seed=args.seed,
-                       optimizer_factory=lambda m: Adam(m, lr=args.lr))
+    results = diagnose(
+        cifar10_cnn(seed=args.seed),
+        x,
+        y,
+        overfit_examples=args.examples,
+        seed=args.seed,
+        optimizer_factory=lambda m: Adam(m, lr=args.lr),
+    )
     return 0 if all(r.passed is not False for r in results) else 1
 
 

@@ -12,6 +12,7 @@ The scalar is ``L = sum(y * r)`` for a fixed random ``r``: then ``dL/dy = r`` is
 we feed to ``backward``, and every output element matters. Work in float64: float32
 rounding alone would swamp the comparison.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,7 +66,7 @@ def check_layer(layer, x, *, seed=0, eps=1e-6, directions=3, training=False) -> 
 
     def forward():
         if hasattr(layer, "reseed"):
-            layer.reseed(layer.seed)      # the same dropout mask every time
+            layer.reseed(layer.seed)  # the same dropout mask every time
         return layer.forward(x, training=training)
 
     y = forward()
@@ -90,5 +91,8 @@ def check_loss(loss, logits, labels, *, seed=0, eps=1e-6, directions=3) -> dict:
     logits = logits.copy()
     loss.forward(logits, labels)
     dlogits = loss.backward()
-    return {"logits": _directional_errors(lambda: float(loss.forward(logits, labels)), logits, dlogits, rng, eps,
-                                          directions)}
+    return {
+        "logits": _directional_errors(
+            lambda: float(loss.forward(logits, labels)), logits, dlogits, rng, eps, directions
+        )
+    }

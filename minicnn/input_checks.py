@@ -1,4 +1,5 @@
 """Checks on what users hand to a model: whole arrays, once, before any work is done."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,14 +10,17 @@ from .backend import get_array_module, to_numpy
 def check_images(x, input_shape, where: str):
     """``x`` must be a non-empty real array of shape ``(N, *input_shape)`` with finite values."""
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-        raise ValueError(f"{where}: x must be an array of shape (N, {', '.join(map(str, input_shape))}), "
-                         f"got {type(x).__name__}")
+        raise ValueError(
+            f"{where}: x must be an array of shape (N, {', '.join(map(str, input_shape))}), got {type(x).__name__}"
+        )
     if x.dtype.kind not in "fiu":
         raise ValueError(f"{where}: x must hold real numbers (float or int), got dtype {x.dtype}")
     expected = (None,) + tuple(input_shape)
     if x.ndim != len(expected):
-        raise ValueError(f"{where}: x must have rank {len(expected)}, shape {_fmt(expected)}; "
-                         f"got rank {x.ndim}, shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{where}: x must have rank {len(expected)}, shape {_fmt(expected)}; "
+            f"got rank {x.ndim}, shape {tuple(x.shape)}"
+        )
     if tuple(x.shape[1:]) != tuple(input_shape):
         raise ValueError(f"{where}: x must have shape {_fmt(expected)}, got {tuple(x.shape)}")
     if x.shape[0] == 0:
@@ -34,11 +38,15 @@ def check_labels(y, n: int, classes: int, where: str):
     if not hasattr(y, "shape") or not hasattr(y, "dtype"):
         raise ValueError(f"{where}: y must be an integer array of shape ({n},), got {type(y).__name__}")
     if y.dtype.kind not in "iu":
-        raise ValueError(f"{where}: y must hold integer class ids, got dtype {y.dtype}"
-                         + (" (one-hot labels? pass y.argmax(1))" if y.ndim == 2 else ""))
+        raise ValueError(
+            f"{where}: y must hold integer class ids, got dtype {y.dtype}"
+            + (" (one-hot labels? pass y.argmax(1))" if y.ndim == 2 else "")
+        )
     if y.ndim != 1:
-        raise ValueError(f"{where}: y must have shape ({n},), got {tuple(y.shape)}"
-                         + (" (one-hot labels? pass y.argmax(1))" if y.ndim == 2 else ""))
+        raise ValueError(
+            f"{where}: y must have shape ({n},), got {tuple(y.shape)}"
+            + (" (one-hot labels? pass y.argmax(1))" if y.ndim == 2 else "")
+        )
     if y.shape[0] != n:
         raise ValueError(f"{where}: x has {n} examples but y has {y.shape[0]} labels")
     lo, hi = int(y.min()), int(y.max())
@@ -48,4 +56,3 @@ def check_labels(y, n: int, classes: int, where: str):
 
 def _fmt(shape):
     return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
-

@@ -33,6 +33,7 @@ Keras's kernels are already minicnn's layout: Conv2D ``(kh, kw, C_in, F)``, Dens
 
 h5py is needed for both directions (``pip install -e ".[keras]"``); Keras never is.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -52,9 +53,11 @@ from .layers.im2col import padding_amounts
 from .outputs import write_atomic
 from .sequential import Sequential, load_model
 
-SUPPORTED = ("InputLayer, Conv2D (channels_last, dilation 1, groups 1), Dense, LeakyReLU, ReLU, "
-             "Activation('relu' or 'linear'), MaxPooling2D (padding 'valid'), Dropout, Flatten; "
-             "activation= 'linear' or 'relu' on Conv2D/Dense; 'softmax' only on the last layer")
+SUPPORTED = (
+    "InputLayer, Conv2D (channels_last, dilation 1, groups 1), Dense, LeakyReLU, ReLU, "
+    "Activation('relu' or 'linear'), MaxPooling2D (padding 'valid'), Dropout, Flatten; "
+    "activation= 'linear' or 'relu' on Conv2D/Dense; 'softmax' only on the last layer"
+)
 
 # The Keras release whose .keras layout save_keras writes (and was checked against).
 KERAS_LAYOUT_VERSION = "3.15.1"
@@ -113,7 +116,7 @@ def load_keras(path) -> Sequential:
         raise KerasFormatError("not a Keras file: neither a zip (.keras) nor HDF5 (legacy .h5)")
     except KerasFormatError as exc:
         raise KerasFormatError(f"{path}: {exc}") from None
-    except (TypeError, AttributeError, KeyError, IndexError) as exc:      # JSON of an unexpected shape
+    except (TypeError, AttributeError, KeyError, IndexError) as exc:  # JSON of an unexpected shape
         raise KerasFormatError(f"{path}: malformed model configuration ({type(exc).__name__}: {exc})") from None
 
 
@@ -138,7 +141,7 @@ def _read_zip(path, h5py):
     try:
         with h5py.File(io.BytesIO(weights_bytes), "r") as f:
             layers = f.get("layers")
-            for slot in (layers if layers is not None else {}):
+            for slot in layers if layers is not None else {}:
                 weights[f"layers/{slot}"] = _vars_arrays(layers[slot], slot)
     except KerasFormatError:
         raise
@@ -163,8 +166,10 @@ def _read_legacy_h5(path, h5py):
     try:
         with h5py.File(path, "r") as f:
             if "model_config" not in f.attrs:
-                raise KerasFormatError("no model_config attribute: a weights-only file (save_weights)? "
-                                       "load_keras needs a whole model saved with model.save")
+                raise KerasFormatError(
+                    "no model_config attribute: a weights-only file (save_weights)? "
+                    "load_keras needs a whole model saved with model.save"
+                )
             raw = f.attrs["model_config"]
             root = f["model_weights"] if "model_weights" in f else f
             weights = {}
@@ -210,14 +215,16 @@ def _build(config, weights, slots: bool) -> Sequential:
     """Check everything, then build the model and load its weights (nothing half-built escapes)."""
     name, input_shape, entries, container = _parse_model(config)
     slot_of = dict(zip(map(id, container), _slots(e["class_name"] for e in container))) if slots else None
-    layers, loads = [], []              # loads: (keras layer entry, minicnn layer, [kernel, bias])
+    layers, loads = [], []  # loads: (keras layer entry, minicnn layer, [kernel, bias])
     for i, entry in enumerate(entries):
         made = _convert(entry, last=i == len(entries) - 1)
         arrays = _layer_weights(entry, weights, slot_of)
         expected = _expected_weights(entry)
         if len(arrays) != len(expected):
-            raise KerasFormatError(f"{_describe(entry)} has {len(arrays)} stored weight arrays, its configuration "
-                                   f"needs {len(expected)} ({', '.join(expected) or 'none'})")
+            raise KerasFormatError(
+                f"{_describe(entry)} has {len(arrays)} stored weight arrays, its configuration "
+                f"needs {len(expected)} ({', '.join(expected) or 'none'})"
+            )
         if expected:
             loads.append((entry, made[0], arrays))
         layers.extend(made)
@@ -230,7 +237,7 @@ def _build(config, weights, slots: bool) -> Sequential:
     for entry, layer, arrays in loads:
         _check_shapes(entry, layer, arrays)
     backend = get_backend()
-    for entry, layer, arrays in loads:
+    for _entry, layer, arrays in loads:
         layer.params["W"][...] = backend.asarray(arrays[0].astype(np.float32))
         layer.params["b"][...] = backend.asarray(arrays[1].astype(np.float32)) if len(arrays) > 1 else 0
     return model
@@ -244,16 +251,21 @@ def _parse_model(config):
         raise KerasFormatError(f"the model configuration has no layer list (class {kind!r})")
     layers = body["layers"]
     for i, entry in enumerate(layers):
-        if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict) \
-                or not isinstance(entry.get("class_name"), str):
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("config"), dict)
+            or not isinstance(entry.get("class_name"), str)
+        ):
             raise KerasFormatError(f"layer {i} of the configuration is malformed: {str(entry)[:200]}")
     if kind == "Sequential":
         chain, container = layers, [e for e in layers if e["class_name"] != "InputLayer"]
     elif kind in ("Functional", "Model"):
         chain, container = _functional_chain(body), layers
     else:
-        raise KerasFormatError(f"the model is a {kind!r}: only Sequential models, and Functional models that "
-                               f"are a plain chain of layers, can be loaded")
+        raise KerasFormatError(
+            f"the model is a {kind!r}: only Sequential models, and Functional models that "
+            f"are a plain chain of layers, can be loaded"
+        )
     inputs = [e for e in chain if e["class_name"] == "InputLayer"]
     if len(inputs) > 1 or (inputs and chain[0] is not inputs[0]):
         raise KerasFormatError("an InputLayer is only allowed first")
@@ -273,8 +285,9 @@ def _input_shape(body, chain):
         raise KerasFormatError("the configuration stores no input shape (was the model ever built?)")
     dims = shape[1:] if isinstance(shape, list) else None
     if not dims or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
-        raise KerasFormatError(f"input shape {shape} is not fixed: minicnn needs every size but the batch's "
-                               f"(e.g. [null, 32, 32, 3])")
+        raise KerasFormatError(
+            f"input shape {shape} is not fixed: minicnn needs every size but the batch's (e.g. [null, 32, 32, 3])"
+        )
     return tuple(dims)
 
 
@@ -284,8 +297,10 @@ def _functional_chain(body):
     by_name = {e.get("name", e["config"].get("name")): e for e in layers}
     outputs, inputs = _refs(body.get("output_layers")), _refs(body.get("input_layers"))
     if len(outputs) != 1 or len(inputs) != 1:
-        raise KerasFormatError(f"the Functional model has {len(inputs)} inputs and {len(outputs)} outputs; "
-                               f"only a single chain of layers can be loaded")
+        raise KerasFormatError(
+            f"the Functional model has {len(inputs)} inputs and {len(outputs)} outputs; "
+            f"only a single chain of layers can be loaded"
+        )
     chain, current = [], outputs[0]
     while True:
         entry = by_name.get(current)
@@ -296,8 +311,10 @@ def _functional_chain(body):
             break
         sources = _inbound(entry)
         if len(sources) != 1 or len(chain) > len(layers):
-            raise KerasFormatError(f"{_describe(entry)} takes {len(sources)} inputs ({', '.join(map(str, sources))}): the "
-                                   f"Functional graph is not a plain chain, which is all minicnn can run")
+            raise KerasFormatError(
+                f"{_describe(entry)} takes {len(sources)} inputs ({', '.join(map(str, sources))}): the "
+                f"Functional graph is not a plain chain, which is all minicnn can run"
+            )
         current = sources[0]
     if len(chain) != len(layers):
         extra = sorted(set(by_name) - {e.get("name", e["config"].get("name")) for e in chain})
@@ -320,9 +337,9 @@ def _inbound(entry):
     nodes = entry.get("inbound_nodes") or []
     names = []
     for node in nodes:
-        if isinstance(node, dict):                       # Keras 3: {"args": [...], "kwargs": {...}}
+        if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
             names.extend(_keras_tensors(node))
-        elif isinstance(node, list):                     # Keras 2: [[name, node, tensor, kwargs], ...]
+        elif isinstance(node, list):  # Keras 2: [[name, node, tensor, kwargs], ...]
             names.extend(t[0] for t in node if isinstance(t, list) and t and isinstance(t[0], str))
     return names
 
@@ -350,15 +367,17 @@ def _slots(class_names):
 
 
 def _layer_weights(entry, weights, slot_of):
-    if slot_of is not None:                              # .keras: arrays in vars order
+    if slot_of is not None:  # .keras: arrays in vars order
         return weights.get(slot_of[id(entry)], [])
-    stored = weights.get(_layer_name(entry), [])          # legacy: order by name, kernel first
+    stored = weights.get(_layer_name(entry), [])  # legacy: order by name, kernel first
     if not stored:
         return []
     by_role = {w.rsplit("/", 1)[-1].split(":")[0]: a for w, a in stored}
     if set(by_role) != set(_expected_weights(entry)) or len(by_role) != len(stored):
-        raise KerasFormatError(f"{_describe(entry)} stores weights {[w for w, _ in stored]}, its configuration "
-                               f"needs {', '.join(_expected_weights(entry)) or 'none'}")
+        raise KerasFormatError(
+            f"{_describe(entry)} stores weights {[w for w, _ in stored]}, its configuration "
+            f"needs {', '.join(_expected_weights(entry)) or 'none'}"
+        )
     return [by_role[r] for r in _expected_weights(entry)]
 
 
@@ -371,8 +390,10 @@ def _expected_weights(entry):
 def _check_shapes(entry, layer, arrays):
     for role, array, want in zip(("kernel", "bias"), arrays, (layer.params["W"].shape, layer.params["b"].shape)):
         if tuple(array.shape) != tuple(want):
-            raise KerasFormatError(f"{_describe(entry)}: stored {role} has shape {tuple(array.shape)}, the "
-                                   f"configuration (on input {(None,) + layer.input_shape}) needs {tuple(want)}")
+            raise KerasFormatError(
+                f"{_describe(entry)}: stored {role} has shape {tuple(array.shape)}, the "
+                f"configuration (on input {(None,) + layer.input_shape}) needs {tuple(want)}"
+            )
         if array.dtype.kind != "f":
             raise KerasFormatError(f"{_describe(entry)}: stored {role} is {array.dtype}, not floating point")
 
@@ -411,7 +432,9 @@ def _conv2d(entry, c, last):
         _refuse(entry, f"groups={c['groups']} is not supported")
     if c.get("padding") not in ("same", "valid"):
         _refuse(entry, f"padding {c.get('padding')!r} is not supported")
-    layer = Conv2D(c["filters"], _pair(c["kernel_size"]), _pair(c.get("strides", 1)), c["padding"], name=_layer_name(entry))
+    layer = Conv2D(
+        c["filters"], _pair(c["kernel_size"]), _pair(c.get("strides", 1)), c["padding"], name=_layer_name(entry)
+    )
     return [layer] + _activation(entry, c.get("activation", "linear"), last)
 
 
@@ -457,7 +480,7 @@ def _activation(entry, activation, last):
         return [ReLU(name=f"{_layer_name(entry)}_relu")]
     if activation == "softmax":
         if last:
-            return []                   # minicnn's predict (and loss) apply it to the logits
+            return []  # minicnn's predict (and loss) apply it to the logits
         _refuse(entry, "softmax is only supported on the last layer")
     _refuse(entry, f"activation {activation!r} is not supported")
 
@@ -480,8 +503,16 @@ def _pair(value):
     return (value, value) if isinstance(value, int) else tuple(value)
 
 
-_CONVERTERS = {"Conv2D": _conv2d, "Dense": _dense, "MaxPooling2D": _max_pooling2d, "LeakyReLU": _leaky_relu,
-               "ReLU": _relu, "Activation": _activation_layer, "Dropout": _dropout, "Flatten": _flatten}
+_CONVERTERS = {
+    "Conv2D": _conv2d,
+    "Dense": _dense,
+    "MaxPooling2D": _max_pooling2d,
+    "LeakyReLU": _leaky_relu,
+    "ReLU": _relu,
+    "Activation": _activation_layer,
+    "Dropout": _dropout,
+    "Flatten": _flatten,
+}
 
 
 # ==== saving ==============================================================================
@@ -514,15 +545,27 @@ def save_keras(model: Sequential, path):
         entries[-1]["config"]["activation"] = "softmax"
     else:
         entries.append(_keras_entry("Activation", _unique(names, "softmax"), {"activation": "softmax"}))
-    config = {"module": "keras", "class_name": "Sequential",
-              "config": {"name": model.name, "trainable": True, "dtype": _DTYPE_POLICY, "layers": entries,
-                         "build_input_shape": _batch_shape(model.input_shape)},
-              "registered_name": None, "build_config": {"input_shape": _batch_shape(model.input_shape)},
-              "compile_config": {}}
-    metadata = {"keras_version": KERAS_LAYOUT_VERSION, "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
-                "written_by": f"minicnn {__version__}"}
+    config = {
+        "module": "keras",
+        "class_name": "Sequential",
+        "config": {
+            "name": model.name,
+            "trainable": True,
+            "dtype": _DTYPE_POLICY,
+            "layers": entries,
+            "build_input_shape": _batch_shape(model.input_shape),
+        },
+        "registered_name": None,
+        "build_config": {"input_shape": _batch_shape(model.input_shape)},
+        "compile_config": {},
+    }
+    metadata = {
+        "keras_version": KERAS_LAYOUT_VERSION,
+        "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S"),
+        "written_by": f"minicnn {__version__}",
+    }
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as z:         # stored, not deflated, as Keras writes it
+    with zipfile.ZipFile(buffer, "w") as z:  # stored, not deflated, as Keras writes it
         z.writestr("metadata.json", json.dumps(metadata))
         z.writestr("config.json", json.dumps(config))
         z.writestr("model.weights.h5", _weights_h5(model, entries[1:], h5py))
@@ -534,18 +577,31 @@ _DTYPE_POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"nam
 
 
 def _keras_entry(class_name, name, config, input_shape=None):
-    entry = {"module": "keras.layers", "class_name": class_name,
-             "config": {"name": name, "trainable": True, "dtype": _DTYPE_POLICY, **config}, "registered_name": None}
-    if input_shape is not None:               # Keras records it for layers with their own build()
+    entry = {
+        "module": "keras.layers",
+        "class_name": class_name,
+        "config": {"name": name, "trainable": True, "dtype": _DTYPE_POLICY, **config},
+        "registered_name": None,
+    }
+    if input_shape is not None:  # Keras records it for layers with their own build()
         entry["build_config"] = {"input_shape": _batch_shape(input_shape)}
     return entry
 
 
 def _input_layer(model):
-    return {"module": "keras.layers", "class_name": "InputLayer",
-            "config": {"batch_shape": _batch_shape(model.input_shape), "dtype": "float32", "sparse": False,
-                       "ragged": False, "name": "input_layer", "optional": False},
-            "registered_name": None}
+    return {
+        "module": "keras.layers",
+        "class_name": "InputLayer",
+        "config": {
+            "batch_shape": _batch_shape(model.input_shape),
+            "dtype": "float32",
+            "sparse": False,
+            "ragged": False,
+            "name": "input_layer",
+            "optional": False,
+        },
+        "registered_name": None,
+    }
 
 
 def _batch_shape(shape):
@@ -553,38 +609,79 @@ def _batch_shape(shape):
 
 
 _INITIALIZERS = {
-    "kernel_initializer": {"module": "keras.initializers", "class_name": "GlorotUniform",
-                           "config": {"seed": None, "input_axes": None, "output_axes": None}, "registered_name": None},
+    "kernel_initializer": {
+        "module": "keras.initializers",
+        "class_name": "GlorotUniform",
+        "config": {"seed": None, "input_axes": None, "output_axes": None},
+        "registered_name": None,
+    },
     "bias_initializer": {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": None},
-    "kernel_regularizer": None, "bias_regularizer": None,
+    "kernel_regularizer": None,
+    "bias_regularizer": None,
 }
 
 
 def _layer_entry(layer, name):
     """One minicnn layer as the config entry Keras 3 writes for its counterpart."""
     if isinstance(layer, Conv2D):
-        return _keras_entry("Conv2D", name, {
-            "filters": layer.filters, "kernel_size": list(layer.kernel_size), "strides": list(layer.strides),
-            "padding": _keras_padding(layer), "data_format": "channels_last", "dilation_rate": [1, 1], "groups": 1,
-            "activation": "linear", "use_bias": True, **_INITIALIZERS, "activity_regularizer": None,
-            "kernel_constraint": None, "bias_constraint": None}, layer.input_shape)
+        return _keras_entry(
+            "Conv2D",
+            name,
+            {
+                "filters": layer.filters,
+                "kernel_size": list(layer.kernel_size),
+                "strides": list(layer.strides),
+                "padding": _keras_padding(layer),
+                "data_format": "channels_last",
+                "dilation_rate": [1, 1],
+                "groups": 1,
+                "activation": "linear",
+                "use_bias": True,
+                **_INITIALIZERS,
+                "activity_regularizer": None,
+                "kernel_constraint": None,
+                "bias_constraint": None,
+            },
+            layer.input_shape,
+        )
     if isinstance(layer, Dense):
-        return _keras_entry("Dense", name, {
-            "units": layer.units, "activation": "linear", "use_bias": True, **_INITIALIZERS,
-            "kernel_constraint": None, "bias_constraint": None, "quantization_config": None}, layer.input_shape)
+        return _keras_entry(
+            "Dense",
+            name,
+            {
+                "units": layer.units,
+                "activation": "linear",
+                "use_bias": True,
+                **_INITIALIZERS,
+                "kernel_constraint": None,
+                "bias_constraint": None,
+                "quantization_config": None,
+            },
+            layer.input_shape,
+        )
     if isinstance(layer, LeakyReLU):
         return _keras_entry("LeakyReLU", name, {"negative_slope": layer.alpha})
     if isinstance(layer, ReLU):
         return _keras_entry("ReLU", name, {"max_value": None, "negative_slope": 0.0, "threshold": 0.0})
     if isinstance(layer, MaxPool2D):
-        return _keras_entry("MaxPooling2D", name, {"pool_size": list(layer.pool_size), "padding": "valid",
-                                                   "strides": list(layer.strides), "data_format": "channels_last"})
+        return _keras_entry(
+            "MaxPooling2D",
+            name,
+            {
+                "pool_size": list(layer.pool_size),
+                "padding": "valid",
+                "strides": list(layer.strides),
+                "data_format": "channels_last",
+            },
+        )
     if isinstance(layer, Dropout):
         return _keras_entry("Dropout", name, {"rate": layer.rate, "seed": None, "noise_shape": None})
     if isinstance(layer, Flatten):
         return _keras_entry("Flatten", name, {"data_format": "channels_last"}, layer.input_shape)
-    raise KerasFormatError(f"save_keras: layer {name!r} ({type(layer).__name__}) has no Keras counterpart here; "
-                           f"supported: Conv2D, Dense, LeakyReLU, ReLU, MaxPool2D, Dropout, Flatten")
+    raise KerasFormatError(
+        f"save_keras: layer {name!r} ({type(layer).__name__}) has no Keras counterpart here; "
+        f"supported: Conv2D, Dense, LeakyReLU, ReLU, MaxPool2D, Dropout, Flatten"
+    )
 
 
 def _keras_padding(layer):
@@ -596,8 +693,10 @@ def _keras_padding(layer):
     for keras_padding in ("valid", "same"):
         if padding_amounts(keras_padding, h, kh, sh) + padding_amounts(keras_padding, w, kw, sw) == tuple(layer.pads):
             return keras_padding
-    raise KerasFormatError(f"save_keras: {layer.describe()} pads {layer.padding} on every side, which is neither "
-                           f"Keras's 'same' nor 'valid' for its {h}x{w} input")
+    raise KerasFormatError(
+        f"save_keras: {layer.describe()} pads {layer.padding} on every side, which is neither "
+        f"Keras's 'same' nor 'valid' for its {h}x{w} input"
+    )
 
 
 def _unique_names(model):
@@ -625,7 +724,7 @@ def _weights_h5(model, entries, h5py) -> bytes:
         for i, (entry, slot) in enumerate(zip(entries, _slots(e["class_name"] for e in entries))):
             group = f.create_group(f"{slot}/vars")
             group.attrs["name"] = entry["config"]["name"]
-            layer = model.layers[i] if i < len(model.layers) else None      # past the end: the softmax
+            layer = model.layers[i] if i < len(model.layers) else None  # past the end: the softmax
             if isinstance(layer, (Conv2D, Dense)):
                 group.create_dataset("0", data=backend.to_numpy(layer.params["W"]).astype(np.float32))
                 group.create_dataset("1", data=backend.to_numpy(layer.params["b"]).astype(np.float32))

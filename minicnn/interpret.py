@@ -10,6 +10,7 @@
 Usable from a notebook or a test without matplotlib. Array arguments may live on NumPy or
 CuPy; results come back as NumPy.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,17 @@ from .backend import get_array_module, get_backend, to_numpy
 from .layers import Conv2D, LeakyReLU, ReLU, no_grad
 from .losses import softmax
 
-__all__ = ["max_stimuli", "filter_activation", "feature_maps", "confusion_matrix", "displayable",
-           "synthetic_image", "conv_layer_indices", "after_activation", "spread"]
+__all__ = [
+    "max_stimuli",
+    "filter_activation",
+    "feature_maps",
+    "confusion_matrix",
+    "displayable",
+    "synthetic_image",
+    "conv_layer_indices",
+    "after_activation",
+    "spread",
+]
 
 
 def conv_layer_indices(model) -> list[int]:
@@ -57,7 +67,7 @@ def displayable(images, mean=None, std=None) -> np.ndarray:
     if mean is not None and std is not None:
         x = (x * to_numpy(std).astype(np.float64) + to_numpy(mean).astype(np.float64)) / 255.0
     else:
-        axes = tuple(range(x.ndim - 3, x.ndim))           # the (H, W, C) of each image
+        axes = tuple(range(x.ndim - 3, x.ndim))  # the (H, W, C) of each image
         lo, hi = x.min(axis=axes, keepdims=True), x.max(axis=axes, keepdims=True)
         x = (x - lo) / np.where(hi > lo, hi - lo, 1.0)
     return np.clip(x, 0.0, 1.0)
@@ -72,11 +82,11 @@ def synthetic_image(shape=(32, 32, 3), mean=None, std=None) -> np.ndarray:
     """
     h, w, c = shape
     yy, xx = np.mgrid[0:h, 0:w] / np.array([max(h - 1, 1), max(w - 1, 1)])[:, None, None]
-    rgb = np.stack([60 + 60 * yy, 120 + 60 * yy, 220 - 150 * yy], axis=-1)       # blue sky -> green ground
-    disc = (yy - 0.35) ** 2 + (xx - 0.3) ** 2 < 0.2 ** 2
+    rgb = np.stack([60 + 60 * yy, 120 + 60 * yy, 220 - 150 * yy], axis=-1)  # blue sky -> green ground
+    disc = (yy - 0.35) ** 2 + (xx - 0.3) ** 2 < 0.2**2
     rgb[disc] = (220, 40, 30)
     rgb[(np.abs(yy - 0.65) < 0.15) & (np.abs(xx - 0.7) < 0.15)] = (30, 30, 30)
-    pixels = rgb if c == 3 else np.repeat(rgb.mean(-1, keepdims=True), c, axis=-1)   # grey for c != 3
+    pixels = rgb if c == 3 else np.repeat(rgb.mean(-1, keepdims=True), c, axis=-1)  # grey for c != 3
     if mean is None or std is None:
         mean = pixels.reshape(-1, c).mean(0)
         std = pixels.reshape(-1, c).std(0) + 1e-8
@@ -99,8 +109,10 @@ def _check_target(model, layer_index, filters):
     channels = model.layers[layer_index].output_shape[-1]
     filters = [int(f) for f in np.atleast_1d(filters)]
     if not filters or min(filters) < 0 or max(filters) >= channels:
-        raise ValueError(f"filters must be indices in [0, {channels}) for layer {layer_index} "
-                         f"({model.layers[layer_index].name}), got {filters}")
+        raise ValueError(
+            f"filters must be indices in [0, {channels}) for layer {layer_index} "
+            f"({model.layers[layer_index].name}), got {filters}"
+        )
     return layer_index, filters
 
 
@@ -112,7 +124,7 @@ def filter_activation(model, layer_index, x, filters) -> np.ndarray:
     """
     layer_index, filters = _check_target(model, layer_index, filters)
     backend = get_backend()
-    with no_grad():                         # nothing to backpropagate: keep no caches
+    with no_grad():  # nothing to backpropagate: keep no caches
         a = model.forward(backend.asarray(x, dtype=model.dtype), stop=layer_index + 1)
     return to_numpy(_channel_means(a, backend.asarray(filters)))
 
@@ -150,7 +162,7 @@ def max_stimuli(model, layer_index, filters, *, steps=40, lr=0.03, seed=0, noise
     k = len(filters)
     dy = None
     for _ in range(steps):
-        a = model.forward(x, stop=layer_index + 1)        # keeps the caches the backward needs
+        a = model.forward(x, stop=layer_index + 1)  # keeps the caches the backward needs
         if dy is None:
             # d(mean of a[i, ..., f_i]) / d a: 1/positions on the chosen channel, 0 elsewhere.
             dy = xp.zeros(a.shape, dtype=a.dtype)
@@ -173,15 +185,16 @@ def feature_maps(model, image):
     """
     image = to_numpy(image)
     if image.shape != tuple(model.input_shape):
-        raise ValueError(f"feature_maps: image must have the model's input shape {tuple(model.input_shape)} "
-                         f"(one image, no batch axis), got {image.shape}")
+        raise ValueError(
+            f"feature_maps: image must have the model's input shape {tuple(model.input_shape)} "
+            f"(one image, no batch axis), got {image.shape}"
+        )
     with no_grad():
         outputs = model.activations(get_backend().asarray(image[None], dtype=model.dtype))
     maps = {i: to_numpy(outputs[after_activation(model, i)])[0] for i in conv_layer_indices(model)}
     logits = outputs[-1]
     probs = to_numpy(softmax(logits.astype(np.float64)))[0] if logits.ndim == 2 else None
     return maps, probs
-
 
 
 # -- which classes get confused --------------------------------------------------------------

@@ -17,6 +17,7 @@ training step and each sum) makes all ranks raise :class:`Interrupted` at the sa
 MPICH's ``mpiexec`` forwards SIGINT and SIGTERM to every rank; it does not forward SIGHUP
 (it dies of it, and the ranks with it). A second signal while one is pending raises at once.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,8 +25,7 @@ import signal
 import threading
 
 # The signals handled by default (SIGHUP does not exist on Windows).
-DEFAULT_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP"))
-                        if s is not None)
+DEFAULT_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -91,8 +91,8 @@ def signals_as_interrupts(signals=DEFAULT_SIGNALS, *, defer=False):
         raise Interrupted(signum)
 
     previous = {}
-    _deferred.update(active=defer, pending=None)    # before the handlers: a signal that comes
-    try:                                            # while they are installed is kept
+    _deferred.update(active=defer, pending=None)  # before the handlers: a signal that comes
+    try:  # while they are installed is kept
         for s in signals:
             old = signal.getsignal(s)
             if old is signal.SIG_IGN:

@@ -1,4 +1,5 @@
 """Softmax cross-entropy: the loss of a classifier that outputs logits."""
+
 from __future__ import annotations
 
 from .backend import get_array_module
@@ -61,7 +62,7 @@ class SoftmaxCrossEntropy:
         self.cache = None
         n = logp.shape[0]
         rows = xp.arange(n)
-        dz = xp.exp(logp)                 # softmax, reusing logp's computation
+        dz = xp.exp(logp)  # softmax, reusing logp's computation
         # The label's entry is p - 1. When the model is confident, p is 1 - tiny and
         # p - 1 would lose the tiny to rounding; it equals minus the other classes' mass,
         # which we sum directly.

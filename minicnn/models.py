@@ -1,4 +1,5 @@
 """Ready-made architectures."""
+
 from __future__ import annotations
 
 from .layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D
@@ -13,14 +14,27 @@ def cifar10_cnn(alpha=0.1, dropout=(0.25, 0.25, 0.5), seed=None, dtype="float32"
     Input ``(32, 32, 3)``; 1,084,234 parameters, 97% of them in the first dense layer.
     """
     d1, d2, d3 = dropout
-    return Sequential([
-        Conv2D(16, 3, padding="same"), LeakyReLU(alpha),
-        Conv2D(32, 3, padding="same"), LeakyReLU(alpha),
-        MaxPool2D(2), Dropout(d1),
-        Conv2D(32, 3, padding="same"), LeakyReLU(alpha),
-        Conv2D(64, 3, padding="same"), LeakyReLU(alpha),
-        MaxPool2D(2), Dropout(d2),
-        Flatten(),
-        Dense(256), LeakyReLU(alpha), Dropout(d3),
-        Dense(10),
-    ], input_shape=(32, 32, 3), dtype=dtype, seed=seed)
+    return Sequential(
+        [
+            Conv2D(16, 3, padding="same"),
+            LeakyReLU(alpha),
+            Conv2D(32, 3, padding="same"),
+            LeakyReLU(alpha),
+            MaxPool2D(2),
+            Dropout(d1),
+            Conv2D(32, 3, padding="same"),
+            LeakyReLU(alpha),
+            Conv2D(64, 3, padding="same"),
+            LeakyReLU(alpha),
+            MaxPool2D(2),
+            Dropout(d2),
+            Flatten(),
+            Dense(256),
+            LeakyReLU(alpha),
+            Dropout(d3),
+            Dense(10),
+        ],
+        input_shape=(32, 32, 3),
+        dtype=dtype,
+        seed=seed,
+    )

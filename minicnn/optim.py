@@ -5,6 +5,7 @@ updates each parameter *in place*, so the model's own arrays change.
 State (momenta, step count) is keyed by the parameter's checkpoint name
 (``"00_Conv2D/W"``), which lets ``state_dict()`` be saved next to the weights.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,28 +22,32 @@ class Optimizer:
         self.model = model
         self.lr = float(lr)
         self.iterations = 0
-        self.slots: dict[str, dict] = {}     # slot name -> {param key -> array}
+        self.slots: dict[str, dict] = {}  # slot name -> {param key -> array}
 
     def _params(self):
         """(key, layer, name) for every parameter, in model order."""
         return self.model.named_parameters()
 
-    slot_names: tuple = ()       # the per-parameter state arrays the update rule keeps
+    slot_names: tuple = ()  # the per-parameter state arrays the update rule keeps
 
     def _work(self, key, like):
         """A temporary for parameter ``key``, shaped like it, reused from step to step (never
         saved). One per parameter, so that updates running at once never share one."""
         work = self.__dict__.setdefault("_work_arrays", {})
         buf = work.get(key)
-        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype \
-                or get_array_module(buf) is not get_array_module(like):
+        if (
+            buf is None
+            or buf.shape != like.shape
+            or buf.dtype != like.dtype
+            or get_array_module(buf) is not get_array_module(like)
+        ):
             buf = work[key] = get_array_module(like).empty_like(like)
         return buf
 
     def _slot(self, slot, key, like):
         table = self.slots.setdefault(slot, {})
         if key not in table:
-            table[key] = get_array_module(like).zeros_like(like)   # on the parameter's device
+            table[key] = get_array_module(like).zeros_like(like)  # on the parameter's device
         return table[key]
 
     def step(self, run=None):
@@ -62,7 +67,7 @@ class Optimizer:
             if run is None:
                 self._update(key, param, grad)
                 continue
-            for slot in self.slot_names:        # made here, not by two blocks at once
+            for slot in self.slot_names:  # made here, not by two blocks at once
                 self._slot(slot, key, param)
             self._work(key, param)
             for rows in _row_blocks(param):
@@ -88,8 +93,9 @@ class Optimizer:
         """Raise ValueError if ``state`` does not fit this optimizer and model; change nothing."""
         if state.get("class") != type(self).__name__:
             raise ValueError(f"optimizer state is for {state.get('class')!r}, not {type(self).__name__}")
-        shapes = {key: (tuple(layer.params[name].shape), layer.params[name].dtype)
-                  for key, layer, name in self._params()}
+        shapes = {
+            key: (tuple(layer.params[name].shape), layer.params[name].dtype) for key, layer, name in self._params()
+        }
         for k, v in state.items():
             if "/" not in k:
                 continue
@@ -97,8 +103,10 @@ class Optimizer:
             if key not in shapes:
                 raise ValueError(f"optimizer state has {k!r}, but the model has no parameter {key!r}")
             if (tuple(v.shape), v.dtype) != shapes[key]:
-                raise ValueError(f"optimizer state {k!r} is {v.dtype}{tuple(v.shape)}, "
-                                 f"the parameter is {shapes[key][1]}{shapes[key][0]}")
+                raise ValueError(
+                    f"optimizer state {k!r} is {v.dtype}{tuple(v.shape)}, "
+                    f"the parameter is {shapes[key][1]}{shapes[key][0]}"
+                )
 
     def load_state_dict(self, state: dict):
         self.check_state_dict(state)
@@ -118,7 +126,7 @@ class Optimizer:
         return {}
 
 
-_BLOCK = 1 << 17        # elements per block of a parallel update (512 KB of float32: cache-sized)
+_BLOCK = 1 << 17  # elements per block of a parallel update (512 KB of float32: cache-sized)
 
 
 def _row_blocks(param) -> list:
@@ -189,7 +197,12 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: beta1 and beta2 must be in [0, 1), got {beta1!r}, {beta2!r}")
         if eps <= 0 or weight_decay < 0:
             raise ValueError(f"Adam: eps must be > 0 and weight_decay >= 0, got {eps!r}, {weight_decay!r}")
-        self.beta1, self.beta2, self.eps, self.weight_decay = float(beta1), float(beta2), float(eps), float(weight_decay)
+        self.beta1, self.beta2, self.eps, self.weight_decay = (
+            float(beta1),
+            float(beta2),
+            float(eps),
+            float(weight_decay),
+        )
 
     def _hyper(self):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps, "weight_decay": self.weight_decay}
@@ -202,7 +215,7 @@ class Adam(Optimizer):
         t = self.iterations
         m = self._slot("m", key, param)[rows]
         v = self._slot("v", key, param)[rows]
-        tmp = self._work(key, param)[rows]   # reused: no fresh 4 MB array (and its page faults) per step
+        tmp = self._work(key, param)[rows]  # reused: no fresh 4 MB array (and its page faults) per step
         p, g = param[rows], grad[rows]
         m *= f(self.beta1)
         m += xp.multiply(g, f(1 - self.beta1), out=tmp)
@@ -213,7 +226,7 @@ class Adam(Optimizer):
         if self.weight_decay:
             p -= xp.multiply(p, f(self.lr * self.weight_decay), out=tmp)
         # Fold both bias corrections into one scalar step size and one scaled eps.
-        c1, c2 = 1 - self.beta1 ** t, 1 - self.beta2 ** t
+        c1, c2 = 1 - self.beta1**t, 1 - self.beta2**t
         denom = xp.sqrt(v, out=tmp)
         denom += f(self.eps * np.sqrt(c2))
         xp.divide(m, denom, out=tmp)

@@ -7,6 +7,7 @@ leaves the previous version in place and no temporary behind. A failed write rai
 ...) and says what to do. :func:`check_writable` finds out before a run starts, not an hour
 into it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -63,7 +64,7 @@ def write_atomic(path, write, mode="wb"):
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
-            os.fchmod(fd, 0o666 & ~_umask())          # mkstemp's 0600 would hide the file from others
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from others
             with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": ""})) as f:
                 write(f)
                 f.flush()

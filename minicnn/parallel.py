@@ -56,6 +56,7 @@ backward cache and work arrays, so shards never write into each other's memory.
 Only the NumPy backend shards: on a GPU one stream already runs each operation on all its
 cores, so CuPy keeps one pass per batch and no threads.
 """
+
 from __future__ import annotations
 
 import functools
@@ -64,10 +65,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 from .backend import get_array_module, get_backend
 
-SHARD_SIZE = 16   # images per shard: small enough that a conv's patch matrix stays in cache,
-                  # large enough that per-layer Python overhead stays small (measured in benchmarks/)
-HEAD_SHARDS = 2   # the dense head runs in two halves of the batch: each writes one full weight
-                  # gradient (4 MB for the documented model), so few and large shards, not 16 rows each
+SHARD_SIZE = 16  # images per shard: small enough that a conv's patch matrix stays in cache,
+# large enough that per-layer Python overhead stays small (measured in benchmarks/)
+HEAD_SHARDS = 2  # the dense head runs in two halves of the batch: each writes one full weight
+# gradient (4 MB for the documented model), so few and large shards, not 16 rows each
 
 
 def thread_count(threads=None, processes: int = 1) -> int:
@@ -112,7 +113,9 @@ class ShardPool:
 
     def ensure(self, k: int):
         """At least ``k`` replicas; rebuilt if the model's parameters were replaced since."""
-        stale = self.replicas and any(r.params is not l.params for r, l in zip(self.replicas[0].layers, self.model.layers))
+        stale = self.replicas and any(
+            r.params is not l.params for r, l in zip(self.replicas[0].layers, self.model.layers)
+        )
         if stale or (self.replicas and len(self.replicas[0].layers) != len(self.model.layers)):
             self.replicas = []
         while len(self.replicas) < k:
@@ -121,8 +124,7 @@ class ShardPool:
 
     def run(self, fn, bounds, threads: int):
         replicas = self.ensure(len(bounds))
-        return self.call([functools.partial(fn, k, replicas[k], lo, hi) for k, (lo, hi) in enumerate(bounds)],
-                         threads)
+        return self.call([functools.partial(fn, k, replicas[k], lo, hi) for k, (lo, hi) in enumerate(bounds)], threads)
 
     def call(self, tasks, threads: int):
         """Call every argument-free function of ``tasks`` on up to ``threads`` threads; their
@@ -136,7 +138,7 @@ class ShardPool:
             self._threads = threads
         futures = [self._executor.submit(task) for task in tasks]
         wait(futures)
-        return [f.result() for f in futures]          # re-raises a task's error, in order
+        return [f.result() for f in futures]  # re-raises a task's error, in order
 
 
 def head_bounds(n: int) -> list[tuple[int, int]]:
@@ -152,6 +154,7 @@ def replicas_needed(n: int) -> int:
 def head_start(model) -> int:
     """Index of the first layer of the dense head: the layer after the last Flatten (none: no head)."""
     from .layers import Flatten
+
     flattens = [i for i, layer in enumerate(model.layers) if isinstance(layer, Flatten)]
     return flattens[-1] + 1 if flattens else len(model.layers)
 
@@ -173,8 +176,8 @@ def sum_shard_gradients(model, replicas, stop, start=0):
     batch gradient."""
     for i in range(start, stop):
         for name in model.layers[i].params:
-            total = replicas[0].layers[i].grads[name]      # the first shard's own array, added into:
-            for replica in replicas[1:]:                   # its backward makes a fresh one next step
+            total = replicas[0].layers[i].grads[name]  # the first shard's own array, added into:
+            for replica in replicas[1:]:  # its backward makes a fresh one next step
                 total += replica.layers[i].grads[name]
             model.layers[i].grads[name] = total
 
@@ -188,14 +191,15 @@ def sharded_train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None,
     logits = _sharded_forward(pool, xb, h, threads, training=True)
     loss = loss_fn.forward(logits, yb)
     dlogits = loss_fn.backward()
-    dfeatures = _join(xp, pool.run(lambda k, r, lo, hi: r.backward(dlogits[lo:hi], input_grad=True, start=h),
-                                   halves, threads))
+    dfeatures = _join(
+        xp, pool.run(lambda k, r, lo, hi: r.backward(dlogits[lo:hi], input_grad=True, start=h), halves, threads)
+    )
     pool.run(lambda k, r, lo, hi: r.backward(dfeatures[lo:hi], stop=h), bounds, threads)
-    sum_shard_gradients(model, pool.replicas[:len(bounds)], h)
-    sum_shard_gradients(model, pool.replicas[:len(halves)], len(model.layers), start=h)
+    sum_shard_gradients(model, pool.replicas[: len(bounds)], h)
+    sum_shard_gradients(model, pool.replicas[: len(halves)], len(model.layers), start=h)
     if reduce_gradients is not None:
         reduce_gradients()
-    optimizer.step(run=lambda tasks: pool.call(tasks, threads))     # blocks of rows at once
+    optimizer.step(run=lambda tasks: pool.call(tasks, threads))  # blocks of rows at once
     return loss, (logits.argmax(axis=1) == yb).sum()
 
 
@@ -207,10 +211,16 @@ def sharded_logits(model, xb, threads):
 def _sharded_forward(pool, xb, h, threads, training):
     """Logits of a batch: ``layers[:h]`` (the body) in shards, ``layers[h:]`` (the head) in halves."""
     xp = get_array_module(xb)
-    features = _join(xp, pool.run(lambda k, r, lo, hi: r.forward(xb[lo:hi], training=training, stop=h),
-                                  shard_bounds(len(xb)), threads))
-    return _join(xp, pool.run(lambda k, r, lo, hi: r.forward(features[lo:hi], training=training, start=h),
-                              head_bounds(len(xb)), threads))
+    features = _join(
+        xp,
+        pool.run(lambda k, r, lo, hi: r.forward(xb[lo:hi], training=training, stop=h), shard_bounds(len(xb)), threads),
+    )
+    return _join(
+        xp,
+        pool.run(
+            lambda k, r, lo, hi: r.forward(features[lo:hi], training=training, start=h), head_bounds(len(xb)), threads
+        ),
+    )
 
 
 def replicas_of(model) -> list:
@@ -234,7 +244,8 @@ def one_blas_thread():
     """A context in which NumPy's BLAS runs on one thread (threadpoolctl), so shards, not BLAS,
     use the cores."""
     global _controller
-    if _controller is None:          # finding the BLAS libraries takes a while: once per process
+    if _controller is None:  # finding the BLAS libraries takes a while: once per process
         from threadpoolctl import ThreadpoolController
+
         _controller = ThreadpoolController()
     return _controller.limit(limits=1, user_api="blas")

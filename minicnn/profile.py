@@ -32,6 +32,7 @@ Each row puts what a layer *must* do next to what it *did*:
 
 The model's weights are restored after profiling (the Adam updates are real, then undone).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -167,12 +168,14 @@ def matmul_peak(n: int | None = None, repeats: int = 10) -> float:
             xp.matmul(a, b, out=c)
             backend.synchronize()
             best = min(best, time.perf_counter() - start)
-        _PEAK_CACHE[key] = 2 * n ** 3 / best / 1e9
+        _PEAK_CACHE[key] = 2 * n**3 / best / 1e9
     return _PEAK_CACHE[key]
 
 
 # -- profiling ----------------------------------------------------------------------------------
-def profile_model(model, batch_size: int = 128, repeats: int = 5, *, seed: int = 0, peak: float | None = None) -> Profile:
+def profile_model(
+    model, batch_size: int = 128, repeats: int = 5, *, seed: int = 0, peak: float | None = None
+) -> Profile:
     """Profile one training step of ``model`` on random data, layer by layer.
 
     Returns a :class:`Profile`: a list with one dict per layer holding ``index``, ``layer``
@@ -200,7 +203,7 @@ def profile_model(model, batch_size: int = 128, repeats: int = 5, *, seed: int =
     fwd = [[] for _ in layers]
     bwd = [[] for _ in layers]
     loss_times, update_times = [], []
-    moved = [[0, 0] for _ in layers]             # bytes read + written, forward and backward
+    moved = [[0, 0] for _ in layers]  # bytes read + written, forward and backward
     work = [{} for _ in layers]
 
     def clock():
@@ -208,7 +211,7 @@ def profile_model(model, batch_size: int = 128, repeats: int = 5, *, seed: int =
         return time.perf_counter()
 
     try:
-        for rep in range(repeats + 1):            # rep 0 is the warm-up
+        for rep in range(repeats + 1):  # rep 0 is the warm-up
             timed = rep > 0
             h = x
             for i, layer in enumerate(layers):
@@ -217,10 +220,13 @@ def profile_model(model, batch_size: int = 128, repeats: int = 5, *, seed: int =
                 t1 = clock()
                 if timed:
                     fwd[i].append(t1 - t0)
-                    if rep == repeats:                       # what forward keeps, at its largest
+                    if rep == repeats:  # what forward keeps, at its largest
                         work[i] = work_arrays(layer)
-                        moved[i][0] = _nbytes(h) + _nbytes(out) + _nbytes(layer.cache) \
-                            if out is not h and not isinstance(layer, Flatten) else 0
+                        moved[i][0] = (
+                            _nbytes(h) + _nbytes(out) + _nbytes(layer.cache)
+                            if out is not h and not isinstance(layer, Flatten)
+                            else 0
+                        )
                 h = out
             t0 = clock()
             loss_fn.forward(h, y)
@@ -238,7 +244,7 @@ def profile_model(model, batch_size: int = 128, repeats: int = 5, *, seed: int =
                     bwd[i].append(t1 - t0)
                     if rep == repeats and moved[i][0]:
                         moved[i][1] = _nbytes(dy) + kept + _nbytes(dx)
-                    if rep == repeats:       # backward's own work array (dy_grid) now exists too
+                    if rep == repeats:  # backward's own work array (dy_grid) now exists too
                         work[i] = {**work_arrays(layer), **work[i]}
                 dy = dx
             t0 = clock()
@@ -250,7 +256,7 @@ def profile_model(model, batch_size: int = 128, repeats: int = 5, *, seed: int =
         for layer, params in zip(layers, saved):
             for k, v in params.items():
                 layer.params[k][...] = v
-        for i, layer in enumerate(layers):
+        for layer in layers:
             layer.cache = None
             if isinstance(layer, Dropout):
                 layer.reseed(layer.seed)
@@ -266,18 +272,39 @@ def profile_model(model, batch_size: int = 128, repeats: int = 5, *, seed: int =
         seconds = (f_ms + b_ms) / 1e3
         gflops = (f_flops + b_flops) / seconds / 1e9 if f_flops and seconds > 0 else 0.0
         traffic = sum(moved[i]) if not f_flops else 0
-        rows.append({
-            "index": i, "layer": describe(layer), "name": layer.name, "type": type(layer).__name__,
-            "output_shape": (None, *layer.output_shape), "params": layer.count_params(),
-            "fwd_flops": f_flops, "bwd_flops": b_flops, "dx": i > 0,
-            "bytes": traffic, "work_bytes": sum(work[i].values()), "work": work[i],
-            "fwd_ms": f_ms, "bwd_ms": b_ms, "share": (f_ms + b_ms) / step_ms,
-            "gflops": gflops, "peak_fraction": gflops / peak if peak else 0.0,
-            "gbps": traffic / seconds / 1e9 if traffic and seconds > 0 else 0.0,
-        })
-    step = {"loss_ms": loss_ms, "update_ms": update_ms, "step_ms": step_ms, "batch_size": batch_size,
-            "repeats": repeats, "backend": backend.name, "device": backend.device_name(), "peak_gflops": peak,
-            "dtype": np.dtype(model.dtype).name}
+        rows.append(
+            {
+                "index": i,
+                "layer": describe(layer),
+                "name": layer.name,
+                "type": type(layer).__name__,
+                "output_shape": (None, *layer.output_shape),
+                "params": layer.count_params(),
+                "fwd_flops": f_flops,
+                "bwd_flops": b_flops,
+                "dx": i > 0,
+                "bytes": traffic,
+                "work_bytes": sum(work[i].values()),
+                "work": work[i],
+                "fwd_ms": f_ms,
+                "bwd_ms": b_ms,
+                "share": (f_ms + b_ms) / step_ms,
+                "gflops": gflops,
+                "peak_fraction": gflops / peak if peak else 0.0,
+                "gbps": traffic / seconds / 1e9 if traffic and seconds > 0 else 0.0,
+            }
+        )
+    step = {
+        "loss_ms": loss_ms,
+        "update_ms": update_ms,
+        "step_ms": step_ms,
+        "batch_size": batch_size,
+        "repeats": repeats,
+        "backend": backend.name,
+        "device": backend.device_name(),
+        "peak_gflops": peak,
+        "dtype": np.dtype(model.dtype).name,
+    }
     return Profile(rows, step)
 
 
@@ -295,11 +322,18 @@ def totals(rows) -> dict:
     flops = sum(r["fwd_flops"] + r["bwd_flops"] for r in rows)
     out = {
         "params": sum(r["params"] for r in rows),
-        "fwd_flops": sum(r["fwd_flops"] for r in rows), "bwd_flops": sum(r["bwd_flops"] for r in rows),
-        "bytes": sum(r["bytes"] for r in rows), "work_bytes": sum(r["work_bytes"] for r in rows),
-        "fwd_ms": sum(r["fwd_ms"] for r in rows), "bwd_ms": sum(r["bwd_ms"] for r in rows),
-        "layer_ms": layer_ms, "loss_ms": step.get("loss_ms", 0.0), "update_ms": step.get("update_ms", 0.0),
-        "step_ms": step_ms, "gflops": flops / step_ms / 1e6 if step_ms else 0.0, "shares": shares,
+        "fwd_flops": sum(r["fwd_flops"] for r in rows),
+        "bwd_flops": sum(r["bwd_flops"] for r in rows),
+        "bytes": sum(r["bytes"] for r in rows),
+        "work_bytes": sum(r["work_bytes"] for r in rows),
+        "fwd_ms": sum(r["fwd_ms"] for r in rows),
+        "bwd_ms": sum(r["bwd_ms"] for r in rows),
+        "layer_ms": layer_ms,
+        "loss_ms": step.get("loss_ms", 0.0),
+        "update_ms": step.get("update_ms", 0.0),
+        "step_ms": step_ms,
+        "gflops": flops / step_ms / 1e6 if step_ms else 0.0,
+        "shares": shares,
     }
     if "batch_size" in step and step_ms:
         out["images_per_second"] = step["batch_size"] / (step_ms / 1e3)
@@ -321,8 +355,10 @@ def reading(rows) -> str:
         top = max(rows, key=lambda r: r["share"])
         return f"{top['share']:.0%} of the step is {top['layer']}"
     worst = max(conv, key=lambda r: r["fwd_ms"] + r["bwd_ms"])
-    text = (f"{t['shares'].get('Conv2D', 0):.0%} of the step is convolution; {worst['layer'].rsplit(' ', 1)[0]} "
-            f"(the slowest) runs at {worst['peak_fraction']:.0%} of peak")
+    text = (
+        f"{t['shares'].get('Conv2D', 0):.0%} of the step is convolution; {worst['layer'].rsplit(' ', 1)[0]} "
+        f"(the slowest) runs at {worst['peak_fraction']:.0%} of peak"
+    )
     if "cols" in worst["work"]:
         text += f"; its patch matrix is {_mb(worst['work']['cols'])}"
     return text
@@ -330,28 +366,67 @@ def reading(rows) -> str:
 
 def format_table(rows) -> str:
     """The profile as a fixed-width text table, with a totals line."""
-    header = ("#", "layer", "output shape", "params", "fwd GFLOP", "bwd GFLOP", "work MB", "fwd ms", "bwd ms",
-              "share", "GFLOP/s", "% peak", "GB/s")
+    header = (
+        "#",
+        "layer",
+        "output shape",
+        "params",
+        "fwd GFLOP",
+        "bwd GFLOP",
+        "work MB",
+        "fwd ms",
+        "bwd ms",
+        "share",
+        "GFLOP/s",
+        "% peak",
+        "GB/s",
+    )
     lines = []
     for r in rows:
         shape = "(" + ", ".join("None" if d is None else str(d) for d in r["output_shape"]) + ")"
         flops = r["fwd_flops"] > 0
-        lines.append((
-            str(r["index"]), r["layer"] + ("" if r["dx"] or not flops else " (no dx)"), shape, f"{r['params']:,}",
-            f"{r['fwd_flops'] / 1e9:.3f}" if flops else "-", f"{r['bwd_flops'] / 1e9:.3f}" if flops else "-",
-            f"{r['work_bytes'] / 1e6:.1f}", f"{r['fwd_ms']:.2f}", f"{r['bwd_ms']:.2f}", f"{r['share']:.1%}",
-            f"{r['gflops']:.1f}" if flops else "-", f"{r['peak_fraction']:.0%}" if flops else "-",
-            f"{r['gbps']:.1f}" if r["gbps"] else "-"))
+        lines.append(
+            (
+                str(r["index"]),
+                r["layer"] + ("" if r["dx"] or not flops else " (no dx)"),
+                shape,
+                f"{r['params']:,}",
+                f"{r['fwd_flops'] / 1e9:.3f}" if flops else "-",
+                f"{r['bwd_flops'] / 1e9:.3f}" if flops else "-",
+                f"{r['work_bytes'] / 1e6:.1f}",
+                f"{r['fwd_ms']:.2f}",
+                f"{r['bwd_ms']:.2f}",
+                f"{r['share']:.1%}",
+                f"{r['gflops']:.1f}" if flops else "-",
+                f"{r['peak_fraction']:.0%}" if flops else "-",
+                f"{r['gbps']:.1f}" if r["gbps"] else "-",
+            )
+        )
     t = totals(rows)
-    lines.append(("", "all layers", "", f"{t['params']:,}", f"{t['fwd_flops'] / 1e9:.3f}",
-                  f"{t['bwd_flops'] / 1e9:.3f}", f"{t['work_bytes'] / 1e6:.1f}", f"{t['fwd_ms']:.2f}",
-                  f"{t['bwd_ms']:.2f}", f"{t['layer_ms'] / t['step_ms']:.1%}", f"{t['gflops']:.1f}",
-                  f"{t['peak_fraction']:.0%}" if "peak_fraction" in t else "-", ""))
+    lines.append(
+        (
+            "",
+            "all layers",
+            "",
+            f"{t['params']:,}",
+            f"{t['fwd_flops'] / 1e9:.3f}",
+            f"{t['bwd_flops'] / 1e9:.3f}",
+            f"{t['work_bytes'] / 1e6:.1f}",
+            f"{t['fwd_ms']:.2f}",
+            f"{t['bwd_ms']:.2f}",
+            f"{t['layer_ms'] / t['step_ms']:.1%}",
+            f"{t['gflops']:.1f}",
+            f"{t['peak_fraction']:.0%}" if "peak_fraction" in t else "-",
+            "",
+        )
+    )
     widths = [max(len(h), *(len(line[k]) for line in lines)) for k, h in enumerate(header)]
     left = {1, 2}
 
     def fmt(fields):
-        return "  ".join(f.ljust(w) if k in left else f.rjust(w) for k, (f, w) in enumerate(zip(fields, widths))).rstrip()
+        return "  ".join(
+            f.ljust(w) if k in left else f.rjust(w) for k, (f, w) in enumerate(zip(fields, widths))
+        ).rstrip()
 
     rule = "-" * len(fmt(header))
     return "\n".join([fmt(header), rule, *map(fmt, lines[:-1]), rule, fmt(lines[-1])])
@@ -360,21 +435,27 @@ def format_table(rows) -> str:
 def report(rows) -> str:
     """What ``python -m minicnn.profile`` prints: the setting, the table, the totals, the reading."""
     s, t = rows.step, totals(rows)
-    head = (f"Training step of {s['batch_size']} images ({s['dtype']}), {s['backend']} on {s['device']}; "
-            f"median of {s['repeats']} after 1 warm-up.\n"
-            f"Matrix-product peak here: {s['peak_gflops']:.1f} GFLOP/s (float32 GEMM).")
-    tail = (f"Step: {t['step_ms']:.1f} ms = layers {t['layer_ms']:.1f} + loss {t['loss_ms']:.2f} + "
-            f"Adam update {t['update_ms']:.2f} ms; {t.get('images_per_second', 0):.0f} images/s; "
-            f"{(t['fwd_flops'] + t['bwd_flops']) / 1e9:.2f} GFLOP at {t['gflops']:.1f} GFLOP/s.\n"
-            f"FLOPs: multiply-add = 2, matrix products only; the first layer's backward computes dW "
-            f"alone (no dx). Element-wise layers: GB/s of the least traffic their arrays imply.\n"
-            f"Reading: {reading(rows)}.")
+    head = (
+        f"Training step of {s['batch_size']} images ({s['dtype']}), {s['backend']} on {s['device']}; "
+        f"median of {s['repeats']} after 1 warm-up.\n"
+        f"Matrix-product peak here: {s['peak_gflops']:.1f} GFLOP/s (float32 GEMM)."
+    )
+    tail = (
+        f"Step: {t['step_ms']:.1f} ms = layers {t['layer_ms']:.1f} + loss {t['loss_ms']:.2f} + "
+        f"Adam update {t['update_ms']:.2f} ms; {t.get('images_per_second', 0):.0f} images/s; "
+        f"{(t['fwd_flops'] + t['bwd_flops']) / 1e9:.2f} GFLOP at {t['gflops']:.1f} GFLOP/s.\n"
+        f"FLOPs: multiply-add = 2, matrix products only; the first layer's backward computes dW "
+        f"alone (no dx). Element-wise layers: GB/s of the least traffic their arrays imply.\n"
+        f"Reading: {reading(rows)}."
+    )
     return f"{head}\n\n{format_table(rows)}\n\n{tail}"
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m minicnn.profile",
-                                description="Per-layer profile of one training step of the documented CIFAR-10 CNN.")
+    p = argparse.ArgumentParser(
+        prog="python -m minicnn.profile",
+        description="Per-layer profile of one training step of the documented CIFAR-10 CNN.",
+    )
     p.add_argument("--batch-size", type=int, default=128, metavar="N")
     p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
     p.add_argument("--repeats", type=int, default=5, metavar="N", help="timed steps after one warm-up (median)")
@@ -383,6 +464,7 @@ def main(argv=None) -> int:
         p.error("--batch-size and --repeats must be positive")
     set_backend(args.backend)
     from .models import cifar10_cnn
+
     rows = profile_model(cifar10_cnn(seed=0), batch_size=args.batch_size, repeats=args.repeats)
     print(report(rows))
     return 0

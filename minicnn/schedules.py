@@ -3,6 +3,7 @@
 Pass one to ``fit(..., lr_schedule=...)``; ``fit`` sets ``optimizer.lr`` from it before
 every step, so a schedule is smooth within an epoch and a resumed run continues it exactly.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,6 +24,7 @@ def warmup_cosine(peak: float, epochs: float, warmup: float = 1.0):
             return peak * (t + 1e-3) / warmup
         progress = min(1.0, (t - warmup) / max(epochs - warmup, 1e-9))
         return 0.5 * peak * (1 + math.cos(math.pi * progress))
+
     return schedule
 
 

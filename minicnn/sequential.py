@@ -1,8 +1,9 @@
 """Sequential: a stack of layers, trained by backpropagation.
 
-    forward:   x -> layer 0 -> layer 1 -> ... -> logits
-    backward:  dlogits -> ... -> layer 1 -> layer 0   (each layer fills its grads)
+forward:   x -> layer 0 -> layer 1 -> ... -> logits
+backward:  dlogits -> ... -> layer 1 -> layer 0   (each layer fills its grads)
 """
+
 from __future__ import annotations
 
 import copy
@@ -10,14 +11,14 @@ import json
 
 import numpy as np
 
-from . import training as _training   # (forward's `training` flag would hide the module's name)
+from . import training as _training  # (forward's `training` flag would hide the module's name)
 from ._version import __version__
 from .backend import get_backend, to_numpy
 from .checkpoint import FORMAT, CheckpointError, read_checkpoint, split_extra, write_atomic
+from .input_checks import check_images
 from .layers import LAYER_CLASSES, Dropout, Layer
 from .layers.base import snake_case
 from .training import TrainingDiverged  # noqa: F401  (re-exported: minicnn.TrainingDiverged)
-from .input_checks import check_images
 
 
 class Sequential:
@@ -45,15 +46,17 @@ class Sequential:
         seen: dict[str, int] = {}
         shape = self.input_shape
         for i, layer in enumerate(self.layers):
-            if layer.name is None:   # Keras's naming: conv2d, conv2d_1, ...
+            if layer.name is None:  # Keras's naming: conv2d, conv2d_1, ...
                 base = snake_case(type(layer).__name__)
                 layer.name = base if base not in seen else f"{base}_{seen[base]}"
                 seen[base] = seen.get(base, 0) + 1
             try:
                 shape = layer.build(shape, self.dtype, rng=rng)
             except ValueError as exc:
-                raise ValueError(f"Sequential: cannot build layer {i} ({layer.name}, {type(layer).__name__}) "
-                                 f"on input {(None,) + tuple(shape)}: {exc}") from None
+                raise ValueError(
+                    f"Sequential: cannot build layer {i} ({layer.name}, {type(layer).__name__}) "
+                    f"on input {(None,) + tuple(shape)}: {exc}"
+                ) from None
             if isinstance(layer, Dropout) and seed is not None:
                 layer.reseed(_training.derive_seed(seed, i))
         self.output_shape = shape
@@ -82,7 +85,7 @@ class Sequential:
             outputs.append(x)
         return outputs
 
-    def replica(self) -> "Sequential":
+    def replica(self) -> Sequential:
         """A twin whose layers share this model's parameters (see :meth:`Layer.replica`)."""
         twin = copy.copy(self)
         twin.__dict__.pop("_shard_pool", None)
@@ -103,8 +106,11 @@ class Sequential:
     # -- parameters -------------------------------------------------------------------
     def named_parameters(self):
         """``[(key, layer, name)]`` with keys like ``"00_Conv2D/W"`` (position and class)."""
-        return [(f"{i:02d}_{type(layer).__name__}/{name}", layer, name)
-                for i, layer in enumerate(self.layers) for name in layer.params]
+        return [
+            (f"{i:02d}_{type(layer).__name__}/{name}", layer, name)
+            for i, layer in enumerate(self.layers)
+            for name in layer.params
+        ]
 
     def count_params(self) -> int:
         return sum(layer.count_params() for layer in self.layers)
@@ -117,11 +123,14 @@ class Sequential:
         return self
 
     def get_config(self) -> dict:
-        return {"input_shape": list(self.input_shape), "dtype": self.dtype.name,
-                "layers": [{"class": type(l).__name__, "config": l.get_config()} for l in self.layers]}
+        return {
+            "input_shape": list(self.input_shape),
+            "dtype": self.dtype.name,
+            "layers": [{"class": type(l).__name__, "config": l.get_config()} for l in self.layers],
+        }
 
     @classmethod
-    def from_config(cls, config: dict) -> "Sequential":
+    def from_config(cls, config: dict) -> Sequential:
         layers = []
         for spec in config["layers"]:
             if spec["class"] not in LAYER_CLASSES:
@@ -134,7 +143,7 @@ class Sequential:
         """The Keras 2 summary table as a string (``print(model.summary())``)."""
         width, cols = 65, (29, 55, 65)
 
-        def row(fields):   # each field starts at the previous column's end, cut to fit
+        def row(fields):  # each field starts at the previous column's end, cut to fit
             line = ""
             for field, end in zip(fields, cols):
                 line = (line + str(field))[:end].ljust(end)
@@ -142,8 +151,11 @@ class Sequential:
 
         lines = [f'Model: "{self.name}"', "_" * width, row(["Layer (type)", "Output Shape", "Param #"]), "=" * width]
         for i, layer in enumerate(self.layers):
-            shape = "(None, " + ", ".join(map(str, layer.output_shape)) + ")" if len(layer.output_shape) > 1 \
+            shape = (
+                "(None, " + ", ".join(map(str, layer.output_shape)) + ")"
+                if len(layer.output_shape) > 1
                 else f"(None, {layer.output_shape[0]})"
+            )
             lines.append(row([f"{layer.name} ({type(layer).__name__})", shape, layer.count_params()]))
             lines.append("=" * width if i == len(self.layers) - 1 else "_" * width)
         total = self.count_params()
@@ -160,7 +172,10 @@ class Sequential:
         return _training.evaluate(self, x, y, batch_size=batch_size, **options)
 
     def predict(self, x, batch_size=256, threads=None) -> np.ndarray:
-        """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy; see :func:`minicnn.training.predict`."""
+        """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy.
+
+        See :func:`minicnn.training.predict`.
+        """
         return _training.predict(self, x, batch_size=batch_size, threads=threads)
 
     # -- checkpoints ----------------------------------------------------------------------
@@ -190,16 +205,19 @@ class Sequential:
             raise CheckpointError(f"{path}: checkpoint has {len(layers_meta)} layers, the model has {len(self.layers)}")
         for i, (spec, layer) in enumerate(zip(layers_meta, self.layers)):
             if spec.get("class") != type(layer).__name__:
-                raise CheckpointError(f"{path}: layer {i} is {spec.get('class')} in the checkpoint, "
-                                      f"{type(layer).__name__} in the model")
+                raise CheckpointError(
+                    f"{path}: layer {i} is {spec.get('class')} in the checkpoint, {type(layer).__name__} in the model"
+                )
         expected = {f"layers/{key}": layer.params[name] for key, layer, name in self.named_parameters()}
         for key, param in expected.items():
             if key not in arrays:
                 raise CheckpointError(f"{path}: missing {key} (the model has it, {param.dtype}{tuple(param.shape)})")
             got = arrays[key]
             if tuple(got.shape) != tuple(param.shape) or got.dtype != param.dtype:
-                raise CheckpointError(f"{path}: {key} is {got.dtype}{tuple(got.shape)} in the checkpoint, "
-                                      f"{param.dtype}{tuple(param.shape)} in the model")
+                raise CheckpointError(
+                    f"{path}: {key} is {got.dtype}{tuple(got.shape)} in the checkpoint, "
+                    f"{param.dtype}{tuple(param.shape)} in the model"
+                )
         for key in arrays:
             if key.startswith("layers/") and key not in expected:
                 raise CheckpointError(f"{path}: checkpoint has {key}, which the model lacks")
@@ -207,7 +225,7 @@ class Sequential:
             if "optimizer" not in meta:
                 raise CheckpointError(f"{path}: no optimizer state in this checkpoint")
             state = dict(meta["optimizer"])
-            state.update({k[len("optimizer/"):]: v for k, v in arrays.items() if k.startswith("optimizer/")})
+            state.update({k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")})
             try:
                 optimizer.check_state_dict(state)
             except ValueError as exc:
@@ -219,7 +237,7 @@ class Sequential:
         if optimizer is not None:
             optimizer.load_state_dict(state)
         extra = dict(meta.get("extra", {}))
-        extra.update({k[len("extra/"):]: v for k, v in arrays.items() if k.startswith("extra/")})
+        extra.update({k[len("extra/") :]: v for k, v in arrays.items() if k.startswith("extra/")})
         return extra
 
 

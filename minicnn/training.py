@@ -17,6 +17,7 @@ The GPU rule of this module: a loss or an accuracy is a device scalar until a nu
 be shown (a progress-bar refresh, the end of an epoch). Reading it earlier (``float(loss)``)
 would make the CPU wait for the GPU after every step.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -46,7 +47,7 @@ def minibatches(n: int, batch_size: int, rng: np.random.Generator | None = None)
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]
 
 
 def train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None):
@@ -66,9 +67,26 @@ def train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None):
     return loss, (logits.argmax(axis=1) == yb).sum()
 
 
-def fit(model, x, y, *, optimizer, epochs, batch_size=32, validation_data=None, shuffle=True, verbose=1,
-        initial_epoch=0, seed=None, augment=None, lr_schedule=None, callbacks=(), loss=None, communicator=None,
-        threads=None):
+def fit(
+    model,
+    x,
+    y,
+    *,
+    optimizer,
+    epochs,
+    batch_size=32,
+    validation_data=None,
+    shuffle=True,
+    verbose=1,
+    initial_epoch=0,
+    seed=None,
+    augment=None,
+    lr_schedule=None,
+    callbacks=(),
+    loss=None,
+    communicator=None,
+    threads=None,
+):
     """Train ``model`` with mini-batch gradient descent; returns the history (dict of per-epoch lists).
 
     Args:
@@ -102,12 +120,14 @@ def fit(model, x, y, *, optimizer, epochs, batch_size=32, validation_data=None, 
     comm = communicator
     if comm is not None:
         if batch_size % comm.size:
-            raise ValueError(f"fit: the global batch_size {batch_size} must be a multiple of the number of "
-                             f"processes {comm.size} (each takes batch_size / {comm.size} examples per step)")
+            raise ValueError(
+                f"fit: the global batch_size {batch_size} must be a multiple of the number of "
+                f"processes {comm.size} (each takes batch_size / {comm.size} examples per step)"
+            )
         verbose = verbose if comm.is_root else 0
     loss_fn = loss or SoftmaxCrossEntropy()
     seed = int(np.random.SeedSequence().generate_state(1)[0]) if seed is None else int(seed)
-    if comm is not None:              # every rank must shuffle alike and start from the same weights
+    if comm is not None:  # every rank must shuffle alike and start from the same weights
         seed = comm.broadcast(seed)
         comm.broadcast_parameters(model)
     history = {"loss": [], "accuracy": []}
@@ -121,12 +141,27 @@ def fit(model, x, y, *, optimizer, epochs, batch_size=32, validation_data=None, 
             for cb in callbacks:
                 getattr(cb, "on_epoch_begin", lambda *a: None)(epoch, {})
             start = time.perf_counter()
-            loss_sum, correct, seen = train_epoch(model, loss_fn, optimizer, x, y, epoch=epoch, epochs=epochs,
-                                                  batch_size=batch_size, seed=seed, shuffle=shuffle, augment=augment,
-                                                  lr_schedule=lr_schedule, verbose=verbose, communicator=comm,
-                                                  threads=threads)
-            logs = {"loss": _finite_loss(loss_sum, seen, epoch, last_step, optimizer),
-                    "accuracy": float(correct) / seen}
+            loss_sum, correct, seen = train_epoch(
+                model,
+                loss_fn,
+                optimizer,
+                x,
+                y,
+                epoch=epoch,
+                epochs=epochs,
+                batch_size=batch_size,
+                seed=seed,
+                shuffle=shuffle,
+                augment=augment,
+                lr_schedule=lr_schedule,
+                verbose=verbose,
+                communicator=comm,
+                threads=threads,
+            )
+            logs = {
+                "loss": _finite_loss(loss_sum, seen, epoch, last_step, optimizer),
+                "accuracy": float(correct) / seen,
+            }
             if validation_data is not None:
                 val = _evaluate(model, *validation_data, max(batch_size, 256), None, comm, threads=threads)
                 logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
@@ -140,8 +175,24 @@ def fit(model, x, y, *, optimizer, epochs, batch_size=32, validation_data=None, 
     return history
 
 
-def train_epoch(model, loss_fn, optimizer, x, y, *, epoch, epochs, batch_size, seed, shuffle=True, augment=None,
-                lr_schedule=None, verbose=1, communicator=None, threads=1):
+def train_epoch(
+    model,
+    loss_fn,
+    optimizer,
+    x,
+    y,
+    *,
+    epoch,
+    epochs,
+    batch_size,
+    seed,
+    shuffle=True,
+    augment=None,
+    lr_schedule=None,
+    verbose=1,
+    communicator=None,
+    threads=1,
+):
     """One pass over ``(x, y)`` in shuffled mini-batches; returns ``(loss_sum, correct, seen)``
     summed over every process (``loss_sum`` weights each batch's mean by its size)."""
     from tqdm.auto import tqdm
@@ -150,27 +201,28 @@ def train_epoch(model, loss_fn, optimizer, x, y, *, epoch, epochs, batch_size, s
     backend = get_backend()
     n = x.shape[0]
     steps = -(-n // batch_size)
-    rng = np.random.default_rng([seed, epoch])          # the shuffle: the same on every rank
+    rng = np.random.default_rng([seed, epoch])  # the shuffle: the same on every rank
     aug_rng = rng if comm is None else np.random.default_rng([seed, epoch, 1 + comm.rank])
-    step_fn = train_step                        # CuPy: one pass per batch, no threads
-    if parallel.enabled():                      # NumPy: shards on the replicas, which must exist
-        step_fn = functools.partial(parallel.sharded_train_step, threads=threads)   # before their masks are seeded
+    step_fn = train_step  # CuPy: one pass per batch, no threads
+    if parallel.enabled():  # NumPy: shards on the replicas, which must exist
+        step_fn = functools.partial(parallel.sharded_train_step, threads=threads)  # before their masks are seeded
         local_batch = batch_size if comm is None else -(-batch_size // comm.size)
         parallel.shard_pool(model).ensure(parallel.replicas_needed(local_batch))
     reseed_dropout(model, seed, epoch, rank=None if comm is None else comm.rank)
-    loss_sum = correct = 0   # device scalars: read only when the bar is redrawn
+    loss_sum = correct = 0  # device scalars: read only when the bar is redrawn
     seen = 0
     last_shown = time.perf_counter()
-    bar = tqdm(total=n, unit="img", desc=f"Epoch {epoch + 1}/{epochs}", disable=verbose != 1,
-               leave=False, dynamic_ncols=True)
+    bar = tqdm(
+        total=n, unit="img", desc=f"Epoch {epoch + 1}/{epochs}", disable=verbose != 1, leave=False, dynamic_ncols=True
+    )
     with bar:
         for step, idx in enumerate(minibatches(n, batch_size, rng if shuffle else None)):
             if lr_schedule is not None:
                 optimizer.lr = float(lr_schedule(epoch + step / steps))
             batch_n = len(idx)
             if comm is not None:
-                idx = comm.shard(idx)                   # this rank's share of the global batch
-            reduce = None if comm is None else (lambda k=len(idx): comm.average_gradients(model, k, batch_n))
+                idx = comm.shard(idx)  # this rank's share of the global batch
+            reduce = None if comm is None else functools.partial(comm.average_gradients, model, len(idx), batch_n)
             if len(idx):
                 xb = x[idx] if augment is None else augment(to_numpy(x[idx]), aug_rng)
                 xb, yb = backend.asarray(xb, dtype=model.dtype), backend.asarray(y[idx])
@@ -178,7 +230,7 @@ def train_epoch(model, loss_fn, optimizer, x, y, *, epoch, epochs, batch_size, s
                 loss_sum = loss_sum + batch_loss * len(idx)
                 correct = correct + batch_correct
                 seen += len(idx)
-            else:                                       # a rank with no examples still joins the average
+            else:  # a rank with no examples still joins the average
                 reduce()
                 optimizer.step()
             bar.update(batch_n)
@@ -188,7 +240,7 @@ def train_epoch(model, loss_fn, optimizer, x, y, *, epoch, epochs, batch_size, s
                 # Distributed: rank 0's running figures (raising here would leave the other ranks waiting).
                 avg = _finite_loss(loss_sum, seen, epoch, step, optimizer) if comm is None else float(loss_sum) / seen
                 bar.set_postfix(loss=f"{avg:.4f}", acc=f"{float(correct) / seen:.4f}", refresh=False)
-    if comm is not None:                                # every rank gets the global figures
+    if comm is not None:  # every rank gets the global figures
         loss_sum, correct, seen = comm.sum([float(loss_sum), float(correct), seen])
     return loss_sum, correct, seen
 
@@ -229,7 +281,7 @@ def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=Fa
     if communicator is not None:
         loss_sum, correct = communicator.sum([float(loss_sum), float(correct)])
     result = {"loss": float(loss_sum) / n, "accuracy": float(correct) / n}
-    if return_predictions:    # one host copy for the whole set, not one per batch
+    if return_predictions:  # one host copy for the whole set, not one per batch
         xp = backend.xp
         result["predictions"] = to_numpy(xp.concatenate(predictions)) if predictions else np.empty(0, np.intp)
     return result
@@ -244,7 +296,7 @@ def predict(model, x, batch_size=256, threads=None) -> np.ndarray:
     with no_grad(), _cpu_threads():
         for idx in minibatches(x.shape[0], batch_size):
             out.append(softmax(_logits(model, backend.asarray(x[idx], dtype=model.dtype), threads)))
-    return to_numpy(backend.xp.concatenate(out))     # one host copy for the whole set
+    return to_numpy(backend.xp.concatenate(out))  # one host copy for the whole set
 
 
 def _logits(model, xb, threads):
@@ -267,7 +319,7 @@ def effective_verbose(verbose: int, stream=None) -> int:
         return verbose
     try:
         interactive = (stream or sys.stderr).isatty() or "ipykernel" in sys.modules
-    except (AttributeError, ValueError):           # no stream (pythonw), or a closed one
+    except (AttributeError, ValueError):  # no stream (pythonw), or a closed one
         interactive = False
     return 1 if interactive else 2
 
@@ -312,7 +364,8 @@ def _finite_loss(loss_sum, seen, epoch, step, optimizer) -> float:
     if not np.isfinite(avg):
         raise TrainingDiverged(
             f"training diverged: the loss became {avg} in epoch {epoch + 1}, by step {step + 1}; "
-            f"the learning rate was {optimizer.lr:g} — try a lower one (the last checkpoint is untouched)")
+            f"the learning rate was {optimizer.lr:g} — try a lower one (the last checkpoint is untouched)"
+        )
     return avg
 
 
@@ -320,5 +373,8 @@ def _epoch_line(epoch, epochs, logs, seen):
     from tqdm.auto import tqdm
 
     parts = [f"{k}: {v:.4f}" for k, v in logs.items() if k not in ("lr", "seconds")]
-    tqdm.write(f"Epoch {epoch + 1}/{epochs} - {logs['seconds']:.0f}s - {seen / logs['seconds']:.0f} img/s - "
-               + " - ".join(parts) + f" - lr: {logs['lr']:.2e}")
+    tqdm.write(
+        f"Epoch {epoch + 1}/{epochs} - {logs['seconds']:.0f}s - {seen / logs['seconds']:.0f} img/s - "
+        + " - ".join(parts)
+        + f" - lr: {logs['lr']:.2e}"
+    )

@@ -21,6 +21,7 @@ Images given to the model are *standardised* (``(pixel - mean) / std`` per chann
 :func:`minicnn.datasets.standardize`). :func:`displayable` turns them back into RGB in
 ``[0, 1]`` for drawing.
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,14 +35,34 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from .backend import to_numpy
-from .interpret import (after_activation, confusion_matrix, conv_layer_indices, displayable, feature_maps,  # noqa: F401
-                        filter_activation, max_stimuli, spread, synthetic_image)
+from .interpret import (
+    after_activation,
+    confusion_matrix,
+    conv_layer_indices,
+    displayable,
+    feature_maps,  # noqa: F401
+    filter_activation,
+    max_stimuli,
+    spread,
+    synthetic_image,
+)
 from .layers import Conv2D
 from .outputs import write_atomic
 
-__all__ = ["plot_filters", "max_stimuli", "filter_activation", "plot_stimuli", "plot_feature_maps",
-           "plot_history", "confusion_matrix", "plot_confusion_matrix", "plot_model", "displayable",
-           "synthetic_image", "conv_layer_indices"]
+__all__ = [
+    "plot_filters",
+    "max_stimuli",
+    "filter_activation",
+    "plot_stimuli",
+    "plot_feature_maps",
+    "plot_history",
+    "confusion_matrix",
+    "plot_confusion_matrix",
+    "plot_model",
+    "displayable",
+    "synthetic_image",
+    "conv_layer_indices",
+]
 
 DPI = 110
 
@@ -122,8 +143,12 @@ def _draw_image_kernels(w, name, title, max_filters) -> Figure:
         lo, hi = k.min(), k.max()
         _show_image(ax, (k - lo) / (hi - lo) if hi > lo else np.full_like(k, 0.5), f"filter {i}", fontsize=9)
     shown = f"{n} of {f}" if n < f else f"all {f}"
-    fig.suptitle(title or f"{name}: {shown} learnt {kh}×{kw} kernels as {'RGB' if c_in == 3 else 'grey'} images\n"
-                          f"(each scaled on its own to [0, 1])", fontsize=11)
+    fig.suptitle(
+        title
+        or f"{name}: {shown} learnt {kh}×{kw} kernels as {'RGB' if c_in == 3 else 'grey'} images\n"
+        f"(each scaled on its own to [0, 1])",
+        fontsize=11,
+    )
     return fig
 
 
@@ -134,13 +159,14 @@ def _draw_kernel_grid(w, name, title, max_filters, max_channels) -> Figure:
     mosaic = np.full((nf * (kh + 1) - 1, nc * (kw + 1) - 1), np.nan)
     for r in range(nf):
         for c in range(nc):
-            mosaic[r * (kh + 1):r * (kh + 1) + kh, c * (kw + 1):c * (kw + 1) + kw] = w[:, :, c, r]
+            mosaic[r * (kh + 1) : r * (kh + 1) + kh, c * (kw + 1) : c * (kw + 1) + kw] = w[:, :, c, r]
     limit = float(np.nanmax(np.abs(mosaic))) or 1.0
     cell = 0.42
-    fig = _figure(max(7.0, cell * nc + 2.2), max(3.5, cell * nf + 1.3))   # room for the title
+    fig = _figure(max(7.0, cell * nc + 2.2), max(3.5, cell * nf + 1.3))  # room for the title
     ax = fig.add_subplot()
-    im = ax.imshow(mosaic, cmap=colormaps["RdBu_r"].with_extremes(bad="white"), vmin=-limit, vmax=limit,
-                   interpolation="nearest")
+    im = ax.imshow(
+        mosaic, cmap=colormaps["RdBu_r"].with_extremes(bad="white"), vmin=-limit, vmax=limit, interpolation="nearest"
+    )
     ax.set_yticks([r * (kh + 1) + (kh - 1) / 2 for r in range(nf)], [f"filter {r}" for r in range(nf)], fontsize=8)
     ax.set_xticks([c * (kw + 1) + (kw - 1) / 2 for c in range(nc)], [str(c) for c in range(nc)], fontsize=8)
     ax.tick_params(length=0)
@@ -148,15 +174,17 @@ def _draw_kernel_grid(w, name, title, max_filters, max_channels) -> Figure:
     for side in ax.spines.values():
         side.set_visible(False)
     fig.colorbar(im, ax=ax, shrink=0.6, label="weight")
-    fig.suptitle(title or f"{name}: {kh}×{kw} kernels W[:, :, channel, filter]\n"
-                          f"filters 0–{nf - 1} of {f} (rows) × input channels 0–{nc - 1} of {c_in} (columns)",
-                 fontsize=11)
+    fig.suptitle(
+        title
+        or f"{name}: {kh}×{kw} kernels W[:, :, channel, filter]\n"
+        f"filters 0–{nf - 1} of {f} (rows) × input channels 0–{nc - 1} of {c_in} (columns)",
+        fontsize=11,
+    )
     return fig
 
 
 # -- what a filter likes (the ascent itself is minicnn.interpret.max_stimuli) ---------------
-def plot_stimuli(model, path, layers=None, filters_per_layer=6, mean=None, std=None, *,
-                 steps=40, lr=0.03, seed=0):
+def plot_stimuli(model, path, layers=None, filters_per_layer=6, mean=None, std=None, *, steps=40, lr=0.03, seed=0):
     """Draw the max-stimulus image (:func:`max_stimuli`) of a few filters of each conv layer.
 
     One row per Conv2D layer (or per index in ``layers``), ``filters_per_layer`` filters
@@ -176,7 +204,7 @@ def plot_stimuli(model, path, layers=None, filters_per_layer=6, mean=None, std=N
         images = max_stimuli(model, target, filters, steps=steps, lr=lr, seed=seed)
         rows.append((_layer_name(model.layers[i]), filters, displayable(images, mean, std)))
     ncols = max(len(f) for _, f, _ in rows)
-    fig = _figure(max(7.5, 1.45 * ncols + 0.3), 1.55 * len(rows) + 0.9)   # wide enough for the title
+    fig = _figure(max(7.5, 1.45 * ncols + 0.3), 1.55 * len(rows) + 0.9)  # wide enough for the title
     axes = fig.subplots(len(rows), ncols, squeeze=False)
     for (name, filters, images), row in zip(rows, axes):
         for j, ax in enumerate(row):
@@ -184,14 +212,18 @@ def plot_stimuli(model, path, layers=None, filters_per_layer=6, mean=None, std=N
                 _show_image(ax, images[j], f"{name}, filter {filters[j]}")
             else:
                 ax.axis("off")
-    fig.suptitle(f"Max-stimulus patterns: {steps} steps of gradient ascent from a grey image\n"
-                 f"on a filter's mean activation (after the layer's activation function)", fontsize=11)
+    fig.suptitle(
+        f"Max-stimulus patterns: {steps} steps of gradient ascent from a grey image\n"
+        f"on a filter's mean activation (after the layer's activation function)",
+        fontsize=11,
+    )
     return _save(fig, path)
 
 
 # -- what the network sees -----------------------------------------------------------------
-def plot_feature_maps(model, image, path, mean=None, std=None, true_label=None, predicted_label=None,
-                      class_names=None, max_maps=16):
+def plot_feature_maps(
+    model, image, path, mean=None, std=None, true_label=None, predicted_label=None, class_names=None, max_maps=16
+):
     """Draw one input image and what each conv layer makes of it.
 
     ``image`` is one standardised ``(H, W, C)`` input. The top row shows it (de-standardised
@@ -256,8 +288,7 @@ def plot_feature_maps(model, image, path, mean=None, std=None, true_label=None, 
                 ax.axis("off")
         after = f" + {_layer_name(model.layers[target])}" if target != i else ""
         h, w, channels = maps.shape
-        panel.suptitle(f"{_layer_name(model.layers[i])}{after}: channels 0–{n - 1} of {channels}, {h}×{w}",
-                       fontsize=10)
+        panel.suptitle(f"{_layer_name(model.layers[i])}{after}: channels 0–{n - 1} of {channels}, {h}×{w}", fontsize=10)
     return _save(fig, path)
 
 
@@ -268,8 +299,11 @@ def _read_history_csv(path) -> dict:
         rows = list(csv.DictReader(f))
     if not rows:
         raise ValueError(f"plot_history: {path} has no rows")
-    return {key: [float(r[key]) if r.get(key) not in ("", None) else math.nan for r in rows]
-            for key in rows[0] if key is not None}
+    return {
+        key: [float(r[key]) if r.get(key) not in ("", None) else math.nan for r in rows]
+        for key in rows[0]
+        if key is not None
+    }
 
 
 def plot_history(history, path):
@@ -292,8 +326,15 @@ def plot_history(history, path):
         for key, label, style in ((metric, "train", "-"), (f"val_{metric}", "validation", "--")):
             values = history.get(key)
             if values and not all(math.isnan(v) for v in values):
-                ax.plot(epochs[:len(values)], values, style, marker="o" if n <= 30 else None, markersize=4,
-                        label=label, clip_on=False)
+                ax.plot(
+                    epochs[: len(values)],
+                    values,
+                    style,
+                    marker="o" if n <= 30 else None,
+                    markersize=4,
+                    label=label,
+                    clip_on=False,
+                )
         ax.set_title(metric)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
@@ -337,21 +378,44 @@ def plot_confusion_matrix(y_true, y_pred, path, class_names=None, normalize=Fals
     for t in range(k):
         for p in range(k):
             text = f"{values[t, p]:.2f}" if normalize else f"{counts[t, p]:d}"
-            ax.text(p, t, text, ha="center", va="center", fontsize=8 if k <= 12 else 6,
-                    color="white" if values[t, p] > threshold else "black")
+            ax.text(
+                p,
+                t,
+                text,
+                ha="center",
+                va="center",
+                fontsize=8 if k <= 12 else 6,
+                color="white" if values[t, p] > threshold else "black",
+            )
     ax.set_xticks(range(k), names, rotation=45, ha="right", rotation_mode="anchor", fontsize=9)
     ax.set_yticks(range(k), names, fontsize=9)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     fig.colorbar(im, ax=ax, shrink=0.75, label="fraction of the true class" if normalize else "images")
-    ax.set_title(f"Confusion matrix: accuracy {accuracy:.1%} on {total:,} images"
-                 + (" (rows normalised)" if normalize else ""), fontsize=11)
+    ax.set_title(
+        f"Confusion matrix: accuracy {accuracy:.1%} on {total:,} images" + (" (rows normalised)" if normalize else ""),
+        fontsize=11,
+    )
     return _save(fig, path)
 
 
 # -- everything at once ---------------------------------------------------------------------
-def plot_model(model, out_dir, *, mean=None, std=None, class_names=None, history=None, x_test=None, y_test=None,
-               y_pred=None, image_index=0, filters_per_layer=6, stimuli_steps=40, log=None) -> dict:
+def plot_model(
+    model,
+    out_dir,
+    *,
+    mean=None,
+    std=None,
+    class_names=None,
+    history=None,
+    x_test=None,
+    y_test=None,
+    y_pred=None,
+    image_index=0,
+    filters_per_layer=6,
+    stimuli_steps=40,
+    log=None,
+) -> dict:
     """Write every picture of ``model`` into ``out_dir``; returns ``{name: path}``.
 
     - ``filters.png``: the first Conv2D layer's kernels (:func:`plot_filters`);
@@ -376,14 +440,33 @@ def plot_model(model, out_dir, *, mean=None, std=None, class_names=None, history
     convs = conv_layer_indices(model)
     if convs:
         done("filters", plot_filters(model.layers[convs[0]], out_dir / "filters.png"))
-        done("stimuli", plot_stimuli(model, out_dir / "stimuli.png", filters_per_layer=filters_per_layer,
-                                     mean=mean, std=std, steps=stimuli_steps))
+        done(
+            "stimuli",
+            plot_stimuli(
+                model,
+                out_dir / "stimuli.png",
+                filters_per_layer=filters_per_layer,
+                mean=mean,
+                std=std,
+                steps=stimuli_steps,
+            ),
+        )
     if x_test is not None and y_test is not None and len(x_test) > 0:
         image, true_label = to_numpy(x_test[image_index]), int(to_numpy(y_test)[image_index])
     else:
         image, true_label = synthetic_image(model.input_shape, mean, std), None
-    done("feature_maps", plot_feature_maps(model, image, out_dir / "feature_maps.png", mean=mean, std=std,
-                                           true_label=true_label, class_names=class_names))
+    done(
+        "feature_maps",
+        plot_feature_maps(
+            model,
+            image,
+            out_dir / "feature_maps.png",
+            mean=mean,
+            std=std,
+            true_label=true_label,
+            class_names=class_names,
+        ),
+    )
     if history is not None:
         done("curves", plot_history(history, out_dir / "curves.png"))
     if x_test is not None and y_test is not None:

@@ -1,4 +1,5 @@
 """A tiny CIFAR-10 archive in the official layout, built inside the tests (no download, no ../shared)."""
+
 import hashlib
 import io
 import pickle
@@ -17,7 +18,7 @@ def make_images(n, seed):
     x = rng.integers(0, 120, (n, 32, 32, 3)).astype(np.uint8)
     for i, label in enumerate(y):
         x[i, :, :, label % 3] += np.uint8(60 + 13 * label)
-        x[i, (label * 3) % 32:(label * 3) % 32 + 4] = 250        # a class-specific stripe
+        x[i, (label * 3) % 32 : (label * 3) % 32 + 4] = 250  # a class-specific stripe
     return x, y
 
 
@@ -63,5 +64,7 @@ def run_train(args, **kw):
     """``python examples/train_cifar.py ARGS`` in a subprocess, output captured."""
     import subprocess
     import sys
-    return subprocess.run([sys.executable, str(TRAIN_SCRIPT)] + [str(a) for a in args], capture_output=True,
-                          text=True, timeout=300, **kw)
+
+    return subprocess.run(
+        [sys.executable, str(TRAIN_SCRIPT)] + [str(a) for a in args], capture_output=True, text=True, timeout=300, **kw
+    )

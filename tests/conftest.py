@@ -6,6 +6,7 @@ top; see its docstring), so the CuPy code path executes everywhere. Options:
 ``--cupy-standin`` forces the stand-in even with a GPU; ``--no-cupy-standin`` turns it off
 (CuPy cases then skip without a GPU).
 """
+
 import atexit
 import importlib.util
 import os
@@ -15,14 +16,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 # Plots are written headless, whatever the machine.
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 STANDIN_DIR = Path(__file__).resolve().parent / "standin"
-_CUPY = {"mode": None, "skip": None}     # mode: "real", "standin" or "off"
+_CUPY = {"mode": None, "skip": None}  # mode: "real", "standin" or "off"
 
 # The CIFAR loader also looks in ~/.keras/datasets, ~/.cache/minicnn and $MINICNN_DATA: the tests
 # (and the scripts they start) get an empty home, so a copy of CIFAR-10 on this machine never
@@ -35,10 +35,16 @@ atexit.register(shutil.rmtree, os.environ["HOME"], ignore_errors=True)
 
 def pytest_addoption(parser):
     group = parser.getgroup("cupy")
-    group.addoption("--cupy-standin", action="store_true",
-                    help="run CuPy cases on the CPU stand-in (tests/standin/cupy) even where a GPU is usable")
-    group.addoption("--no-cupy-standin", action="store_true",
-                    help="never use the CPU stand-in: CuPy cases skip unless real CuPy sees a GPU")
+    group.addoption(
+        "--cupy-standin",
+        action="store_true",
+        help="run CuPy cases on the CPU stand-in (tests/standin/cupy) even where a GPU is usable",
+    )
+    group.addoption(
+        "--no-cupy-standin",
+        action="store_true",
+        help="never use the CPU stand-in: CuPy cases skip unless real CuPy sees a GPU",
+    )
 
 
 def _is_standin(spec) -> bool:
@@ -82,6 +88,7 @@ def pytest_configure(config):
         _CUPY["mode"] = "real" if real else "off"
     import minicnn
     from minicnn.backend import BackendError
+
     try:
         minicnn.set_backend("cupy")
     except BackendError as exc:
@@ -94,10 +101,14 @@ def pytest_report_header(config):
     mode = _CUPY["mode"]
     if mode == "standin":
         import standin_names
-        return (f"cupy: CPU STAND-IN (tests/standin/cupy, NumPy "
-                f"underneath, names of CuPy {standin_names.CUPY_VERSION}): CuPy cases ran on the CPU; no GPU code ran")
+
+        return (
+            f"cupy: CPU STAND-IN (tests/standin/cupy, NumPy "
+            f"underneath, names of CuPy {standin_names.CUPY_VERSION}): CuPy cases ran on the CPU; no GPU code ran"
+        )
     if mode == "real":
         import cupy
+
         name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
         return f"cupy: real CuPy {cupy.__version__} on {name}"
     return f"cupy: off (--no-cupy-standin and no usable GPU): CuPy cases skip ({_CUPY['skip']})"
@@ -112,6 +123,7 @@ def cupy_mode() -> str:
 def backend(request):
     """Each backend present in turn; the default (NumPy) is restored afterwards."""
     import minicnn
+
     if request.param == "cupy" and _CUPY["skip"] is not None:
         pytest.skip(f"CuPy cases need a usable GPU or the stand-in: {_CUPY['skip']}")
     b = minicnn.set_backend(request.param)
@@ -123,6 +135,7 @@ def backend(request):
 def cupy_backend():
     """The CuPy backend alone (real or stand-in); skips when neither is usable."""
     import minicnn
+
     if _CUPY["skip"] is not None:
         pytest.skip(f"CuPy cases need a usable GPU or the stand-in: {_CUPY['skip']}")
     b = minicnn.set_backend("cupy")
@@ -136,9 +149,11 @@ def standin():
     the stand-in can count); skips on real CuPy. Yields the ``standin_stats`` module
     (``count_syncs()``, ``sync_budget(n)``)."""
     import minicnn
+
     if _CUPY["mode"] != "standin":
         pytest.skip("needs the CPU stand-in for CuPy (real CuPy is in use, or --no-cupy-standin)")
     import standin_stats
+
     minicnn.set_backend("cupy")
     yield standin_stats
     minicnn.set_backend("numpy")
@@ -147,12 +162,14 @@ def standin():
 @pytest.fixture(autouse=True)
 def _numpy_default():
     import minicnn
+
     minicnn.set_backend("numpy")
     yield
 
 
 def host(a):
-    from minicnn.backend import to_numpy   # imported late: the stand-in must be installed first
+    from minicnn.backend import to_numpy  # imported late: the stand-in must be installed first
+
     return to_numpy(a)
 
 
@@ -168,6 +185,7 @@ def mutated(valid: bytes, edits, cut: int) -> bytes:
 def cifar_dir(tmp_path_factory):
     """A small CIFAR-format folder (5 x 40 training rows, 60 test rows) for the script tests."""
     from cifar_fixture import make_cifar_folder
+
     root = tmp_path_factory.mktemp("cifar")
     make_cifar_folder(root, rows_per_batch=40, test_rows=60)
     return root

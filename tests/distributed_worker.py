@@ -9,6 +9,7 @@ Every rank writes ``OUT_DIR/rank{r}.npz``: final weights, the history, and what 
 BACKEND (default ``numpy``): ``cupy`` trains on the device (a GPU, or the tests' CPU stand-in for
 CuPy), reducing gradients through host memory when CuPy has no NCCL.
 """
+
 import json
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from minicnn.datasets import augment as augment_images
 from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D
 from minicnn.optim import Adam
 
-N, BATCH, EPOCHS = 49, 8, 2     # 6 full global batches, then one of a single image: one rank gets none
+N, BATCH, EPOCHS = 49, 8, 2  # 6 full global batches, then one of a single image: one rank gets none
 
 
 def data():
@@ -58,13 +59,22 @@ def train(mode, communicator=None):
             observed["dropout_seeds"].append([l.seed for l in model.layers if isinstance(l, Dropout)])
 
         def on_epoch_end(self, epoch, logs):
-            if communicator is not None:          # a collective: every rank runs the callbacks
+            if communicator is not None:  # a collective: every rank runs the callbacks
                 observed["identical"].append(communicator.replicas_identical(model))
 
-    history = model.fit(x, y, optimizer=Adam(model, lr=1e-2), epochs=EPOCHS, batch_size=BATCH, seed=5 + 100 * rank,
-                        validation_data=val, verbose=0, augment=None if mode == "exact" else augment,
-                        callbacks=[Watch()],
-                        communicator=communicator)
+    history = model.fit(
+        x,
+        y,
+        optimizer=Adam(model, lr=1e-2),
+        epochs=EPOCHS,
+        batch_size=BATCH,
+        seed=5 + 100 * rank,
+        validation_data=val,
+        verbose=0,
+        augment=None if mode == "exact" else augment,
+        callbacks=[Watch()],
+        communicator=communicator,
+    )
     observed["steps"] = steps
     return model, history, observed
 

@@ -2,6 +2,7 @@
 
 Direct loops over output pixels, straight from the definitions. Slow: tiny inputs only.
 """
+
 import numpy as np
 
 
@@ -18,7 +19,7 @@ def conv_forward(x, W, b, stride, pads):
     y = np.zeros((n, ho, wo, f))
     for i in range(ho):
         for j in range(wo):
-            patch = xp[:, i * sh:i * sh + kh, j * sw:j * sw + kw, :]      # (n, kh, kw, c)
+            patch = xp[:, i * sh : i * sh + kh, j * sw : j * sw + kw, :]  # (n, kh, kw, c)
             y[:, i, j, :] = np.tensordot(patch, W, axes=([1, 2, 3], [0, 1, 2])) + b
     return y
 
@@ -32,12 +33,12 @@ def conv_backward(x, W, dy, stride, pads):
     _, ho, wo, _ = dy.shape
     for i in range(ho):
         for j in range(wo):
-            patch = xp[:, i * sh:i * sh + kh, j * sw:j * sw + kw, :]
-            g = dy[:, i, j, :]                                           # (n, f)
-            dW += np.tensordot(patch, g, axes=([0], [0]))                # (kh, kw, c, f)
-            dxp[:, i * sh:i * sh + kh, j * sw:j * sw + kw, :] += np.tensordot(g, W, axes=([1], [3]))
+            patch = xp[:, i * sh : i * sh + kh, j * sw : j * sw + kw, :]
+            g = dy[:, i, j, :]  # (n, f)
+            dW += np.tensordot(patch, g, axes=([0], [0]))  # (kh, kw, c, f)
+            dxp[:, i * sh : i * sh + kh, j * sw : j * sw + kw, :] += np.tensordot(g, W, axes=([1], [3]))
     h, w = x.shape[1:3]
-    return dxp[:, pt:pt + h, pl:pl + w, :], dW, dy.sum(axis=(0, 1, 2))
+    return dxp[:, pt : pt + h, pl : pl + w, :], dW, dy.sum(axis=(0, 1, 2))
 
 
 def maxpool_forward_backward(x, dy, pool, stride):
@@ -50,7 +51,7 @@ def maxpool_forward_backward(x, dy, pool, stride):
         for i in range(ho):
             for j in range(wo):
                 for ch in range(c):
-                    window = x[b, i * sh:i * sh + ph, j * sw:j * sw + pw, ch]
+                    window = x[b, i * sh : i * sh + ph, j * sw : j * sw + pw, ch]
                     a = np.unravel_index(np.argmax(window), window.shape)
                     y[b, i, j, ch] = window[a]
                     if dy is not None:

@@ -3,6 +3,7 @@
 Nothing here is timed: the figures are not checked, only that the script works, also
 without PyTorch (a benchmark-only dependency, absent in CI).
 """
+
 import importlib.util
 import json
 import os
@@ -14,12 +15,26 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks" / "bench.py"
-TINY = ["--batch-size", "4", "--repeats", "1", "--warmup", "0",
-        "--memory-batch-size", "4", "--memory-steps", "1", "--settle", "0"]
+TINY = [
+    "--batch-size",
+    "4",
+    "--repeats",
+    "1",
+    "--warmup",
+    "0",
+    "--memory-batch-size",
+    "4",
+    "--memory-steps",
+    "1",
+    "--settle",
+    "0",
+]
 
 # Runs the script with `import torch` failing, whether or not torch is installed.
-NO_TORCH = ("import runpy, sys; sys.modules['torch'] = None; "
-            "sys.argv = [sys.argv[1]] + sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+NO_TORCH = (
+    "import runpy, sys; sys.modules['torch'] = None; "
+    "sys.argv = [sys.argv[1]] + sys.argv[2:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
 
 
 def run(args, block_torch=False):
@@ -33,22 +48,34 @@ def run(args, block_torch=False):
 def test_all_sections_and_json(tmp_path):
     out_json = tmp_path / "bench.json"
     out = run(TINY + ["--json", str(out_json)])
-    for section in ("minicnn benchmark", "machine :", "BLAS", "== Per layer, batch 4",
-                    "Conv2D 16 3x3", "Dense 10", "Adam step", "== Whole model", "train step", "inference",
-                    "== Peak memory", "minicnn"):
+    for section in (
+        "minicnn benchmark",
+        "machine :",
+        "BLAS",
+        "== Per layer, batch 4",
+        "Conv2D 16 3x3",
+        "Dense 10",
+        "Adam step",
+        "== Whole model",
+        "train step",
+        "inference",
+        "== Peak memory",
+        "minicnn",
+    ):
         assert section in out, f"missing {section!r} in:\n{out}"
-    assert "PyTorch" not in out.split("== Peak memory")[0]       # no comparison was asked for
+    assert "PyTorch" not in out.split("== Peak memory")[0]  # no comparison was asked for
     report = json.loads(out_json.read_text())
     assert set(report) >= {"machine", "config", "layers", "model", "memory"}
-    assert len(report["layers"][0]["rows"]) == 17 + 2              # 17 layers, loss, Adam
+    assert len(report["layers"][0]["rows"]) == 17 + 2  # 17 layers, loss, Adam
     assert report["model"][0]["batch_size"] == 4
     assert report["model"][0]["train"]["minicnn"]["images_per_s"] > 0
     assert report["memory"]["libraries"]["minicnn"]["peak_rss_mib"] > 0
 
 
 def test_batch_sizes_and_switches():
-    out = run(["--batch-size", "2,3", "--batch-size", "4", "--repeats", "1", "--warmup", "0",
-               "--no-layers", "--no-memory"])
+    out = run(
+        ["--batch-size", "2,3", "--batch-size", "4", "--repeats", "1", "--warmup", "0", "--no-layers", "--no-memory"]
+    )
     assert "Per layer" not in out and "Peak memory" not in out
     model_rows = [l.split() for l in out.split("== Whole model")[1].splitlines() if l.split()[1:3] == ["train", "step"]]
     assert [r[0] for r in model_rows] == ["2", "3", "4"]

@@ -1,6 +1,6 @@
 """CIFAR-10 loading: find, download (from a local server), verify, extract safely, unpickle safely."""
+
 import functools
-import hashlib
 import http.server
 import os
 import pickle
@@ -9,14 +9,13 @@ import threading
 
 import numpy as np
 import pytest
+from cifar_fixture import make_cifar_archive, make_cifar_folder, make_images, tar_with
+from conftest import mutated
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minicnn.datasets import (DatasetError, augment, channel_stats, load_cifar10, minibatches, standardize)
+from minicnn.datasets import DatasetError, augment, channel_stats, load_cifar10, minibatches, standardize
 from minicnn.datasets.cifar10 import extract_tar_safely, read_batch, safe_unpickle, write_batch
-
-from conftest import mutated
-from cifar_fixture import make_cifar_archive, make_cifar_folder, make_images, tar_with
 
 
 @pytest.fixture
@@ -42,14 +41,14 @@ def test_download_checks_extracts_and_loads(tmp_path, http_dir):
     md5, ((x, y), (xt, yt)) = make_cifar_archive(served / "cifar-10-python.tar.gz")
     data_dir = tmp_path / "cache"
     (x_train, y_train), (x_test, y_test) = load_cifar10(data_dir, url=f"{base}/cifar-10-python.tar.gz", md5=md5)
-    assert x_train.shape == (40, 32, 32, 3) and x_train.dtype == np.uint8      # 5 batches of 8, not 10,000
+    assert x_train.shape == (40, 32, 32, 3) and x_train.dtype == np.uint8  # 5 batches of 8, not 10,000
     assert y_train.shape == (40,) and y_train.dtype == np.int64
-    np.testing.assert_array_equal(x_train, x)          # NHWC pixels survive the CHW round trip
+    np.testing.assert_array_equal(x_train, x)  # NHWC pixels survive the CHW round trip
     np.testing.assert_array_equal(y_train, y)
     np.testing.assert_array_equal(x_test, xt)
     np.testing.assert_array_equal(y_test, yt)
     assert (data_dir / "cifar-10-python.tar.gz").is_file()
-    assert not [p for p in data_dir.iterdir() if p.name.startswith(".")]      # no temporaries left
+    assert not [p for p in data_dir.iterdir() if p.name.startswith(".")]  # no temporaries left
     # Second call: uses the extracted folder, never the network.
     again = load_cifar10(data_dir, url="http://127.0.0.1:9/unreachable", md5=md5)
     np.testing.assert_array_equal(again[0][0], x)
@@ -57,8 +56,9 @@ def test_download_checks_extracts_and_loads(tmp_path, http_dir):
 
 def test_file_url_works_too(tmp_path):
     md5, ((x, _), _) = make_cifar_archive(tmp_path / "src" / "cifar-10-python.tar.gz")
-    (x_train, _), _ = load_cifar10(tmp_path / "cache", url=(tmp_path / "src" / "cifar-10-python.tar.gz").as_uri(),
-                                   md5=md5)
+    (x_train, _), _ = load_cifar10(
+        tmp_path / "cache", url=(tmp_path / "src" / "cifar-10-python.tar.gz").as_uri(), md5=md5
+    )
     np.testing.assert_array_equal(x_train, x)
 
 
@@ -68,7 +68,7 @@ def test_wrong_checksum_is_refused_and_nothing_is_kept(tmp_path, http_dir):
     data_dir = tmp_path / "cache"
     with pytest.raises(DatasetError) as info:
         load_cifar10(data_dir, url=f"{base}/cifar-10-python.tar.gz", md5="0" * 32)
-    assert md5 in str(info.value) and "0" * 32 in str(info.value)             # names both sums
+    assert md5 in str(info.value) and "0" * 32 in str(info.value)  # names both sums
     assert list(data_dir.iterdir()) == []
 
 
@@ -80,7 +80,7 @@ class TruncatingHandler(QuietHandler):
         self.send_response(200)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data[:len(data) // 2])
+        self.wfile.write(data[: len(data) // 2])
 
 
 def test_cut_off_download_is_never_taken_for_complete(tmp_path, http_dir):
@@ -99,11 +99,11 @@ def test_cut_off_download_is_never_taken_for_complete(tmp_path, http_dir):
 
 def test_existing_folder_is_used_as_is_with_any_batch_size(tmp_path):
     (x, y), (xt, yt) = make_cifar_folder(tmp_path, rows_per_batch=3, test_rows=4)
-    for data_dir in (tmp_path, tmp_path / "cifar-10-batches-py"):     # torchvision root, or the folder itself
+    for data_dir in (tmp_path, tmp_path / "cifar-10-batches-py"):  # torchvision root, or the folder itself
         (x_train, y_train), (x_test, _) = load_cifar10(data_dir, download=False)
         np.testing.assert_array_equal(x_train, x)
         assert x_test.shape == (4, 32, 32, 3)
-    for k in (5, 4, 3):                       # a home-made set may have fewer batches (without a gap)
+    for k in (5, 4, 3):  # a home-made set may have fewer batches (without a gap)
         (tmp_path / "cifar-10-batches-py" / f"data_batch_{k}").unlink()
     np.testing.assert_array_equal(load_cifar10(tmp_path, download=False)[0][0], x[:6])
 
@@ -136,16 +136,22 @@ def damage(folder, how):
         (folder / "test_batch").unlink()
     else:
         raw = (folder / "data_batch_2").read_bytes()
-        (folder / "data_batch_2").write_bytes(raw[:len(raw) // 2])
+        (folder / "data_batch_2").write_bytes(raw[: len(raw) // 2])
 
 
-@pytest.mark.parametrize("how, named", [("missing", "data_batch_3 missing"), ("no test batch", "test_batch missing"),
-                                        ("truncated", "data_batch_2: not a CIFAR-10 batch")])
+@pytest.mark.parametrize(
+    "how, named",
+    [
+        ("missing", "data_batch_3 missing"),
+        ("no test batch", "test_batch missing"),
+        ("truncated", "data_batch_2: not a CIFAR-10 batch"),
+    ],
+)
 def test_damaged_folder_names_the_file_and_how_to_recover(tmp_path, how, named):
     make_cifar_folder(tmp_path, rows_per_batch=3, test_rows=4)
     folder = tmp_path / "cifar-10-batches-py"
     damage(folder, how)
-    for data_dir in (tmp_path, folder):            # the root holding the folder, or the folder itself
+    for data_dir in (tmp_path, folder):  # the root holding the folder, or the folder itself
         with pytest.raises(DatasetError) as info:
             load_cifar10(data_dir, url="http://127.0.0.1:9/never-asked", md5=None)
         message = str(info.value)
@@ -160,9 +166,9 @@ def test_damaged_folder_is_extracted_again_from_the_verified_archive_beside_it(t
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     os.replace(tmp_path / "src" / "cifar-10-python.tar.gz", data_dir / "cifar-10-python.tar.gz")
-    load_cifar10(data_dir, download=False, md5=md5)                   # extracts it once
+    load_cifar10(data_dir, download=False, md5=md5)  # extracts it once
     damage(data_dir / "cifar-10-batches-py", how)
-    with pytest.raises(DatasetError, match="MD5"):                    # an archive that fails its check is not used
+    with pytest.raises(DatasetError, match="MD5"):  # an archive that fails its check is not used
         load_cifar10(data_dir, download=False, md5="0" * 32)
     (x_train, y_train), (x_test, _) = load_cifar10(data_dir, download=False, md5=md5)
     np.testing.assert_array_equal(x_train, x)
@@ -181,12 +187,19 @@ def _info(name, kind=tarfile.REGTYPE, data=b"x", linkname=""):
     return info, (data if kind == tarfile.REGTYPE else None)
 
 
-@pytest.mark.parametrize("member", [
-    _info("/etc/evil"), _info("cifar-10-batches-py/../../evil"), _info("../evil"),
-    _info("cifar-10-batches-py/link", tarfile.SYMTYPE, linkname="/etc/passwd"),
-    _info("cifar-10-batches-py/hard", tarfile.LNKTYPE, linkname="cifar-10-batches-py/test_batch"),
-    _info("cifar-10-batches-py/dev", tarfile.CHRTYPE), _info("cifar-10-batches-py/fifo", tarfile.FIFOTYPE),
-], ids=["absolute", "dotdot-inside", "dotdot", "symlink", "hardlink", "device", "fifo"])
+@pytest.mark.parametrize(
+    "member",
+    [
+        _info("/etc/evil"),
+        _info("cifar-10-batches-py/../../evil"),
+        _info("../evil"),
+        _info("cifar-10-batches-py/link", tarfile.SYMTYPE, linkname="/etc/passwd"),
+        _info("cifar-10-batches-py/hard", tarfile.LNKTYPE, linkname="cifar-10-batches-py/test_batch"),
+        _info("cifar-10-batches-py/dev", tarfile.CHRTYPE),
+        _info("cifar-10-batches-py/fifo", tarfile.FIFOTYPE),
+    ],
+    ids=["absolute", "dotdot-inside", "dotdot", "symlink", "hardlink", "device", "fifo"],
+)
 def test_unsafe_archives_are_refused_and_nothing_is_extracted(tmp_path, member):
     archive = tar_with(tmp_path / "bad.tar.gz", [_info("cifar-10-batches-py/test_batch", data=b"ok"), member])
     dest = tmp_path / "dest"
@@ -200,7 +213,7 @@ def test_corrupt_archive_is_refused(tmp_path):
     path = tmp_path / "cifar-10-python.tar.gz"
     md5, _ = make_cifar_archive(path)
     data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 3])
+    path.write_bytes(data[: len(data) // 3])
     with pytest.raises(DatasetError):
         load_cifar10(tmp_path, download=False, md5=None)
 
@@ -223,7 +236,7 @@ def test_pickle_that_imports_anything_else_is_refused_before_it_runs(tmp_path):
         read_batch(tmp_path / "data_batch_1")
     assert not marker.exists()
     with pytest.raises(DatasetError, match="refusing"):
-        safe_unpickle(pickle.dumps(np.random.default_rng))   # even an innocent-looking callable
+        safe_unpickle(pickle.dumps(np.random.default_rng))  # even an innocent-looking callable
 
 
 def test_batch_with_wrong_contents_is_refused(tmp_path):
@@ -251,12 +264,13 @@ def test_fuzz_random_bytes_only_raise_dataset_error(tmp_path, data):
         x, y = read_batch(path)
     except DatasetError:
         return
-    assert x.dtype == np.uint8 and len(x) == len(y)   # if it parsed, it is a real batch
+    assert x.dtype == np.uint8 and len(x) == len(y)  # if it parsed, it is a real batch
 
 
 def _valid_batch_bytes():
     x, y = make_images(2, 0)
     import io
+
     buf = io.BytesIO()
     data = np.ascontiguousarray(x.transpose(0, 3, 1, 2)).reshape(2, 3072)
     pickle.dump({b"labels": [int(v) for v in y], b"data": data}, buf, protocol=2)
@@ -267,8 +281,10 @@ VALID = _valid_batch_bytes()
 
 
 @FUZZ
-@given(edits=st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), min_size=1, max_size=8),
-       cut=st.integers(1, len(VALID)))
+@given(
+    edits=st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), min_size=1, max_size=8),
+    cut=st.integers(1, len(VALID)),
+)
 def test_fuzz_mutated_batches_only_raise_dataset_error(tmp_path, edits, cut):
     path = tmp_path / "batch"
     path.write_bytes(mutated(VALID, edits, cut))
@@ -296,7 +312,7 @@ def test_channel_stats_and_standardize():
 def test_augment_crops_and_flips_each_image():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 8, 8, 2)).astype(np.float32)
-    out = augment(x, np.random.default_rng(1), pad=0)             # no padding: only flips can happen
+    out = augment(x, np.random.default_rng(1), pad=0)  # no padding: only flips can happen
     flipped = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, x)]
     same = [np.array_equal(o, i) for o, i in zip(out, x)]
     assert all(f or s for f, s in zip(flipped, same)) and 10 < sum(flipped) < 54
@@ -305,8 +321,13 @@ def test_augment_crops_and_flips_each_image():
     # Every crop is a window of the zero-padded image (possibly mirrored).
     padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
     for o, p in zip(out[:8], padded[:8]):
-        found = any(np.array_equal(o, c[:, ::f]) for dy in range(5) for dx in range(5)
-                    for c in [p[dy:dy + 8, dx:dx + 8]] for f in (1, -1))
+        found = any(
+            np.array_equal(o, c[:, ::f])
+            for dy in range(5)
+            for dx in range(5)
+            for c in [p[dy : dy + 8, dx : dx + 8]]
+            for f in (1, -1)
+        )
         assert found
 
 

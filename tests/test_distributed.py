@@ -3,6 +3,7 @@
 Needs mpi4py and an ``mpiexec`` (``pip install -e ".[test,distributed]"`` brings both); skipped
 with the reason otherwise.
 """
+
 import csv
 import json
 import os
@@ -13,10 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+import distributed_worker as worker
 import numpy as np
 import pytest
-import distributed_worker as worker
-
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,9 +36,11 @@ needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason=f"distributed tests need 
 
 
 def test_import_never_needs_mpi4py():
-    code = ("import sys; sys.modules['mpi4py'] = None\n"        # as if it were not installed
-            "import minicnn\n"
-            "try:\n    minicnn.distributed.Communicator()\nexcept ImportError as exc:\n    print(exc)")
+    code = (
+        "import sys; sys.modules['mpi4py'] = None\n"  # as if it were not installed
+        "import minicnn\n"
+        "try:\n    minicnn.distributed.Communicator()\nexcept ImportError as exc:\n    print(exc)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert 'pip install -e ".[distributed]"' in result.stdout
@@ -46,11 +48,12 @@ def test_import_never_needs_mpi4py():
 
 def test_shards_cover_every_example_once():
     from minicnn.distributed import Communicator
+
     for size in (1, 2, 3, 8):
         for n in (0, 1, 5, 8, 13):
             parts = []
             for rank in range(size):
-                c = Communicator.__new__(Communicator)        # no MPI needed for the arithmetic
+                c = Communicator.__new__(Communicator)  # no MPI needed for the arithmetic
                 c.rank, c.size = rank, size
                 parts.append(c.shard(np.arange(n)))
             assert np.array_equal(np.concatenate(parts), np.arange(n))
@@ -58,14 +61,26 @@ def test_shards_cover_every_example_once():
 
 
 def mpi_env():
-    return dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-                MPLBACKEND="Agg", PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]))
+    return dict(
+        os.environ,
+        OPENBLAS_NUM_THREADS="1",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        MPLBACKEND="Agg",
+        PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")]),
+    )
 
 
 def mpirun(args, n=2, timeout=60):
     """``mpiexec -n N python ARGS``, one BLAS thread per rank (2 ranks on 2 cores)."""
-    return subprocess.run([MPIEXEC, "-n", str(n), sys.executable] + [str(a) for a in args], capture_output=True,
-                          text=True, timeout=timeout, env=mpi_env(), cwd=ROOT)
+    return subprocess.run(
+        [MPIEXEC, "-n", str(n), sys.executable] + [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=mpi_env(),
+        cwd=ROOT,
+    )
 
 
 def run_worker(mode, out, backend="numpy"):
@@ -88,6 +103,7 @@ def assert_same_bits(a, b):
 
 def _skip_without_cupy(backend):
     from conftest import cupy_mode
+
     if backend == "cupy" and cupy_mode() == "off":
         pytest.skip("CuPy cases need a usable GPU or the stand-in (--no-cupy-standin was given)")
 
@@ -106,10 +122,11 @@ def test_two_ranks_train_the_single_process_model(tmp_path, backend_name):
     r0, r1 = run_worker("exact", tmp_path, backend_name)
     model, history, _ = worker.train("exact")
     from conftest import cupy_mode
+
     rtol = 1e-7 if backend_name == "cupy" and cupy_mode() == "real" else 1e-10
     for key, layer, name in model.named_parameters():
         np.testing.assert_allclose(r0[f"layers/{key}"], layer.params[name], rtol=rtol, atol=1e-13, err_msg=key)
-    for k in ("loss", "accuracy", "val_loss", "val_accuracy"):      # reduced training and validation figures
+    for k in ("loss", "accuracy", "val_loss", "val_accuracy"):  # reduced training and validation figures
         np.testing.assert_allclose(r0[f"history/{k}"], history[k], rtol=rtol, err_msg=k)
     assert_same_bits(r0, r1)
     assert r0["observed"]["identical"] == [True] * worker.EPOCHS
@@ -128,7 +145,9 @@ def test_replicas_stay_identical_with_dropout_and_augmentation(tmp_path, backend
     assert o0["augment_draws"] != o1["augment_draws"]
     # Global batches of 8 split 4 + 4; the last one holds 1 image: rank 0 gets none, rank 1 gets it.
     steps = -(-worker.N // worker.BATCH)
-    assert o0["steps"] == ([4] * (steps - 1)) * worker.EPOCHS and o1["steps"] == ([4] * (steps - 1) + [1]) * worker.EPOCHS
+    assert (
+        o0["steps"] == ([4] * (steps - 1)) * worker.EPOCHS and o1["steps"] == ([4] * (steps - 1) + [1]) * worker.EPOCHS
+    )
     # ... and a second run draws exactly the same: the run is reproducible.
     (tmp_path / "again").mkdir()
     again = run_worker("random", tmp_path / "again", backend_name)
@@ -159,8 +178,25 @@ def assert_same_weights(path_a, path_b):
 
 
 def script(cifar_dir, out, epochs, *extra):
-    return [TRAIN, "--distributed", "--backend", "numpy", "--data-dir", cifar_dir, "--out", out, "--epochs", epochs,
-            "--val-split", "40", "--batch-size", "32", "--seed", "3", *extra]
+    return [
+        TRAIN,
+        "--distributed",
+        "--backend",
+        "numpy",
+        "--data-dir",
+        cifar_dir,
+        "--out",
+        out,
+        "--epochs",
+        epochs,
+        "--val-split",
+        "40",
+        "--batch-size",
+        "32",
+        "--seed",
+        "3",
+        *extra,
+    ]
 
 
 @needs_mpi
@@ -171,11 +207,25 @@ def test_train_script_distributed_writes_once_and_resumes(cifar_dir, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     text = result.stdout
     # Rank 0 alone prints and writes.
-    for line in ("2 processes, 16 images each per step", "Total params: 1,084,234", "Epoch 1/1", "test accuracy",
-                 "wrote filters.png"):
+    for line in (
+        "2 processes, 16 images each per step",
+        "Total params: 1,084,234",
+        "Epoch 1/1",
+        "test accuracy",
+        "wrote filters.png",
+    ):
         assert text.count(line) == 1, (line, text)
-    for name in ["model.npz", "summary.txt", "history.csv", "metrics.json", "filters.png", "stimuli.png",
-                 "feature_maps.png", "curves.png", "confusion.png"]:
+    for name in [
+        "model.npz",
+        "summary.txt",
+        "history.csv",
+        "metrics.json",
+        "filters.png",
+        "stimuli.png",
+        "feature_maps.png",
+        "curves.png",
+        "confusion.png",
+    ]:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["processes"] == 2 and metrics["epochs"] == 1 and "mpi4py" in metrics["versions"]
@@ -196,7 +246,7 @@ def test_train_script_refuses_a_batch_that_does_not_divide(cifar_dir, tmp_path):
     result = mpirun(script(cifar_dir, tmp_path / "o", 1, "--batch-size", "33"))
     assert result.returncode == 2
     assert "--batch-size 33" in result.stderr and "processes, 2" in result.stderr
-    assert result.stderr.count("error:") == 1                        # said once, by rank 0
+    assert result.stderr.count("error:") == 1  # said once, by rank 0
     assert not (tmp_path / "o").exists()
 
 
@@ -206,8 +256,15 @@ def test_sigterm_to_mpiexec_stops_every_rank_cleanly_and_resume_gives_the_uninte
     # mpiexec (MPICH's hydra) forwards SIGTERM to every rank; they must stop at the same step,
     # exit with 143 without MPI_Abort, and leave epoch 1's checkpoint for --resume.
     out = tmp_path / "run"
-    proc = subprocess.Popen([MPIEXEC, "-n", "2", sys.executable] + [str(a) for a in script(cifar_dir, out, 2, "--verbose", "0", "--no-plots")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mpi_env(), cwd=ROOT)
+    proc = subprocess.Popen(
+        [MPIEXEC, "-n", "2", sys.executable]
+        + [str(a) for a in script(cifar_dir, out, 2, "--verbose", "0", "--no-plots")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=mpi_env(),
+        cwd=ROOT,
+    )
     deadline = time.time() + 120
     while not (out / "model.npz").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)

@@ -1,4 +1,5 @@
 """minicnn.doctor: a sound model passes every check; each deliberately broken one is named."""
+
 import os
 import subprocess
 import sys
@@ -39,8 +40,11 @@ class HalfLeakyReLU(LeakyReLU):
 
 
 def small_model(activation=LeakyReLU, seed=0):
-    return minicnn.Sequential([Conv2D(6, 3, padding="same"), activation(0.1), MaxPool2D(2), Dropout(0.25),
-                               Flatten(), Dense(3)], input_shape=(8, 8, 1), seed=seed)
+    return minicnn.Sequential(
+        [Conv2D(6, 3, padding="same"), activation(0.1), MaxPool2D(2), Dropout(0.25), Flatten(), Dense(3)],
+        input_shape=(8, 8, 1),
+        seed=seed,
+    )
 
 
 FAST = dict(optimizer_factory=lambda m: Adam(m, lr=1e-2), verbose=False)
@@ -76,16 +80,22 @@ def test_a_wrong_backward_is_named():
 
 def test_a_diverging_learning_rate_fails_the_lr_check():
     x, y = bars()
-    results = diagnose(small_model(), x, y, checks=("learning_rate", "overfit"), verbose=False,
-                       optimizer_factory=lambda m: SGD(m, lr=1e4))
+    results = diagnose(
+        small_model(),
+        x,
+        y,
+        checks=("learning_rate", "overfit"),
+        verbose=False,
+        optimizer_factory=lambda m: SGD(m, lr=1e4),
+    )
     lr = by_name(results, "learning rate")[0]
     assert lr.passed is False and "too high" in lr.advice
-    assert by_name(results, "overfit")[0].passed is None            # skipped: it would fail too
+    assert by_name(results, "overfit")[0].passed is None  # skipped: it would fail too
 
 
 def test_inputs_scaled_by_255_fail_the_initial_loss_with_the_standardisation_advice():
     x, y = bars()
-    pixels = (x - x.min()) / (x.max() - x.min()) * 255       # 0..255, as images come from disk
+    pixels = (x - x.min()) / (x.max() - x.min()) * 255  # 0..255, as images come from disk
     check = diagnose(small_model(), pixels, y, checks=("initial_loss",), **FAST)[0]
     assert check.passed is False and check.number > 3 * np.log(3)
     assert "not standardised" in check.advice and "standardize" in check.advice
@@ -123,7 +133,7 @@ def test_traps_are_detected():
     dense.build((3,), "float32")
     assert "float32" in gradient_traps(dense, np.ones((1, 3)))
 
-    class UnseededDropout(Layer):        # a random mask nobody can fix
+    class UnseededDropout(Layer):  # a random mask nobody can fix
         def forward(self, x, training=False):
             self._ensure_built(x)
             self.cache = np.random.default_rng().random(x.shape) > 0.5
@@ -157,22 +167,32 @@ def test_model_copy_rebuilds_subclasses_with_the_same_weights():
 
 def test_cli_help():
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    run = subprocess.run([sys.executable, "-m", "minicnn.doctor", "--help"], capture_output=True, text=True,
-                         env=env, cwd=ROOT, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "minicnn.doctor", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert run.returncode == 0 and "--data-dir" in run.stdout
 
 
 @pytest.mark.parametrize("data", ["random", "cifar"])
 def test_cli_end_to_end_with_a_small_stand_in_model(data, tmp_path, monkeypatch, capsys):
     # The documented model takes 10-30 s here; the command's plumbing is the same with a small one.
-    import minicnn.models
     from cifar_fixture import make_cifar_folder
+
+    import minicnn.models
     from minicnn.doctor import main
 
     def small_cifar_model(seed=None):
-        model = minicnn.Sequential([Conv2D(4, 3, padding="same"), LeakyReLU(0.1), MaxPool2D(4), Flatten(), Dense(10)],
-                                   input_shape=(32, 32, 3), seed=seed)
-        model.layers[-1].params["W"][...] *= 0.1    # Glorot alone starts this one at loss 3.9, not ln 10
+        model = minicnn.Sequential(
+            [Conv2D(4, 3, padding="same"), LeakyReLU(0.1), MaxPool2D(4), Flatten(), Dense(10)],
+            input_shape=(32, 32, 3),
+            seed=seed,
+        )
+        model.layers[-1].params["W"][...] *= 0.1  # Glorot alone starts this one at loss 3.9, not ln 10
         return model
 
     monkeypatch.setattr(minicnn.models, "cifar10_cnn", small_cifar_model)

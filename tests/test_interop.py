@@ -4,9 +4,10 @@ The fixtures in tests/data/keras were written by real Keras (3.15.1 and 2.15 und
 TensorFlow 2.15.1) with tests/fixtures/keras/make_fixtures.py; Keras is not needed here,
 h5py is (the ``keras`` extra).
 """
+
 import io
-import os
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,16 +24,17 @@ from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D
 
 try:
     import h5py
-except ImportError:       # the `keras` extra is missing: only the tests that need no h5py run
+except ImportError:  # the `keras` extra is missing: only the tests that need no h5py run
     h5py = None
-from minicnn.interop import KerasFormatError, load_keras, save_keras  # noqa: E402  (never imports h5py)
 from conftest import mutated  # noqa: E402
+
+from minicnn.interop import KerasFormatError, load_keras, save_keras  # noqa: E402  (never imports h5py)
 
 needs_h5py = pytest.mark.skipif(h5py is None, reason='needs h5py: pip install -e ".[keras]"')
 
 DATA = Path(__file__).parent / "data" / "keras"
 MODELS = ["stack", "final_activation", "logits", "functional_chain"]
-WRITERS = ["keras2", "keras3"]          # which Keras wrote the file; each wrote both formats
+WRITERS = ["keras2", "keras3"]  # which Keras wrote the file; each wrote both formats
 
 
 def keras_output(model, fixture):
@@ -61,8 +63,22 @@ def test_keras_fixture_predicts_as_keras_did(name, writer, ext):
 def test_stack_rebuilt_layer_for_layer(writer, ext):
     model = load_keras(DATA / f"stack_{writer}{ext}")
     kinds = [type(layer) for layer in model.layers]
-    assert kinds == [Conv2D, ReLU, LeakyReLU, Conv2D, ReLU, MaxPool2D, Dropout, Conv2D, ReLU, Flatten,
-                     Dense, ReLU, LeakyReLU, Dense]          # relu activations became ReLU layers; softmax folded
+    assert kinds == [
+        Conv2D,
+        ReLU,
+        LeakyReLU,
+        Conv2D,
+        ReLU,
+        MaxPool2D,
+        Dropout,
+        Conv2D,
+        ReLU,
+        Flatten,
+        Dense,
+        ReLU,
+        LeakyReLU,
+        Dense,
+    ]  # relu activations became ReLU layers; softmax folded
     conv0, _, leaky, conv1, _, pool, drop, conv2 = model.layers[:8]
     assert (conv0.kernel_size, conv0.strides, conv0.padding) == ((3, 3), (1, 1), "same")
     assert (conv1.kernel_size, conv1.strides, conv1.padding) == ((3, 2), (2, 2), "same")
@@ -96,12 +112,28 @@ def assert_same_model(a, b, x):
 
 
 @needs_h5py
-@pytest.mark.parametrize("build", [
-    lambda: minicnn.models.cifar10_cnn(seed=0),
-    lambda: minicnn.Sequential([Conv2D(4, (3, 2), strides=2, padding="same"), ReLU(), Conv2D(5, 3, padding="valid"),
-                                LeakyReLU(0.2), MaxPool2D((2, 3), strides=1), Dropout(0.1), Flatten(), Dense(3),
-                                ReLU()], input_shape=(11, 10, 3), seed=1),     # ends in ReLU: softmax layer added
-], ids=["cifar10_cnn", "ends_in_relu"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: minicnn.models.cifar10_cnn(seed=0),
+        lambda: minicnn.Sequential(
+            [
+                Conv2D(4, (3, 2), strides=2, padding="same"),
+                ReLU(),
+                Conv2D(5, 3, padding="valid"),
+                LeakyReLU(0.2),
+                MaxPool2D((2, 3), strides=1),
+                Dropout(0.1),
+                Flatten(),
+                Dense(3),
+                ReLU(),
+            ],
+            input_shape=(11, 10, 3),
+            seed=1,
+        ),  # ends in ReLU: softmax layer added
+    ],
+    ids=["cifar10_cnn", "ends_in_relu"],
+)
 def test_round_trip(tmp_path, build):
     model = with_random_biases(build())
     save_keras(model, tmp_path / "m.keras")
@@ -112,8 +144,9 @@ def test_round_trip(tmp_path, build):
 
 @needs_h5py
 def test_int_padding_written_as_keras_padding(tmp_path):
-    model = minicnn.Sequential([Conv2D(2, 3, padding=1), Conv2D(2, 3, padding=0), Flatten(), Dense(2)],
-                               input_shape=(6, 6, 1), seed=0)
+    model = minicnn.Sequential(
+        [Conv2D(2, 3, padding=1), Conv2D(2, 3, padding=0), Flatten(), Dense(2)], input_shape=(6, 6, 1), seed=0
+    )
     save_keras(model, tmp_path / "m.keras")
     back = load_keras(tmp_path / "m.keras")
     assert [back.layers[0].padding, back.layers[1].padding] == ["same", "valid"]
@@ -149,10 +182,22 @@ def test_save_refuses_padding_keras_lacks(tmp_path):
 # ---- save_keras's layout against the one Keras wrote ---------------------------------------------
 def reference_twin():
     """The model of structure_reference.keras (make_fixtures.py), built in minicnn."""
-    return minicnn.Sequential([
-        Conv2D(4, 3, padding="same"), LeakyReLU(0.1), MaxPool2D(2), Dropout(0.25),
-        Conv2D(6, 3), ReLU(), Flatten(), Dense(8), Dropout(0.5), Dense(3),
-    ], input_shape=(8, 8, 3), seed=0)
+    return minicnn.Sequential(
+        [
+            Conv2D(4, 3, padding="same"),
+            LeakyReLU(0.1),
+            MaxPool2D(2),
+            Dropout(0.25),
+            Conv2D(6, 3),
+            ReLU(),
+            Flatten(),
+            Dense(8),
+            Dropout(0.5),
+            Dense(3),
+        ],
+        input_shape=(8, 8, 3),
+        seed=0,
+    )
 
 
 def read_zip(path):
@@ -173,8 +218,11 @@ def h5_layout(data: bytes):
     """{path: (shape, dtype) for datasets, None for groups}, plus each object's attribute names."""
     layout = {}
     with h5py.File(io.BytesIO(data), "r") as f:
-        f.visititems(lambda name, obj: layout.__setitem__(
-            name, ((obj.shape, obj.dtype.str) if isinstance(obj, h5py.Dataset) else None, sorted(obj.attrs))))
+        f.visititems(
+            lambda name, obj: layout.__setitem__(
+                name, ((obj.shape, obj.dtype.str) if isinstance(obj, h5py.Dataset) else None, sorted(obj.attrs))
+            )
+        )
         layout["/"] = (None, sorted(f.attrs))
     return layout
 
@@ -187,9 +235,10 @@ def test_save_keras_layout_matches_keras(tmp_path):
     assert ours_names == ref_names == ["metadata.json", "config.json", "model.weights.h5"]
     assert set(json.loads(ref["metadata.json"])) <= set(json.loads(ours["metadata.json"]))
     ours_config, ref_config = json.loads(ours["config.json"]), json.loads(ref["config.json"])
-    assert [e["class_name"] for e in ours_config["config"]["layers"]] == \
-           [e["class_name"] for e in ref_config["config"]["layers"]]
-    assert strip(ours_config) == strip(ref_config)      # every key and value but the names
+    assert [e["class_name"] for e in ours_config["config"]["layers"]] == [
+        e["class_name"] for e in ref_config["config"]["layers"]
+    ]
+    assert strip(ours_config) == strip(ref_config)  # every key and value but the names
     assert h5_layout(ours["model.weights.h5"]) == h5_layout(ref["model.weights.h5"])
 
 
@@ -199,8 +248,10 @@ def test_keras_file_through_minicnn_keeps_its_weights(tmp_path):
     save_keras(load_keras(DATA / "structure_reference.keras"), tmp_path / "again.keras")
     _, ours = read_zip(tmp_path / "again.keras")
     _, ref = read_zip(DATA / "structure_reference.keras")
-    with h5py.File(io.BytesIO(ours["model.weights.h5"]), "r") as a, \
-            h5py.File(io.BytesIO(ref["model.weights.h5"]), "r") as b:
+    with (
+        h5py.File(io.BytesIO(ours["model.weights.h5"]), "r") as a,
+        h5py.File(io.BytesIO(ref["model.weights.h5"]), "r") as b,
+    ):
         datasets = []
         b.visititems(lambda name, obj: datasets.append(name) if isinstance(obj, h5py.Dataset) else None)
         assert len(datasets) == 8
@@ -211,16 +262,22 @@ def test_keras_file_through_minicnn_keeps_its_weights(tmp_path):
 
 # ---- refusals ----------------------------------------------------------------------------------------
 @needs_h5py
-@pytest.mark.parametrize("fixture, match", [
-    ("refuse_batchnorm_keras3.keras", r"'batch_normalization' \(BatchNormalization\): this layer type is not supported"),
-    ("refuse_batchnorm_keras2.h5", r"'batch_normalization' \(BatchNormalization\)"),
-    ("refuse_channels_first_keras3.keras", r"\(Conv2D\): data_format='channels_first'"),
-    ("refuse_channels_first_keras2.h5", r"\(Conv2D\): data_format='channels_first'"),
-    ("refuse_lambda_keras3.keras", r"'lambda' \(Lambda\): this layer type is not supported"),
-    ("refuse_lambda_keras2.h5", r"'lambda' \(Lambda\)"),
-    ("refuse_branching_keras3.keras", r"'add' \(Add\) takes 2 inputs .*not a plain chain"),
-    ("refuse_branching_keras2.h5", r"'add' \(Add\) takes 2 inputs"),
-])
+@pytest.mark.parametrize(
+    "fixture, match",
+    [
+        (
+            "refuse_batchnorm_keras3.keras",
+            r"'batch_normalization' \(BatchNormalization\): this layer type is not supported",
+        ),
+        ("refuse_batchnorm_keras2.h5", r"'batch_normalization' \(BatchNormalization\)"),
+        ("refuse_channels_first_keras3.keras", r"\(Conv2D\): data_format='channels_first'"),
+        ("refuse_channels_first_keras2.h5", r"\(Conv2D\): data_format='channels_first'"),
+        ("refuse_lambda_keras3.keras", r"'lambda' \(Lambda\): this layer type is not supported"),
+        ("refuse_lambda_keras2.h5", r"'lambda' \(Lambda\)"),
+        ("refuse_branching_keras3.keras", r"'add' \(Add\) takes 2 inputs .*not a plain chain"),
+        ("refuse_branching_keras2.h5", r"'add' \(Add\) takes 2 inputs"),
+    ],
+)
 def test_unsupported_models_refused(fixture, match):
     with pytest.raises(KerasFormatError, match=match) as info:
         load_keras(DATA / fixture)
@@ -262,6 +319,7 @@ def set_value(name, key, value):
 def rename_class(name, class_name):
     def edit(config):
         next(e for e in config["config"]["layers"] if e["config"].get("name") == name)["class_name"] = class_name
+
     return edit
 
 
@@ -274,8 +332,10 @@ CONFIG_REFUSALS = [
     (set_value("re_lu", "max_value", 6.0), r"'re_lu' \(ReLU\): max_value=6.0"),
     (rename_class("conv2d_1", "DepthwiseConv2D"), r"'conv2d_1' \(DepthwiseConv2D\): this layer type"),
     (lambda c: c.__setitem__("class_name", "MyModel"), r"'MyModel': only Sequential"),
-    (lambda c: c["config"]["layers"][0]["config"].__setitem__("batch_shape", [None, None, None, 3]),
-     r"input shape \[None, None, None, 3\] is not fixed"),
+    (
+        lambda c: c["config"]["layers"][0]["config"].__setitem__("batch_shape", [None, None, None, 3]),
+        r"input shape \[None, None, None, 3\] is not fixed",
+    ),
 ]
 
 
@@ -283,8 +343,10 @@ CONFIG_REFUSALS = [
 @pytest.mark.parametrize("edit, match", CONFIG_REFUSALS)
 def test_unsupported_options_refused(tmp_path, edit, match):
     # The Keras 3 stack in both formats (the .h5's config is Keras 3's, with batch_shape).
-    for path in (edit_keras_config(DATA / "stack_keras3.keras", tmp_path / "m.keras", edit),
-                 edit_h5_config(DATA / "stack_keras3.h5", tmp_path / "m.h5", edit)):
+    for path in (
+        edit_keras_config(DATA / "stack_keras3.keras", tmp_path / "m.keras", edit),
+        edit_h5_config(DATA / "stack_keras3.h5", tmp_path / "m.h5", edit),
+    ):
         with pytest.raises(KerasFormatError, match=match):
             load_keras(path)
 
@@ -292,11 +354,13 @@ def test_unsupported_options_refused(tmp_path, edit, match):
 @needs_h5py
 def test_keras2_use_bias_false_and_slope_spellings(tmp_path):
     """Keras 2 spells LeakyReLU's slope alpha; ReLU(negative_slope) is a LeakyReLU."""
+
     def edit(config):
         layer(config, "re_lu")["negative_slope"] = 0.25
+
     model = load_keras(edit_h5_config(DATA / "stack_keras2.h5", tmp_path / "m.h5", edit))
     assert type(model.layers[4]) is LeakyReLU and model.layers[4].alpha == 0.25
-    no_bias = load_keras(DATA / "final_activation_keras2.h5").layers[0]      # saved with use_bias=False
+    no_bias = load_keras(DATA / "final_activation_keras2.h5").layers[0]  # saved with use_bias=False
     assert np.all(no_bias.params["b"] == 0)
 
 
@@ -320,28 +384,42 @@ def replace_dataset(f, path, shape):
 
 
 @needs_h5py
-@pytest.mark.parametrize("edit, match", [
-    (lambda f: replace_dataset(f, "layers/conv2d_1/vars/0", (3, 3, 4, 5)),
-     r"'conv2d_1' \(Conv2D\): stored kernel has shape \(3, 3, 4, 5\), the configuration .* needs \(3, 2, 4, 5\)"),
-    (lambda f: replace_dataset(f, "layers/dense/vars/1", (7,)), r"'dense' \(Dense\): stored bias has shape \(7,\)"),
-    (lambda f: f.__delitem__("layers/dense_1/vars/1"), r"'dense_1' \(Dense\) has 1 stored weight arrays.*needs 2"),
-    (lambda f: f.__delitem__("layers/conv2d"), r"'conv2d' \(Conv2D\) has 0 stored weight arrays"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (
+            lambda f: replace_dataset(f, "layers/conv2d_1/vars/0", (3, 3, 4, 5)),
+            r"'conv2d_1' \(Conv2D\): stored kernel has shape \(3, 3, 4, 5\), the configuration .* needs \(3, 2, 4, 5\)",
+        ),
+        (lambda f: replace_dataset(f, "layers/dense/vars/1", (7,)), r"'dense' \(Dense\): stored bias has shape \(7,\)"),
+        (lambda f: f.__delitem__("layers/dense_1/vars/1"), r"'dense_1' \(Dense\) has 1 stored weight arrays.*needs 2"),
+        (lambda f: f.__delitem__("layers/conv2d"), r"'conv2d' \(Conv2D\) has 0 stored weight arrays"),
+    ],
+)
 def test_keras_weights_not_matching_config(tmp_path, edit, match):
     with pytest.raises(KerasFormatError, match=match):
         load_keras(rewrite_keras_weights(DATA / "stack_keras3.keras", tmp_path / "m.keras", edit))
 
 
 @needs_h5py
-@pytest.mark.parametrize("edit, match", [
-    (lambda f: replace_dataset(f, "model_weights/conv2d/conv2d/kernel:0", (3, 3, 3, 5)),
-     r"'conv2d' \(Conv2D\): stored kernel has shape \(3, 3, 3, 5\), the configuration .* needs \(3, 3, 3, 4\)"),
-    (lambda f: f["model_weights/dense"].attrs.__setitem__("weight_names", ["dense/kernel:0"]),
-     r"'dense' \(Dense\) stores weights \['dense/kernel:0'\], its configuration needs kernel, bias"),
-    (lambda f: f["model_weights"].attrs.__setitem__("layer_names", ["conv2d"]),
-     r"'conv2d_1' \(Conv2D\) has 0 stored weight arrays"),
-    (lambda f: f.attrs.__delitem__("model_config"), "weights-only file"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (
+            lambda f: replace_dataset(f, "model_weights/conv2d/conv2d/kernel:0", (3, 3, 3, 5)),
+            r"'conv2d' \(Conv2D\): stored kernel has shape \(3, 3, 3, 5\), the configuration .* needs \(3, 3, 3, 4\)",
+        ),
+        (
+            lambda f: f["model_weights/dense"].attrs.__setitem__("weight_names", ["dense/kernel:0"]),
+            r"'dense' \(Dense\) stores weights \['dense/kernel:0'\], its configuration needs kernel, bias",
+        ),
+        (
+            lambda f: f["model_weights"].attrs.__setitem__("layer_names", ["conv2d"]),
+            r"'conv2d_1' \(Conv2D\) has 0 stored weight arrays",
+        ),
+        (lambda f: f.attrs.__delitem__("model_config"), "weights-only file"),
+    ],
+)
 def test_legacy_weights_not_matching_config(tmp_path, edit, match):
     shutil.copy(DATA / "stack_keras2.h5", tmp_path / "m.h5")
     with h5py.File(tmp_path / "m.h5", "r+") as f:
@@ -355,7 +433,7 @@ def test_legacy_weights_not_matching_config(tmp_path, edit, match):
 @pytest.mark.parametrize("keep", [0.1, 0.5, 0.9, 0.99])
 def test_truncated_files_refused(tmp_path, name, keep):
     data = (DATA / name).read_bytes()
-    (tmp_path / name).write_bytes(data[:max(8, int(len(data) * keep))])
+    (tmp_path / name).write_bytes(data[: max(8, int(len(data) * keep))])
     with pytest.raises(KerasFormatError, match="damaged"):
         load_keras(tmp_path / name)
 
@@ -363,14 +441,14 @@ def test_truncated_files_refused(tmp_path, name, keep):
 @needs_h5py
 def test_corrupt_files_refused(tmp_path):
     data = bytearray((DATA / "stack_keras3.keras").read_bytes())
-    at = data.index(b'"filters"')                     # inside the stored config.json: the CRC no longer fits
-    data[at:at + 9] = b'"filterz"'
+    at = data.index(b'"filters"')  # inside the stored config.json: the CRC no longer fits
+    data[at : at + 9] = b'"filterz"'
     (tmp_path / "crc.keras").write_bytes(bytes(data))
     with pytest.raises(KerasFormatError, match="damaged zip"):
         load_keras(tmp_path / "crc.keras")
 
     h5 = bytearray((DATA / "stack_keras2.h5").read_bytes())
-    h5[8:512] = bytes(504)                            # the superblock after the signature
+    h5[8:512] = bytes(504)  # the superblock after the signature
     (tmp_path / "bad.h5").write_bytes(bytes(h5))
     with pytest.raises(KerasFormatError, match="damaged HDF5"):
         load_keras(tmp_path / "bad.h5")
@@ -413,13 +491,14 @@ def test_fuzz_damaged_files_give_a_model_or_keras_format_error(tmp_path, name, d
 # ---- h5py stays optional ---------------------------------------------------------------------------
 def test_import_minicnn_does_not_import_h5py():
     code = "import sys, minicnn, minicnn.interop; print('h5py' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent
+    )
     assert out.stdout.strip() == "False"
 
 
 def test_without_h5py_a_clear_import_error(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "h5py", None)        # `import h5py` now raises ImportError
+    monkeypatch.setitem(sys.modules, "h5py", None)  # `import h5py` now raises ImportError
     with pytest.raises(ImportError, match=r'pip install -e "\.\[keras\]"'):
         load_keras(DATA / "stack_keras3.keras")
     with pytest.raises(ImportError, match=r'pip install -e "\.\[keras\]"'):
@@ -429,9 +508,22 @@ def test_without_h5py_a_clear_import_error(monkeypatch, tmp_path):
 @needs_h5py
 def test_visualize_script_draws_a_keras_model(tmp_path):
     root = Path(__file__).parent.parent
-    result = subprocess.run([sys.executable, str(root / "examples" / "visualize.py"), str(DATA / "stack_keras3.keras"),
-                             "--out", str(tmp_path), "--steps", "2", "--filters-per-layer", "2"],
-                            capture_output=True, text=True, cwd=tmp_path,
-                            env={**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(root)})
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(root / "examples" / "visualize.py"),
+            str(DATA / "stack_keras3.keras"),
+            "--out",
+            str(tmp_path),
+            "--steps",
+            "2",
+            "--filters-per-layer",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": str(root)},
+    )
     assert result.returncode == 0, result.stderr
     assert {p.name for p in tmp_path.glob("*.png")} == {"filters.png", "stimuli.png", "feature_maps.png"}

@@ -5,8 +5,11 @@ hypothesis. Inputs stay where the function is differentiable: max-pool values ar
 with gaps far above the finite-difference step, (Leaky)ReLU inputs are away from 0, and
 dropout's mask is fixed by its seed.
 """
+
 import numpy as np
 import pytest
+import reference
+from conftest import host
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -16,11 +19,8 @@ from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D
 from minicnn.layers.im2col import padding_amounts
 from minicnn.losses import SoftmaxCrossEntropy
 
-import reference
-from conftest import host
-
-GRAD_TOL = 1e-6       # max relative error against central differences
-REF_TOL = 1e-9        # max relative error against the loop reference
+GRAD_TOL = 1e-6  # max relative error against central differences
+REF_TOL = 1e-9  # max relative error against the loop reference
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -44,12 +44,19 @@ def assert_grads_ok(errors):
     assert worst < GRAD_TOL, f"gradient check failed: {errors}"
 
 
-conv_configs = st.fixed_dictionaries({
-    "n": st.integers(1, 3), "h": st.integers(3, 8), "w": st.integers(3, 8), "c": st.integers(1, 3),
-    "f": st.integers(1, 4), "k": st.tuples(st.integers(1, 4), st.integers(1, 4)),
-    "s": st.tuples(st.integers(1, 3), st.integers(1, 3)), "pad": st.sampled_from(["same", "valid", 0, 1, 2]),
-    "seed": st.integers(0, 2**16),
-})
+conv_configs = st.fixed_dictionaries(
+    {
+        "n": st.integers(1, 3),
+        "h": st.integers(3, 8),
+        "w": st.integers(3, 8),
+        "c": st.integers(1, 3),
+        "f": st.integers(1, 4),
+        "k": st.tuples(st.integers(1, 4), st.integers(1, 4)),
+        "s": st.tuples(st.integers(1, 3), st.integers(1, 3)),
+        "pad": st.sampled_from(["same", "valid", 0, 1, 2]),
+        "seed": st.integers(0, 2**16),
+    }
+)
 
 
 def _conv_case(cfg):
@@ -93,17 +100,22 @@ def test_conv_matches_loop_reference(backend, cfg):
 def test_conv_same_padding_keeps_size_and_valid_shrinks():
     assert Conv2D(8, 3, padding="same").build((32, 32, 3)) == (32, 32, 8)
     assert Conv2D(8, 3, padding="valid").build((32, 32, 3)) == (30, 30, 8)
-    assert Conv2D(8, 3, strides=2, padding="same").build((31, 31, 3)) == (16, 16, 8)   # ceil(31 / 2)
+    assert Conv2D(8, 3, strides=2, padding="same").build((31, 31, 3)) == (16, 16, 8)  # ceil(31 / 2)
     assert Conv2D(8, (5, 3), padding=1).build((10, 10, 3)) == (8, 10, 8)
 
 
 # -- MaxPool2D --------------------------------------------------------------------------
-pool_configs = st.fixed_dictionaries({
-    "n": st.integers(1, 3), "h": st.integers(2, 8), "w": st.integers(2, 8), "c": st.integers(1, 3),
-    "p": st.tuples(st.integers(1, 3), st.integers(1, 3)),
-    "s": st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))),   # None: = pool (no overlap)
-    "seed": st.integers(0, 2**16),
-})
+pool_configs = st.fixed_dictionaries(
+    {
+        "n": st.integers(1, 3),
+        "h": st.integers(2, 8),
+        "w": st.integers(2, 8),
+        "c": st.integers(1, 3),
+        "p": st.tuples(st.integers(1, 3), st.integers(1, 3)),
+        "s": st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))),  # None: = pool (no overlap)
+        "seed": st.integers(0, 2**16),
+    }
+)
 
 
 @FAST
@@ -179,7 +191,7 @@ def test_dropout_is_identity_at_inference_and_drops_about_rate_in_training():
     assert layer.forward(x) is x
     y = layer.forward(x, training=True)
     assert abs((y == 0).mean() - 0.3) < 0.02
-    assert abs(y.mean() - 1.0) < 0.03             # inverted dropout keeps the expectation
+    assert abs(y.mean() - 1.0) < 0.03  # inverted dropout keeps the expectation
 
 
 def test_dropout_seed_repeats_masks():
@@ -237,7 +249,7 @@ def test_softmax_cross_entropy_is_stable_for_huge_logits():
     logits = np.array([[1e4, -1e4, 0.0], [-1e30, 1e30, 0.0]], dtype=np.float32)
     loss = SoftmaxCrossEntropy()
     value = float(loss.forward(logits, np.array([0, 0])))
-    assert value == pytest.approx(1e30, rel=1e-6)    # (0 + 2e30) / 2: the second is confidently wrong
+    assert value == pytest.approx(1e30, rel=1e-6)  # (0 + 2e30) / 2: the second is confidently wrong
     grad = loss.backward()
     np.testing.assert_allclose(grad, [[0, 0, 0], [-0.5, 0.5, 0]], atol=1e-6)
 
@@ -271,7 +283,7 @@ def test_backward_skips_dx_only_when_asked(make):
     layer = make()
     x = np.random.default_rng(0).standard_normal((2, 5, 5, 1) if isinstance(layer, Conv2D) else (2, 4))
     y = layer.forward(x, training=True)
-    assert layer.backward(np.ones_like(y)).shape == x.shape             # standalone default: dx
+    assert layer.backward(np.ones_like(y)).shape == x.shape  # standalone default: dx
     layer.forward(x, training=True)
     assert layer.backward(np.ones_like(y), need_input_grad=False) is None
-    assert all(g is not None for g in layer.grads.values())              # the weights still get theirs
+    assert all(g is not None for g in layer.grads.values())  # the weights still get theirs

@@ -1,4 +1,5 @@
 """Optimizers against updates computed by hand."""
+
 import numpy as np
 import pytest
 
@@ -50,9 +51,9 @@ def test_adam_three_steps(wd):
     for t in range(1, 4):
         opt.step()
         m = b1 * m + (1 - b1) * G
-        v = b2 * v + (1 - b2) * G ** 2
+        v = b2 * v + (1 - b2) * G**2
         w = w - lr * wd * w
-        w = w - lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+        w = w - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
         np.testing.assert_allclose(layer.params["W"], w, rtol=1e-12)
 
 
@@ -80,30 +81,40 @@ def test_bad_hyperparameters_are_refused():
 
 def test_warmup_cosine_schedule_shape():
     from minicnn.schedules import exponential, warmup_cosine
+
     s = warmup_cosine(2e-3, epochs=10, warmup=1.0)
-    assert s(0.0) < 1e-5 and abs(s(0.5) - 1e-3) < 1e-5          # linear warm-up
-    assert abs(s(1.0) - 2e-3) < 1e-12 and abs(s(5.5) - 1e-3) < 1e-12   # peak, then half-way down the cosine
+    assert s(0.0) < 1e-5 and abs(s(0.5) - 1e-3) < 1e-5  # linear warm-up
+    assert abs(s(1.0) - 2e-3) < 1e-12 and abs(s(5.5) - 1e-3) < 1e-12  # peak, then half-way down the cosine
     assert s(10.0) == 0.0 and all(s(t) >= s(t + 0.25) for t in np.arange(1, 9.75, 0.25))
-    assert exponential(5e-3, 0.9)(2.7) == 5e-3 * 0.9 ** 2
+    assert exponential(5e-3, 0.9)(2.7) == 5e-3 * 0.9**2
 
 
-@pytest.mark.parametrize("make", [lambda m: Adam(m, lr=1e-2, weight_decay=0.1),
-                                  lambda m: SGD(m, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
-                                  lambda m: SGD(m, lr=0.1)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: Adam(m, lr=1e-2, weight_decay=0.1),
+        lambda m: SGD(m, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+        lambda m: SGD(m, lr=0.1),
+    ],
+)
 def test_step_in_blocks_on_threads_gives_the_same_bits(make):
     """step(run=...) cuts large parameters into row blocks updated at once: same bits as one call."""
     from concurrent.futures import ThreadPoolExecutor
+
     from minicnn.optim import _BLOCK, _row_blocks
+
     rng = np.random.default_rng(0)
     models = [Sequential([Dense(300), Dense(3)], input_shape=(1000,), seed=1) for _ in range(2)]
     opts = [make(m) for m in models]
-    assert len(_row_blocks(models[0].layers[0].params["W"])) == 300_000 // _BLOCK > 1   # really split
+    assert len(_row_blocks(models[0].layers[0].params["W"])) == 300_000 // _BLOCK > 1  # really split
     calls = []
     with ThreadPoolExecutor(3) as pool:
+
         def run(tasks):
             calls.append(len(tasks))
             for f in [pool.submit(t) for t in tasks]:
                 f.result()
+
         for _ in range(3):
             for layer, twin in zip(*(m.layers for m in models)):
                 for name, p in layer.params.items():
@@ -111,7 +122,7 @@ def test_step_in_blocks_on_threads_gives_the_same_bits(make):
                     twin.grads[name] = layer.grads[name].copy()
             opts[0].step()
             opts[1].step(run=run)
-    assert calls and calls[0] > 4                    # blocks of W plus one task per small parameter
+    assert calls and calls[0] > 4  # blocks of W plus one task per small parameter
     for a, b in zip(models[0].layers, models[1].layers):
         for name in a.params:
             np.testing.assert_array_equal(a.params[name], b.params[name])

@@ -1,5 +1,6 @@
 """Threads inside one process (minicnn.parallel): the same weights whatever the thread count,
 the same gradient as one pass over the whole batch, and errors that stop fit."""
+
 import numpy as np
 import pytest
 
@@ -7,13 +8,26 @@ import minicnn
 from minicnn import parallel
 from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D
 from minicnn.losses import SoftmaxCrossEntropy
-from minicnn.optim import Adam, SGD
+from minicnn.optim import SGD, Adam
 
 
 def small_cnn(dtype="float32"):
-    return minicnn.Sequential([Conv2D(4, 3, padding="same"), LeakyReLU(0.1), MaxPool2D(2), Dropout(0.25),
-                               Conv2D(6, 3, padding="same"), LeakyReLU(0.1), Flatten(), Dropout(0.5), Dense(3)],
-                              input_shape=(8, 8, 2), dtype=dtype, seed=0)
+    return minicnn.Sequential(
+        [
+            Conv2D(4, 3, padding="same"),
+            LeakyReLU(0.1),
+            MaxPool2D(2),
+            Dropout(0.25),
+            Conv2D(6, 3, padding="same"),
+            LeakyReLU(0.1),
+            Flatten(),
+            Dropout(0.5),
+            Dense(3),
+        ],
+        input_shape=(8, 8, 2),
+        dtype=dtype,
+        seed=0,
+    )
 
 
 def data(n=100):
@@ -24,8 +38,19 @@ def data(n=100):
 def trained(threads, **options):
     model = small_cnn()
     x, y = data()
-    history = model.fit(x, y, optimizer=Adam(model, lr=1e-2), epochs=2, batch_size=48, verbose=0, seed=3,
-                        threads=threads, augment=minicnn.datasets.augment, validation_data=data(20), **options)
+    history = model.fit(
+        x,
+        y,
+        optimizer=Adam(model, lr=1e-2),
+        epochs=2,
+        batch_size=48,
+        verbose=0,
+        seed=3,
+        threads=threads,
+        augment=minicnn.datasets.augment,
+        validation_data=data(20),
+        **options,
+    )
     return model, history
 
 
@@ -34,7 +59,7 @@ def test_one_two_and_four_threads_give_bitwise_the_same_weights():
     for (_, l1, n), (_, l2, _), (_, l4, _) in zip(m1.named_parameters(), m2.named_parameters(), m4.named_parameters()):
         assert np.array_equal(l1.params[n], l2.params[n]) and np.array_equal(l1.params[n], l4.params[n])
     assert h1["loss"] == h2["loss"] == h4["loss"] and h1["val_accuracy"] == h4["val_accuracy"]
-    assert not np.array_equal(m1.layers[0].params["W"], small_cnn().layers[0].params["W"])    # it did train
+    assert not np.array_equal(m1.layers[0].params["W"], small_cnn().layers[0].params["W"])  # it did train
 
 
 def test_threads_from_the_environment(monkeypatch):
@@ -65,8 +90,7 @@ def test_sharded_step_takes_the_gradient_of_the_whole_batch():
                 layer.rate = 0.0
     xb = x.astype(np.float64)
     minicnn.training.train_step(whole, SoftmaxCrossEntropy(), SGD(whole, lr=0.1), xb, y)
-    loss, correct = parallel.sharded_train_step(sharded, SoftmaxCrossEntropy(), SGD(sharded, lr=0.1), xb, y,
-                                                        threads=2)
+    loss, correct = parallel.sharded_train_step(sharded, SoftmaxCrossEntropy(), SGD(sharded, lr=0.1), xb, y, threads=2)
     for (_, a, n), (_, b, _) in zip(whole.named_parameters(), sharded.named_parameters()):
         np.testing.assert_allclose(b.params[n], a.params[n], rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(b.grads[n], a.grads[n], rtol=1e-10, atol=1e-13)
@@ -76,8 +100,9 @@ def test_predict_is_the_same_with_and_without_threads():
     model, _ = trained(2)
     x = data(300)[0]
     np.testing.assert_allclose(model.predict(x, threads=2), model.predict(x, threads=1), rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(model.predict(x, threads=1, batch_size=7), model.predict(x, threads=1), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        model.predict(x, threads=1, batch_size=7), model.predict(x, threads=1), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_a_failing_shard_stops_fit_with_its_error():
@@ -108,6 +133,6 @@ def test_replicas_share_parameters_and_follow_a_load(tmp_path):
     assert pool.replicas and all(r.layers[0].params is model.layers[0].params for r in pool.replicas)
     other = small_cnn()
     other.save(tmp_path / "fresh.npz")
-    model.load_weights(tmp_path / "fresh.npz")                        # in place: replicas see it
+    model.load_weights(tmp_path / "fresh.npz")  # in place: replicas see it
     x = data(40)[0]
     np.testing.assert_allclose(model.predict(x, threads=2), other.predict(x, threads=1), rtol=1e-6)

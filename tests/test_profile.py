@@ -1,5 +1,6 @@
 """minicnn.profile: FLOPs counted by hand, shapes, measured work arrays, the command line.
 Timings are never asserted (they depend on the machine and on what else runs)."""
+
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from minicnn.models import cifar10_cnn
 from minicnn.profile import layer_flops, matmul_peak, profile_model, reading, totals
 
 ROOT = Path(__file__).resolve().parent.parent
-B = 4     # a small batch keeps the test fast; every count below is per image times B
+B = 4  # a small batch keeps the test fast; every count below is per image times B
 
 # The documented model's matrix products, written out (a multiply-add = 2 FLOPs):
 #   conv 3→16  on 32×32, 3×3:  2 · 32·32 · 3·3 · 3·16    =   884,736 per image
@@ -25,10 +26,25 @@ B = 4     # a small batch keeps the test fast; every count below is per image ti
 FORWARD_PER_IMAGE = {0: 884_736, 2: 9_437_184, 6: 4_718_592, 8: 9_437_184, 13: 2_097_152, 16: 5_120}
 
 # Output shapes and parameter counts from docs/API.md's table of the documented model.
-SHAPES_PARAMS = [((32, 32, 16), 448), ((32, 32, 16), 0), ((32, 32, 32), 4640), ((32, 32, 32), 0),
-                 ((16, 16, 32), 0), ((16, 16, 32), 0), ((16, 16, 32), 9248), ((16, 16, 32), 0),
-                 ((16, 16, 64), 18496), ((16, 16, 64), 0), ((8, 8, 64), 0), ((8, 8, 64), 0), ((4096,), 0),
-                 ((256,), 1048832), ((256,), 0), ((256,), 0), ((10,), 2570)]
+SHAPES_PARAMS = [
+    ((32, 32, 16), 448),
+    ((32, 32, 16), 0),
+    ((32, 32, 32), 4640),
+    ((32, 32, 32), 0),
+    ((16, 16, 32), 0),
+    ((16, 16, 32), 0),
+    ((16, 16, 32), 9248),
+    ((16, 16, 32), 0),
+    ((16, 16, 64), 18496),
+    ((16, 16, 64), 0),
+    ((8, 8, 64), 0),
+    ((8, 8, 64), 0),
+    ((4096,), 0),
+    ((256,), 1048832),
+    ((256,), 0),
+    ((256,), 0),
+    ((10,), 2570),
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +53,7 @@ def rows():
 
 
 def test_flops_of_the_documented_model_match_the_hand_count(rows):
-    assert FORWARD_PER_IMAGE[2] == 2 * 32 * 32 * 3 * 3 * 16 * 32       # the arithmetic above, checked once
+    assert FORWARD_PER_IMAGE[2] == 2 * 32 * 32 * 3 * 3 * 16 * 32  # the arithmetic above, checked once
     assert len(rows) == 17
     for r in rows:
         i = r["index"]
@@ -47,24 +63,24 @@ def test_flops_of_the_documented_model_match_the_hand_count(rows):
 
 
 def test_totals_add_up(rows):
-    per_image = sum(FORWARD_PER_IMAGE.values())                          # 26,579,968
+    per_image = sum(FORWARD_PER_IMAGE.values())  # 26,579,968
     assert per_image == 26_579_968
     t = totals(rows)
     assert t["fwd_flops"] == B * per_image
-    assert t["bwd_flops"] == B * (2 * per_image - FORWARD_PER_IMAGE[0])   # no dx in the first layer
+    assert t["bwd_flops"] == B * (2 * per_image - FORWARD_PER_IMAGE[0])  # no dx in the first layer
     assert t["params"] == 1_084_234
     assert 0.99 < sum(r["share"] for r in rows) + (t["loss_ms"] + t["update_ms"]) / t["step_ms"] < 1.01
     assert set(t["shares"]) == {"Conv2D", "LeakyReLU", "MaxPool2D", "Dropout", "Flatten", "Dense"}
 
 
 def test_element_wise_layers_report_bytes_not_flops(rows):
-    leaky = rows[1]                                   # LeakyReLU on (B, 32, 32, 16) float32
+    leaky = rows[1]  # LeakyReLU on (B, 32, 32, 16) float32
     n = B * 32 * 32 * 16 * 4
     # forward: read x, write y, write the slope it keeps; backward: read dy and slope, write dx
     assert leaky["fwd_flops"] == leaky["bwd_flops"] == 0
     assert leaky["bytes"] == 3 * n + 3 * n
-    assert rows[12]["bytes"] == 0                     # Flatten: a view, nothing moves
-    assert rows[2]["bytes"] == 0                      # conv: FLOPs instead
+    assert rows[12]["bytes"] == 0  # Flatten: a view, nothing moves
+    assert rows[2]["bytes"] == 0  # conv: FLOPs instead
 
 
 def test_shapes_and_params_columns(rows):
@@ -73,20 +89,20 @@ def test_shapes_and_params_columns(rows):
 
 
 def test_work_bytes_are_measured_arrays(rows):
-    conv = rows[2]                                    # conv 16→32, input (B, 32, 32, 16), padded 34×34
+    conv = rows[2]  # conv 16→32, input (B, 32, 32, 16), padded 34×34
     patch_matrix = (B * 32 * 32) * (3 * 3 * 16) * 4  # rows N·Ho·Wo, columns kh·kw·Cin, float32
     assert conv["work"]["cols"] == patch_matrix
     padded_input = B * 34 * 34 * 16 * 4
-    dy_grid = B * 34 * 34 * 32 * 4                    # dy laid out on the padded grid (backward, stride 1)
+    dy_grid = B * 34 * 34 * 32 * 4  # dy laid out on the padded grid (backward, stride 1)
     # (no "term": the shifted products dy @ W[a, b].T are added in place by BLAS)
     assert conv["work"] == {"cols": patch_matrix, "x_pad": padded_input, "dy_grid": dy_grid}
     assert conv["work_bytes"] == patch_matrix + padded_input + dy_grid
-    first = rows[0]                                   # no dx: no dy grid
+    first = rows[0]  # no dx: no dy grid
     assert set(first["work"]) == {"cols", "x_pad"}
     assert rows[1]["work"] == {"slope": B * 32 * 32 * 16 * 4}
-    assert rows[4]["work"] == {"argmax": B * 16 * 16 * 32}         # uint8 winner offsets
-    assert rows[5]["work"] == {"cache": B * 16 * 16 * 32 * 4}      # dropout's mask
-    assert rows[13]["work"] == {"cache": B * 4096 * 4}             # dense keeps its input
+    assert rows[4]["work"] == {"argmax": B * 16 * 16 * 32}  # uint8 winner offsets
+    assert rows[5]["work"] == {"cache": B * 16 * 16 * 32 * 4}  # dropout's mask
+    assert rows[13]["work"] == {"cache": B * 4096 * 4}  # dense keeps its input
 
 
 def test_profiling_leaves_the_weights_alone():
@@ -104,8 +120,9 @@ def test_reading_names_convolution_and_the_patch_matrix(rows):
 
 def test_layer_flops_for_a_strided_conv_and_dense():
     from minicnn.layers import Conv2D, Dense
+
     conv = Conv2D(8, 3, strides=2, padding="same")
-    conv.build((9, 9, 2))                             # output 5×5×8
+    conv.build((9, 9, 2))  # output 5×5×8
     assert layer_flops(conv, 3) == (3 * 2 * 5 * 5 * 9 * 2 * 8, 2 * 3 * 2 * 5 * 5 * 9 * 2 * 8)
     dense = Dense(7)
     dense.build((5,))
@@ -119,7 +136,14 @@ def test_matmul_peak_is_cached():
 
 def test_cli_prints_the_table_totals_and_reading():
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, "-m", "minicnn.profile", "--batch-size", "2", "--repeats", "1"],
-                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "minicnn.profile", "--batch-size", "2", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+        check=True,
+    ).stdout
     assert "conv 16→32 3×3" in out and "all layers" in out and "1,084,234" in out
     assert "Matrix-product peak here" in out and "Reading:" in out and "of the step is convolution" in out

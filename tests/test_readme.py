@@ -1,4 +1,5 @@
 """The README's example runs and says what it claims."""
+
 import re
 import subprocess
 import sys
@@ -24,4 +25,4 @@ def test_readme_commands_match_ci():
     command = re.search(r"Run the test suite:\n\n    (.+)\n", text).group(1)
     install, test = command.split(" && ")
     assert install.startswith("pip install -e") and test.startswith("python -m pytest")
-    assert install in ci and test in ci.splitlines()          # CI runs exactly the README's command
+    assert install in ci and test in ci.splitlines()  # CI runs exactly the README's command

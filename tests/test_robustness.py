@@ -1,4 +1,5 @@
 """Bad input gets a clear error before any work; files from strangers never run code; nothing is lost."""
+
 import os
 import re
 import subprocess
@@ -7,24 +8,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import host, mutated
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import minicnn
 from minicnn import CheckpointError, Sequential, TrainingDiverged
 from minicnn.callbacks import Callback
-from minicnn.checkpoint import write_atomic
 from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D
 from minicnn.optim import SGD, Adam
-
-from conftest import host, mutated
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def small_model(seed=0):
-    return Sequential([Conv2D(2, 3, padding="same"), LeakyReLU(0.1), MaxPool2D(2), Flatten(), Dense(3)],
-                      input_shape=(4, 4, 1), seed=seed)
+    return Sequential(
+        [Conv2D(2, 3, padding="same"), LeakyReLU(0.1), MaxPool2D(2), Flatten(), Dense(3)],
+        input_shape=(4, 4, 1),
+        seed=seed,
+    )
 
 
 def data(n=8, seed=0):
@@ -52,7 +53,7 @@ def test_bad_images_are_refused_with_expected_and_received(x, message, method):
     before = host(model.layers[0].params["W"]).copy()
     with pytest.raises(ValueError, match=message):
         if method == "fit":
-            model.fit(x, Y[:len(x)] if hasattr(x, "__len__") else Y, optimizer=SGD(model), epochs=1, verbose=0)
+            model.fit(x, Y[: len(x)] if hasattr(x, "__len__") else Y, optimizer=SGD(model), epochs=1, verbose=0)
         elif method == "evaluate":
             model.evaluate(x, Y)
         else:
@@ -60,13 +61,17 @@ def test_bad_images_are_refused_with_expected_and_received(x, message, method):
     np.testing.assert_array_equal(before, host(model.layers[0].params["W"]))
 
 
-@pytest.mark.parametrize("y, message", [
-    (Y.astype(np.float32), "integer class ids"),
-    (np.eye(3, dtype=np.int64)[Y], "one-hot"),
-    (Y[:5], "x has 8 examples but y has 5 labels"),
-    (np.where(np.arange(8) == 3, 3, Y), r"labels must be in \[0, 3\), got values from 0 to 3"),
-    (np.where(np.arange(8) == 3, -1, Y), r"labels must be in \[0, 3\), got values from -1"),
-], ids=["float", "onehot", "length", "too-big", "negative"])
+@pytest.mark.parametrize(
+    "y, message",
+    [
+        (Y.astype(np.float32), "integer class ids"),
+        (np.eye(3, dtype=np.int64)[Y], "one-hot"),
+        (Y[:5], "x has 8 examples but y has 5 labels"),
+        (np.where(np.arange(8) == 3, 3, Y), r"labels must be in \[0, 3\), got values from 0 to 3"),
+        (np.where(np.arange(8) == 3, -1, Y), r"labels must be in \[0, 3\), got values from -1"),
+    ],
+    ids=["float", "onehot", "length", "too-big", "negative"],
+)
 def test_bad_labels_are_refused(y, message):
     model = small_model()
     with pytest.raises(ValueError, match=message):
@@ -88,27 +93,36 @@ def test_bad_validation_data_and_batch_size():
         model.fit(X, Y, optimizer=SGD(model), epochs=1, verbose=0, batch_size=0)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: Conv2D(0, 3), "filters must be a positive int, got 0"),
-    (lambda: Conv2D(4, -1), "kernel_size must be positive"),
-    (lambda: Conv2D(4, (3, 3, 3)), "kernel_size must be a positive int or a pair"),
-    (lambda: Conv2D(4, 3, padding="full"), "padding must be 'same', 'valid' or a non-negative int, got 'full'"),
-    (lambda: Conv2D(4, 3, strides=0), "strides must be positive"),
-    (lambda: MaxPool2D(0), "pool_size must be positive"),
-    (lambda: Dense(-3), "units must be a positive int, got -3"),
-    (lambda: Dropout(1.0), r"rate must be in \[0, 1\), got 1.0"),
-    (lambda: LeakyReLU(-1), "alpha must be a non-negative number"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Conv2D(0, 3), "filters must be a positive int, got 0"),
+        (lambda: Conv2D(4, -1), "kernel_size must be positive"),
+        (lambda: Conv2D(4, (3, 3, 3)), "kernel_size must be a positive int or a pair"),
+        (lambda: Conv2D(4, 3, padding="full"), "padding must be 'same', 'valid' or a non-negative int, got 'full'"),
+        (lambda: Conv2D(4, 3, strides=0), "strides must be positive"),
+        (lambda: MaxPool2D(0), "pool_size must be positive"),
+        (lambda: Dense(-3), "units must be a positive int, got -3"),
+        (lambda: Dropout(1.0), r"rate must be in \[0, 1\), got 1.0"),
+        (lambda: LeakyReLU(-1), "alpha must be a non-negative number"),
+    ],
+)
 def test_layer_arguments_are_checked_at_construction(make, message):
     with pytest.raises(ValueError, match=message):
         make()
 
 
-@pytest.mark.parametrize("layers, message", [
-    ([Conv2D(2, 5)], r"layer 0 \(conv2d, Conv2D\) on input \(None, 4, 4, 1\).*kernel 5x5 is larger than its padded input 4x4"),
-    ([MaxPool2D(2), MaxPool2D(3)], r"layer 1 .*pool 3x3 is larger than its input 2x2"),
-    ([Dense(3)], r"layer 0 \(dense, Dense\).*\(features,\).*Flatten"),
-])
+@pytest.mark.parametrize(
+    "layers, message",
+    [
+        (
+            [Conv2D(2, 5)],
+            r"layer 0 \(conv2d, Conv2D\) on input \(None, 4, 4, 1\).*kernel 5x5 is larger than its padded input 4x4",
+        ),
+        ([MaxPool2D(2), MaxPool2D(3)], r"layer 1 .*pool 3x3 is larger than its input 2x2"),
+        ([Dense(3)], r"layer 0 \(dense, Dense\).*\(features,\).*Flatten"),
+    ],
+)
 def test_impossible_shapes_are_refused_at_build_time(layers, message):
     with pytest.raises(ValueError, match=message):
         Sequential(layers, input_shape=(4, 4, 1))
@@ -131,11 +145,19 @@ def test_divergence_stops_with_epoch_step_and_advice_and_keeps_checkpoint(tmp_pa
     path = tmp_path / "model.npz"
     model.fit(x, y, optimizer=opt, epochs=1, verbose=0, callbacks=[SaveEachEpoch(model, path)])
     saved = path.read_bytes()
-    opt.lr = 1e30                                           # guaranteed to blow up
+    opt.lr = 1e30  # guaranteed to blow up
     with pytest.raises(TrainingDiverged, match=r"epoch 2, by step \d+.*learning rate was 1e\+30.*lower"):
-        model.fit(x * 1e3, y, optimizer=opt, epochs=3, initial_epoch=1, verbose=0, batch_size=8,
-                  callbacks=[SaveEachEpoch(model, path)])
-    assert path.read_bytes() == saved                        # the last good checkpoint is untouched
+        model.fit(
+            x * 1e3,
+            y,
+            optimizer=opt,
+            epochs=3,
+            initial_epoch=1,
+            verbose=0,
+            batch_size=8,
+            callbacks=[SaveEachEpoch(model, path)],
+        )
+    assert path.read_bytes() == saved  # the last good checkpoint is untouched
     assert small_model(seed=5).load_weights(path)["epoch"] == 1
 
 
@@ -161,7 +183,7 @@ def test_crash_between_write_and_rename_keeps_the_old_checkpoint(tmp_path, monke
         small_model(seed=9).save(path, extra={"epoch": 2})
     monkeypatch.undo()
     assert small_model(seed=3).load_weights(path)["epoch"] == 1
-    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]   # no temporary left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary left behind
 
 
 def test_process_killed_before_rename_keeps_the_old_checkpoint(tmp_path):
@@ -190,7 +212,7 @@ def test_damaged_checkpoint_is_refused_and_model_unchanged(tmp_path, damage):
     small_model(seed=1).save(path, optimizer=Adam(small_model()))
     raw = path.read_bytes()
     if damage == "truncate":
-        raw = raw[:len(raw) * 2 // 3]
+        raw = raw[: len(raw) * 2 // 3]
     elif damage == "flip":
         raw = raw[:600] + bytes([raw[600] ^ 0xFF]) + raw[601:]
     elif damage == "empty":
@@ -235,8 +257,8 @@ def test_optimizer_state_mismatch_is_refused_before_anything_changes(tmp_path):
 
 
 def _checkpoint_bytes():
-    import io
     import tempfile
+
     with tempfile.TemporaryDirectory() as d:
         model = small_model()
         opt = Adam(model)
@@ -251,8 +273,10 @@ FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCh
 
 
 @FUZZ
-@given(edits=st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), min_size=1, max_size=6),
-       cut=st.integers(0, len(VALID)))
+@given(
+    edits=st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), min_size=1, max_size=6),
+    cut=st.integers(0, len(VALID)),
+)
 def test_fuzz_load_weights_only_raises_checkpoint_error(tmp_path, edits, cut):
     path = tmp_path / "fuzz.npz"
     path.write_bytes(mutated(VALID, edits, cut))
@@ -262,7 +286,7 @@ def test_fuzz_load_weights_only_raises_checkpoint_error(tmp_path, edits, cut):
     try:
         model.load_weights(path, optimizer=opt)
     except CheckpointError:
-        assert all(np.array_equal(a, b) for a, b in zip(before, _params(model)))   # untouched
+        assert all(np.array_equal(a, b) for a, b in zip(before, _params(model)))  # untouched
         assert opt.iterations == 0
 
 

@@ -8,6 +8,7 @@ makes a stand-in run fail — while the unpatched library passes the same run.
 The training step here is the one ``fit`` runs, ``minicnn.training.train_step``; the sync
 budgets of ``fit``/``evaluate``/``predict`` themselves are in ``test_sync_budget.py``.
 """
+
 import numpy as np
 import pytest
 
@@ -19,8 +20,11 @@ from minicnn.training import train_step
 
 
 def small_model():
-    return minicnn.Sequential([Conv2D(4, 3, padding="same"), LeakyReLU(0.1), MaxPool2D(2), Dropout(0.3, seed=1),
-                               Flatten(), Dense(3)], input_shape=(8, 8, 2), seed=0)
+    return minicnn.Sequential(
+        [Conv2D(4, 3, padding="same"), LeakyReLU(0.1), MaxPool2D(2), Dropout(0.3, seed=1), Flatten(), Dense(3)],
+        input_shape=(8, 8, 2),
+        seed=0,
+    )
 
 
 def data(n=6):
@@ -42,18 +46,20 @@ def run_steps(model, steps=3):
 
 # -- the unpatched library passes every check below ------------------------------------------------
 
+
 def test_control_training_steps_make_no_host_sync(standin):
     model = small_model()
     with standin.sync_budget(0, "three training steps"):
         run_steps(model)
-    probs = model.predict(data()[0])                   # the host copy goes through backend.to_numpy
+    probs = model.predict(data()[0])  # the host copy goes through backend.to_numpy
     assert isinstance(probs, np.ndarray) and probs.shape == (6, 3)
 
 
 # -- (a) a NumPy dropout mask -------------------------------------------------------------------
 
+
 def test_a_numpy_dropout_mask_on_device_data_fails(standin, monkeypatch):
-    def buggy_forward(self, x, training=False):        # Dropout.forward with the mask drawn by NumPy
+    def buggy_forward(self, x, training=False):  # Dropout.forward with the mask drawn by NumPy
         self._ensure_built(x)
         if not training or self.rate == 0:
             self.cache = None
@@ -70,9 +76,11 @@ def test_a_numpy_dropout_mask_on_device_data_fails(standin, monkeypatch):
 
 # -- (b) numpy.asarray instead of the backend's host copy --------------------------------------
 
+
 def test_numpy_asarray_instead_of_the_host_copy_fails(standin, monkeypatch):
     # predict's one host copy of the probabilities, written with NumPy instead of the backend's helper
     import minicnn.training
+
     monkeypatch.setattr(minicnn.training, "to_numpy", lambda a, out=None: np.asarray(a))
     model = small_model()
     with pytest.raises(TypeError, match="Implicit conversion to a NumPy array is not allowed"):
@@ -81,16 +89,17 @@ def test_numpy_asarray_instead_of_the_host_copy_fails(standin, monkeypatch):
 
 # -- (c) a float(loss) in the training step ----------------------------------------------------
 
+
 def test_a_float_of_the_loss_in_the_step_exceeds_the_sync_budget(standin, monkeypatch):
     original = SoftmaxCrossEntropy.forward
 
     def forward_with_a_debug_print(self, logits, labels):
         loss = original(self, logits, labels)
-        float(loss)                                     # e.g. a left-over `print(f"{float(loss):.3f}")`
+        float(loss)  # e.g. a left-over `print(f"{float(loss):.3f}")`
         return loss
 
     monkeypatch.setattr(SoftmaxCrossEntropy, "forward", forward_with_a_debug_print)
     with pytest.raises(AssertionError, match=r"3 host syncs, budget 0.*'float': 3") as info:
         with standin.sync_budget(0, "three training steps"):
             run_steps(small_model())
-    assert "forward_with_a_debug_print" in str(info.value)     # the report points at the culprit
+    assert "forward_with_a_debug_print" in str(info.value)  # the report points at the culprit

@@ -1,5 +1,6 @@
 """The house rules, checked on the source: layers point down, one module imports CuPy,
 the picture maths needs no matplotlib."""
+
 import ast
 import subprocess
 import sys
@@ -7,10 +8,24 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "minicnn"
 # The core: what training a model needs. Datasets, pictures and the package root sit above it.
-CORE = ["backend.py", "losses.py", "optim.py", "training.py", "sequential.py", "models.py", "checkpoint.py",
-        "input_checks.py", "gradcheck.py", "callbacks.py", "schedules.py", "distributed.py", "interpret.py",
-        "interrupts.py", "outputs.py",
-        *[f"layers/{p.name}" for p in (PACKAGE / "layers").glob("*.py")]]
+CORE = [
+    "backend.py",
+    "losses.py",
+    "optim.py",
+    "training.py",
+    "sequential.py",
+    "models.py",
+    "checkpoint.py",
+    "input_checks.py",
+    "gradcheck.py",
+    "callbacks.py",
+    "schedules.py",
+    "distributed.py",
+    "interpret.py",
+    "interrupts.py",
+    "outputs.py",
+    *[f"layers/{p.name}" for p in (PACKAGE / "layers").glob("*.py")],
+]
 
 
 def imports(path: Path):
@@ -19,7 +34,7 @@ def imports(path: Path):
         if isinstance(node, ast.Import):
             yield from ((alias.name, 0) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            if node.module is None:       # from . import x
+            if node.module is None:  # from . import x
                 yield from ((alias.name, node.level) for alias in node.names)
             else:
                 yield node.module, node.level
@@ -30,7 +45,7 @@ def test_core_imports_neither_datasets_nor_the_package_root():
         path = PACKAGE / name
         if not path.exists():
             continue
-        depth = name.count("/") + 1          # the level at which "." is the package root
+        depth = name.count("/") + 1  # the level at which "." is the package root
         for module, level in imports(path):
             assert not (level and module.split(".")[0] == "datasets"), f"{name} imports datasets"
             assert not module.startswith("minicnn.datasets"), f"{name} imports minicnn.datasets"
@@ -46,15 +61,19 @@ def test_only_backend_imports_cupy():
 
 
 def test_picture_maths_and_core_import_without_matplotlib():
-    code = ("import sys, minicnn, minicnn.interpret, minicnn.training; "
-            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
-            "assert 'minicnn.datasets.cifar10' in sys.modules")   # the package itself still offers datasets
+    code = (
+        "import sys, minicnn, minicnn.interpret, minicnn.training; "
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
+        "assert 'minicnn.datasets.cifar10' in sys.modules"
+    )  # the package itself still offers datasets
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_lazy_attributes_give_their_own_module():
-    code = ("import sys, minicnn; m = minicnn.interpret; "
-            "assert m.__name__ == 'minicnn.interpret', m.__name__; "
-            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
-            "assert minicnn.viz.__name__ == 'minicnn.viz'")
+    code = (
+        "import sys, minicnn; m = minicnn.interpret; "
+        "assert m.__name__ == 'minicnn.interpret', m.__name__; "
+        "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
+        "assert minicnn.viz.__name__ == 'minicnn.viz'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,6 +6,7 @@ GPU. The training step must make none except where a number is shown; ``evaluate
 Each test compares two runs that differ only in their number of batches, so a change that
 adds a sync per batch fails here.
 """
+
 import numpy as np
 import pytest
 
@@ -15,8 +16,11 @@ from minicnn.optim import Adam
 
 
 def small_model():
-    return minicnn.Sequential([Conv2D(4, 3, padding="same"), LeakyReLU(0.1), MaxPool2D(2), Dropout(0.3),
-                               Flatten(), Dense(3)], input_shape=(8, 8, 2), seed=0)
+    return minicnn.Sequential(
+        [Conv2D(4, 3, padding="same"), LeakyReLU(0.1), MaxPool2D(2), Dropout(0.3), Flatten(), Dense(3)],
+        input_shape=(8, 8, 2),
+        seed=0,
+    )
 
 
 def data(n):
@@ -32,9 +36,11 @@ def fit_syncs(standin, batches, **options):
     return counter
 
 
-@pytest.mark.parametrize("options", [{"verbose": 0}, {"verbose": 2, "validation_data": data(24)},
-                                     {"verbose": 0, "augment": minicnn.datasets.augment}],
-                         ids=["plain", "validation", "augment"])
+@pytest.mark.parametrize(
+    "options",
+    [{"verbose": 0}, {"verbose": 2, "validation_data": data(24)}, {"verbose": 0, "augment": minicnn.datasets.augment}],
+    ids=["plain", "validation", "augment"],
+)
 def test_fit_syncs_per_epoch_not_per_step(standin, options):
     few, many = fit_syncs(standin, 2, **options), fit_syncs(standin, 12, **options)
     assert many.total == few.total, f"syncs grow with the number of steps:\n{many.report()}"
@@ -44,7 +50,8 @@ def test_fit_syncs_per_epoch_not_per_step(standin, options):
 
 def test_fit_progress_bar_syncs_at_most_once_per_refresh(standin, monkeypatch):
     import minicnn.training as training
-    clock = iter(range(0, 10**6))                 # every call 1 s later: the bar refreshes at every step
+
+    clock = iter(range(0, 10**6))  # every call 1 s later: the bar refreshes at every step
     monkeypatch.setattr(training.time, "perf_counter", lambda: float(next(clock)))
     counter = fit_syncs(standin, 6, verbose=1)
     # Each refresh reads the running loss and accuracy (2 syncs); then the epoch summary (2).
@@ -64,7 +71,7 @@ def test_evaluate_and_predict_sync_a_constant_number_of_times(standin):
             model.predict(x, batch_size=8)
         totals[n] = (ev.total, ev_pred.total, pred.total)
     assert totals[16] == totals[128], totals
-    assert totals[16][2] == 1                      # predict: one host copy of all the probabilities
+    assert totals[16][2] == 1  # predict: one host copy of all the probabilities
 
 
 def test_checkpoint_save_syncs_once_per_array(standin, tmp_path):
@@ -72,7 +79,7 @@ def test_checkpoint_save_syncs_once_per_array(standin, tmp_path):
     x, y = data(16)
     optimizer = Adam(model, lr=1e-2)
     model.fit(x, y, optimizer=optimizer, epochs=1, batch_size=8, verbose=0, seed=0)
-    arrays = len(model.named_parameters()) * 3    # weights, Adam's m and v
+    arrays = len(model.named_parameters()) * 3  # weights, Adam's m and v
     with standin.count_syncs() as counter:
         model.save(tmp_path / "m.npz", optimizer=optimizer)
     assert counter.total == arrays, counter.report()

@@ -1,4 +1,5 @@
 """End to end: examples/train_cifar.py and examples/visualize.py on a tiny CIFAR-format dataset."""
+
 import csv
 import json
 import signal
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from cifar_fixture import run_train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,8 +21,22 @@ run = run_train
 
 
 def common(cifar_dir, out, epochs, backend="numpy"):
-    return ["--backend", backend, "--data-dir", str(cifar_dir), "--out", str(out), "--epochs", str(epochs),
-            "--val-split", "40", "--batch-size", "32", "--seed", "3"]
+    return [
+        "--backend",
+        backend,
+        "--data-dir",
+        str(cifar_dir),
+        "--out",
+        str(out),
+        "--epochs",
+        str(epochs),
+        "--val-split",
+        "40",
+        "--batch-size",
+        "32",
+        "--seed",
+        "3",
+    ]
 
 
 @pytest.mark.slow
@@ -31,27 +45,48 @@ def test_one_short_epoch_writes_every_output(cifar_dir, tmp_path):
     result = run(common(cifar_dir, out, 1) + ["--verbose", "1"])
     assert result.returncode == 0, result.stderr
     text = result.stdout + result.stderr
-    assert "Total params: 1,084,234" in text                       # the summary
+    assert "Total params: 1,084,234" in text  # the summary
     assert "Epoch 1/1" in text and "val_accuracy" in text and "test accuracy" in text
     for name in ["model.npz", "summary.txt", "history.csv", "metrics.json"] + PICTURES:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ["test_accuracy", "test_loss", "per_class_accuracy", "epochs", "backend", "train_seconds",
-                "train_images_per_second", "config", "versions"]:
+    for key in [
+        "test_accuracy",
+        "test_loss",
+        "per_class_accuracy",
+        "epochs",
+        "backend",
+        "train_seconds",
+        "train_images_per_second",
+        "config",
+        "versions",
+    ]:
         assert key in metrics, key
     assert metrics["epochs"] == 1 and metrics["backend"] == "numpy" and 0 <= metrics["test_accuracy"] <= 1
     rows = list(csv.DictReader(open(out / "history.csv")))
     assert list(rows[0]) == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
     import minicnn
+
     model, extra = minicnn.load_model(out / "model.npz")
     assert model.count_params() == 1_084_234 and extra["epoch"] == 1 and extra["mean"].shape == (3,)
     assert extra["config"]["seed"] == 3 and extra["rng_state"] == {"seed": 3, "next_epoch": 1}
 
     # visualize.py redraws the pictures from the checkpoint alone (and the history beside it).
     pics = tmp_path / "pics"
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "visualize.py"), str(out / "model.npz"),
-                             "--out", str(pics), "--data-dir", str(cifar_dir)], capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "visualize.py"),
+            str(out / "model.npz"),
+            "--out",
+            str(pics),
+            "--data-dir",
+            str(cifar_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     for name in PICTURES:
         assert (pics / name).is_file(), name
@@ -62,6 +97,7 @@ def test_one_short_epoch_on_cupy(cifar_dir, tmp_path):
     """The whole script with ``--backend cupy``: a GPU where there is one, else the CPU stand-in
     for CuPy (tests/standin, first on $PYTHONPATH), which fails on any implicit host copy."""
     from conftest import cupy_mode
+
     if cupy_mode() == "off":
         pytest.skip("CuPy cases need a usable GPU or the stand-in (--no-cupy-standin was given)")
     out = tmp_path / "run"
@@ -75,7 +111,8 @@ def test_one_short_epoch_on_cupy(cifar_dir, tmp_path):
     if cupy_mode() == "standin":
         assert "stand-in" in metrics["versions"]["gpu"]
     import minicnn
-    model, extra = minicnn.load_model(out / "model.npz")         # a checkpoint written from the device loads on the host
+
+    model, extra = minicnn.load_model(out / "model.npz")  # a checkpoint written from the device loads on the host
     assert model.count_params() == 1_084_234 and extra["epoch"] == 1
 
 
@@ -90,12 +127,16 @@ def test_ctrl_c_then_resume_gives_the_uninterrupted_weights(cifar_dir, tmp_path)
     assert run(common(cifar_dir, straight, 3) + ["--verbose", "0", "--no-plots"]).returncode == 0
 
     out = tmp_path / "interrupted"
-    proc = subprocess.Popen(TRAIN + common(cifar_dir, out, 3) + ["--verbose", "0", "--no-plots"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        TRAIN + common(cifar_dir, out, 3) + ["--verbose", "0", "--no-plots"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while not (out / "model.npz").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)                  # during epoch 2 (epoch 1's checkpoint just landed)
+    proc.send_signal(signal.SIGINT)  # during epoch 2 (epoch 1's checkpoint just landed)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "--resume" in err and "completed epoch" in err
@@ -120,9 +161,22 @@ def test_resume_refuses_changed_settings(cifar_dir, tmp_path):
 
 def test_missing_data_is_a_clear_error(tmp_path):
     # No network in tests: point the download at a file that does not exist.
-    result = subprocess.run(TRAIN + ["--backend", "numpy", "--data-dir", str(tmp_path / "empty"),
-                                     "--out", str(tmp_path / "o"), "--url", (tmp_path / "missing.tar.gz").as_uri()],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        TRAIN
+        + [
+            "--backend",
+            "numpy",
+            "--data-dir",
+            str(tmp_path / "empty"),
+            "--out",
+            str(tmp_path / "o"),
+            "--url",
+            (tmp_path / "missing.tar.gz").as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "error:" in result.stderr and "download" in result.stderr
 
 
@@ -132,16 +186,20 @@ def test_init_from_a_keras_file_fine_tunes_that_model(cifar_dir, tmp_path):
     import minicnn
     from minicnn.interop import save_keras
     from minicnn.layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
-    small = minicnn.Sequential([Conv2D(4, 3, strides=2, padding="same"), ReLU(), MaxPool2D(2), Flatten(), Dense(10)],
-                               input_shape=(32, 32, 3), seed=0)
+
+    small = minicnn.Sequential(
+        [Conv2D(4, 3, strides=2, padding="same"), ReLU(), MaxPool2D(2), Flatten(), Dense(10)],
+        input_shape=(32, 32, 3),
+        seed=0,
+    )
     save_keras(small, tmp_path / "start.keras")
     out = tmp_path / "run"
     result = run(common(cifar_dir, out, 1) + ["--init-from", str(tmp_path / "start.keras"), "--no-plots"])
     assert result.returncode == 0, result.stderr
-    assert f"Total params: {small.count_params():,}" in result.stdout         # that model, not the documented one
+    assert f"Total params: {small.count_params():,}" in result.stdout  # that model, not the documented one
     model, extra = minicnn.load_model(out / "model.npz")
     assert [type(l).__name__ for l in model.layers] == ["Conv2D", "ReLU", "MaxPool2D", "Flatten", "Dense"]
-    assert not np.array_equal(model.layers[0].params["W"], small.layers[0].params["W"])     # it trained
+    assert not np.array_equal(model.layers[0].params["W"], small.layers[0].params["W"])  # it trained
     assert extra["config"]["init_from"] == str(tmp_path / "start.keras")
     wrong = minicnn.Sequential([Flatten(), Dense(3)], input_shape=(32, 32, 3), seed=0)
     save_keras(wrong, tmp_path / "wrong.keras")

@@ -1,5 +1,6 @@
 """examples/tutorial.ipynb runs top to bottom, headless, in a fresh kernel, within a couple of minutes;
 and it is what examples/make_tutorial.py writes (edit the cells there)."""
+
 import importlib.util
 import os
 import time
@@ -8,7 +9,6 @@ from pathlib import Path
 import nbclient
 import nbformat
 import pytest
-
 from cifar_fixture import make_cifar_folder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,8 +26,9 @@ def _generator():
 def test_the_committed_notebook_is_the_generated_one():
     committed = nbformat.read(NOTEBOOK, as_version=4)
     generated = _generator().build()
-    assert [(c.cell_type, c.source) for c in committed.cells] == [(c.cell_type, c.source) for c in generated.cells], \
+    assert [(c.cell_type, c.source) for c in committed.cells] == [(c.cell_type, c.source) for c in generated.cells], (
         "examples/tutorial.ipynb is out of date: run python examples/make_tutorial.py"
+    )
     assert all(not c.get("outputs") for c in committed.cells if c.cell_type == "code"), "commit it without outputs"
 
 
@@ -36,27 +37,38 @@ def test_the_tutorial_runs_top_to_bottom(data, tmp_path, monkeypatch):
     # The kernel is a child process: it imports this checkout's minicnn and draws headless.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    if data == "cifar":       # a small CIFAR-10 folder in the official layout: 1,000 training images
+    if data == "cifar":  # a small CIFAR-10 folder in the official layout: 1,000 training images
         make_cifar_folder(tmp_path / "data", rows_per_batch=200, test_rows=200)
         monkeypatch.setenv("MINICNN_DATA", str(tmp_path / "data"))
     else:
         monkeypatch.delenv("MINICNN_DATA", raising=False)
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=BUDGET_SECONDS, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=BUDGET_SECONDS, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     start = time.perf_counter()
-    client.execute()                    # raises CellExecutionError, with the cell and traceback, on any error
+    client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
     seconds = time.perf_counter() - start
     assert seconds < BUDGET_SECONDS, f"the tutorial took {seconds:.0f} s"
 
-    text = "\n".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
-                     for out in cell.outputs if out.get("output_type") == "stream")
-    assert "Tanh: {'x': " in text                              # the learner's gradient check ran
+    text = "\n".join(
+        out.get("text", "")
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if out.get("output_type") == "stream"
+    )
+    assert "Tanh: {'x': " in text  # the learner's gradient check ran
     assert "FAIL  initial loss" in text and "not standardised" in text
     assert "PASS  gradient of layer 1 tanh (Tanh)" in text
     assert "test accuracy" in text and "Reading:" in text
     assert ("No CIFAR-10 here" in text) == (data == "made-up")
     assert ("10 classes" in text) == (data == "cifar")
-    images = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs
-              if "image/png" in out.get("data", {})]
-    assert len(images) == 2                                    # filters and max-stimulus patterns
+    images = [
+        out
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for out in cell.outputs
+        if "image/png" in out.get("data", {})
+    ]
+    assert len(images) == 2  # filters and max-stimulus patterns

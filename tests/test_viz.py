@@ -1,4 +1,5 @@
 """minicnn.viz: every picture is a real PNG, gradient ascent climbs, the counts are right."""
+
 import csv
 import pickle
 import subprocess
@@ -21,13 +22,22 @@ STD = np.array([63.0, 62.1, 66.7], dtype=np.float32)
 
 def small_cnn(seed=0, classes=4):
     """Three convolutions (RGB in, 4 -> 6 -> 8 filters) with the documented model's layer kinds."""
-    return Sequential([
-        Conv2D(4, 3, padding="same"), LeakyReLU(0.1),
-        Conv2D(6, 3, padding="same"), LeakyReLU(0.1),
-        MaxPool2D(2), Dropout(0.25),
-        Conv2D(8, 3, padding="same"), LeakyReLU(0.1),
-        Flatten(), Dense(classes),
-    ], input_shape=(12, 12, 3), seed=seed)
+    return Sequential(
+        [
+            Conv2D(4, 3, padding="same"),
+            LeakyReLU(0.1),
+            Conv2D(6, 3, padding="same"),
+            LeakyReLU(0.1),
+            MaxPool2D(2),
+            Dropout(0.25),
+            Conv2D(8, 3, padding="same"),
+            LeakyReLU(0.1),
+            Flatten(),
+            Dense(classes),
+        ],
+        input_shape=(12, 12, 3),
+        seed=seed,
+    )
 
 
 def assert_png(path, min_width=250, min_height=200):
@@ -50,7 +60,7 @@ def test_plot_filters_first_layer_as_rgb_tiles(tmp_path):
 
 def test_plot_filters_deeper_layer_as_a_weight_grid(tmp_path):
     model = minicnn.models.cifar10_cnn(seed=0)
-    assert_png(viz.plot_filters(model.layers[6], tmp_path / "deep.png", title="conv 3"))   # 32 in, 32 out: cut to 16x16
+    assert_png(viz.plot_filters(model.layers[6], tmp_path / "deep.png", title="conv 3"))  # 32 in, 32 out: cut to 16x16
     assert_png(viz.plot_filters(small_cnn().layers[2], tmp_path / "small.png"))
 
 
@@ -63,10 +73,10 @@ def test_plot_filters_refuses_a_layer_without_kernels(tmp_path):
 @pytest.mark.parametrize("layer_index, filters", [(1, [0, 2, 3]), (3, [5, 1]), (7, [0, 4, 7])])
 def test_max_stimuli_raises_the_filters_mean_activation(backend, layer_index, filters):
     model = small_cnn(seed=1)
-    grey = viz.max_stimuli(model, layer_index, filters, steps=0)                  # the starting point
+    grey = viz.max_stimuli(model, layer_index, filters, steps=0)  # the starting point
     stimuli = viz.max_stimuli(model, layer_index, filters, steps=15)
     assert isinstance(stimuli, np.ndarray) and stimuli.shape == (len(filters), 12, 12, 3)
-    assert np.abs(grey).max() < 0.1                                               # grey: zeros plus tiny noise
+    assert np.abs(grey).max() < 0.1  # grey: zeros plus tiny noise
     before = viz.filter_activation(model, layer_index, grey, filters)
     after = viz.filter_activation(model, layer_index, stimuli, filters)
     assert np.all(after > before + 0.05), (before, after)
@@ -105,7 +115,7 @@ def test_max_stimuli_after_an_error_leaves_the_model_usable(monkeypatch):
 def test_max_stimuli_checks_its_arguments():
     model = small_cnn()
     with pytest.raises(ValueError, match="filters"):
-        viz.max_stimuli(model, 1, [4], steps=1)           # layer 1 has 4 channels: 0..3
+        viz.max_stimuli(model, 1, [4], steps=1)  # layer 1 has 4 channels: 0..3
     with pytest.raises(ValueError, match="layer_index"):
         viz.max_stimuli(model, 99, [0], steps=1)
 
@@ -113,8 +123,7 @@ def test_max_stimuli_checks_its_arguments():
 def test_plot_stimuli(tmp_path):
     model = small_cnn()
     assert_png(viz.plot_stimuli(model, tmp_path / "stimuli.png", filters_per_layer=3, mean=MEAN, std=STD, steps=3))
-    assert_png(viz.plot_stimuli(model, tmp_path / "some.png", layers=[2], filters_per_layer=8, steps=3),
-               min_height=100)
+    assert_png(viz.plot_stimuli(model, tmp_path / "some.png", layers=[2], filters_per_layer=8, steps=3), min_height=100)
 
 
 # -- feature maps --------------------------------------------------------------------------
@@ -123,8 +132,11 @@ def test_plot_feature_maps(tmp_path):
     image = viz.synthetic_image((12, 12, 3), MEAN, STD)
     assert image.shape == (12, 12, 3) and image.dtype == np.float32
     names = ["a", "b", "c", "d"]
-    assert_png(viz.plot_feature_maps(model, image, tmp_path / "maps.png", mean=MEAN, std=STD, true_label=2,
-                                     predicted_label=1, class_names=names))
+    assert_png(
+        viz.plot_feature_maps(
+            model, image, tmp_path / "maps.png", mean=MEAN, std=STD, true_label=2, predicted_label=1, class_names=names
+        )
+    )
     assert_png(viz.plot_feature_maps(model, image, tmp_path / "plain.png", max_maps=3))
 
 
@@ -139,13 +151,17 @@ def test_displayable_undoes_standardisation():
     np.testing.assert_allclose(viz.displayable(x, MEAN, STD), pixels / 255, atol=1e-5)
     stretched = viz.displayable(x)
     assert stretched.min() == 0 and stretched.max() == 1
-    np.testing.assert_allclose(stretched.reshape(2, -1).max(axis=1), 1)   # each image on its own
+    np.testing.assert_allclose(stretched.reshape(2, -1).max(axis=1), 1)  # each image on its own
 
 
 # -- history and confusion -----------------------------------------------------------------
 def test_plot_history_from_a_dict_and_from_a_csv(tmp_path):
-    history = {"loss": [2.0, 1.5, 1.2], "accuracy": [0.3, 0.45, 0.55],
-               "val_loss": [1.8, 1.6, 1.5], "val_accuracy": [0.35, 0.42, 0.47]}
+    history = {
+        "loss": [2.0, 1.5, 1.2],
+        "accuracy": [0.3, 0.45, 0.55],
+        "val_loss": [1.8, 1.6, 1.5],
+        "val_accuracy": [0.35, 0.42, 0.47],
+    }
     assert_png(viz.plot_history(history, tmp_path / "dict.png"))
     assert_png(viz.plot_history({"loss": [1.0], "accuracy": [0.5]}, tmp_path / "one.png"))
     path = tmp_path / "history.csv"
@@ -153,8 +169,17 @@ def test_plot_history_from_a_dict_and_from_a_csv(tmp_path):
         writer = csv.writer(f)
         writer.writerow(["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"])
         for e in range(3):
-            writer.writerow([e + 1, history["loss"][e], history["accuracy"][e], history["val_loss"][e],
-                             history["val_accuracy"][e], 1e-3, 12.5])
+            writer.writerow(
+                [
+                    e + 1,
+                    history["loss"][e],
+                    history["accuracy"][e],
+                    history["val_loss"][e],
+                    history["val_accuracy"][e],
+                    1e-3,
+                    12.5,
+                ]
+            )
     assert_png(viz.plot_history(path, tmp_path / "csv.png"))
 
 
@@ -162,12 +187,10 @@ def test_confusion_matrix_counts_a_hand_example():
     y_true = [0, 0, 1, 2, 2, 2]
     y_pred = [0, 1, 1, 2, 0, 2]
     m = viz.confusion_matrix(y_true, y_pred, 3)
-    np.testing.assert_array_equal(m, [[1, 1, 0],
-                                      [0, 1, 0],
-                                      [1, 0, 2]])
+    np.testing.assert_array_equal(m, [[1, 1, 0], [0, 1, 0], [1, 0, 2]])
     assert m.dtype.kind == "i" and m.sum() == 6 and np.trace(m) == 4
     assert viz.confusion_matrix(np.array(y_true), np.array(y_pred), 4).shape == (4, 4)
-    np.testing.assert_array_equal(viz.confusion_matrix(y_true, y_pred), m)   # size from the labels
+    np.testing.assert_array_equal(viz.confusion_matrix(y_true, y_pred), m)  # size from the labels
     with pytest.raises(ValueError):
         viz.confusion_matrix([0, 1], [0], 2)
     with pytest.raises(ValueError):
@@ -189,18 +212,41 @@ def test_plot_model_writes_every_picture(tmp_path):
     rng = np.random.default_rng(0)
     x_test = rng.standard_normal((20, 12, 12, 3)).astype(np.float32)
     y_test = rng.integers(0, 4, 20)
-    written = viz.plot_model(model, tmp_path, mean=MEAN, std=STD, class_names=["a", "b", "c", "d"],
-                             history={"loss": [1.0, 0.8], "accuracy": [0.5, 0.6]},
-                             x_test=x_test, y_test=y_test, stimuli_steps=3, filters_per_layer=3)
+    written = viz.plot_model(
+        model,
+        tmp_path,
+        mean=MEAN,
+        std=STD,
+        class_names=["a", "b", "c", "d"],
+        history={"loss": [1.0, 0.8], "accuracy": [0.5, 0.6]},
+        x_test=x_test,
+        y_test=y_test,
+        stimuli_steps=3,
+        filters_per_layer=3,
+    )
     assert set(written) == {"filters", "stimuli", "feature_maps", "curves", "confusion"}
     for path in written.values():
         assert_png(path)
 
 
 def _run_visualize(*args, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "examples" / "visualize.py"), *map(str, args),
-                           "--backend", "numpy", "--steps", "3", "--filters-per-layer", "3"],
-                          capture_output=True, text=True, timeout=120, cwd=cwd)
+    return subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "examples" / "visualize.py"),
+            *map(str, args),
+            "--backend",
+            "numpy",
+            "--steps",
+            "3",
+            "--filters-per-layer",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
 
 
 def test_visualize_script_without_data(tmp_path):
@@ -208,8 +254,10 @@ def test_visualize_script_without_data(tmp_path):
     run_dir = tmp_path / "run"
     model.save(run_dir / "model.npz", extra={"mean": MEAN, "std": STD})
     with open(run_dir / "history.csv", "w") as f:
-        f.write("epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n"
-                "1,1.9,0.30,1.7,0.36,0.005,10.0\n2,1.5,0.45,1.5,0.44,0.0045,10.2\n")
+        f.write(
+            "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n"
+            "1,1.9,0.30,1.7,0.36,0.005,10.0\n2,1.5,0.45,1.5,0.44,0.0045,10.2\n"
+        )
     result = _run_visualize(run_dir / "model.npz", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("filters", "stimuli", "feature_maps", "curves"):
@@ -239,11 +287,15 @@ def test_visualize_script_with_data(tmp_path):
     if not hasattr(minicnn.datasets, "load_cifar10"):
         pytest.skip("minicnn.datasets.load_cifar10 is not available yet")
     _write_fake_cifar(tmp_path / "data" / "cifar-10-batches-py", 30, seed=0)
-    model = Sequential([Conv2D(4, 3, padding="same"), LeakyReLU(0.1), MaxPool2D(4), Flatten(), Dense(10)],
-                       input_shape=(32, 32, 3), seed=0)
+    model = Sequential(
+        [Conv2D(4, 3, padding="same"), LeakyReLU(0.1), MaxPool2D(4), Flatten(), Dense(10)],
+        input_shape=(32, 32, 3),
+        seed=0,
+    )
     model.save(tmp_path / "model.npz", extra={"mean": MEAN, "std": STD})
-    result = _run_visualize(tmp_path / "model.npz", "--data-dir", tmp_path / "data", "--out", tmp_path / "out",
-                            cwd=tmp_path)
+    result = _run_visualize(
+        tmp_path / "model.npz", "--data-dir", tmp_path / "data", "--out", tmp_path / "out", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("filters", "stimuli", "feature_maps", "confusion"):
         assert_png(tmp_path / "out" / f"{name}.png", min_height=150)

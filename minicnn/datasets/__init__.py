@@ -1,9 +1,20 @@
 """Datasets and the preprocessing that goes with them."""
-from .cifar10 import (CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, DatasetError, default_data_dir,
-                      load_cifar10)
+
+from ..training import minibatches  # the iterator fit uses, re-exported for scripts
+from .cifar10 import CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, DatasetError, default_data_dir, load_cifar10
 from .preprocessing import augment, channel_stats, standardize
 from .splits import cifar10_splits
-from ..training import minibatches  # the iterator fit uses, re-exported for scripts
 
-__all__ = ["load_cifar10", "CIFAR10_CLASSES", "OFFICIAL_URL", "OFFICIAL_MD5", "DatasetError",
-           "default_data_dir", "augment", "channel_stats", "minibatches", "standardize", "cifar10_splits"]
+__all__ = [
+    "load_cifar10",
+    "CIFAR10_CLASSES",
+    "OFFICIAL_URL",
+    "OFFICIAL_MD5",
+    "DatasetError",
+    "default_data_dir",
+    "augment",
+    "channel_stats",
+    "minibatches",
+    "standardize",
+    "cifar10_splits",
+]

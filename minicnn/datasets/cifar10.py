@@ -5,6 +5,7 @@ The official python release is a tar.gz of pickled batches: dicts with ``data``,
 order, 32x32 each), and ``labels``, N ints in 0..9. Pickle can run arbitrary code, so
 the batches are read with an *allowlist* unpickler that can only rebuild NumPy arrays.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,11 +55,13 @@ def usual_places(data_dir: Path) -> list[Path]:
 
 
 def _offline_advice(data_dir: Path, url: str) -> str:
-    return (f"CIFAR-10 is not on this machine yet. Without network: fetch {ARCHIVE_NAME} (163 MB, MD5 {OFFICIAL_MD5}) "
-            f"from {url} elsewhere and put it in {data_dir} (it is checked, then extracted), or copy the extracted "
-            f"folder {FOLDER_NAME} there. data_dir (--data-dir) also takes Keras's folder "
-            f"(~/.keras/datasets/{FOLDER_NAME}) and torchvision's root (the folder holding {FOLDER_NAME}); "
-            f"searched: {', '.join(map(str, usual_places(data_dir)))}")
+    return (
+        f"CIFAR-10 is not on this machine yet. Without network: fetch {ARCHIVE_NAME} (163 MB, MD5 {OFFICIAL_MD5}) "
+        f"from {url} elsewhere and put it in {data_dir} (it is checked, then extracted), or copy the extracted "
+        f"folder {FOLDER_NAME} there. data_dir (--data-dir) also takes Keras's folder "
+        f"(~/.keras/datasets/{FOLDER_NAME}) and torchvision's root (the folder holding {FOLDER_NAME}); "
+        f"searched: {', '.join(map(str, usual_places(data_dir)))}"
+    )
 
 
 def _missing(folder: Path) -> list[str] | None:
@@ -83,9 +86,11 @@ def _read_folder(folder: Path):
 
 
 def _damaged(folder: Path, what: str, data_dir: Path) -> str:
-    return (f"{folder} is damaged: {what} (an extraction or a copy stopped half-way?). To recover, delete {folder} "
-            f"and run again, to download and extract CIFAR-10 afresh; or put the archive {ARCHIVE_NAME} in {data_dir}: "
-            f"it is verified and extracted again in its place")
+    return (
+        f"{folder} is damaged: {what} (an extraction or a copy stopped half-way?). To recover, delete {folder} "
+        f"and run again, to download and extract CIFAR-10 afresh; or put the archive {ARCHIVE_NAME} in {data_dir}: "
+        f"it is verified and extracted again in its place"
+    )
 
 
 def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD5):
@@ -105,7 +110,7 @@ def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD
     """
     data_dir = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
     archive, own = data_dir / ARCHIVE_NAME, data_dir / FOLDER_NAME
-    damaged = []                       # (folder, what is wrong with it)
+    damaged = []  # (folder, what is wrong with it)
     for folder in usual_places(data_dir):
         missing = _missing(folder)
         if missing is None:
@@ -127,11 +132,13 @@ def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD
         raise DatasetError(_damaged(*mine[0], data_dir))
     if not archive.is_file():
         if not download:
-            raise DatasetError(f"CIFAR-10 not found in {data_dir}: expected the folder {FOLDER_NAME} "
-                               f"or the archive {ARCHIVE_NAME} there (download=False). " + _offline_advice(data_dir, url))
+            raise DatasetError(
+                f"CIFAR-10 not found in {data_dir}: expected the folder {FOLDER_NAME} "
+                f"or the archive {ARCHIVE_NAME} there (download=False). " + _offline_advice(data_dir, url)
+            )
         try:
             download_file(url, archive, md5)
-        except DatasetError as exc:    # offline, a proxy, a cut: say where to put the files by hand
+        except DatasetError as exc:  # offline, a proxy, a cut: say where to put the files by hand
             notes = "".join(f"\n{_damaged(folder, what, data_dir)}" for folder, what in damaged)
             raise DatasetError(f"{exc}\n{_offline_advice(data_dir, url)}{notes}") from None
     elif md5 is not None:
@@ -156,8 +163,10 @@ def file_md5(path, chunk=1 << 20) -> str:
 def verify_md5(path, expected: str):
     got = file_md5(path)
     if got != expected.lower():
-        raise DatasetError(f"{path}: MD5 is {got}, expected {expected.lower()} — the file is corrupt, "
-                           f"incomplete or not the official release (delete it to download again)")
+        raise DatasetError(
+            f"{path}: MD5 is {got}, expected {expected.lower()} — the file is corrupt, "
+            f"incomplete or not the official release (delete it to download again)"
+        )
 
 
 def download_file(url: str, dest, md5: str | None, progress=True):
@@ -183,12 +192,18 @@ def download_file(url: str, dest, md5: str | None, progress=True):
         with response, os.fdopen(fd, "wb") as out:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"Downloading {dest.name}",
-                      disable=not progress or effective_verbose(1) != 1, leave=False) as bar:   # no bar in a log
+            with tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                desc=f"Downloading {dest.name}",
+                disable=not progress or effective_verbose(1) != 1,
+                leave=False,
+            ) as bar:  # no bar in a log
                 while True:
                     try:
                         block = response.read(1 << 16)
-                    except Exception as exc:   # connection dropped mid-way
+                    except Exception as exc:  # connection dropped mid-way
                         raise DatasetError(f"download of {url} failed after {received} bytes: {exc}") from None
                     if not block:
                         break
@@ -259,7 +274,7 @@ def extract_tar_safely(archive, dest_dir):
 # -- reading the batches without running code ---------------------------------------------------
 def _reconstruct():
     try:
-        from numpy._core.multiarray import _reconstruct as fn   # NumPy >= 2
+        from numpy._core.multiarray import _reconstruct as fn  # NumPy >= 2
     except ImportError:  # pragma: no cover - NumPy 1.x
         from numpy.core.multiarray import _reconstruct as fn
     return fn
@@ -274,8 +289,11 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
     """
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
     }
 
     def find_class(self, module, name):
@@ -285,6 +303,7 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
             return _reconstruct()
         if module == "_codecs":
             import codecs
+
             return codecs.encode
         return getattr(np, name)
 
@@ -295,7 +314,7 @@ def safe_unpickle(data: bytes):
         return _ArrayOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
     except RecursionError:
         raise DatasetError("pickle nests too deeply") from None
-    except Exception as exc:   # UnpicklingError, EOFError, struct/Type/Value errors from garbage
+    except Exception as exc:  # UnpicklingError, EOFError, struct/Type/Value errors from garbage
         raise DatasetError(f"{type(exc).__name__}: {exc}") from None
 
 

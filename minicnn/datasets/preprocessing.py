@@ -4,6 +4,7 @@ Nothing here runs behind the user's back: the library never rescales inputs on i
 own, so a pipeline calls these explicitly and stores what it used (the statistics).
 All functions take and return NumPy arrays on the host, where data loading happens.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,7 +21,7 @@ def channel_stats(x, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     total_sq = np.zeros(c)
     count = 0
     for start in range(0, len(x), batch_size):
-        chunk = x[start:start + batch_size].reshape(-1, c).astype(np.float64)
+        chunk = x[start : start + batch_size].reshape(-1, c).astype(np.float64)
         total += chunk.sum(axis=0)
         total_sq += (chunk * chunk).sum(axis=0)
         count += len(chunk)
@@ -37,11 +38,13 @@ def standardize(x, mean, std, dtype=np.float32) -> np.ndarray:
     mean = np.asarray(mean, dtype=dtype)
     std = np.asarray(std, dtype=dtype)
     if mean.shape != (x.shape[-1],) or std.shape != (x.shape[-1],):
-        raise ValueError(f"standardize: mean and std must have shape ({x.shape[-1]},) for {x.shape[-1]} channels, "
-                         f"got {mean.shape} and {std.shape}")
+        raise ValueError(
+            f"standardize: mean and std must have shape ({x.shape[-1]},) for {x.shape[-1]} channels, "
+            f"got {mean.shape} and {std.shape}"
+        )
     if not np.all(std > 0):
         raise ValueError(f"standardize: std must be positive, got {std}")
-    out = np.asarray(x).astype(dtype)   # a copy: the caller's array is left alone
+    out = np.asarray(x).astype(dtype)  # a copy: the caller's array is left alone
     out -= mean
     out /= std
     return out
@@ -56,11 +59,11 @@ def augment(x, rng: np.random.Generator, pad: int = 4) -> np.ndarray:
     """
     n, h, w, c = x.shape
     padded = np.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=x.dtype)
-    padded[:, pad:pad + h, pad:pad + w] = x
+    padded[:, pad : pad + h, pad : pad + w] = x
     dy = rng.integers(0, 2 * pad + 1, size=n)
     dx = rng.integers(0, 2 * pad + 1, size=n)
     flip = rng.random(n) < 0.5
-    rows = dy[:, None] + np.arange(h)[None, :]                              # (N, H)
-    cols = dx[:, None] + np.arange(w)[None, :]                              # (N, W)
-    cols = np.where(flip[:, None], cols[:, ::-1], cols)                     # a flip reverses the columns read
+    rows = dy[:, None] + np.arange(h)[None, :]  # (N, H)
+    cols = dx[:, None] + np.arange(w)[None, :]  # (N, W)
+    cols = np.where(flip[:, None], cols[:, ::-1], cols)  # a flip reverses the columns read
     return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]

@@ -1,4 +1,5 @@
 """CIFAR-10 as a training run wants it: training, validation and test arrays, standardised."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,9 +29,11 @@ def cifar10_splits(data_dir=None, *, val_split=5000, seed=0, train_limit=None, c
         raise ValueError(f"--val-split {val_split} leaves no training images (there are {len(x_train)})")
     order = np.random.default_rng([seed, 2**31 - 1]).permutation(len(x_train))
     val_idx, train_idx = order[:val_split], order[val_split:]
-    x_fit = x_train[train_idx]                  # one copy, for the statistics and the data
+    x_fit = x_train[train_idx]  # one copy, for the statistics and the data
     mean, std = channel_stats(x_fit)
-    data = {"train": (standardize(x_fit, mean, std), y_train[train_idx]),
-            "val": (standardize(x_train[val_idx], mean, std), y_train[val_idx]) if val_split else None,
-            "test": (standardize(x_test, mean, std), y_test)}
+    data = {
+        "train": (standardize(x_fit, mean, std), y_train[train_idx]),
+        "val": (standardize(x_train[val_idx], mean, std), y_train[val_idx]) if val_split else None,
+        "test": (standardize(x_test, mean, std), y_test),
+    }
     return data, mean, std

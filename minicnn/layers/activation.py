@@ -1,8 +1,9 @@
 """Element-wise activations: LeakyReLU and ReLU."""
+
 from __future__ import annotations
 
-from .base import Layer, grad_enabled
 from ..backend import get_array_module
+from .base import Layer, grad_enabled
 
 
 class LeakyReLU(Layer):
@@ -39,7 +40,7 @@ class LeakyReLU(Layer):
         # The local slope, 1 or alpha, kept for backward: then both passes are one multiply.
         # (An arithmetic blend, not np.where: NumPy's where is several times slower.)
         xp = get_array_module(x)
-        slope = xp.greater(x, 0, out=self.scratch("slope", x.shape, x.dtype, x))   # 1.0 or 0.0
+        slope = xp.greater(x, 0, out=self.scratch("slope", x.shape, x.dtype, x))  # 1.0 or 0.0
         slope *= x.dtype.type(1.0 - self.alpha)
         slope += x.dtype.type(self.alpha)
         self.cache = slope

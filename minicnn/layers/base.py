@@ -9,6 +9,7 @@ A layer is a pair of functions written by hand:
 ``params`` and ``grads`` are dicts from name to array with the same keys, shapes
 and dtype, so an optimizer can walk them side by side.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,7 +19,6 @@ import re
 import numpy as np
 
 from ..backend import get_array_module, get_backend
-
 
 _grad_enabled = True
 
@@ -43,13 +43,13 @@ def grad_enabled() -> bool:
 class Layer:
     """Base class: subclasses set ``params`` in ``build`` and implement ``forward``/``backward``."""
 
-    config_keys: tuple = ()   # constructor arguments that rebuild the layer (saved in checkpoints)
+    config_keys: tuple = ()  # constructor arguments that rebuild the layer (saved in checkpoints)
 
     def __init__(self, name: str | None = None):
         self.name = name
         self.params: dict = {}
         self.grads: dict = {}
-        self.input_shape: tuple | None = None    # without the batch axis
+        self.input_shape: tuple | None = None  # without the batch axis
         self.output_shape: tuple | None = None
         self.dtype = None
         self.cache = None
@@ -101,8 +101,9 @@ class Layer:
 
     def get_config(self) -> dict:
         """Constructor arguments as JSON-able values: ``type(layer)(**layer.get_config())`` rebuilds it."""
-        config = {k: list(v) if isinstance(v, tuple) else v for k, v in
-                  ((k, getattr(self, k)) for k in self.config_keys)}
+        config = {
+            k: list(v) if isinstance(v, tuple) else v for k, v in ((k, getattr(self, k)) for k in self.config_keys)
+        }
         config["name"] = self.name
         return config
 
@@ -126,8 +127,10 @@ class Layer:
         """Hand the forward's cache to backward, once."""
         cache, self.cache = self.cache, None
         if cache is None:
-            raise RuntimeError(f"{self.describe()}: backward() needs a forward() first "
-                               f"(and one outside minicnn.no_grad(), which keeps no cache)")
+            raise RuntimeError(
+                f"{self.describe()}: backward() needs a forward() first "
+                f"(and one outside minicnn.no_grad(), which keeps no cache)"
+            )
         return cache
 
     def forward(self, x, training=False):
@@ -154,8 +157,18 @@ def snake_case(class_name: str) -> str:
 
 def as_pair(value, what: str, layer: str) -> tuple[int, int]:
     """An int or a pair of positive ints -> a pair; a clear error for anything else."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) if isinstance(value, (tuple, list)) else None
-    if pair is None or len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
+    pair = (
+        (value, value)
+        if isinstance(value, (int, np.integer))
+        else tuple(value)
+        if isinstance(value, (tuple, list))
+        else None
+    )
+    if (
+        pair is None
+        or len(pair) != 2
+        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)
+    ):
         raise ValueError(f"{layer}: {what} must be a positive int or a pair of positive ints, got {value!r}")
     if min(pair) < 1:
         raise ValueError(f"{layer}: {what} must be positive, got {value!r}")
@@ -170,8 +183,7 @@ def positive_int(value, what: str, layer: str) -> int:
 
 def expect_rank(input_shape, rank: int, layer: str, layout: str):
     if len(input_shape) != rank:
-        raise ValueError(f"{layer} expects inputs of shape {layout} (batch axis excluded), "
-                         f"got {tuple(input_shape)}")
+        raise ValueError(f"{layer} expects inputs of shape {layout} (batch axis excluded), got {tuple(input_shape)}")
 
 
 def glorot_uniform(shape, fan_in: int, fan_out: int, rng, dtype):

@@ -1,7 +1,8 @@
 """Conv2D: a 2-D convolution (cross-correlation, as in every DL framework) by im2col."""
+
 from __future__ import annotations
 
-from .base import Layer, as_pair, grad_enabled, expect_rank, glorot_uniform, positive_int, sum_rows, zeros
+from .base import Layer, as_pair, expect_rank, glorot_uniform, grad_enabled, positive_int, sum_rows, zeros
 from .im2col import col2im, conv_output_size, im2col, input_grad_stride1, pad2d, padding_amounts
 
 
@@ -47,7 +48,10 @@ class Conv2D(Layer):
         self.filters = positive_int(filters, "filters", "Conv2D")
         self.kernel_size = as_pair(kernel_size, "kernel_size", "Conv2D")
         self.strides = as_pair(strides, "strides", "Conv2D")
-        if not (padding in ("same", "valid") or (isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0)):
+        if not (
+            padding in ("same", "valid")
+            or (isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0)
+        ):
             raise ValueError(f"Conv2D: padding must be 'same', 'valid' or a non-negative int, got {padding!r}")
         self.padding = padding
 
@@ -58,8 +62,10 @@ class Conv2D(Layer):
         self.pads = padding_amounts(self.padding, h, kh, sh) + padding_amounts(self.padding, w, kw, sw)
         pt, pb, pl, pr = self.pads
         if h + pt + pb < kh or w + pl + pr < kw:
-            raise ValueError(f"{self.describe()}: kernel {kh}x{kw} is larger than its padded input "
-                             f"{h + pt + pb}x{w + pl + pr} (input {h}x{w}, padding {self.padding!r})")
+            raise ValueError(
+                f"{self.describe()}: kernel {kh}x{kw} is larger than its padded input "
+                f"{h + pt + pb}x{w + pl + pr} (input {h}x{w}, padding {self.padding!r})"
+            )
         ho = conv_output_size(h, kh, sh, pt + pb)
         wo = conv_output_size(w, kw, sw, pl + pr)
         self.params = {
@@ -79,7 +85,7 @@ class Conv2D(Layer):
         x_pad = pad2d(x, pt, pb, pl, pr, out=self.scratch("x_pad", (n, h + pt + pb, w + pl + pr, c), x.dtype, x))
         cols = im2col(x_pad, kh, kw, sh, sw, ho, wo, out=self.scratch("cols", (n * ho * wo, kh * kw * c), x.dtype, x))
         y = cols @ W.reshape(-1, f)
-        y += b                                      # in place: no second (N*Ho*Wo, F) array
+        y += b  # in place: no second (N*Ho*Wo, F) array
         self.cache = (cols, x_pad.shape, x.shape) if grad_enabled() else None
         return y.reshape(x.shape[0], ho, wo, f)
 
@@ -92,11 +98,11 @@ class Conv2D(Layer):
         dy2 = dy.reshape(-1, f)
         self.grads["b"] = sum_rows(dy2)
         self.grads["W"] = (cols.T @ dy2).reshape(W.shape)
-        if not need_input_grad:          # a first layer: nobody needs d(loss)/d(images)
+        if not need_input_grad:  # a first layer: nobody needs d(loss)/d(images)
             return None
         n, h, w, c = x_shape
         if (sh, sw) == (1, 1):
             dx_pad = input_grad_stride1(dy, W, pad_shape, lambda *a: self.scratch(*a, like=dy))
         else:
             dx_pad = col2im(dy2 @ W.reshape(-1, f).T, pad_shape, kh, kw, sh, sw, ho, wo)
-        return dx_pad[:, pt:pt + h, pl:pl + w, :]
+        return dx_pad[:, pt : pt + h, pl : pl + w, :]

@@ -1,7 +1,8 @@
 """Dense: a fully connected layer."""
+
 from __future__ import annotations
 
-from .base import Layer, expect_rank, grad_enabled, glorot_uniform, positive_int, sum_rows, zeros
+from .base import Layer, expect_rank, glorot_uniform, grad_enabled, positive_int, sum_rows, zeros
 
 
 class Dense(Layer):
@@ -29,8 +30,10 @@ class Dense(Layer):
     def _build(self, input_shape, rng):
         expect_rank(input_shape, 1, self.describe(), "(features,) — add a Flatten layer before it")
         (d,) = input_shape
-        self.params = {"W": glorot_uniform((d, self.units), d, self.units, rng, self.dtype),
-                       "b": zeros((self.units,), self.dtype)}
+        self.params = {
+            "W": glorot_uniform((d, self.units), d, self.units, rng, self.dtype),
+            "b": zeros((self.units,), self.dtype),
+        }
         self.grads = {k: None for k in self.params}
         return (self.units,)
 

@@ -1,10 +1,11 @@
 """Dropout: randomly silence units while training."""
+
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer
 from ..backend import get_backend
+from .base import Layer
 
 
 class Dropout(Layer):
@@ -46,7 +47,7 @@ class Dropout(Layer):
 
     def replica(self):
         twin = super().replica()
-        twin.reseed(self.seed)          # its own generator: shards never share a mask stream
+        twin.reseed(self.seed)  # its own generator: shards never share a mask stream
         return twin
 
     def forward(self, x, training=False):
@@ -54,9 +55,9 @@ class Dropout(Layer):
         if not training or self.rate == 0:
             self.cache = None
             return x
-        if self._backend is not get_backend():       # backend switched since construction
+        if self._backend is not get_backend():  # backend switched since construction
             self.reseed(self.seed)
-        u = self._backend.uniform(self._rng, x.shape, x.dtype)   # (generators allocate their output)
+        u = self._backend.uniform(self._rng, x.shape, x.dtype)  # (generators allocate their output)
         # Build the mask in u's memory: (u >= rate) * scale, written back into u.
         mask = self._backend.xp.greater_equal(u, self.rate, out=u)
         mask *= x.dtype.type(1.0 / (1.0 - self.rate))

@@ -1,4 +1,5 @@
 """Flatten: one feature vector per example."""
+
 from __future__ import annotations
 
 import numpy as np

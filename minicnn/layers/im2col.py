@@ -10,6 +10,7 @@ output pixel right moves ``stride`` pixels right in the input, and moving inside
 a patch moves one pixel. ``as_strided`` describes that 6-D view without copying;
 ``reshape`` then copies it once into the contiguous ``cols`` matrix.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,10 +52,10 @@ def pad2d(x, top: int, bottom: int, left: int, right: int, out=None):
     if out is None:
         out = xp.empty((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
     out[:, :top] = 0
-    out[:, top + h:] = 0
-    out[:, top:top + h, :left] = 0
-    out[:, top:top + h, left + w:] = 0
-    out[:, top:top + h, left:left + w, :] = x
+    out[:, top + h :] = 0
+    out[:, top : top + h, :left] = 0
+    out[:, top : top + h, left + w :] = 0
+    out[:, top : top + h, left : left + w, :] = x
     return out
 
 
@@ -67,8 +68,8 @@ def windows(x_pad, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int):
     s_n, s_h, s_w, s_c = x_pad.strides
     n, _, _, c = x_pad.shape
     return xp.lib.stride_tricks.as_strided(
-        x_pad, shape=(n, ho, wo, kh, kw, c),
-        strides=(s_n, s_h * sh, s_w * sw, s_h, s_w, s_c))
+        x_pad, shape=(n, ho, wo, kh, kw, c), strides=(s_n, s_h * sh, s_w * sw, s_h, s_w, s_c)
+    )
 
 
 def im2col(x_pad, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int, out=None):
@@ -81,7 +82,7 @@ def im2col(x_pad, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int, out=None
     n, c = x_pad.shape[0], x_pad.shape[3]
     if out is None:
         out = xp.empty((n * ho * wo, kh * kw * c), dtype=x_pad.dtype)
-    out.reshape(n, ho, wo, kh, kw, c)[...] = windows(x_pad, kh, kw, sh, sw, ho, wo)   # the one copy
+    out.reshape(n, ho, wo, kh, kw, c)[...] = windows(x_pad, kh, kw, sh, sw, ho, wo)  # the one copy
     return out
 
 
@@ -99,7 +100,7 @@ def col2im(dcols, x_shape, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int)
     dx = xp.zeros(x_shape, dtype=dcols.dtype)
     for a in range(kh):
         for b in range(kw):
-            dx[:, a:a + sh * (ho - 1) + 1:sh, b:b + sw * (wo - 1) + 1:sw, :] += d[:, :, :, a, b, :]
+            dx[:, a : a + sh * (ho - 1) + 1 : sh, b : b + sw * (wo - 1) + 1 : sw, :] += d[:, :, :, a, b, :]
     return dx
 
 
@@ -128,14 +129,14 @@ def input_grad_stride1(dy, W, padded_shape, scratch=None):
     dy_grid = pad2d(dy, 0, hp - ho, 0, wp - wo, out=work("dy_grid", (n, hp, wp, f), dy.dtype))
     rows = n * hp * wp
     flat = dy_grid.reshape(rows, f)
-    reach = (kh - 1) * wp + (kw - 1)                 # the largest shift
+    reach = (kh - 1) * wp + (kw - 1)  # the largest shift
     dx = xp.empty((rows + reach, c), dtype=dy.dtype)
     dx[rows:] = 0
-    xp.matmul(flat, W[0, 0].T, out=dx[:rows])       # shift 0 covers every row: assign, no zeroing
+    xp.matmul(flat, W[0, 0].T, out=dx[:rows])  # shift 0 covers every row: assign, no zeroing
     for a in range(kh):
         for b in range(kw):
             if a == b == 0:
                 continue
             shift = a * wp + b
-            matmul_add(dx[shift:shift + rows], flat, W[a, b].T)   # BLAS adds in place: no temporary
+            matmul_add(dx[shift : shift + rows], flat, W[a, b].T)  # BLAS adds in place: no temporary
     return dx[:rows].reshape(padded_shape)

@@ -1,9 +1,10 @@
 """MaxPool2D: the largest value in each window."""
+
 from __future__ import annotations
 
+from ..backend import get_array_module
 from .base import Layer, as_pair, expect_rank, grad_enabled
 from .im2col import conv_output_size
-from ..backend import get_array_module
 
 
 class MaxPool2D(Layer):
@@ -56,7 +57,7 @@ class MaxPool2D(Layer):
         xp = get_array_module(x)
         ph, pw = self.pool_size
         y = x[self._slice(0, 0)].copy()
-        if not grad_enabled():                  # inference: the maximum alone
+        if not grad_enabled():  # inference: the maximum alone
             self.cache = None
             for k in range(1, ph * pw):
                 xp.maximum(y, x[self._slice(*divmod(k, pw))], out=y)
@@ -86,7 +87,7 @@ class MaxPool2D(Layer):
             # Windows whose winner sits at offset k send their gradient there.
             here = dx[self._slice(*divmod(k, pw))]
             if tiled:
-                xp.multiply(dy, argmax == k, out=here)     # straight into place: no temporary
+                xp.multiply(dy, argmax == k, out=here)  # straight into place: no temporary
             else:
                 here += dy * (argmax == k)
         return dx

@@ -19,13 +19,14 @@ Usage in a test::
         model.train_step(x, y)
     assert c.total == 0, c.report()
 """
+
 from __future__ import annotations
 
 import collections
 import contextlib
 import traceback
 
-_active: list["SyncCount"] = []
+_active: list[SyncCount] = []
 _syncs: collections.Counter = collections.Counter()
 _transfers: collections.Counter = collections.Counter()
 
@@ -37,7 +38,7 @@ class SyncCount:
         self.by_kind: collections.Counter = collections.Counter()
         self.transfer_kinds: collections.Counter = collections.Counter()
         self.trace = trace
-        self.tracebacks: list[tuple[str, str]] = []     # (kind, formatted stack), if trace
+        self.tracebacks: list[tuple[str, str]] = []  # (kind, formatted stack), if trace
 
     @property
     def total(self) -> int:
@@ -48,8 +49,10 @@ class SyncCount:
         return sum(self.transfer_kinds.values())
 
     def report(self) -> str:
-        lines = [f"{self.total} host sync(s) {dict(self.by_kind)}, "
-                 f"{self.transfers} host->device transfer(s) {dict(self.transfer_kinds)}"]
+        lines = [
+            f"{self.total} host sync(s) {dict(self.by_kind)}, "
+            f"{self.transfers} host->device transfer(s) {dict(self.transfer_kinds)}"
+        ]
         for kind, stack in self.tracebacks:
             lines.append(f"--- {kind} at:\n{stack}")
         return "\n".join(lines)

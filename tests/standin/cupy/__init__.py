@@ -6,34 +6,39 @@ conversion to NumPy and mixing with NumPy arrays, only the names real CuPy expos
 library's CuPy path keeps data on the device and follows CuPy's API; it proves nothing
 about kernels, speed, GPU memory or cuBLAS numerics.
 """
+
 from __future__ import annotations
 
 import numpy as _numpy
-
 import standin_names as _names
 import standin_stats as _stats
 
-from ._core.core import ndarray, ufunc  # noqa: F401
-from ._core.core import check_signature as _check_signature, _wrap, _unwrap_host_ok
+from ._core.core import _unwrap_host_ok, _wrap, ndarray, ufunc  # noqa: F401
+from ._core.core import check_signature as _check_signature
 from ._core.publish import make_getattr as _make_getattr
 
 __version__ = _names.CUPY_VERSION
 
-from . import cuda, random, lib, linalg  # noqa: E402,F401
-from .cuda.memory import _default_pool, _default_pinned_pool  # noqa: E402
+from . import cuda, lib, linalg, random  # noqa: E402,F401
+from .cuda.memory import _default_pinned_pool, _default_pool  # noqa: E402
 
 
 def _to_device(qualname, npfunc, a, args, kwargs):
     _check_signature(qualname, (a,) + args, kwargs)
     kwargs = {k: v for k, v in kwargs.items() if k != "blocking"}
-    if isinstance(a, ndarray) and not args and kwargs.get("dtype") in (None, a.dtype) \
-            and qualname in ("cupy.asarray", "cupy.asanyarray") and not kwargs.get("copy"):
+    if (
+        isinstance(a, ndarray)
+        and not args
+        and kwargs.get("dtype") in (None, a.dtype)
+        and qualname in ("cupy.asarray", "cupy.asanyarray")
+        and not kwargs.get("copy")
+    ):
         return a
     host, from_host = _unwrap_host_ok(a)
     if from_host:
         _stats.record_transfer(qualname.split(".")[-1])
     kwargs.pop("copy", None)
-    r = _numpy.array(host, *args, copy=True, **kwargs)     # device memory never aliases host memory
+    r = _numpy.array(host, *args, copy=True, **kwargs)  # device memory never aliases host memory
     return _wrap(r)
 
 
@@ -82,6 +87,7 @@ def get_array_module(*args):
     for a in args:
         if isinstance(a, ndarray):
             import cupy
+
             return cupy
     return _numpy
 

@@ -14,6 +14,7 @@ _routines_indexing.pyx in CuPy 14):
 
 Everything that reads device memory from the host is counted in ``standin_stats``.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -22,7 +23,6 @@ import re
 import warnings
 
 import numpy
-
 import standin_names
 import standin_stats
 
@@ -47,7 +47,7 @@ def _root(a):
         b = a.base
         if isinstance(b, numpy.ndarray):
             a = b
-        elif b is not None and isinstance(getattr(b, "base", None), numpy.ndarray):   # as_strided's DummyArray
+        elif b is not None and isinstance(getattr(b, "base", None), numpy.ndarray):  # as_strided's DummyArray
             a = b.base
         else:
             return a
@@ -103,6 +103,7 @@ def _unwrap_host_ok(x):
             return type(v)(go(e) for e in v)
         found[0] = True
         return v
+
     return go(x), found[0]
 
 
@@ -115,6 +116,7 @@ def _parents(args, kwargs):
         elif isinstance(v, (list, tuple)):
             for e in v:
                 go(e)
+
     for a in args:
         go(a)
     for a in kwargs.values():
@@ -124,11 +126,13 @@ def _parents(args, kwargs):
 
 # --- signatures: bind calls against real CuPy's signature -----------------------------------------------
 
+
 def _signature_from_text(text):
     """An ``inspect.Signature`` with real CuPy's parameter names and kinds (defaults replaced by None)."""
     text = re.sub(r"<[^<>]*>", "None", text)
     text = re.sub(r"\)\s*->.*$", ")", text)
     import ast
+
     tree = ast.parse(f"def f{text}: pass")
     a = tree.body[0].args
     P = inspect.Parameter
@@ -177,8 +181,15 @@ def _numpy_kwargs(func, kwargs):
 
 
 # CuPy functions that write device data to the host (they call .get() / asnumpy inside).
-_HOST_OUTPUT = {"save": "save", "savez": "save", "savez_compressed": "save", "savetxt": "save",
-                "array_repr": "repr", "array_str": "str", "array2string": "str"}
+_HOST_OUTPUT = {
+    "save": "save",
+    "savez": "save",
+    "savez_compressed": "save",
+    "savetxt": "save",
+    "array_repr": "repr",
+    "array_str": "str",
+    "array2string": "str",
+}
 # ... that read host data onto the device.
 _HOST_INPUT = {"load", "loadtxt", "genfromtxt", "fromfile", "frombuffer", "fromstring", "fromiter", "fromfunction"}
 # ... whose output size depends on the data: CuPy reads a count back from the device first.
@@ -204,6 +215,7 @@ def delegate(qualname, npfunc):
         if name in _DEVICE_SCALAR and isinstance(r, (bool, int, float, numpy.generic)):
             return _wrap(numpy.asarray(r))
         return _wrap(r, parents)
+
     f.__name__ = qualname.rsplit(".", 1)[1]
     f.__qualname__ = f.__name__
     f.__module__ = qualname.rsplit(".", 1)[0]
@@ -212,6 +224,7 @@ def delegate(qualname, npfunc):
 
 
 # --- ufuncs ----------------------------------------------------------------------------------------------
+
 
 def _ufunc_operand(x):
     if isinstance(x, ndarray):
@@ -248,14 +261,16 @@ class ufunc:
     def __call__(self, *args, out=None, dtype=None, casting="same_kind", **kwargs):
         if kwargs:
             raise TypeError(f"Wrong arguments {kwargs}")
-        if len(args) > self.nin:            # outputs given positionally
+        if len(args) > self.nin:  # outputs given positionally
             if out is not None:
                 raise ValueError("Cannot specify 'out' as both a positional and keyword argument")
-            args, out = args[:self.nin], args[self.nin:]
+            args, out = args[: self.nin], args[self.nin :]
             out = out[0] if len(out) == 1 else out
         if len(args) != self.nin:
-            raise TypeError(f"Wrong number of arguments for {self.name!r}. It must be either {self.nin} or "
-                            f"{self.nargs} (with outputs), but given {len(args)}.")
+            raise TypeError(
+                f"Wrong number of arguments for {self.name!r}. It must be either {self.nin} or "
+                f"{self.nargs} (with outputs), but given {len(args)}."
+            )
         ins = [_ufunc_operand(a) for a in args]
         out_w, out_a = _ufunc_out(out)
         kw = {"casting": casting}
@@ -310,11 +325,12 @@ def get_ufunc(name):
 
 # --- indexing --------------------------------------------------------------------------------------------
 
+
 def _index_part(s):
     if isinstance(s, ndarray):
         return s._a, True
     if isinstance(s, numpy.ndarray) or isinstance(s, list):
-        _transfer("index")          # CuPy copies a host index array to the device
+        _transfer("index")  # CuPy copies a host index array to the device
         return numpy.asarray(s), True
     if isinstance(s, (bool, numpy.bool_)):
         return s, True
@@ -340,6 +356,7 @@ def _only_integers(key):
 
 # --- the array -------------------------------------------------------------------------------------------
 
+
 class _Flags:
     def __init__(self, a):
         self.c_contiguous = a.flags.c_contiguous
@@ -347,12 +364,10 @@ class _Flags:
         self.owndata = a.base is None
 
     def __getitem__(self, name):
-        return {"C_CONTIGUOUS": self.c_contiguous, "F_CONTIGUOUS": self.f_contiguous,
-                "OWNDATA": self.owndata}[name]
+        return {"C_CONTIGUOUS": self.c_contiguous, "F_CONTIGUOUS": self.f_contiguous, "OWNDATA": self.owndata}[name]
 
     def __repr__(self):
-        return (f"  C_CONTIGUOUS : {self.c_contiguous}\n  F_CONTIGUOUS : {self.f_contiguous}\n"
-                f"  OWNDATA : {self.owndata}")
+        return f"  C_CONTIGUOUS : {self.c_contiguous}\n  F_CONTIGUOUS : {self.f_contiguous}\n  OWNDATA : {self.owndata}"
 
 
 class _MemoryPointer:
@@ -362,6 +377,7 @@ class _MemoryPointer:
         self._arr = arr
         self.ptr = arr._a.__array_interface__["data"][0]
         from cupy import cuda
+
         self.device = cuda.Device(0)
         self.device_id = 0
 
@@ -404,18 +420,23 @@ class ndarray:
     @property
     def device(self):
         from cupy import cuda
+
         return cuda.Device(0)
 
     def __getattr__(self, name):
         if name in _NDARRAY_NAMES:
-            raise AttributeError(f"cupy stand-in: cupy.ndarray.{name} exists in real CuPy but the stand-in "
-                                 f"does not implement it (add it to tests/standin/cupy/_core/core.py)")
+            raise AttributeError(
+                f"cupy stand-in: cupy.ndarray.{name} exists in real CuPy but the stand-in "
+                f"does not implement it (add it to tests/standin/cupy/_core/core.py)"
+            )
         raise AttributeError(f"'cupy.ndarray' object has no attribute {name!r}")
 
     # -- host <-> device: the only explicit routes --
     def __array__(self, dtype=None, copy=None):
-        raise TypeError("Implicit conversion to a NumPy array is not allowed. "
-                        "Please use `.get()` to construct a NumPy array explicitly.")
+        raise TypeError(
+            "Implicit conversion to a NumPy array is not allowed. "
+            "Please use `.get()` to construct a NumPy array explicitly."
+        )
 
     def get(self, stream=None, order="C", out=None, blocking=True):
         _sync("get")
@@ -428,7 +449,7 @@ class ndarray:
             if self.dtype != out.dtype:
                 raise TypeError(f"{self.dtype} array cannot be obtained from {out.dtype} array")
             if self.shape != out.shape:
-                raise ValueError("Shape mismatch. Old shape: {}, new shape: {}".format(self.shape, out.shape))
+                raise ValueError(f"Shape mismatch. Old shape: {self.shape}, new shape: {out.shape}")
             numpy.copyto(out, self._a)
             return out
         return numpy.array(self._a, order=order, copy=True)
@@ -439,7 +460,7 @@ class ndarray:
         if self.dtype != arr.dtype:
             raise TypeError(f"{arr.dtype} array cannot be set to {self.dtype} array")
         if self.shape != arr.shape:
-            raise ValueError("Shape mismatch. Old shape: {}, new shape: {}".format(self.shape, arr.shape))
+            raise ValueError(f"Shape mismatch. Old shape: {self.shape}, new shape: {arr.shape}")
         _transfer("set")
         self._a[...] = arr
 
@@ -464,17 +485,20 @@ class ndarray:
     def dumps(self):
         _sync("pickle")
         import pickle
+
         return pickle.dumps(self)
 
     def dump(self, file):
         _sync("pickle")
         import pickle
+
         with open(file, "wb") if isinstance(file, str) else _nullcontext(file) as f:
             pickle.dump(self, f)
 
     def __reduce__(self):
         _sync("pickle")
         import cupy
+
         return cupy.array, (numpy.array(self._a, copy=True),)
 
     def __int__(self):
@@ -491,13 +515,17 @@ class ndarray:
 
     def __bool__(self):
         if self.size == 0:
-            warnings.warn("The truth value of an empty array is ambiguous. Returning False, but in future this "
-                          "will result in an error. Use `array.size > 0` to check that an array is not empty.",
-                          DeprecationWarning)
+            warnings.warn(
+                "The truth value of an empty array is ambiguous. Returning False, but in future this "
+                "will result in an error. Use `array.size > 0` to check that an array is not empty.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
             return False
         if self.size != 1:
-            raise ValueError("The truth value of an array with more than one element is ambiguous. "
-                             "Use a.any() or a.all()")
+            raise ValueError(
+                "The truth value of an array with more than one element is ambiguous. Use a.any() or a.all()"
+            )
         _sync("bool")
         return bool(self._a)
 
@@ -522,15 +550,17 @@ class ndarray:
     def __iter__(self):
         if self.ndim == 0:
             raise TypeError("iteration over a 0-d array")
-        return (self[i] for i in range(self.shape[0]))       # device views, as CuPy: no sync
+        return (self[i] for i in range(self.shape[0]))  # device views, as CuPy: no sync
 
     def __getitem__(self, key):
         k, adv = _index_key_adv(key)
-        if adv and any(getattr(p, "dtype", None) == numpy.bool_ or isinstance(p, (bool, numpy.bool_))
-                       for p in (k if isinstance(k, tuple) else (k,))):
-            _sync("data_dependent_size")      # a boolean mask: CuPy reads the count of True back first
+        if adv and any(
+            getattr(p, "dtype", None) == numpy.bool_ or isinstance(p, (bool, numpy.bool_))
+            for p in (k if isinstance(k, tuple) else (k,))
+        ):
+            _sync("data_dependent_size")  # a boolean mask: CuPy reads the count of True back first
         if not adv and _only_integers(k):
-            k = (k if isinstance(k, tuple) else (k,)) + (Ellipsis,)    # a 0-d view, not a NumPy scalar
+            k = (k if isinstance(k, tuple) else (k,)) + (Ellipsis,)  # a 0-d view, not a NumPy scalar
         return _wrap(self._a[k], (self,))
 
     def __setitem__(self, key, value):
@@ -539,11 +569,11 @@ class ndarray:
             v = value._a
         elif isinstance(value, (numpy.ndarray, list, tuple)):
             if adv:
-                _transfer("setitem")          # CuPy copies the host value over with an array index
+                _transfer("setitem")  # CuPy copies the host value over with an array index
                 v = numpy.asarray(value)
             else:
                 v = numpy.asarray(value)
-                if v.shape != ():             # CuPy refuses assignment from CPU arrays (gh-2079)
+                if v.shape != ():  # CuPy refuses assignment from CPU arrays (gh-2079)
                     raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
         elif isinstance(value, _SCALAR_TYPES):
             v = value
@@ -565,6 +595,7 @@ class ndarray:
     # -- NumPy protocol: dispatch to the stand-in, as CuPy does --
     def __array_ufunc__(self, uf, method, *inputs, **kwargs):
         import cupy
+
         if method not in ("__call__", "outer", "at", "reduce", "accumulate", "reduceat"):
             return NotImplemented
         name = uf.__name__
@@ -587,8 +618,10 @@ class ndarray:
         return func(*inputs, **kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        import cupy
         import functools
+
+        import cupy
+
         try:
             module = functools.reduce(getattr, func.__module__.split(".")[1:], cupy)
             cupy_func = getattr(module, func.__name__)
@@ -625,6 +658,7 @@ class ndarray:
 
     def dot(self, b, out=None):
         import cupy
+
         return cupy.dot(self, b, out=out)
 
     def reduced_view(self, dtype=None):
@@ -633,6 +667,7 @@ class ndarray:
 
 def _nullcontext(f):
     import contextlib
+
     return contextlib.nullcontext(f)
 
 
@@ -644,13 +679,24 @@ def _operator(ufunc_name, reflected=False, inplace=False):
         if inplace:
             return u(self, other, out=self)
         return u(other, self) if reflected else u(self, other)
+
     return op
 
 
-for _name, _uf in [("add", "add"), ("sub", "subtract"), ("mul", "multiply"), ("truediv", "true_divide"),
-                   ("floordiv", "floor_divide"), ("mod", "remainder"), ("matmul", "matmul"),
-                   ("and", "bitwise_and"), ("or", "bitwise_or"), ("xor", "bitwise_xor"),
-                   ("lshift", "left_shift"), ("rshift", "right_shift")]:
+for _name, _uf in [
+    ("add", "add"),
+    ("sub", "subtract"),
+    ("mul", "multiply"),
+    ("truediv", "true_divide"),
+    ("floordiv", "floor_divide"),
+    ("mod", "remainder"),
+    ("matmul", "matmul"),
+    ("and", "bitwise_and"),
+    ("or", "bitwise_or"),
+    ("xor", "bitwise_xor"),
+    ("lshift", "left_shift"),
+    ("rshift", "right_shift"),
+]:
     setattr(ndarray, f"__{_name}__", _operator(_uf))
     setattr(ndarray, f"__r{_name}__", _operator(_uf, reflected=True))
     setattr(ndarray, f"__i{_name}__", _operator(_uf, inplace=True))
@@ -697,11 +743,18 @@ def _compare(ufunc_name):
                 return _wrap(numpy.ones(self.shape, dtype=bool))
             return NotImplemented
         return get_ufunc(ufunc_name)(self, other)
+
     return op
 
 
-for _name, _uf in [("lt", "less"), ("le", "less_equal"), ("eq", "equal"), ("ne", "not_equal"),
-                   ("gt", "greater"), ("ge", "greater_equal")]:
+for _name, _uf in [
+    ("lt", "less"),
+    ("le", "less_equal"),
+    ("eq", "equal"),
+    ("ne", "not_equal"),
+    ("gt", "greater"),
+    ("ge", "greater_equal"),
+]:
     setattr(ndarray, f"__{_name}__", _compare(_uf))
 
 
@@ -715,18 +768,55 @@ def _method(name):
         if isinstance(out, ndarray):
             return out
         return _wrap(r, parents)
+
     m.__name__ = name
     return m
 
 
 # Methods real cupy.ndarray has that behave as NumPy's (modulo the device rules).
-for _name in ["all", "any", "argmax", "argmin", "argpartition", "argsort", "choose", "clip", "compress", "conj",
-              "conjugate", "cumprod", "cumsum", "diagonal", "flatten", "max", "mean", "min", "nonzero",
-              "partition", "prod", "ptp", "put", "ravel", "repeat", "round", "searchsorted", "sort",
-              "squeeze", "std", "sum", "swapaxes", "take", "trace", "transpose", "var"]:
+for _name in [
+    "all",
+    "any",
+    "argmax",
+    "argmin",
+    "argpartition",
+    "argsort",
+    "choose",
+    "clip",
+    "compress",
+    "conj",
+    "conjugate",
+    "cumprod",
+    "cumsum",
+    "diagonal",
+    "flatten",
+    "max",
+    "mean",
+    "min",
+    "nonzero",
+    "partition",
+    "prod",
+    "ptp",
+    "put",
+    "ravel",
+    "repeat",
+    "round",
+    "searchsorted",
+    "sort",
+    "squeeze",
+    "std",
+    "sum",
+    "swapaxes",
+    "take",
+    "trace",
+    "transpose",
+    "var",
+]:
     if _name == "ptp":
+
         def _ptp(self, axis=None, out=None, keepdims=False):
             return _wrap(numpy.ptp(self._a, axis=axis, keepdims=keepdims))
+
         ndarray.ptp = _ptp
         continue
     setattr(ndarray, _name, _method(_name))

@@ -1,11 +1,12 @@
 """Module-level ``__getattr__`` for the stand-in's modules: real CuPy's names only."""
+
 from __future__ import annotations
 
 import inspect
 
 import numpy
-
 import standin_names
+
 from .core import delegate, get_ufunc
 
 
@@ -18,17 +19,22 @@ def make_getattr(modname, namespace, numpy_module):
         if name not in allowed:
             raise AttributeError(f"module {modname!r} has no attribute {name!r}")
         if name in aliases:
-            obj = getattr(numpy, name)                  # e.g. cupy.float32 is numpy.float32
-        elif isinstance(getattr(numpy_module, name, None), numpy.ufunc):   # real: cupy.ufunc (matmul: a gufunc)
+            obj = getattr(numpy, name)  # e.g. cupy.float32 is numpy.float32
+        elif isinstance(getattr(numpy_module, name, None), numpy.ufunc):  # real: cupy.ufunc (matmul: a gufunc)
             obj = get_ufunc(name)
         else:
             npobj = getattr(numpy_module, name, None)
-            if npobj is not None and (inspect.isfunction(npobj) or inspect.isbuiltin(npobj)
-                                      or type(npobj).__name__ == "_ArrayFunctionDispatcher"):
+            if npobj is not None and (
+                inspect.isfunction(npobj)
+                or inspect.isbuiltin(npobj)
+                or type(npobj).__name__ == "_ArrayFunctionDispatcher"
+            ):
                 obj = delegate(f"{modname}.{name}", npobj)
             else:
-                raise AttributeError(f"cupy stand-in: {modname}.{name} exists in real CuPy "
-                                     f"{standin_names.CUPY_VERSION} but the stand-in does not implement it")
+                raise AttributeError(
+                    f"cupy stand-in: {modname}.{name} exists in real CuPy "
+                    f"{standin_names.CUPY_VERSION} but the stand-in does not implement it"
+                )
         namespace[name] = obj
         return obj
 

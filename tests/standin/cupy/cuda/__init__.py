@@ -1,8 +1,9 @@
 """``cupy.cuda`` stand-in: one pretend device, streams whose ``synchronize`` is a counted sync,
 and a memory pool that only keeps the API (it does not limit or track memory)."""
+
 import standin_names as _names
 
-from . import runtime, memory, stream, device  # noqa: F401
+from . import device, memory, runtime, stream  # noqa: F401
 from .device import Device, get_device_id  # noqa: F401
 from .memory import MemoryPool, PinnedMemoryPool  # noqa: F401
 from .stream import Stream, get_current_stream  # noqa: F401

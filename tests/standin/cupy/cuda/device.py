@@ -1,4 +1,5 @@
 """``cupy.cuda.device`` stand-in."""
+
 import standin_stats as _stats
 
 from . import runtime as _runtime

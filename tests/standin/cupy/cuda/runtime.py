@@ -1,9 +1,10 @@
 """``cupy.cuda.runtime`` stand-in: one device, the CPU."""
+
 import standin_names as _names
 import standin_stats as _stats
 
 _current = [0]
-_TOTAL = 16 * 1024 ** 3
+_TOTAL = 16 * 1024**3
 
 
 class CUDARuntimeError(RuntimeError):
@@ -35,8 +36,17 @@ def setDevice(device):
 
 def getDeviceProperties(device):
     _check(device)
-    return {"name": b"CuPy CPU stand-in (NumPy; no GPU)", "totalGlobalMem": _TOTAL, "major": 0, "minor": 0,
-            "multiProcessorCount": 1, "warpSize": 32, "pciBusID": 0, "pciDeviceID": 0, "pciDomainID": 0}
+    return {
+        "name": b"CuPy CPU stand-in (NumPy; no GPU)",
+        "totalGlobalMem": _TOTAL,
+        "major": 0,
+        "minor": 0,
+        "multiProcessorCount": 1,
+        "warpSize": 32,
+        "pciBusID": 0,
+        "pciDeviceID": 0,
+        "pciDomainID": 0,
+    }
 
 
 def deviceSynchronize():

@@ -1,5 +1,6 @@
 """``cupy.cuda.stream`` stand-in: work runs eagerly, so a stream is only a name; ``synchronize``
 is still counted as a sync."""
+
 import standin_stats as _stats
 
 

@@ -1,2 +1,3 @@
 """``cupy.lib`` stand-in."""
+
 from . import stride_tricks  # noqa: F401

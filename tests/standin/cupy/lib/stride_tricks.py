@@ -1,7 +1,9 @@
 """``cupy.lib.stride_tricks`` stand-in: ``as_strided`` returns a device view."""
+
 import numpy as _numpy
 
-from .._core.core import ndarray as _ndarray, _wrap
+from .._core.core import _wrap
+from .._core.core import ndarray as _ndarray
 from .._core.publish import make_getattr as _make_getattr
 
 

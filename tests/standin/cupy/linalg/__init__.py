@@ -1,4 +1,5 @@
 """``cupy.linalg`` stand-in: real CuPy's names, NumPy's implementations under the device rules."""
+
 import numpy as _numpy
 
 from .._core.publish import make_getattr as _make_getattr

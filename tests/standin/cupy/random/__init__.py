@@ -3,10 +3,12 @@
 Streams come from NumPy's Mersenne Twister, so they differ from CuPy's XORWOW ones: tests may
 rely on a seed giving the same stream twice, never on particular values.
 """
-import numpy as _numpy
 
+import numpy as _numpy
 import standin_names as _names
-from .._core.core import ndarray as _ndarray, _wrap, _unwrap
+
+from .._core.core import _unwrap, _wrap
+from .._core.core import ndarray as _ndarray
 
 _FLOATS = (_numpy.float32, _numpy.float64)
 
@@ -28,7 +30,7 @@ class RandomState:
     def seed(self, seed=None):
         if isinstance(seed, _ndarray):
             seed = seed.get()
-        self._rs.seed(None if seed is None else _numpy.asarray(seed).astype(_numpy.uint64) % (2 ** 32))
+        self._rs.seed(None if seed is None else _numpy.asarray(seed).astype(_numpy.uint64) % (2**32))
 
     def random_sample(self, size=None, dtype=float):
         return _wrap(self._rs.random_sample(size).astype(_float_dtype(dtype), copy=False))
