@@ -133,6 +133,51 @@ print("dL/dx for dL/dy = 1, times 9:\n", 9 * dx[0, :, :, 0])
     (
         "md",
         r"""
+### The same layer on two paths
+
+Every layer's `forward` and `backward` in `minicnn/layers/` are this textbook maths:
+`dW = cols.T @ dy`, `dx = col2im(dy @ W.T)`, `db = dy.sum(0)`. Where the same numbers can be
+had faster, a layer starts with one early return into `minicnn/kernels/` — for a stride-1
+convolution, `dx` as nine shifted matrix products added in place, with no patch matrix. Both
+paths are always there: `minicnn.use_kernels("reference")` runs the textbook one, and
+`minicnn.layers.naive` holds the same layers once more as plain loops over pixels.
+""",
+    ),
+    (
+        "code",
+        r"""
+import time
+from minicnn.layers import naive
+
+layer = Conv2D(32, 3, padding="same")
+layer.build((32, 32, 16), dtype="float64", rng=np.random.default_rng(0))
+xb = backend.asarray(np.random.default_rng(1).standard_normal((16, 32, 32, 16)))
+dyb = backend.asarray(np.random.default_rng(2).standard_normal((16, 32, 32, 32)))
+result = {}
+for path in ("reference", "fast"):
+    with minicnn.use_kernels(path):
+        best = float("inf")
+        for _ in range(5):
+            layer.forward(xb, training=True)
+            start = time.perf_counter()
+            dx = layer.backward(dyb)
+            best = min(best, time.perf_counter() - start)
+        result[path] = minicnn.backend.to_numpy(dx)
+    print(f"{path:>9}: backward of 16 images in {best * 1e3:.1f} ms")
+diff = np.abs(result["fast"] - result["reference"]).max() / np.abs(result["reference"]).max()
+print(f"largest difference between the two dx: {diff:.1e} (relative)")
+
+small = Conv2D(2, 3)                                            # and the loops, on a tiny input
+small.build((5, 5, 1), dtype="float64", rng=np.random.default_rng(0))
+x_small = np.random.default_rng(3).standard_normal((1, 5, 5, 1))
+by_layer = minicnn.backend.to_numpy(small.forward(backend.asarray(x_small)))
+W_host, b_host = (minicnn.backend.to_numpy(small.params[k]) for k in ("W", "b"))
+print("layer = loops:", np.allclose(by_layer, naive.conv_forward(x_small, W_host, b_host, (1, 1), small.pads)))
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 3. Write a layer, then prove its backward
 
 A layer is two functions. For $y = \tanh(x)$ the chain rule needs the local derivative

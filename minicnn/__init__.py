@@ -6,12 +6,13 @@ the weights) -> ``training`` (fit, evaluate, predict) -> ``datasets`` / ``interp
 ``viz`` (data in, what the network learnt, pictures out). README's table lists every module.
 """
 
-from . import (  # noqa: E402  # noqa: E402
+from . import (  # noqa: E402
     callbacks,
     datasets,
     distributed,
     gradcheck,
     interrupts,
+    kernels,
     layers,
     losses,
     models,  # noqa: E402
@@ -22,6 +23,7 @@ from . import (  # noqa: E402  # noqa: E402
 from ._version import __version__  # noqa: F401
 from .backend import get_array_module, get_backend, set_backend  # noqa: E402
 from .checkpoint import CheckpointError  # noqa: E402
+from .kernels import get_kernels, set_kernels, use_kernels  # noqa: E402
 from .layers import no_grad  # noqa: E402
 from .sequential import Sequential, TrainingDiverged, load_model  # noqa: E402
 
@@ -40,11 +42,15 @@ __all__ = [
     "set_backend",
     "get_backend",
     "get_array_module",
+    "set_kernels",
+    "get_kernels",
+    "use_kernels",
     "Sequential",
     "load_model",
     "TrainingDiverged",
     "CheckpointError",
     "layers",
+    "kernels",
     "losses",
     "optim",
     "models",

@@ -25,6 +25,7 @@ CORE = [
     "interrupts.py",
     "outputs.py",
     *[f"layers/{p.name}" for p in (PACKAGE / "layers").glob("*.py")],
+    *[f"kernels/{p.name}" for p in (PACKAGE / "kernels").glob("*.py")],
 ]
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from .. import kernels
 from ..backend import get_array_module
-from .base import Layer, grad_enabled
+from ..kernels.activation import leaky_relu_forward
+from .base import Array, Layer, grad_enabled
 
 
 class LeakyReLU(Layer):
@@ -20,6 +22,9 @@ class LeakyReLU(Layer):
 
     Args:
         alpha: slope for negative inputs (Keras's default 0.3; the documented model uses 0.1).
+
+    Fast path (:mod:`minicnn.kernels.activation`): the slope by arithmetic in a reused array,
+    and ``max(x, alpha * x)`` with nothing kept under :func:`minicnn.no_grad`.
     """
 
     config_keys = ("alpha",)
@@ -30,23 +35,16 @@ class LeakyReLU(Layer):
             raise ValueError(f"LeakyReLU: alpha must be a non-negative number, got {alpha!r}")
         self.alpha = float(alpha)
 
-    def forward(self, x, training=False):
+    def forward(self, x: Array, training: bool = False) -> Array:
         self._ensure_built(x)
-        if not grad_enabled() and self.alpha <= 1:
-            # Nothing to keep for backward: max(x, alpha*x) is the same function, in two passes.
-            self.cache = None
-            y = x * x.dtype.type(self.alpha)
-            return get_array_module(x).maximum(x, y, out=y)
-        # The local slope, 1 or alpha, kept for backward: then both passes are one multiply.
-        # (An arithmetic blend, not np.where: NumPy's where is several times slower.)
+        if kernels.fast():
+            return leaky_relu_forward(self, x)
         xp = get_array_module(x)
-        slope = xp.greater(x, 0, out=self.scratch("slope", x.shape, x.dtype, x))  # 1.0 or 0.0
-        slope *= x.dtype.type(1.0 - self.alpha)
-        slope += x.dtype.type(self.alpha)
-        self.cache = slope
+        slope = xp.where(x > 0, 1.0, self.alpha).astype(x.dtype)  # the local derivative, kept for backward
+        self.cache = slope if grad_enabled() else None
         return x * slope
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
         return dy * self.pop_cache()
 
 
@@ -58,11 +56,11 @@ class ReLU(Layer):
     ``dx = dy * (x > 0)``.
     """
 
-    def forward(self, x, training=False):
+    def forward(self, x: Array, training: bool = False) -> Array:
         self._ensure_built(x)
         xp = get_array_module(x)
         self.cache = x > 0 if grad_enabled() else None
         return xp.maximum(x, 0, dtype=x.dtype)
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
         return dy * self.pop_cache()

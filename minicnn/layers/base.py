@@ -15,16 +15,21 @@ from __future__ import annotations
 import contextlib
 import copy
 import re
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
 from ..backend import get_array_module, get_backend
+from ..kernels.bias import sum_rows  # noqa: F401  (documented here: minicnn.layers.base.sum_rows)
+
+Array = Any  # a NumPy or CuPy ndarray, whichever the backend holds
 
 _grad_enabled = True
 
 
 @contextlib.contextmanager
-def no_grad():
+def no_grad() -> Iterator[None]:
     """Inference only (as ``torch.no_grad``): layers keep no cache for backward, and take
     cheaper paths where the cache cost extra work (LeakyReLU's slope, MaxPool's argmax).
     ``Sequential.predict`` and ``evaluate`` run under it."""
@@ -47,15 +52,15 @@ class Layer:
 
     def __init__(self, name: str | None = None):
         self.name = name
-        self.params: dict = {}
-        self.grads: dict = {}
+        self.params: dict[str, Array] = {}
+        self.grads: dict[str, Array | None] = {}
         self.input_shape: tuple | None = None  # without the batch axis
         self.output_shape: tuple | None = None
-        self.dtype = None
-        self.cache = None
-        self._scratch: dict = {}
+        self.dtype: np.dtype | None = None
+        self.cache: Any = None
+        self._scratch: dict[str, Array] = {}
 
-    def scratch(self, key: str, shape, dtype, like=None):
+    def scratch(self, key: str, shape, dtype, like: Array | None = None) -> Array:
         """A work array that this layer reuses from call to call (contents undefined).
 
         Why: a fresh array of tens of MB costs the kernel a page fault and a zeroing per
@@ -71,7 +76,7 @@ class Layer:
         return buf
 
     # -- building ---------------------------------------------------------------------
-    def build(self, input_shape, dtype="float32", rng=None):
+    def build(self, input_shape, dtype="float32", rng: np.random.Generator | None = None) -> tuple:
         """Create parameters for inputs of ``input_shape`` (no batch axis); return the output shape."""
         self.input_shape = tuple(int(d) for d in input_shape)
         self.dtype = np.dtype(dtype)
@@ -133,10 +138,10 @@ class Layer:
             )
         return cache
 
-    def forward(self, x, training=False):
+    def forward(self, x: Array, training: bool = False) -> Array:
         raise NotImplementedError
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
         """``dy`` (the output's gradient) -> ``dx``; fills ``grads``.
 
         ``need_input_grad=False`` lets a layer skip ``dx`` and return None: a model's first
@@ -196,16 +201,5 @@ def glorot_uniform(shape, fan_in: int, fan_out: int, rng, dtype):
     return get_backend().asarray(w)
 
 
-def sum_rows(a):
-    """``a.sum(axis=0)`` of a 2-D array ``(rows, k)``, computed as ``ones(rows) @ a``.
-
-    Why: a bias gradient sums tens of thousands of rows of a few channels; NumPy's axis-0
-    reduction walks that narrow array slowly (0.5 ms for 16,384 x 16), while BLAS's
-    matrix-vector product does it 6-15x faster and adds in blocks, which also rounds less.
-    """
-    xp = get_array_module(a)
-    return xp.ones(a.shape[0], dtype=a.dtype) @ a
-
-
-def zeros(shape, dtype):
+def zeros(shape, dtype) -> Array:
     return get_backend().xp.zeros(shape, dtype=dtype)

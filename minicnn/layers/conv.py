@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from .base import Layer, as_pair, expect_rank, glorot_uniform, grad_enabled, positive_int, sum_rows, zeros
-from .im2col import col2im, conv_output_size, im2col, input_grad_stride1, pad2d, padding_amounts
+from .. import kernels
+from ..kernels import conv as conv_kernels
+from .base import Array, Layer, as_pair, expect_rank, glorot_uniform, grad_enabled, positive_int, zeros
+from .im2col import col2im, conv_output_size, im2col, pad2d, padding_amounts
 
 
 class Conv2D(Layer):
@@ -27,11 +29,11 @@ class Conv2D(Layer):
         ``db = dy.sum over N, Ho, Wo`` — the bias touches every output pixel;
         ``dW = cols.T @ dy2`` — each weight met every patch it multiplied;
         ``dx``: each input pixel fed every output whose window covered it, so
-        ``dx = sum over kernel offsets (a, b) of (dy @ W[a, b].T) shifted by (a, b)`` — a
-        convolution of ``dy`` with the flipped kernel. For stride 1 each shift is a
-        contiguous row offset on a flattened grid (``input_grad_stride1``: kh*kw matrix
-        products, no patch matrix); for other strides ``dcols = dy2 @ W2.T`` is added back
-        into place by ``col2im``, one strided add per kernel offset. Padding is then cut off.
+        ``dcols = dy2 @ W2.T`` is added back where each patch came from (``col2im``: one
+        strided add per kernel offset), and the padding cut off.
+
+    Fast path (stride 1, :mod:`minicnn.kernels.conv`): the same ``dx`` as kh*kw shifted
+    matrix products added in place, without the ``dcols`` patch matrix.
 
     Args:
         filters: number of output channels ``F``.
@@ -75,7 +77,7 @@ class Conv2D(Layer):
         self.grads = {k: None for k in self.params}
         return ho, wo, self.filters
 
-    def forward(self, x, training=False):
+    def forward(self, x: Array, training: bool = False) -> Array:
         self._ensure_built(x)
         W, b = self.params["W"], self.params["b"]
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
@@ -89,20 +91,20 @@ class Conv2D(Layer):
         self.cache = (cols, x_pad.shape, x.shape) if grad_enabled() else None
         return y.reshape(x.shape[0], ho, wo, f)
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
+        if kernels.fast() and self.strides == (1, 1):
+            return conv_kernels.backward_stride1(self, dy, need_input_grad)
         cols, pad_shape, x_shape = self.pop_cache()
-        W = self.params["W"]
+        W2 = self.params["W"].reshape(-1, self.filters)  # (kh*kw*C, F)
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
         pt, pb, pl, pr = self.pads
         ho, wo, f = self.output_shape
-        dy2 = dy.reshape(-1, f)
-        self.grads["b"] = sum_rows(dy2)
-        self.grads["W"] = (cols.T @ dy2).reshape(W.shape)
+        dy2 = dy.reshape(-1, f)  # (N*Ho*Wo, F)
+        self.grads["b"] = dy2.sum(axis=0)
+        self.grads["W"] = (cols.T @ dy2).reshape(self.params["W"].shape)
         if not need_input_grad:  # a first layer: nobody needs d(loss)/d(images)
             return None
+        dcols = dy2 @ W2.T  # (N*Ho*Wo, kh*kw*C)
+        dx_pad = col2im(dcols, pad_shape, kh, kw, sh, sw, ho, wo)
         n, h, w, c = x_shape
-        if (sh, sw) == (1, 1):
-            dx_pad = input_grad_stride1(dy, W, pad_shape, lambda *a: self.scratch(*a, like=dy))
-        else:
-            dx_pad = col2im(dy2 @ W.reshape(-1, f).T, pad_shape, kh, kw, sh, sw, ho, wo)
         return dx_pad[:, pt : pt + h, pl : pl + w, :]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .base import Layer, expect_rank, glorot_uniform, grad_enabled, positive_int, sum_rows, zeros
+from .. import kernels
+from ..kernels.bias import sum_rows
+from .base import Array, Layer, expect_rank, glorot_uniform, grad_enabled, positive_int, zeros
 
 
 class Dense(Layer):
@@ -16,6 +18,8 @@ class Dense(Layer):
         ``dW = x.T @ dy`` ``(D, U)``: each weight scaled one input into one output;
         ``db = dy.sum(0)`` ``(U,)``;
         ``dx = dy @ W.T`` ``(N, D)``.
+
+    Fast path (:mod:`minicnn.kernels.bias`): ``db`` as ``ones @ dy``, one BLAS call.
 
     Args:
         units: number of outputs ``U``.
@@ -37,15 +41,15 @@ class Dense(Layer):
         self.grads = {k: None for k in self.params}
         return (self.units,)
 
-    def forward(self, x, training=False):
+    def forward(self, x: Array, training: bool = False) -> Array:
         self._ensure_built(x)
         self.cache = x if grad_enabled() else None
         y = x @ self.params["W"]
-        y += self.params["b"]
+        y += self.params["b"]  # in place: no second (N, U) array
         return y
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
         x = self.pop_cache()
         self.grads["W"] = x.T @ dy
-        self.grads["b"] = sum_rows(dy)
+        self.grads["b"] = sum_rows(dy) if kernels.fast() else dy.sum(axis=0)
         return dy @ self.params["W"].T if need_input_grad else None

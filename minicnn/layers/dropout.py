@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_backend
-from .base import Layer
+from .base import Array, Layer, grad_enabled
+
+_IDENTITY = object()  # the cache of a forward that dropped nothing
 
 
 class Dropout(Layer):
@@ -17,7 +19,7 @@ class Dropout(Layer):
     Inference (``training=False``): the identity.
 
     Shapes: ``x``, ``y``, ``dy`` share one shape. Cache: ``mask`` (same shape, x's dtype),
-    or nothing at inference.
+    or a marker for the identity (``training=False``), or nothing under :func:`minicnn.no_grad`.
     Backward: ``y`` is ``x`` times a constant mask, so ``dx = dy * mask``.
 
     The mask comes from a generator on the current device seeded by ``seed``: the same
@@ -50,10 +52,10 @@ class Dropout(Layer):
         twin.reseed(self.seed)  # its own generator: shards never share a mask stream
         return twin
 
-    def forward(self, x, training=False):
+    def forward(self, x: Array, training: bool = False) -> Array:
         self._ensure_built(x)
         if not training or self.rate == 0:
-            self.cache = None
+            self.cache = _IDENTITY if grad_enabled() else None  # dx = dy
             return x
         if self._backend is not get_backend():  # backend switched since construction
             self.reseed(self.seed)
@@ -61,9 +63,9 @@ class Dropout(Layer):
         # Build the mask in u's memory: (u >= rate) * scale, written back into u.
         mask = self._backend.xp.greater_equal(u, self.rate, out=u)
         mask *= x.dtype.type(1.0 / (1.0 - self.rate))
-        self.cache = mask
+        self.cache = mask if grad_enabled() else None
         return x * mask
 
-    def backward(self, dy, need_input_grad=True):
-        mask, self.cache = self.cache, None
-        return dy if mask is None else dy * mask
+    def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
+        mask = self.pop_cache()
+        return dy if mask is _IDENTITY else dy * mask

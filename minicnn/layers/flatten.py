@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer
+from .base import Array, Layer, grad_enabled
 
 
 class Flatten(Layer):
@@ -17,10 +17,10 @@ class Flatten(Layer):
     def _build(self, input_shape, rng):
         return (int(np.prod(input_shape)),)
 
-    def forward(self, x, training=False):
+    def forward(self, x: Array, training: bool = False) -> Array:
         self._ensure_built(x)
-        self.cache = x.shape
+        self.cache = x.shape if grad_enabled() else None
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
         return dy.reshape(self.pop_cache())

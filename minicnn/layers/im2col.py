@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 from ..backend import get_array_module
-from ..blas import matmul_add
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad_total: int) -> int:
@@ -102,41 +101,3 @@ def col2im(dcols, x_shape, kh: int, kw: int, sh: int, sw: int, ho: int, wo: int)
         for b in range(kw):
             dx[:, a : a + sh * (ho - 1) + 1 : sh, b : b + sw * (wo - 1) + 1 : sw, :] += d[:, :, :, a, b, :]
     return dx
-
-
-def input_grad_stride1(dy, W, padded_shape, scratch=None):
-    """Gradient with respect to the padded input of a stride-1 convolution.
-
-    dy: ``(N, Ho, Wo, F)``; W: ``(kh, kw, C, F)``; padded_shape: ``(N, Hp, Wp, C)``.
-    Returns ``(N, Hp, Wp, C)``, a fresh array. ``scratch(key, shape, dtype)``, if given,
-    supplies reusable work arrays.
-
-    Every output pixel ``(i, j)`` sent ``dy[i, j] @ W[a, b].T`` to input pixel
-    ``(i + a, j + b)``, so ``dx = sum over (a, b) of dy @ W[a, b].T, shifted by (a, b)``.
-    The trick that makes this fast: lay ``dy`` out on the padded input's grid (zeros past
-    ``Ho, Wo``) and flatten the pixels. A shift by ``(a, b)`` is then one constant row offset
-    ``a*Wp + b`` of the flat array, so each of the kh*kw terms is a single matrix product
-    added into a *contiguous* row range (by a GEMM that adds in place,
-    :func:`minicnn.blas.matmul_add`). No patch matrix is built (im2col of ``dy`` would
-    copy it kh*kw times) and nothing is scattered pixel by pixel. Rows that fall outside
-    the valid output only ever carry zeros.
-    """
-    xp = get_array_module(dy)
-    kh, kw, c, f = W.shape
-    n, hp, wp, _ = padded_shape
-    ho, wo = dy.shape[1:3]
-    work = scratch or (lambda key, shape, dtype: xp.empty(shape, dtype=dtype))
-    dy_grid = pad2d(dy, 0, hp - ho, 0, wp - wo, out=work("dy_grid", (n, hp, wp, f), dy.dtype))
-    rows = n * hp * wp
-    flat = dy_grid.reshape(rows, f)
-    reach = (kh - 1) * wp + (kw - 1)  # the largest shift
-    dx = xp.empty((rows + reach, c), dtype=dy.dtype)
-    dx[rows:] = 0
-    xp.matmul(flat, W[0, 0].T, out=dx[:rows])  # shift 0 covers every row: assign, no zeroing
-    for a in range(kh):
-        for b in range(kw):
-            if a == b == 0:
-                continue
-            shift = a * wp + b
-            matmul_add(dx[shift : shift + rows], flat, W[a, b].T)  # BLAS adds in place: no temporary
-    return dx[:rows].reshape(padded_shape)

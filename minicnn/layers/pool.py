@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from .. import kernels
 from ..backend import get_array_module
-from .base import Layer, as_pair, expect_rank, grad_enabled
+from ..kernels import pool as pool_kernels
+from .base import Array, Layer, as_pair, expect_rank, grad_enabled
 from .im2col import conv_output_size
 
 
@@ -15,16 +17,20 @@ class MaxPool2D(Layer):
     Forward runs over the ``ph*pw`` window offsets, not over pixels: the offset-``(a, b)``
     element of every window is one strided slice ``x[:, a::sh, b::sw, :]``, so a running
     maximum over the offsets visits every window at once. Strict ``>`` keeps the first
-    maximum of a window, as PyTorch does.
+    maximum of a window, as PyTorch does. (:func:`minicnn.layers.naive.maxpool_forward`:
+    the same, one window at a time.)
 
     Shapes:
         x:  ``(N, H, W, C)``
         y:  ``(N, Ho, Wo, C)``, ``Ho = (H - ph) // sh + 1``
-        cache: ``argmax (N, Ho, Wo, C)`` uint8 (int32 past 256 offsets) — which window offset won — and ``x``'s shape
+        cache: ``argmax (N, Ho, Wo, C)`` — which window offset won — and ``x``'s shape
 
     Backward: max is locally the identity on the winning element and constant in the
     others, so each ``dy`` goes to its window's winner and nowhere else. Windows that
     overlap (``stride < pool``) can share a winner; their gradients add up.
+
+    Fast path (:mod:`minicnn.kernels.pool`): no ``where`` (arithmetic instead), no argmax at
+    inference, and for windows that tile the input ``dx`` written straight into place.
 
     Args:
         pool_size: int or pair ``(ph, pw)``.
@@ -46,48 +52,36 @@ class MaxPool2D(Layer):
             raise ValueError(f"{self.describe()}: pool {ph}x{pw} is larger than its input {h}x{w}")
         return conv_output_size(h, ph, sh, 0), conv_output_size(w, pw, sw, 0), c
 
-    def _slice(self, a, b):
-        """Index of the offset-(a, b) element of every window."""
+    def window_offset(self, a: int, b: int) -> tuple:
+        """Index of the offset-``(a, b)`` element of every window: ``x[:, a::sh, b::sw, :]``, cut to the output."""
         ho, wo, _ = self.output_shape
         sh, sw = self.strides
         return (slice(None), slice(a, a + sh * (ho - 1) + 1, sh), slice(b, b + sw * (wo - 1) + 1, sw))
 
-    def forward(self, x, training=False):
+    def forward(self, x: Array, training: bool = False) -> Array:
         self._ensure_built(x)
+        if kernels.fast():
+            return pool_kernels.forward(self, x)
         xp = get_array_module(x)
         ph, pw = self.pool_size
-        y = x[self._slice(0, 0)].copy()
-        if not grad_enabled():  # inference: the maximum alone
-            self.cache = None
-            for k in range(1, ph * pw):
-                xp.maximum(y, x[self._slice(*divmod(k, pw))], out=y)
-            return y
-        argmax = self.scratch("argmax", y.shape, xp.uint8 if ph * pw <= 256 else xp.int32, x)
-        argmax.fill(0)
+        y = x[self.window_offset(0, 0)].copy()
+        argmax = xp.zeros(y.shape, dtype=xp.int32)  # which offset k = a*pw + b won each window
         for k in range(1, ph * pw):
-            candidate = x[self._slice(*divmod(k, pw))]
-            better = candidate > y
-            xp.maximum(y, candidate, out=y)
-            # k grows with the loop, so max(argmax, k where better) records the latest winner
-            # (no np.where/masked copies: they are several times slower than arithmetic).
-            xp.maximum(argmax, better * argmax.dtype.type(k), out=argmax)
-        self.cache = (argmax, x.shape)
+            candidate = x[self.window_offset(*divmod(k, pw))]
+            better = candidate > y  # strict: ties keep the first maximum
+            y = xp.where(better, candidate, y)
+            argmax = xp.where(better, k, argmax)
+        self.cache = (argmax, x.shape) if grad_enabled() else None
         return y
 
-    def backward(self, dy, need_input_grad=True):
+    def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
+        if kernels.fast() and pool_kernels.tiles(self):
+            return pool_kernels.backward_tiled(self, dy)
         xp = get_array_module(dy)
         argmax, x_shape = self.pop_cache()
         ph, pw = self.pool_size
-        (sh, sw), (ho, wo, _) = self.strides, self.output_shape
-        tiled = (sh, sw) == (ph, pw) and x_shape[1] == ho * ph and x_shape[2] == wo * pw
-        # Windows that tile the input exactly write every element of dx once: no zeroing pass.
-        # Otherwise zeros cover the rows/columns no window reaches, and overlaps add up.
-        dx = (xp.empty if tiled else xp.zeros)(x_shape, dtype=dy.dtype)
+        dx = xp.zeros(x_shape, dtype=dy.dtype)  # zeros where no window reaches
         for k in range(ph * pw):
-            # Windows whose winner sits at offset k send their gradient there.
-            here = dx[self._slice(*divmod(k, pw))]
-            if tiled:
-                xp.multiply(dy, argmax == k, out=here)  # straight into place: no temporary
-            else:
-                here += dy * (argmax == k)
+            # Windows whose winner sits at offset k send their gradient there; overlaps add up.
+            dx[self.window_offset(*divmod(k, pw))] += dy * (argmax == k)
         return dx

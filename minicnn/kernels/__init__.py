@@ -1,0 +1,66 @@
+"""The fast kernels, and the one switch that turns them off.
+
+Every layer's ``forward``/``backward`` in :mod:`minicnn.layers` is written as the textbook
+maths (``dW = cols.T @ dy``, ``dx = col2im(dcols)``, ``db = dy.sum(0)``). Where the same
+numbers can be computed faster, the layer starts with one early return into a kernel here,
+taken only while the fast kernels are on (the default)::
+
+    def backward(self, dy, need_input_grad=True):
+        if kernels.fast() and self.strides == (1, 1):   # the one predicate
+            return conv_kernels.backward_stride1(self, dy, need_input_grad)
+        ...                                            # the textbook path
+
+One module per layer: :mod:`.conv` (the stride-1 input gradient as shifted in-place
+GEMMs), :mod:`.pool` (max-pool without ``where``, and written straight into place),
+:mod:`.activation` (LeakyReLU's slope by arithmetic), :mod:`.bias` (bias gradients by
+BLAS). Both paths give the same numbers up to rounding (tests/test_kernels.py: float64,
+1e-12 relative).
+
+Run a whole model on the reference path with ``minicnn.set_kernels("reference")``, or for a
+block with ``with minicnn.use_kernels("reference"): ...``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+KERNELS = ("fast", "reference")
+_active = "fast"
+
+
+def _check(name: str) -> str:
+    if name not in KERNELS:
+        raise ValueError(f"kernels must be one of {KERNELS}, got {name!r}")
+    return name
+
+
+def set_kernels(name: str) -> str:
+    """Choose the layers' kernels for the whole process: ``"fast"`` (default) or ``"reference"``
+    (the textbook maths alone); returns the previous choice."""
+    global _active
+    previous, _active = _active, _check(name)
+    return previous
+
+
+def get_kernels() -> str:
+    """The kernels in use: ``"fast"`` or ``"reference"``."""
+    return _active
+
+
+@contextlib.contextmanager
+def use_kernels(name: str) -> Iterator[str]:
+    """``with use_kernels("reference"):`` runs the block on those kernels, then restores the choice."""
+    previous = set_kernels(name)
+    try:
+        yield name
+    finally:
+        set_kernels(previous)
+
+
+def fast() -> bool:
+    """True while the fast kernels are on: the predicate every layer's early return starts with."""
+    return _active == "fast"
+
+
+__all__ = ["KERNELS", "set_kernels", "get_kernels", "use_kernels", "fast"]
