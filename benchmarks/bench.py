@@ -272,11 +272,10 @@ def minicnn_infer_rep(model, x):
     return (clock.lap(),)
 
 
-def minicnn_sharded_rep(model, loss_fn, opt, x, y, threads):
-    clock = Stopwatch(minicnn_sync)
+def minicnn_sharded_rep(sharded, loss_fn, sharded_opt, x, y):
+    """The step fit runs on NumPy: train_step on parallel.execution's sharded model and optimizer."""
     with minicnn.parallel.one_blas_thread():
-        minicnn.parallel.sharded_train_step(model, loss_fn, opt, x, y, threads=threads)
-    return (clock.lap(),)
+        return minicnn_train_rep(sharded, loss_fn, sharded_opt, x, y)
 
 
 def minicnn_fit_rep(model, opt, x, y, batch, threads):
@@ -305,8 +304,10 @@ def bench_model(batch, args, backend, torch=None, device=None) -> dict:
     xs, ys = random_batch(batch * FIT_BATCHES, args.seed + 1, np)  # host data (np.asarray)
     train = {"minicnn": lambda: minicnn_train_rep(model, loss_fn, opt, x, y)}
     infer = {"minicnn": lambda: minicnn_infer_rep(model, x)}
+    sharded = minicnn.parallel.ShardedModel(model, args.threads)  # its threads stop at close(), below
     if backend.name == "numpy":
-        train["minicnn-shards"] = lambda: minicnn_sharded_rep(model, loss_fn, opt, x, y, args.threads)
+        sharded_opt = minicnn.parallel.ShardedOptimizer(opt, sharded)
+        train["minicnn-shards"] = lambda: minicnn_sharded_rep(sharded, loss_fn, sharded_opt, x, y)
     train["minicnn-fit"] = lambda: minicnn_fit_rep(model, opt, xs, ys, batch, args.threads)
     infer["minicnn-predict"] = lambda: minicnn_predict_rep(model, xs, batch, args.threads)
     if torch is not None:
@@ -323,6 +324,7 @@ def bench_model(batch, args, backend, torch=None, device=None) -> dict:
         tmodel.eval()
     med = alternate(infer, args.repeats, args.warmup, args.settle)
     result["inference"] = {name: {"step_ms": m[0] * 1e3, "images_per_s": batch / m[0]} for name, m in med.items()}
+    sharded.close()
     return result
 
 

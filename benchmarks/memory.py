@@ -66,9 +66,9 @@ def memory_child(args) -> dict:
         pool = backend.xp.get_default_memory_pool() if backend.name == "cupy" else None
         used = 0
         if backend.name == "numpy":  # the step fit runs: shards on --threads threads
-            with minicnn.parallel.one_blas_thread():
+            with minicnn.parallel.execution(model, opt, args.threads) as (sharded, sharded_opt):
                 for _ in range(steps):
-                    minicnn.parallel.sharded_train_step(model, loss_fn, opt, x, y, threads=args.threads)
+                    minicnn.training.train_step(sharded, loss_fn, sharded_opt, x, y)
         for _ in range(steps if pool is not None else 0):
             logits = model.forward(x, training=True)
             loss_fn.forward(logits, y)

@@ -8,11 +8,13 @@ State (momenta, step count) is keyed by the parameter's checkpoint name
 
 from __future__ import annotations
 
-import functools
+from typing import Any
 
 import numpy as np
 
 from .backend import get_array_module, get_backend, to_numpy
+
+Array = Any  # a NumPy or CuPy ndarray
 
 
 class Optimizer:
@@ -29,54 +31,42 @@ class Optimizer:
         return self.model.named_parameters()
 
     slot_names: tuple = ()  # the per-parameter state arrays the update rule keeps
+    uses_work = True  # whether the rule takes a temporary (``work`` is None otherwise)
 
-    def _work(self, key, like):
-        """A temporary for parameter ``key``, shaped like it, reused from step to step (never
-        saved). One per parameter, so that updates running at once never share one."""
+    def step(self) -> None:
+        """Update every parameter that has a gradient, in place: ``update(p, g, slots, work)``."""
+        self.iterations += 1
+        for key, param, grad in self.gradients():
+            slots, work = self.state(key, param)
+            self.update(param, grad, slots, work)
+
+    def gradients(self) -> list[tuple[str, Array, Array]]:
+        """``(key, param, grad)`` for every parameter that has a gradient, in model order."""
+        found = ((key, layer.params[name], layer.grads.get(name)) for key, layer, name in self._params())
+        return [(key, p, g) for key, p, g in found if g is not None]
+
+    def state(self, key: str, param: Array) -> tuple[dict[str, Array], Array | None]:
+        """``(slots, work)`` of parameter ``key``: its state arrays by slot name (zeros at first,
+        saved in checkpoints) and a temporary shaped like it, reused from step to step (never
+        saved; one per parameter, so that updates running at once never share one)."""
+        xp = get_array_module(param)
+        slots = {}
+        for slot in self.slot_names:
+            table = self.slots.setdefault(slot, {})
+            if key not in table:
+                table[key] = xp.zeros_like(param)  # on the parameter's device
+            slots[slot] = table[key]
+        if not self.uses_work:
+            return slots, None
         work = self.__dict__.setdefault("_work_arrays", {})
         buf = work.get(key)
-        if (
-            buf is None
-            or buf.shape != like.shape
-            or buf.dtype != like.dtype
-            or get_array_module(buf) is not get_array_module(like)
-        ):
-            buf = work[key] = get_array_module(like).empty_like(like)
-        return buf
+        if buf is None or buf.shape != param.shape or buf.dtype != param.dtype or get_array_module(buf) is not xp:
+            buf = work[key] = xp.empty_like(param)
+        return slots, buf
 
-    def _slot(self, slot, key, like):
-        table = self.slots.setdefault(slot, {})
-        if key not in table:
-            table[key] = get_array_module(like).zeros_like(like)  # on the parameter's device
-        return table[key]
-
-    def step(self, run=None):
-        """Update every parameter that has a gradient, in place.
-
-        ``run(tasks)``, if given, calls a list of argument-free functions, perhaps several at
-        once (:mod:`minicnn.parallel` passes its threads). The update rules here are
-        element-wise, so a large parameter is cut into blocks of rows that update
-        independently, to the same bits as one call would give."""
-        self.iterations += 1
-        tasks = []
-        for key, layer, name in self._params():
-            grad = layer.grads.get(name)
-            if grad is None:
-                continue
-            param = layer.params[name]
-            if run is None:
-                self._update(key, param, grad)
-                continue
-            for slot in self.slot_names:  # made here, not by two blocks at once
-                self._slot(slot, key, param)
-            self._work(key, param)
-            for rows in _row_blocks(param):
-                tasks.append(functools.partial(self._update, key, param, grad, rows))
-        if tasks:
-            run(tasks)
-
-    def _update(self, key, param, grad, rows=...):
-        """Update ``param[rows]`` from ``grad[rows]`` (and this parameter's slots' rows)."""
+    def update(self, p: Array, g: Array, slots: dict[str, Array], work: Array | None) -> None:
+        """The update rule on arrays, in place: ``p`` from ``g``, its ``slots`` and a temporary
+        ``work``. Element-wise, so any block of rows of them updates the same as the whole."""
         raise NotImplementedError
 
     # -- persistence: plain arrays and numbers only ----------------------------------
@@ -126,18 +116,6 @@ class Optimizer:
         return {}
 
 
-_BLOCK = 1 << 17  # elements per block of a parallel update (512 KB of float32: cache-sized)
-
-
-def _row_blocks(param) -> list:
-    """Row slices of ``param`` of about :data:`_BLOCK` elements each (one slice if it is small)."""
-    rows = param.shape[0] if param.ndim else 1
-    count = max(1, min(rows, param.size // _BLOCK))
-    if param.ndim == 0 or count == 1:
-        return [...]
-    return [slice(i * rows // count, (i + 1) * rows // count) for i in range(count)]
-
-
 class SGD(Optimizer):
     r"""Stochastic gradient descent with optional momentum, Nesterov and L2 weight decay.
 
@@ -165,13 +143,15 @@ class SGD(Optimizer):
     def slot_names(self):
         return ("velocity",) if self.momentum else ()
 
-    def _update(self, key, param, grad, rows=...):
-        p, grad = param[rows], grad[rows]
-        g = grad + p.dtype.type(self.weight_decay) * p if self.weight_decay else grad
+    uses_work = False
+
+    def update(self, p, g, slots, work):
+        if self.weight_decay:
+            g = g + p.dtype.type(self.weight_decay) * p
         if self.momentum == 0:
             p -= p.dtype.type(self.lr) * g
             return
-        v = self._slot("velocity", key, param)[rows]
+        v = slots["velocity"]
         v *= p.dtype.type(self.momentum)
         v += g
         step = g + p.dtype.type(self.momentum) * v if self.nesterov else v
@@ -209,14 +189,11 @@ class Adam(Optimizer):
 
     slot_names = ("m", "v")
 
-    def _update(self, key, param, grad, rows=...):
-        xp = get_array_module(param)
-        f = param.dtype.type
+    def update(self, p, g, slots, work):
+        xp = get_array_module(p)
+        f = p.dtype.type
         t = self.iterations
-        m = self._slot("m", key, param)[rows]
-        v = self._slot("v", key, param)[rows]
-        tmp = self._work(key, param)[rows]  # reused: no fresh 4 MB array (and its page faults) per step
-        p, g = param[rows], grad[rows]
+        m, v, tmp = slots["m"], slots["v"], work  # tmp: reused, no fresh 4 MB array (and its page faults) per step
         m *= f(self.beta1)
         m += xp.multiply(g, f(1 - self.beta1), out=tmp)
         v *= f(self.beta2)

@@ -1,84 +1,59 @@
-r"""Every CPU core at once: a batch cut into shards that run concurrently on replicas of the model.
+r"""Threads: a batch cut into shards that run at once, behind the model's own interface.
 
-Why threads help NumPy at all
------------------------------
-A BLAS matrix product can use many cores, but NumPy's copies and element-wise passes (padding,
-the im2col copy, LeakyReLU, max-pool, dropout, Adam) run on one. With BLAS on two threads,
-one core idles for about half of every step. Instead, run *whole forward and backward passes*
-on different images at the same time: NumPy releases Python's GIL inside BLAS calls, copies and
-ufuncs on large arrays, so two threads each doing their own pass keep two cores busy, each with
-BLAS on one thread.
+:func:`minicnn.training.train_step` is four lines: ``model.forward``, the loss,
+``model.backward``, ``optimizer.step()``. On the NumPy backend :func:`execution` hands it
+a :class:`ShardedModel` and a :class:`ShardedOptimizer` instead of the model and its
+optimizer: the same four calls, whose work runs on several threads. No layer, optimizer or
+``Sequential`` knows about it. (On CuPy one stream already uses the whole GPU: the model and
+optimizer go in unchanged.)
 
-Why this is still the same gradient
------------------------------------
-The mini-batch loss is the mean of per-example losses, so its gradient is the mean of
-per-example gradients. Cut the batch ``B`` into shards ``B_0 .. B_{K-1}``; shard ``k``'s pass
-gives ``g_k``, the gradient of its own mean loss; then::
+Why threads help NumPy: BLAS can use many cores, but NumPy's copies and element-wise passes
+(padding, im2col, LeakyReLU, max-pool, dropout, Adam) run on one. NumPy releases the GIL
+inside them, so whole forward and backward passes on different images, one per thread (BLAS
+on one thread each), keep every core busy.
 
-    grad L = sum_k (|B_k| / |B|) g_k
+Why it is the same gradient: the batch loss is the mean of per-example losses, so its
+gradient is a sum over shards. The layers up to the last ``Flatten`` (the body: convolutions,
+large activations, few weights) run in shards of :data:`SHARD_SIZE` images on *replicas*
+(layers sharing the model's parameter arrays, with their own gradients and caches); the dense
+head after it (most of the weights) runs in :data:`HEAD_SHARDS` halves. The loss is taken on
+the whole batch, so every shard's backward starts from its rows of the whole batch's
+gradient and the shards' parameter gradients simply add up (Krizhevsky's "one weird trick").
 
-exactly what :mod:`minicnn.distributed` computes across processes (below, the dense head makes
-the weights unnecessary within a process: the shards' gradients simply add up; across
-processes ``Communicator.average_gradients`` then weights each process's sum by its count).
-
-The dense head runs in two halves
----------------------------------
-Only the layers up to the last ``Flatten`` (the convolutions: much computation on large
-activations, few weights) run in 16-image shards. The dense head after it (few activations,
-most of the weights: 97% of the documented model's parameters sit in its first Dense layer)
-runs in :data:`HEAD_SHARDS` = 2 halves of the batch: each half writes one full 4 MB weight
-gradient, so 16-row shards would write eight of them (31 vs 7 ms per 128 images), while
-halves cost one extra 4 MB sum and keep both cores busy. So a step is: shards forward
-through the body, the halves forward through the head, the loss on the whole batch, the
-halves backward, shards backward through the body. Each body shard starts from its rows of
-the head's input gradient, the gradient of the *whole batch's* mean loss, so every shard's
-gradients are already terms of the batch gradient, and they simply add up. (Data-parallel
-convolutions and a differently split dense part: Krizhevsky's "one weird trick", 2014.)
-
-Everything runs on one BLAS thread per worker, the head too: after a product on two BLAS
-threads, OpenBLAS's idle worker keeps spinning for a while, on the very core the next shard
-needs (measured: a whole-batch head 4 ms faster on two BLAS threads, the shards' backward
-after it 35 ms slower).
-
-Reproducible whatever the core count
-------------------------------------
-The number of shards depends only on the batch size (:data:`SHARD_SIZE` images each), never on
-the number of threads; shard ``k`` always runs on replica ``k``, whose Dropout layers draw from
-their own stream seeded by ``(seed, epoch, position, shard)``; the shards' gradients are added
-in shard order; and BLAS runs on one thread inside every shard. So 1, 2 or 4 threads perform
-the same floating-point operations in the same order and give bitwise the same weights. (The
-result does differ, by rounding, from one unsharded pass over the whole batch.)
-
-A replica (:meth:`minicnn.layers.Layer.replica`) shares its layer's parameter arrays — an
-optimizer step or a load is seen by every replica at once — and has its own gradients,
-backward cache and work arrays, so shards never write into each other's memory.
-
-Only the NumPy backend shards: on a GPU one stream already runs each operation on all its
-cores, so CuPy keeps one pass per batch and no threads.
+Why any thread count gives the same bits: the shards depend only on the batch size, shard
+``k`` always runs on replica ``k`` (Dropout stream :func:`shard_seed`), gradients are added in
+shard order, and BLAS runs on one thread: 1, 2 or 4 threads do the same operations in the
+same order. (Different, by rounding, from one unsharded pass.) Figures: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import functools
 import os
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
 
 from .backend import get_array_module, get_backend
+from .layers import Dropout, Flatten
+from .seeds import derive_seed
 
-SHARD_SIZE = 16  # images per shard: small enough that a conv's patch matrix stays in cache,
-# large enough that per-layer Python overhead stays small (measured in benchmarks/)
-HEAD_SHARDS = 2  # the dense head runs in two halves of the batch: each writes one full weight
-# gradient (4 MB for the documented model), so few and large shards, not 16 rows each
+SHARD_SIZE = 16  # images per body shard: a conv's patch matrix stays in cache, per-layer overhead small
+HEAD_SHARDS = 2  # the head in halves: each shard writes one whole (4 MB) weight gradient, so few of them
+_SHARD_STREAM = 10_000  # keeps shard streams apart from Sequential's own derive_seed(seed, position)
+_BLOCK = 1 << 17  # elements per block of a threaded optimizer update (512 KB of float32: cache-sized)
 
 
-def thread_count(threads=None, processes: int = 1) -> int:
+def thread_count(threads: int | None = None, processes: int = 1) -> int:
     """The number of worker threads: ``threads``, else ``$MINICNN_THREADS``, else every core this
     process may use, shared among ``processes`` processes on one machine (MPI ranks)."""
     where = "threads"
     if threads is None and os.environ.get("MINICNN_THREADS"):
-        threads, where = os.environ["MINICNN_THREADS"], "$MINICNN_THREADS"
+        where = "$MINICNN_THREADS"
         try:
-            threads = int(threads)
+            threads = int(os.environ["MINICNN_THREADS"])
         except ValueError:
             raise ValueError(f"{where} must be a positive integer, got {os.environ['MINICNN_THREADS']!r}") from None
     if threads is None:
@@ -96,71 +71,25 @@ def shard_bounds(n: int, shard_size: int = SHARD_SIZE) -> list[tuple[int, int]]:
     return [(i * n // k, (i + 1) * n // k) for i in range(k)]
 
 
-class ShardPool:
-    """Replicas of ``model`` (replica ``k`` runs shard ``k``) and the threads that run them.
-
-    ``run(fn, bounds)`` calls ``fn(k, replica_k, start, stop)`` for every shard, on up to
-    ``threads`` threads at once, waits for all of them, and returns their results in shard order.
-    If a shard raises, the first such error (in shard order) is raised here, after every shard
-    has finished: no worker is left running and no shard's result is silently dropped.
-    """
-
-    def __init__(self, model):
-        self.model = model
-        self.replicas: list = []
-        self._executor = None
-        self._threads = 0
-
-    def ensure(self, k: int):
-        """At least ``k`` replicas; rebuilt if the model's parameters were replaced since."""
-        stale = self.replicas and any(
-            r.params is not l.params for r, l in zip(self.replicas[0].layers, self.model.layers)
-        )
-        if stale or (self.replicas and len(self.replicas[0].layers) != len(self.model.layers)):
-            self.replicas = []
-        while len(self.replicas) < k:
-            self.replicas.append(self.model.replica())
-        return self.replicas[:k]
-
-    def run(self, fn, bounds, threads: int):
-        replicas = self.ensure(len(bounds))
-        return self.call([functools.partial(fn, k, replicas[k], lo, hi) for k, (lo, hi) in enumerate(bounds)], threads)
-
-    def call(self, tasks, threads: int):
-        """Call every argument-free function of ``tasks`` on up to ``threads`` threads; their
-        results in order (the first error, in order, raised after all have finished)."""
-        if threads <= 1 or len(tasks) == 1:
-            return [task() for task in tasks]
-        if self._executor is None or self._threads != threads:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
-            self._executor = ThreadPoolExecutor(threads, thread_name_prefix="minicnn-shard")
-            self._threads = threads
-        futures = [self._executor.submit(task) for task in tasks]
-        wait(futures)
-        return [f.result() for f in futures]  # re-raises a task's error, in order
-
-
 def head_bounds(n: int) -> list[tuple[int, int]]:
     """The head's shards of a batch of ``n``: two halves (one for ``n = 1``), whatever the threads."""
     return shard_bounds(n, max(1, -(-n // HEAD_SHARDS)))
 
 
-def replicas_needed(n: int) -> int:
-    """How many replicas a batch of ``n`` runs on (body shards or head halves, the more)."""
-    return max(len(shard_bounds(n)), len(head_bounds(n)))
-
-
 def head_start(model) -> int:
     """Index of the first layer of the dense head: the layer after the last Flatten (none: no head)."""
-    from .layers import Flatten
-
     flattens = [i for i, layer in enumerate(model.layers) if isinstance(layer, Flatten)]
     return flattens[-1] + 1 if flattens else len(model.layers)
 
 
-def _join(xp, parts):
-    return parts[0] if len(parts) == 1 else xp.concatenate(parts)
+def shard_seed(seed: int, shard: int) -> int:
+    """The seed of shard ``shard``'s Dropout stream, from the model's Dropout layer's ``seed``.
+
+    A function of ``(seed, shard)`` alone, never of the thread that runs the shard: so 1, 2 or
+    4 threads draw the same masks, and when the model's layer is reseeded (every epoch, from
+    ``(seed, epoch, position[, rank])``, see :func:`minicnn.seeds.reseed_dropout`) its shards
+    follow."""
+    return derive_seed(seed, _SHARD_STREAM + shard)
 
 
 def enabled() -> bool:
@@ -168,73 +97,156 @@ def enabled() -> bool:
     return get_backend().name == "numpy"
 
 
-def sum_shard_gradients(model, replicas, stop, start=0):
-    """The model's grads of ``layers[start:stop]`` := the sum of the replicas' grads, in shard order.
-
-    No weights: each shard's backward started from its rows of the whole batch's gradient
-    (the loss's, or the head's ``dx``), so its parameter gradients are already terms of the
-    batch gradient."""
-    for i in range(start, stop):
-        for name in model.layers[i].params:
-            total = replicas[0].layers[i].grads[name]  # the first shard's own array, added into:
-            for replica in replicas[1:]:  # its backward makes a fresh one next step
-                total += replica.layers[i].grads[name]
-            model.layers[i].grads[name] = total
-
-
-def sharded_train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None, *, threads=1):
-    """:func:`minicnn.training.train_step` with the body in shards that run at once on replicas
-    and the dense head in two halves (see above); same arguments and returns, plus
-    ``threads``. ``reduce_gradients()`` (MPI) runs on the combined gradient before the update."""
-    xp = get_array_module(xb)
-    pool, bounds, halves, h = shard_pool(model), shard_bounds(len(xb)), head_bounds(len(xb)), head_start(model)
-    logits = _sharded_forward(pool, xb, h, threads, training=True)
-    loss = loss_fn.forward(logits, yb)
-    dlogits = loss_fn.backward()
-    dfeatures = _join(
-        xp, pool.run(lambda k, r, lo, hi: r.backward(dlogits[lo:hi], input_grad=True, start=h), halves, threads)
-    )
-    pool.run(lambda k, r, lo, hi: r.backward(dfeatures[lo:hi], stop=h), bounds, threads)
-    sum_shard_gradients(model, pool.replicas[: len(bounds)], h)
-    sum_shard_gradients(model, pool.replicas[: len(halves)], len(model.layers), start=h)
-    if reduce_gradients is not None:
-        reduce_gradients()
-    optimizer.step(run=lambda tasks: pool.call(tasks, threads))  # blocks of rows at once
-    return loss, (logits.argmax(axis=1) == yb).sum()
+def replica(model):
+    """A twin of ``model`` whose layers share its parameter arrays (the same ``params`` dicts: an
+    update or a load is seen at once) and have their own ``grads``, backward caches, work arrays
+    and Dropout generators, so shards running at once never write into each other's memory."""
+    twin = copy.copy(model)
+    twin.layers = []
+    for layer in model.layers:
+        t = copy.copy(layer)
+        t.grads, t.cache, t._scratch = {k: None for k in layer.params}, None, {}
+        if isinstance(t, Dropout):
+            t.reseed(layer.seed)  # its own generator; ShardedModel gives it its shard's stream
+        twin.layers.append(t)
+    return twin
 
 
-def sharded_logits(model, xb, threads):
-    """Inference-mode logits of a batch: the body in shards at once, then the head in halves."""
-    return _sharded_forward(shard_pool(model), xb, head_start(model), threads, training=False)
+def _join(parts):
+    return parts[0] if len(parts) == 1 else get_array_module(parts[0]).concatenate(parts)
 
 
-def _sharded_forward(pool, xb, h, threads, training):
-    """Logits of a batch: ``layers[:h]`` (the body) in shards, ``layers[h:]`` (the head) in halves."""
-    xp = get_array_module(xb)
-    features = _join(
-        xp,
-        pool.run(lambda k, r, lo, hi: r.forward(xb[lo:hi], training=training, stop=h), shard_bounds(len(xb)), threads),
-    )
-    return _join(
-        xp,
-        pool.run(
-            lambda k, r, lo, hi: r.forward(features[lo:hi], training=training, start=h), head_bounds(len(xb)), threads
-        ),
-    )
+class ShardedModel:
+    """``model`` with ``forward``/``backward`` run in shards on ``threads`` threads (see above).
+
+    ``backward`` leaves the batch's gradient in the *model's* ``grads``, where an optimizer (and
+    :meth:`minicnn.distributed.Communicator.average_gradients`) expect it. A context manager:
+    leaving it stops the threads. Any error in a shard is raised after every shard finished.
+    """
+
+    def __init__(self, model, threads: int = 1):
+        self.model = model
+        self.threads = int(threads)
+        self.head = head_start(model)
+        self.replicas: list = []  # replica k runs shard k
+        self._executor: ThreadPoolExecutor | None = None
+        self._bounds: tuple = ((), ())
+        self._following: dict = {}  # (shard, position) -> the model's Dropout generator it derives from
+
+    def __enter__(self) -> ShardedModel:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def call(self, tasks: list[Callable[[], Any]]) -> list:
+        """Call argument-free functions on the threads; their results in order (the first error,
+        in order, raised after all have finished: no worker is left running)."""
+        if self.threads <= 1 or len(tasks) == 1:
+            return [task() for task in tasks]
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="minicnn-shard")
+        futures = [self._executor.submit(task) for task in tasks]
+        wait(futures)
+        return [f.result() for f in futures]
+
+    def run(self, fn: Callable, bounds) -> list:
+        """``fn(replica_k, start, stop)`` for every shard ``k`` of ``bounds``, on the threads."""
+        return self.call([functools.partial(fn, self.replicas[k], lo, hi) for k, (lo, hi) in enumerate(bounds)])
+
+    def ensure_replicas(self, k: int) -> list:
+        """At least ``k`` replicas, each Dropout layer on its shard's stream: restarted from
+        :func:`shard_seed` whenever the model's own layer was reseeded since (a new generator)."""
+        while len(self.replicas) < k:
+            self.replicas.append(replica(self.model))
+        for shard, twin in enumerate(self.replicas):
+            for i, (layer, t) in enumerate(zip(self.model.layers, twin.layers)):
+                if isinstance(layer, Dropout) and self._following.get((shard, i)) is not layer.generator:
+                    t.reseed(shard_seed(layer.seed, shard))
+                    self._following[shard, i] = layer.generator
+        return self.replicas[:k]
+
+    def forward(self, x, training: bool = False):
+        """Logits of the batch ``x``: the body in shards, then the head in halves."""
+        n, h = len(x), self.head
+        self._bounds = bounds = (shard_bounds(n), head_bounds(n))
+        self.ensure_replicas(max(len(bounds[0]), len(bounds[1])))
+        features = _join(self.run(lambda r, lo, hi: r.forward(x[lo:hi], training=training, stop=h), bounds[0]))
+        return _join(self.run(lambda r, lo, hi: r.forward(features[lo:hi], training=training, start=h), bounds[1]))
+
+    def backward(self, dlogits) -> None:
+        """The head's halves backward, then the body's shards; the model's ``grads`` := the
+        replicas' gradients summed in shard order (no weights: see the module docstring)."""
+        body, halves = self._bounds
+        h = self.head
+        dfeatures = _join(self.run(lambda r, lo, hi: r.backward(dlogits[lo:hi], input_grad=True, start=h), halves))
+        self.run(lambda r, lo, hi: r.backward(dfeatures[lo:hi], stop=h), body)
+        self._sum_gradients(range(h), len(body))
+        self._sum_gradients(range(h, len(self.model.layers)), len(halves))
+
+    def _sum_gradients(self, positions, shards: int) -> None:
+        for i in positions:
+            for name in self.model.layers[i].params:
+                total = self.replicas[0].layers[i].grads[name]  # the first shard's own array, added into:
+                for twin in self.replicas[1:shards]:  # its backward makes a fresh one next step
+                    total += twin.layers[i].grads[name]
+                self.model.layers[i].grads[name] = total
 
 
-def replicas_of(model) -> list:
-    """The replicas the model's pool holds so far (none if it has no pool yet)."""
-    pool = model.__dict__.get("_shard_pool")
-    return pool.replicas if pool is not None else []
+def row_blocks(param) -> list:
+    """Row slices of ``param`` of about :data:`_BLOCK` elements each (``[...]`` if it is small)."""
+    rows = param.shape[0] if param.ndim else 1
+    count = max(1, min(rows, param.size // _BLOCK))
+    if param.ndim == 0 or count == 1:
+        return [...]
+    return [slice(i * rows // count, (i + 1) * rows // count) for i in range(count)]
 
 
-def shard_pool(model) -> ShardPool:
-    """The model's pool, made on first use."""
-    pool = model.__dict__.get("_shard_pool")
-    if pool is None:
-        pool = model._shard_pool = ShardPool(model)
-    return pool
+class ShardedOptimizer:
+    """``optimizer.step()`` with large parameters cut into blocks of rows updated at once on the
+    threads of ``sharded``. The update rules are element-wise (:meth:`Optimizer.update`), so
+    this gives the same bits as one call. Everything else is the optimizer's own."""
+
+    def __init__(self, optimizer, sharded: ShardedModel):
+        self.optimizer, self.sharded = optimizer, sharded
+
+    def step(self) -> None:
+        opt = self.optimizer
+        opt.iterations += 1
+        tasks = []
+        for key, param, grad in opt.gradients():
+            slots, work = opt.state(key, param)
+            for rows in row_blocks(param):
+                block = {name: s[rows] for name, s in slots.items()}
+                tmp = None if work is None else work[rows]
+                tasks.append(functools.partial(opt.update, param[rows], grad[rows], block, tmp))
+        self.sharded.call(tasks)
+
+
+@contextlib.contextmanager
+def execution(model, optimizer=None, threads: int = 1) -> Iterator[tuple[Any, Any]]:
+    """``(model, optimizer)`` as the training step should call them: on NumPy a
+    :class:`ShardedModel` and :class:`ShardedOptimizer` on ``threads`` threads, with BLAS on one
+    thread; elsewhere the two unchanged. The one place that chooses (:func:`enabled`)."""
+    if not enabled():
+        yield model, optimizer
+        return
+    with one_blas_thread(), ShardedModel(model, threads) as sharded:
+        yield sharded, (None if optimizer is None else ShardedOptimizer(optimizer, sharded))
+
+
+def sharded_train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None, *, threads: int = 1):
+    """One :func:`minicnn.training.train_step` on :func:`execution` (kept for its old callers; a
+    loop should hold one ``execution`` for all its steps, as ``train_epoch`` does)."""
+    from .training import train_step
+
+    with execution(model, optimizer, threads) as (runner, updater):
+        return train_step(runner, loss_fn, updater, xb, yb, reduce_gradients)
 
 
 _controller = None

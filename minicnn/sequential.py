@@ -6,7 +6,6 @@ backward:  dlogits -> ... -> layer 1 -> layer 0   (each layer fills its grads)
 
 from __future__ import annotations
 
-import copy
 import json
 
 import numpy as np
@@ -18,6 +17,7 @@ from .checkpoint import FORMAT, CheckpointError, read_checkpoint, split_extra, w
 from .input_checks import check_images
 from .layers import LAYER_CLASSES, Dropout, Layer
 from .layers.base import snake_case
+from .seeds import derive_seed
 from .training import TrainingDiverged  # noqa: F401  (re-exported: minicnn.TrainingDiverged)
 
 
@@ -58,7 +58,7 @@ class Sequential:
                     f"on input {(None,) + tuple(shape)}: {exc}"
                 ) from None
             if isinstance(layer, Dropout) and seed is not None:
-                layer.reseed(_training.derive_seed(seed, i))
+                layer.reseed(derive_seed(seed, i))
         self.output_shape = shape
 
     # -- the two passes ---------------------------------------------------------------
@@ -66,7 +66,7 @@ class Sequential:
         """``x (N, *input_shape)`` -> logits ``(N, *output_shape)``, on the current backend.
 
         ``start``/``stop`` run only ``layers[start:stop]`` (``x`` is then what ``layers[start]``
-        takes): the shards of :mod:`minicnn.parallel` run the body, the whole batch the head."""
+        takes): a part of the model, e.g. one layer (:meth:`activations`) or the convolutional body."""
         if start == 0 and x.shape[1:] != self.input_shape:
             check_images(x, self.input_shape, "Sequential.forward")
         for layer in self.layers[start:stop]:
@@ -80,17 +80,10 @@ class Sequential:
         ``layers[:upto + 1]`` may follow, as gradient ascent on the input does."""
         stop = len(self.layers) if upto is None else upto + 1
         outputs = []
-        for layer in self.layers[:stop]:
-            x = layer.forward(x, training=training)
+        for i in range(stop):
+            x = self.forward(x, training=training, start=i, stop=i + 1)
             outputs.append(x)
         return outputs
-
-    def replica(self) -> Sequential:
-        """A twin whose layers share this model's parameters (see :meth:`Layer.replica`)."""
-        twin = copy.copy(self)
-        twin.__dict__.pop("_shard_pool", None)
-        twin.layers = [layer.replica() for layer in self.layers]
-        return twin
 
     def backward(self, dlogits, input_grad=False, start=0, stop=None):
         """Backpropagate ``dlogits``; every layer fills ``grads``. Returns ``dx`` if ``input_grad``

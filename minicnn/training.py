@@ -20,7 +20,6 @@ would make the CPU wait for the GPU after every step.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import sys
 import time
@@ -30,8 +29,9 @@ import numpy as np
 from . import parallel
 from .backend import get_backend, to_numpy
 from .input_checks import check_images, check_labels
-from .layers import Dropout, no_grad
+from .layers import no_grad
 from .losses import SoftmaxCrossEntropy, softmax
+from .seeds import derive_seed, reseed_dropout  # noqa: F401  (derive_seed: also minicnn.training's)
 
 
 class TrainingDiverged(RuntimeError):
@@ -54,7 +54,9 @@ def train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None):
     """One step of mini-batch gradient descent on ``xb (B, *input_shape)``, ``yb (B,)``.
 
     ``reduce_gradients()``, if given, runs between backward and update (data-parallel
-    training averages the gradients of all processes there).
+    training averages the gradients of all processes there). ``fit`` calls this very
+    function; on NumPy with ``model`` and ``optimizer`` from :func:`minicnn.parallel.execution`,
+    whose forward, backward and step run in shards on threads.
     Returns ``(loss, correct)``: the batch's mean loss and its number of right answers, as
     device scalars (no GPU sync).
     """
@@ -136,42 +138,41 @@ def fit(
     history.update(lr=[], seconds=[])
     threads = parallel.thread_count(threads, 1 if comm is None else comm.size)
     last_step = -(-x.shape[0] // batch_size) - 1
-    with _cpu_threads():
-        for epoch in range(initial_epoch, epochs):
-            for cb in callbacks:
-                getattr(cb, "on_epoch_begin", lambda *a: None)(epoch, {})
-            start = time.perf_counter()
-            loss_sum, correct, seen = train_epoch(
-                model,
-                loss_fn,
-                optimizer,
-                x,
-                y,
-                epoch=epoch,
-                epochs=epochs,
-                batch_size=batch_size,
-                seed=seed,
-                shuffle=shuffle,
-                augment=augment,
-                lr_schedule=lr_schedule,
-                verbose=verbose,
-                communicator=comm,
-                threads=threads,
-            )
-            logs = {
-                "loss": _finite_loss(loss_sum, seen, epoch, last_step, optimizer),
-                "accuracy": float(correct) / seen,
-            }
-            if validation_data is not None:
-                val = _evaluate(model, *validation_data, max(batch_size, 256), None, comm, threads=threads)
-                logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-            logs.update(lr=optimizer.lr, seconds=time.perf_counter() - start)
-            for k, v in logs.items():
-                history[k].append(v)
-            if verbose:
-                _epoch_line(epoch, epochs, logs, seen)
-            for cb in callbacks:
-                getattr(cb, "on_epoch_end", lambda *a: None)(epoch, logs)
+    for epoch in range(initial_epoch, epochs):
+        for cb in callbacks:
+            getattr(cb, "on_epoch_begin", lambda *a: None)(epoch, {})
+        start = time.perf_counter()
+        loss_sum, correct, seen = train_epoch(
+            model,
+            loss_fn,
+            optimizer,
+            x,
+            y,
+            epoch=epoch,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            shuffle=shuffle,
+            augment=augment,
+            lr_schedule=lr_schedule,
+            verbose=verbose,
+            communicator=comm,
+            threads=threads,
+        )
+        logs = {
+            "loss": _finite_loss(loss_sum, seen, epoch, last_step, optimizer),
+            "accuracy": float(correct) / seen,
+        }
+        if validation_data is not None:
+            val = _evaluate(model, *validation_data, max(batch_size, 256), None, comm, threads=threads)
+            logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+        logs.update(lr=optimizer.lr, seconds=time.perf_counter() - start)
+        for k, v in logs.items():
+            history[k].append(v)
+        if verbose:
+            _epoch_line(epoch, epochs, logs, seen)
+        for cb in callbacks:
+            getattr(cb, "on_epoch_end", lambda *a: None)(epoch, logs)
     return history
 
 
@@ -193,8 +194,9 @@ def train_epoch(
     communicator=None,
     threads=1,
 ):
-    """One pass over ``(x, y)`` in shuffled mini-batches; returns ``(loss_sum, correct, seen)``
-    summed over every process (``loss_sum`` weights each batch's mean by its size)."""
+    """One pass over ``(x, y)`` in shuffled mini-batches, one :func:`train_step` each; returns
+    ``(loss_sum, correct, seen)`` summed over every process (``loss_sum`` weights each batch's
+    mean by its size). ``threads``: see :func:`fit`."""
     from tqdm.auto import tqdm
 
     comm = communicator
@@ -203,11 +205,6 @@ def train_epoch(
     steps = -(-n // batch_size)
     rng = np.random.default_rng([seed, epoch])  # the shuffle: the same on every rank
     aug_rng = rng if comm is None else np.random.default_rng([seed, epoch, 1 + comm.rank])
-    step_fn = train_step  # CuPy: one pass per batch, no threads
-    if parallel.enabled():  # NumPy: shards on the replicas, which must exist
-        step_fn = functools.partial(parallel.sharded_train_step, threads=threads)  # before their masks are seeded
-        local_batch = batch_size if comm is None else -(-batch_size // comm.size)
-        parallel.shard_pool(model).ensure(parallel.replicas_needed(local_batch))
     reseed_dropout(model, seed, epoch, rank=None if comm is None else comm.rank)
     loss_sum = correct = 0  # device scalars: read only when the bar is redrawn
     seen = 0
@@ -215,7 +212,8 @@ def train_epoch(
     bar = tqdm(
         total=n, unit="img", desc=f"Epoch {epoch + 1}/{epochs}", disable=verbose != 1, leave=False, dynamic_ncols=True
     )
-    with bar:
+    # The step's model and optimizer: on NumPy their work runs in shards on `threads` threads.
+    with bar, parallel.execution(model, optimizer, threads) as (step_model, step_optimizer):
         for step, idx in enumerate(minibatches(n, batch_size, rng if shuffle else None)):
             if lr_schedule is not None:
                 optimizer.lr = float(lr_schedule(epoch + step / steps))
@@ -226,7 +224,7 @@ def train_epoch(
             if len(idx):
                 xb = x[idx] if augment is None else augment(to_numpy(x[idx]), aug_rng)
                 xb, yb = backend.asarray(xb, dtype=model.dtype), backend.asarray(y[idx])
-                batch_loss, batch_correct = step_fn(model, loss_fn, optimizer, xb, yb, reduce)
+                batch_loss, batch_correct = train_step(step_model, loss_fn, step_optimizer, xb, yb, reduce)
                 loss_sum = loss_sum + batch_loss * len(idx)
                 correct = correct + batch_correct
                 seen += len(idx)
@@ -256,8 +254,7 @@ def evaluate(model, x, y, batch_size=256, loss=None, communicator=None, return_p
     check_images(x, model.input_shape, "evaluate")
     check_labels(y, x.shape[0], model.output_shape[-1], "evaluate")
     threads = parallel.thread_count(threads, 1 if communicator is None else communicator.size)
-    with _cpu_threads():
-        return _evaluate(model, x, y, batch_size, loss, communicator, return_predictions, threads)
+    return _evaluate(model, x, y, batch_size, loss, communicator, return_predictions, threads)
 
 
 def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=False, threads=1) -> dict:
@@ -269,10 +266,10 @@ def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=Fa
     if communicator is not None:
         start, stop = communicator.shard_range(n)
         x, y = x[start:stop], y[start:stop]
-    with no_grad():
+    with no_grad(), parallel.execution(model, threads=threads) as (runner, _):
         for idx in minibatches(x.shape[0], batch_size):
             yb = backend.asarray(y[idx])
-            logits = _logits(model, backend.asarray(x[idx], dtype=model.dtype), threads)
+            logits = runner.forward(backend.asarray(x[idx], dtype=model.dtype), training=False)
             predicted = logits.argmax(axis=1)
             loss_sum = loss_sum + loss_fn.forward(logits, yb) * len(idx)
             correct = correct + (predicted == yb).sum()
@@ -293,22 +290,10 @@ def predict(model, x, batch_size=256, threads=None) -> np.ndarray:
     backend = get_backend()
     threads = parallel.thread_count(threads)
     out = []
-    with no_grad(), _cpu_threads():
+    with no_grad(), parallel.execution(model, threads=threads) as (runner, _):
         for idx in minibatches(x.shape[0], batch_size):
-            out.append(softmax(_logits(model, backend.asarray(x[idx], dtype=model.dtype), threads)))
+            out.append(softmax(runner.forward(backend.asarray(x[idx], dtype=model.dtype), training=False)))
     return to_numpy(backend.xp.concatenate(out))  # one host copy for the whole set
-
-
-def _logits(model, xb, threads):
-    """Inference-mode forward of a batch: on NumPy its shards run at once (:mod:`minicnn.parallel`)."""
-    if not parallel.enabled():
-        return model.forward(xb, training=False)
-    return parallel.sharded_logits(model, xb, threads)
-
-
-def _cpu_threads():
-    """On NumPy, BLAS on one thread while the shards use the cores (see :mod:`minicnn.parallel`)."""
-    return parallel.one_blas_thread() if parallel.enabled() else contextlib.nullcontext()
 
 
 def effective_verbose(verbose: int, stream=None) -> int:
@@ -322,24 +307,6 @@ def effective_verbose(verbose: int, stream=None) -> int:
     except (AttributeError, ValueError):  # no stream (pythonw), or a closed one
         interactive = False
     return 1 if interactive else 2
-
-
-def reseed_dropout(model, seed: int, epoch: int, rank: int | None = None):
-    """Give every Dropout layer the mask stream of ``(seed, epoch, position)``, or of
-    ``(seed, epoch, position, rank)`` in a distributed run, so each rank draws its own masks.
-    The replicas that run a batch's shards (:mod:`minicnn.parallel`) get one stream each,
-    ``(seed, epoch, position[, rank], shard)``: the masks depend on the shard, not the thread."""
-    ranked = () if rank is None else (1 + rank,)
-    twins = [(model, ())] + [(r, (10_000 + k,)) for k, r in enumerate(parallel.replicas_of(model))]
-    for twin, shard in twins:
-        for i, layer in enumerate(twin.layers):
-            if isinstance(layer, Dropout):
-                layer.reseed(derive_seed(seed, epoch, i, *ranked, *shard))
-
-
-def derive_seed(*entropy) -> int:
-    """One 32-bit seed from several integers (NumPy's SeedSequence mixes them)."""
-    return int(np.random.SeedSequence([int(e) for e in entropy]).generate_state(1)[0])
 
 
 def _check_fit_arguments(model, x, y, optimizer, epochs, batch_size, validation_data, initial_epoch):

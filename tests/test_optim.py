@@ -98,30 +98,25 @@ def test_warmup_cosine_schedule_shape():
     ],
 )
 def test_step_in_blocks_on_threads_gives_the_same_bits(make):
-    """step(run=...) cuts large parameters into row blocks updated at once: same bits as one call."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from minicnn.optim import _BLOCK, _row_blocks
+    """parallel.ShardedOptimizer cuts large parameters into row blocks updated at once: same bits as step()."""
+    from minicnn import parallel
 
     rng = np.random.default_rng(0)
     models = [Sequential([Dense(300), Dense(3)], input_shape=(1000,), seed=1) for _ in range(2)]
     opts = [make(m) for m in models]
-    assert len(_row_blocks(models[0].layers[0].params["W"])) == 300_000 // _BLOCK > 1  # really split
+    assert len(parallel.row_blocks(models[0].layers[0].params["W"])) == 300_000 // parallel._BLOCK > 1  # really split
     calls = []
-    with ThreadPoolExecutor(3) as pool:
-
-        def run(tasks):
-            calls.append(len(tasks))
-            for f in [pool.submit(t) for t in tasks]:
-                f.result()
-
+    with parallel.ShardedModel(models[1], threads=3) as sharded:
+        threaded = parallel.ShardedOptimizer(opts[1], sharded)
+        call = sharded.call
+        sharded.call = lambda tasks: calls.append(len(tasks)) or call(tasks)
         for _ in range(3):
             for layer, twin in zip(*(m.layers for m in models)):
                 for name, p in layer.params.items():
                     layer.grads[name] = np.asarray(rng.standard_normal(p.shape), p.dtype)
                     twin.grads[name] = layer.grads[name].copy()
             opts[0].step()
-            opts[1].step(run=run)
+            threaded.step()
     assert calls and calls[0] > 4  # blocks of W plus one task per small parameter
     for a, b in zip(models[0].layers, models[1].layers):
         for name in a.params:

@@ -105,34 +105,62 @@ def test_predict_is_the_same_with_and_without_threads():
     )
 
 
-def test_a_failing_shard_stops_fit_with_its_error():
+def test_a_failing_shard_stops_the_step_with_its_error():
     model = small_cnn()
-    x, y = data()
-    pool = parallel.shard_pool(model)
-    pool.ensure(3)
-    calls = {"n": 0}
-    original = pool.replicas[2].layers[4].forward
+    x, y = data(48)
+    loss_fn, opt = SoftmaxCrossEntropy(), Adam(model)
+    with parallel.execution(model, opt, threads=2) as (sharded, sharded_opt):
+        sharded.ensure_replicas(3)
+        calls = {"n": 0}
+        original = sharded.replicas[2].layers[4].forward
 
-    def broken_forward(xb, training=False):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("shard 2 fails on purpose")
-        return original(xb, training=training)
+        def broken_forward(xb, training=False):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise RuntimeError("shard 2 fails on purpose")
+            return original(xb, training=training)
 
-    pool.replicas[2].layers[4].forward = broken_forward
-    with pytest.raises(RuntimeError, match="shard 2 fails on purpose"):
-        model.fit(x, y, optimizer=Adam(model), epochs=1, batch_size=48, verbose=0, seed=0, threads=2)
-    # The pool is still usable afterwards: no worker left hanging.
-    pool.replicas[2].layers[4].forward = original
-    model.fit(x, y, optimizer=Adam(model), epochs=1, batch_size=48, verbose=0, seed=0, threads=2)
+        sharded.replicas[2].layers[4].forward = broken_forward
+        minicnn.training.train_step(sharded, loss_fn, sharded_opt, x, y)
+        with pytest.raises(RuntimeError, match="shard 2 fails on purpose"):
+            minicnn.training.train_step(sharded, loss_fn, sharded_opt, x, y)
+        # The threads are still usable afterwards: no worker left hanging.
+        sharded.replicas[2].layers[4].forward = original
+        minicnn.training.train_step(sharded, loss_fn, sharded_opt, x, y)
+
+
+def test_no_layer_optimizer_or_model_knows_about_shards():
+    model = small_cnn()
+    assert not hasattr(model, "replica") and not hasattr(model.layers[0], "replica")
+    import inspect
+
+    assert "run" not in inspect.signature(Adam(model).step).parameters
+    fit_source = inspect.getsource(minicnn.training.train_epoch)
+    assert "train_step(step_model, loss_fn, step_optimizer" in fit_source  # fit runs the four lines
 
 
 def test_replicas_share_parameters_and_follow_a_load(tmp_path):
     model, _ = trained(2)
-    pool = parallel.shard_pool(model)
-    assert pool.replicas and all(r.layers[0].params is model.layers[0].params for r in pool.replicas)
-    other = small_cnn()
-    other.save(tmp_path / "fresh.npz")
-    model.load_weights(tmp_path / "fresh.npz")  # in place: replicas see it
-    x = data(40)[0]
-    np.testing.assert_allclose(model.predict(x, threads=2), other.predict(x, threads=1), rtol=1e-6)
+    with parallel.execution(model, threads=2) as (sharded, _):
+        replicas = sharded.ensure_replicas(3)
+        assert all(r.layers[0].params is model.layers[0].params for r in replicas)
+        other = small_cnn()
+        other.save(tmp_path / "fresh.npz")
+        model.load_weights(tmp_path / "fresh.npz")  # in place: replicas see it
+        x = data(40)[0]
+        with minicnn.no_grad():
+            np.testing.assert_allclose(
+                minicnn.backend.to_numpy(sharded.forward(x)), other.forward(x), rtol=1e-5, atol=1e-6
+            )
+
+
+def test_shard_streams_depend_on_the_shard_and_follow_a_reseed():
+    model = small_cnn()
+    assert parallel.shard_seed(5, 0) != parallel.shard_seed(5, 1) != parallel.shard_seed(6, 1)
+    with parallel.execution(model, threads=2) as (sharded, _):
+        r0, r1 = sharded.ensure_replicas(2)
+        assert r0.layers[3].seed == parallel.shard_seed(model.layers[3].seed, 0)
+        assert r1.layers[3].seed == parallel.shard_seed(model.layers[3].seed, 1)
+        model.layers[3].reseed(123)
+        sharded.ensure_replicas(2)
+        assert r1.layers[3].seed == parallel.shard_seed(123, 1)

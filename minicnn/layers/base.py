@@ -13,7 +13,6 @@ and dtype, so an optimizer can walk them side by side.
 from __future__ import annotations
 
 import contextlib
-import copy
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -117,16 +116,6 @@ class Layer:
 
     def describe(self) -> str:
         return f"{type(self).__name__} layer{' ' + repr(self.name) if self.name else ''}"
-
-    def replica(self):
-        """A twin that shares this layer's parameter arrays (the same ``params`` dict) but has its
-        own ``grads``, backward cache and work arrays: shards of one batch run on replicas at once
-        (:mod:`minicnn.parallel`)."""
-        twin = copy.copy(self)
-        twin.grads = {k: None for k in self.params}
-        twin.cache = None
-        twin._scratch = {}
-        return twin
 
     def pop_cache(self):
         """Hand the forward's cache to backward, once."""

@@ -45,12 +45,7 @@ class Dropout(Layer):
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.seed = int(seed)
         self._backend = get_backend()
-        self._rng = self._backend.rng(self.seed)
-
-    def replica(self):
-        twin = super().replica()
-        twin.reseed(self.seed)  # its own generator: shards never share a mask stream
-        return twin
+        self.generator = self._backend.rng(self.seed)  # a new one per reseed
 
     def forward(self, x: Array, training: bool = False) -> Array:
         self._ensure_built(x)
@@ -59,7 +54,7 @@ class Dropout(Layer):
             return x
         if self._backend is not get_backend():  # backend switched since construction
             self.reseed(self.seed)
-        u = self._backend.uniform(self._rng, x.shape, x.dtype)  # (generators allocate their output)
+        u = self._backend.uniform(self.generator, x.shape, x.dtype)  # (generators allocate their output)
         # Build the mask in u's memory: (u >= rate) * scale, written back into u.
         mask = self._backend.xp.greater_equal(u, self.rate, out=u)
         mask *= x.dtype.type(1.0 / (1.0 - self.rate))
