@@ -64,10 +64,10 @@ from torch_twin import (
 from workload import EPS, LR, random_batch
 
 import minicnn  # noqa: E402
-from minicnn.layers import Conv2D, Dense, Dropout, LeakyReLU, MaxPool2D  # noqa: E402
 from minicnn.losses import SoftmaxCrossEntropy  # noqa: E402
 from minicnn.models import cifar10_cnn  # noqa: E402
 from minicnn.optim import Adam  # noqa: E402
+from minicnn.profile import describe  # noqa: E402  (the one label of a layer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,20 +153,6 @@ def parse_args(argv=None):
 # ---------------------------------------------------------------------------------------------
 # Per-layer timings
 # ---------------------------------------------------------------------------------------------
-def describe(layer) -> str:
-    if isinstance(layer, Conv2D):
-        return f"Conv2D {layer.filters} {layer.kernel_size[0]}x{layer.kernel_size[1]}"
-    if isinstance(layer, MaxPool2D):
-        return f"MaxPool2D {layer.pool_size[0]}x{layer.pool_size[1]}"
-    if isinstance(layer, Dropout):
-        return f"Dropout {layer.rate:g}"
-    if isinstance(layer, Dense):
-        return f"Dense {layer.units}"
-    if isinstance(layer, LeakyReLU):
-        return f"LeakyReLU {layer.alpha:g}"
-    return type(layer).__name__
-
-
 def layer_inputs(model, x):
     """Each layer's input during one training forward pass (realistic activations)."""
     inputs = [x, *model.activations(x, training=True)[:-1]]

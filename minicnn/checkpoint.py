@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from . import outputs
-from .backend import is_device_array, to_numpy
+from ._version import __version__
+from .backend import get_backend, is_device_array, to_numpy
 
 FORMAT = "minicnn-checkpoint-1"
 
@@ -26,7 +27,7 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be read, or does not fit the model it is loaded into."""
 
 
-def write_atomic(path, arrays: dict):
+def write_checkpoint(path, arrays: dict) -> None:
     """Write ``arrays`` as an uncompressed npz so that ``path`` is always whole.
 
     The data goes to a temporary file in the same folder, is flushed to disk, and only
@@ -86,3 +87,64 @@ def split_extra(extra: dict | None) -> tuple[dict, dict]:
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"extra[{k!r}] must be an array or JSON-able, got {type(v).__name__}") from exc
     return arrays, values
+
+
+def save(model, path, optimizer=None, extra=None) -> None:
+    """Write ``model``'s weights (and ``optimizer``'s state, and ``extra``) to one ``.npz``, atomically
+    (what :meth:`minicnn.Sequential.save` does)."""
+    arrays = {f"layers/{key}": to_numpy(layer.params[name]) for key, layer, name in model.named_parameters()}
+    extra_arrays, extra_values = split_extra(extra)
+    arrays.update({f"extra/{k}": v for k, v in extra_arrays.items()})
+    meta = {"format": FORMAT, "minicnn_version": __version__, "model": model.get_config(), "extra": extra_values}
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        meta["optimizer"] = {k: v for k, v in state.items() if "/" not in k}
+        arrays.update({f"optimizer/{k}": v for k, v in state.items() if "/" in k})
+    arrays["__meta__"] = np.array(json.dumps(meta))
+    write_checkpoint(path, arrays)
+
+
+def load_weights(model, path, optimizer=None, *, contents: tuple[dict, dict] | None = None) -> dict:
+    """Load a checkpoint into ``model`` (and ``optimizer``) after checking all of it; returns ``extra``
+    (what :meth:`minicnn.Sequential.load_weights` does). ``contents``: ``(meta, arrays)`` already
+    read by :func:`read_checkpoint`, so the file is not read twice."""
+    meta, arrays = read_checkpoint(path) if contents is None else contents
+    layers_meta = meta.get("model", {}).get("layers", [])
+    if len(layers_meta) != len(model.layers):
+        raise CheckpointError(f"{path}: checkpoint has {len(layers_meta)} layers, the model has {len(model.layers)}")
+    for i, (spec, layer) in enumerate(zip(layers_meta, model.layers)):
+        if spec.get("class") != type(layer).__name__:
+            raise CheckpointError(
+                f"{path}: layer {i} is {spec.get('class')} in the checkpoint, {type(layer).__name__} in the model"
+            )
+    expected = {f"layers/{key}": layer.params[name] for key, layer, name in model.named_parameters()}
+    for key, param in expected.items():
+        if key not in arrays:
+            raise CheckpointError(f"{path}: missing {key} (the model has it, {param.dtype}{tuple(param.shape)})")
+        got = arrays[key]
+        if tuple(got.shape) != tuple(param.shape) or got.dtype != param.dtype:
+            raise CheckpointError(
+                f"{path}: {key} is {got.dtype}{tuple(got.shape)} in the checkpoint, "
+                f"{param.dtype}{tuple(param.shape)} in the model"
+            )
+    for key in arrays:
+        if key.startswith("layers/") and key not in expected:
+            raise CheckpointError(f"{path}: checkpoint has {key}, which the model lacks")
+    if optimizer is not None:
+        if "optimizer" not in meta:
+            raise CheckpointError(f"{path}: no optimizer state in this checkpoint")
+        state = dict(meta["optimizer"])
+        state.update({k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")})
+        try:
+            optimizer.check_state_dict(state)
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
+    # All checks passed: only now touch the model.
+    backend = get_backend()
+    for key, param in expected.items():
+        param[...] = backend.asarray(arrays[key])
+    if optimizer is not None:
+        optimizer.load_state_dict(state)
+    extra = dict(meta.get("extra", {}))
+    extra.update({k[len("extra/") :]: v for k, v in arrays.items() if k.startswith("extra/")})
+    return extra

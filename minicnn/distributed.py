@@ -34,7 +34,8 @@ One message per step: the gradients of all layers are copied into one preallocat
 buffer and reduced in place, instead of one small message per parameter array (latency is
 paid once). NumPy buffers go to MPI directly. CuPy buffers go through NCCL when CuPy has it
 (``cupy.cuda.nccl``, one GPU per process), else through a CUDA-aware MPI (``gpu="mpi"``:
-mpi4py reads the array through ``__cuda_array_interface__``), else through host memory.
+mpi4py reads the array through ``__cuda_array_interface__``), else through host memory: one
+class each in :mod:`minicnn.gpu_transports`.
 
 Failure
 -------
@@ -62,7 +63,8 @@ import traceback
 
 import numpy as np
 
-from .backend import cupy_module, cupy_nccl, get_array_module, to_numpy
+from .backend import cupy_module, get_array_module, to_numpy
+from .gpu_transports import gpu_transport
 from .interrupts import Interrupted, deferring, pending_signal
 
 _INSTALL_HINT = 'pip install -e ".[distributed]" (mpi4py and MPICH from PyPI), then run under mpiexec'
@@ -96,8 +98,7 @@ class Communicator:
         self.size = self.comm.Get_size()
         self.gpu = gpu
         self._flat = None  # the preallocated gradient buffer (NumPy or CuPy)
-        self._host = None  # its host twin, for gpu="host"
-        self._nccl = None
+        self._transport = None  # how a CuPy buffer is summed (minicnn.gpu_transports), made on first use
         self.interrupted = None  # the signal every rank stopped for (stop_if_interrupted)
 
     def __repr__(self):
@@ -167,28 +168,9 @@ class Communicator:
         if get_array_module(buf) is np:
             self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
             return
-        # CuPy. Untested in this repository's CI (no GPU there).
-        cupy = cupy_module()
-        nccl = cupy_nccl()
-        mode = ("nccl" if nccl is not None else "host") if self.gpu == "auto" else self.gpu
-        stream = cupy.cuda.get_current_stream()
-        if mode == "nccl":
-            if nccl is None:
-                raise RuntimeError("Communicator(gpu='nccl'): this CuPy has no NCCL (pip install nvidia-nccl-cu12)")
-            if self._nccl is None:  # rank 0 makes the id, every rank joins with it
-                uid = self.comm.bcast(nccl.get_unique_id() if self.is_root else None, root=0)
-                self._nccl = nccl.NcclCommunicator(self.size, uid, self.rank)
-            kind = nccl.NCCL_FLOAT32 if buf.dtype == np.float32 else nccl.NCCL_FLOAT64
-            self._nccl.allReduce(buf.data.ptr, buf.data.ptr, buf.size, kind, nccl.NCCL_SUM, stream.ptr)
-        elif mode == "mpi":  # CUDA-aware MPI reads device memory directly
-            stream.synchronize()  # the gradients must be written before MPI reads them
-            self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
-        else:  # through host memory: works with any MPI
-            if self._host is None or self._host.shape != buf.shape or self._host.dtype != buf.dtype:
-                self._host = np.empty(buf.shape, buf.dtype)
-            to_numpy(buf, out=self._host)  # synchronises the stream
-            self.comm.Allreduce(MPI.IN_PLACE, self._host, op=MPI.SUM)
-            buf.set(self._host)
+        if self._transport is None:  # CuPy: one of minicnn.gpu_transports
+            self._transport = gpu_transport(self.gpu, self.comm, MPI, self.rank, self.size)
+        self._transport.allreduce(buf)
 
     def broadcast_parameters(self, model):
         """Copy rank 0's weights into every rank's model, in place (replicas start identical

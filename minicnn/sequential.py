@@ -6,14 +6,11 @@ backward:  dlogits -> ... -> layer 1 -> layer 0   (each layer fills its grads)
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
+from . import checkpoint
 from . import training as _training  # (forward's `training` flag would hide the module's name)
-from ._version import __version__
-from .backend import get_backend, to_numpy
-from .checkpoint import FORMAT, CheckpointError, read_checkpoint, split_extra, write_atomic
+from .checkpoint import CheckpointError
 from .input_checks import check_images
 from .layers import LAYER_CLASSES, Dropout, Layer
 from .layers.base import snake_case
@@ -171,19 +168,10 @@ class Sequential:
         """
         return _training.predict(self, x, batch_size=batch_size, threads=threads)
 
-    # -- checkpoints ----------------------------------------------------------------------
-    def save(self, path, optimizer=None, extra=None):
+    # -- checkpoints (the format and the checks: minicnn.checkpoint) ------------------------
+    def save(self, path, optimizer=None, extra=None) -> None:
         """Write weights (and optimizer state, and ``extra``) to one ``.npz``, atomically."""
-        arrays = {f"layers/{key}": to_numpy(layer.params[name]) for key, layer, name in self.named_parameters()}
-        extra_arrays, extra_values = split_extra(extra)
-        arrays.update({f"extra/{k}": v for k, v in extra_arrays.items()})
-        meta = {"format": FORMAT, "minicnn_version": __version__, "model": self.get_config(), "extra": extra_values}
-        if optimizer is not None:
-            state = optimizer.state_dict()
-            meta["optimizer"] = {k: v for k, v in state.items() if "/" not in k}
-            arrays.update({f"optimizer/{k}": v for k, v in state.items() if "/" in k})
-        arrays["__meta__"] = np.array(json.dumps(meta))
-        write_atomic(path, arrays)
+        checkpoint.save(self, path, optimizer=optimizer, extra=extra)
 
     def load_weights(self, path, optimizer=None) -> dict:
         """Load weights (and optimizer state) saved by :meth:`save`; returns ``extra``.
@@ -192,57 +180,15 @@ class Sequential:
         optimizer state — and the model changes only if all of it fits. Raises
         :class:`~minicnn.checkpoint.CheckpointError` naming the file and the first mismatch.
         """
-        meta, arrays = read_checkpoint(path)
-        layers_meta = meta.get("model", {}).get("layers", [])
-        if len(layers_meta) != len(self.layers):
-            raise CheckpointError(f"{path}: checkpoint has {len(layers_meta)} layers, the model has {len(self.layers)}")
-        for i, (spec, layer) in enumerate(zip(layers_meta, self.layers)):
-            if spec.get("class") != type(layer).__name__:
-                raise CheckpointError(
-                    f"{path}: layer {i} is {spec.get('class')} in the checkpoint, {type(layer).__name__} in the model"
-                )
-        expected = {f"layers/{key}": layer.params[name] for key, layer, name in self.named_parameters()}
-        for key, param in expected.items():
-            if key not in arrays:
-                raise CheckpointError(f"{path}: missing {key} (the model has it, {param.dtype}{tuple(param.shape)})")
-            got = arrays[key]
-            if tuple(got.shape) != tuple(param.shape) or got.dtype != param.dtype:
-                raise CheckpointError(
-                    f"{path}: {key} is {got.dtype}{tuple(got.shape)} in the checkpoint, "
-                    f"{param.dtype}{tuple(param.shape)} in the model"
-                )
-        for key in arrays:
-            if key.startswith("layers/") and key not in expected:
-                raise CheckpointError(f"{path}: checkpoint has {key}, which the model lacks")
-        if optimizer is not None:
-            if "optimizer" not in meta:
-                raise CheckpointError(f"{path}: no optimizer state in this checkpoint")
-            state = dict(meta["optimizer"])
-            state.update({k[len("optimizer/") :]: v for k, v in arrays.items() if k.startswith("optimizer/")})
-            try:
-                optimizer.check_state_dict(state)
-            except ValueError as exc:
-                raise CheckpointError(f"{path}: {exc}") from None
-        # All checks passed: only now touch the model.
-        backend = get_backend()
-        for key, param in expected.items():
-            param[...] = backend.asarray(arrays[key])
-        if optimizer is not None:
-            optimizer.load_state_dict(state)
-        extra = dict(meta.get("extra", {}))
-        extra.update({k[len("extra/") :]: v for k, v in arrays.items() if k.startswith("extra/")})
-        return extra
+        return checkpoint.load_weights(self, path, optimizer=optimizer)
 
 
-def load_model(path, optimizer_class=None):
-    """Rebuild a Sequential from a checkpoint's stored config and load its weights.
-
-    Returns ``(model, extra)``.
-    """
-    meta, _ = read_checkpoint(path)
+def load_model(path) -> tuple[Sequential, dict]:
+    """Rebuild a Sequential from a checkpoint's stored config and load its weights (one read of
+    the file). Returns ``(model, extra)``."""
+    meta, arrays = checkpoint.read_checkpoint(path)
     try:
         model = Sequential.from_config(meta["model"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: cannot rebuild the model from its stored config ({exc})") from None
-    extra = model.load_weights(path)
-    return model, extra
+    return model, checkpoint.load_weights(model, path, contents=(meta, arrays))

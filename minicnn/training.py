@@ -11,7 +11,8 @@ Start with :func:`train_step`: the four lines every neural network trains by::
 epochs, with what a user expects around it: a progress bar, a learning-rate schedule,
 validation after each epoch, callbacks (checkpoints, CSV logs), and a check that the loss
 is still finite. :func:`evaluate` and :func:`predict` run the forward pass alone, under
-:func:`minicnn.no_grad`. ``Sequential.fit/evaluate/predict`` call these functions.
+:func:`minicnn.no_grad` (they live in :mod:`minicnn.inference`, re-exported here).
+``Sequential.fit/evaluate/predict`` call these functions.
 
 The GPU rule of this module: a loss or an accuracy is a device scalar until a number must
 be shown (a progress-bar refresh, the end of an epoch). Reading it earlier (``float(loss)``)
@@ -28,9 +29,9 @@ import numpy as np
 
 from . import parallel
 from .backend import get_backend, to_numpy
+from .inference import _evaluate, evaluate, predict  # noqa: F401  (documented as minicnn.training's)
 from .input_checks import check_images, check_labels
-from .layers import no_grad
-from .losses import SoftmaxCrossEntropy, softmax
+from .losses import SoftmaxCrossEntropy
 from .seeds import derive_seed, reseed_dropout  # noqa: F401  (derive_seed: also minicnn.training's)
 
 
@@ -241,59 +242,6 @@ def train_epoch(
     if comm is not None:  # every rank gets the global figures
         loss_sum, correct, seen = comm.sum([float(loss_sum), float(correct), seen])
     return loss_sum, correct, seen
-
-
-def evaluate(model, x, y, batch_size=256, loss=None, communicator=None, return_predictions=False, threads=None) -> dict:
-    """Mean loss and accuracy over ``(x, y)`` in inference mode: ``{"loss": float, "accuracy": float}``.
-
-    With a ``communicator`` (every rank passing the same ``x, y``), each rank evaluates its
-    share and the sums are combined: every rank returns the figures of the whole set.
-    ``return_predictions=True`` adds ``"predictions"``: the predicted class ids (NumPy) of
-    the examples this process evaluated, from the same forward pass.
-    """
-    check_images(x, model.input_shape, "evaluate")
-    check_labels(y, x.shape[0], model.output_shape[-1], "evaluate")
-    threads = parallel.thread_count(threads, 1 if communicator is None else communicator.size)
-    return _evaluate(model, x, y, batch_size, loss, communicator, return_predictions, threads)
-
-
-def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=False, threads=1) -> dict:
-    """:func:`evaluate` without the input checks (``fit`` checked its validation data once)."""
-    backend = get_backend()
-    loss_fn = loss or SoftmaxCrossEntropy()
-    loss_sum, correct, predictions = 0.0, 0, []
-    n = x.shape[0]
-    if communicator is not None:
-        start, stop = communicator.shard_range(n)
-        x, y = x[start:stop], y[start:stop]
-    with no_grad(), parallel.execution(model, threads=threads) as (runner, _):
-        for idx in minibatches(x.shape[0], batch_size):
-            yb = backend.asarray(y[idx])
-            logits = runner.forward(backend.asarray(x[idx], dtype=model.dtype), training=False)
-            predicted = logits.argmax(axis=1)
-            loss_sum = loss_sum + loss_fn.forward(logits, yb) * len(idx)
-            correct = correct + (predicted == yb).sum()
-            if return_predictions:
-                predictions.append(predicted)
-    if communicator is not None:
-        loss_sum, correct = communicator.sum([float(loss_sum), float(correct)])
-    result = {"loss": float(loss_sum) / n, "accuracy": float(correct) / n}
-    if return_predictions:  # one host copy for the whole set, not one per batch
-        xp = backend.xp
-        result["predictions"] = to_numpy(xp.concatenate(predictions)) if predictions else np.empty(0, np.intp)
-    return result
-
-
-def predict(model, x, batch_size=256, threads=None) -> np.ndarray:
-    """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy (``threads`` as in :func:`fit`)."""
-    check_images(x, model.input_shape, "predict")
-    backend = get_backend()
-    threads = parallel.thread_count(threads)
-    out = []
-    with no_grad(), parallel.execution(model, threads=threads) as (runner, _):
-        for idx in minibatches(x.shape[0], batch_size):
-            out.append(softmax(runner.forward(backend.asarray(x[idx], dtype=model.dtype), training=False)))
-    return to_numpy(backend.xp.concatenate(out))  # one host copy for the whole set
 
 
 def effective_verbose(verbose: int, stream=None) -> int:

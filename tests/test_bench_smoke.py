@@ -53,8 +53,8 @@ def test_all_sections_and_json(tmp_path):
         "machine :",
         "BLAS",
         "== Per layer, batch 4",
-        "Conv2D 16 3x3",
-        "Dense 10",
+        "conv 3→16 3×3",  # minicnn.profile.describe, the one label of a layer
+        "dense 256→10",
         "Adam step",
         "== Whole model",
         "train step",

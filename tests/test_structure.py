@@ -24,6 +24,11 @@ CORE = [
     "interpret.py",
     "interrupts.py",
     "outputs.py",
+    "parallel.py",
+    "blas.py",
+    "seeds.py",
+    "inference.py",
+    "gpu_transports.py",
     *[f"layers/{p.name}" for p in (PACKAGE / "layers").glob("*.py")],
     *[f"kernels/{p.name}" for p in (PACKAGE / "kernels").glob("*.py")],
 ]
@@ -78,3 +83,18 @@ def test_lazy_attributes_give_their_own_module():
         "assert minicnn.viz.__name__ == 'minicnn.viz'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_viz_draws_and_interpret_computes():
+    import minicnn.interpret
+    import minicnn.viz
+
+    assert not set(minicnn.viz.__all__) & set(dir(minicnn.interpret)) - {"annotations"}
+    assert minicnn.viz.max_stimuli is minicnn.interpret.max_stimuli  # the old, documented name still works
+
+
+def test_every_module_is_about_one_screenful_or_three():
+    long = {
+        str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 340
+    }
+    assert not long, f"modules over ~300 lines: {long}"

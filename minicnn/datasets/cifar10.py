@@ -1,5 +1,9 @@
 """CIFAR-10: find it, or download it, check it, extract it safely, and read it without running code.
 
+This module finds and loads; the other steps have a module each: :mod:`.download`
+(download and MD5), :mod:`.safe_tar` (safe extraction), :mod:`.safe_pickle` (reading the
+batches), all re-exported here.
+
 The official python release is a tar.gz of pickled batches: dicts with ``data``, a
 ``(N, 3072)`` uint8 array whose rows are an image's red, green and blue planes (CHW
 order, 32x32 each), and ``labels``, N ints in 0..9. Pickle can run arbitrary code, so
@@ -8,20 +12,16 @@ the batches are read with an *allowlist* unpickler that can only rebuild NumPy a
 
 from __future__ import annotations
 
-import hashlib
-import io
 import os
-import pickle
-import shutil
 import sys
-import tarfile
-import tempfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-from ..training import effective_verbose
+from .download import download_file, file_md5, verify_md5
+from .errors import DatasetError
+from .safe_pickle import read_batch, safe_unpickle, write_batch
+from .safe_tar import extract_tar_safely
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -31,10 +31,6 @@ TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_FILE = "test_batch"
 BATCH_FILES = TRAIN_FILES + [TEST_FILE]
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-class DatasetError(ValueError):
-    """A dataset file that is missing, corrupt, unsafe or fails its checksum."""
 
 
 # -- where the data is -------------------------------------------------------------------
@@ -58,7 +54,7 @@ def _offline_advice(data_dir: Path, url: str) -> str:
     return (
         f"CIFAR-10 is not on this machine yet. Without network: fetch {ARCHIVE_NAME} (163 MB, MD5 {OFFICIAL_MD5}) "
         f"from {url} elsewhere and put it in {data_dir} (it is checked, then extracted), or copy the extracted "
-        f"folder {FOLDER_NAME} there. data_dir (--data-dir) also takes Keras's folder "
+        f"folder {FOLDER_NAME} there. data_dir also takes Keras's folder "
         f"(~/.keras/datasets/{FOLDER_NAME}) and torchvision's root (the folder holding {FOLDER_NAME}); "
         f"searched: {', '.join(map(str, usual_places(data_dir)))}"
     )
@@ -151,209 +147,16 @@ def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD
     return _read_folder(own)
 
 
-# -- download and checksum --------------------------------------------------------------------
-def file_md5(path, chunk=1 << 20) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def verify_md5(path, expected: str):
-    got = file_md5(path)
-    if got != expected.lower():
-        raise DatasetError(
-            f"{path}: MD5 is {got}, expected {expected.lower()} — the file is corrupt, "
-            f"incomplete or not the official release (delete it to download again)"
-        )
-
-
-def download_file(url: str, dest, md5: str | None, progress=True):
-    """Fetch ``url`` to ``dest`` through a temporary file, renamed only once complete and verified.
-
-    A cut-off transfer (fewer bytes than the server announced) or a wrong MD5 raises
-    :class:`DatasetError` and leaves no ``dest`` behind. (Its own temporary file, not
-    :func:`minicnn.outputs.write_atomic`: a download's failures are :class:`DatasetError`, not a
-    run's :class:`~minicnn.outputs.OutputError`, and the MD5 is checked before the rename.)
-    """
-    from tqdm.auto import tqdm
-
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    h = hashlib.md5()
-    received = 0
-    try:
-        try:
-            response = urllib.request.urlopen(url, timeout=60)
-        except Exception as exc:
-            raise DatasetError(f"cannot download {url}: {exc}") from None
-        with response, os.fdopen(fd, "wb") as out:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            with tqdm(
-                total=total,
-                unit="B",
-                unit_scale=True,
-                desc=f"Downloading {dest.name}",
-                disable=not progress or effective_verbose(1) != 1,
-                leave=False,
-            ) as bar:  # no bar in a log
-                while True:
-                    try:
-                        block = response.read(1 << 16)
-                    except Exception as exc:  # connection dropped mid-way
-                        raise DatasetError(f"download of {url} failed after {received} bytes: {exc}") from None
-                    if not block:
-                        break
-                    out.write(block)
-                    h.update(block)
-                    received += len(block)
-                    bar.update(len(block))
-            out.flush()
-            os.fsync(out.fileno())
-        if total is not None and received != total:
-            raise DatasetError(f"download of {url} was cut off: got {received} of {total} bytes")
-        if md5 is not None and h.hexdigest() != md5.lower():
-            raise DatasetError(f"download of {url}: MD5 is {h.hexdigest()}, expected {md5.lower()}")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-# -- safe extraction ----------------------------------------------------------------------
-def _check_member(member: tarfile.TarInfo, archive) -> None:
-    name = member.name
-    parts = Path(name).parts
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or ".." in parts:
-        raise DatasetError(f"{archive}: refusing unsafe path {name!r} (absolute or with '..')")
-    if not (member.isfile() or member.isdir()):
-        kind = "link" if member.issym() or member.islnk() else "device or special file"
-        raise DatasetError(f"{archive}: refusing {kind} {name!r}: only regular files and folders are extracted")
-
-
-def extract_tar_safely(archive, dest_dir):
-    """Extract a tar(.gz) into ``dest_dir``, refusing absolute paths, ``..``, links and devices.
-
-    Every member is checked before anything is written; files go to a temporary folder
-    first and are moved into place at the end, so a refused or broken archive leaves
-    ``dest_dir`` as it was.
-    """
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest_dir))
-    try:
-        try:
-            with tarfile.open(archive, "r:*") as tar:
-                members = tar.getmembers()
-                for member in members:
-                    _check_member(member, archive)
-                for member in members:
-                    target = staging / member.name
-                    if member.isdir():
-                        target.mkdir(parents=True, exist_ok=True)
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with tar.extractfile(member) as src, open(target, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
-        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-            if isinstance(exc, DatasetError):
-                raise
-            raise DatasetError(f"{archive}: not a readable tar archive ({type(exc).__name__}: {exc})") from None
-        for top in staging.iterdir():
-            final = dest_dir / top.name
-            if final.exists():
-                shutil.rmtree(final) if final.is_dir() else final.unlink()
-            os.replace(top, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-# -- reading the batches without running code ---------------------------------------------------
-def _reconstruct():
-    try:
-        from numpy._core.multiarray import _reconstruct as fn  # NumPy >= 2
-    except ImportError:  # pragma: no cover - NumPy 1.x
-        from numpy.core.multiarray import _reconstruct as fn
-    return fn
-
-
-class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """Rebuilds only what a CIFAR batch holds: dicts, lists, strings, ints and NumPy arrays.
-
-    ``find_class`` is the one door through which a pickle can reach code; it opens only
-    to the four callables NumPy arrays are rebuilt from. Anything else is refused before
-    it is imported, let alone called.
-    """
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),
-    }
-
-    def find_class(self, module, name):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a CIFAR batch only needs NumPy arrays")
-        if name == "_reconstruct":
-            return _reconstruct()
-        if module == "_codecs":
-            import codecs
-
-            return codecs.encode
-        return getattr(np, name)
-
-
-def safe_unpickle(data: bytes):
-    """Unpickle ``data`` (Python 2 or 3 pickles) allowing only NumPy arrays; DatasetError otherwise."""
-    try:
-        return _ArrayOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
-    except RecursionError:
-        raise DatasetError("pickle nests too deeply") from None
-    except Exception as exc:  # UnpicklingError, EOFError, struct/Type/Value errors from garbage
-        raise DatasetError(f"{type(exc).__name__}: {exc}") from None
-
-
-def read_batch(path) -> tuple[np.ndarray, np.ndarray]:
-    """One pickled batch -> ``(x (N, 32, 32, 3) uint8, y (N,) int64)``."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DatasetError(f"{path}: cannot read ({exc})") from None
-    try:
-        batch = safe_unpickle(raw)
-    except DatasetError as exc:
-        raise DatasetError(f"{path}: not a CIFAR-10 batch ({exc})") from None
-    if not isinstance(batch, dict):
-        raise DatasetError(f"{path}: expected a dict with 'data' and 'labels', got {type(batch).__name__}")
-    batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
-    data, labels = batch.get("data"), batch.get("labels")
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        desc = f"{data.dtype}{data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise DatasetError(f"{path}: 'data' must be a uint8 array of shape (N, 3072), got {desc}")
-    try:
-        y = np.asarray(labels, dtype=np.int64)
-    except (TypeError, ValueError, OverflowError):
-        raise DatasetError(f"{path}: 'labels' must be a list of ints") from None
-    if y.shape != (data.shape[0],):
-        raise DatasetError(f"{path}: {data.shape[0]} images but labels of shape {y.shape}")
-    if y.size and (y.min() < 0 or y.max() > 9):
-        raise DatasetError(f"{path}: labels must be in 0..9, got {y.min()}..{y.max()}")
-    # Rows are CHW planes; NHWC is (N, 3, 32, 32) with the channel axis moved last.
-    x = np.ascontiguousarray(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-    return x, y
-
-
-def write_batch(path, x, y, protocol=2):
-    """Write images ``(N, 32, 32, 3)`` uint8 and labels as a batch in the official layout.
-
-    Used by tests (and handy for making small CIFAR-format datasets).
-    """
-    data = np.ascontiguousarray(np.asarray(x, dtype=np.uint8).transpose(0, 3, 1, 2)).reshape(len(x), 3072)
-    with open(path, "wb") as f:
-        pickle.dump({b"batch_label": b"minicnn", b"labels": [int(v) for v in y], b"data": data}, f, protocol=protocol)
+__all__ = [
+    "load_cifar10",
+    "default_data_dir",
+    "usual_places",
+    "DatasetError",
+    "download_file",
+    "file_md5",
+    "verify_md5",
+    "extract_tar_safely",
+    "safe_unpickle",
+    "read_batch",
+    "write_batch",
+]

@@ -1,56 +1,21 @@
-"""A doctor for models that will not learn: CS231n's sanity checks, run for you.
-
-    from minicnn.doctor import diagnose
-    results = diagnose(model, x, y)          # prints one PASS/FAIL line per check
-    [r for r in results if r.passed is False]
-
-or ``python -m minicnn.doctor [--data-dir DIR]`` on the documented model. The checks, in the
-order CS231n's "Neural Networks 3" notes give them:
-
-1. **Initial loss.** A freshly built classifier knows nothing, so its softmax should be close
-   to uniform and its cross-entropy close to ``ln K`` for ``K`` classes (2.303 for ten).
-   Far above it: the logits are large — usually inputs that were not standardised (pixels
-   0..255 multiply every logit by about 255), or weights initialised too large.
-2. **Gradients, layer by layer.** Each layer of a float64 copy of the model, at the model's own
-   shapes and on the inputs it really sees (a couple of examples), is checked with
-   :func:`minicnn.gradcheck.check_layer` (dropout masks fixed by their seeds). CS231n's reading
-   of a relative error: above 1e-2 the gradient is wrong; 1e-4..1e-2 is suspicious unless the
-   function has kinks there; below 1e-4 is fine for kinked functions (ReLU, max-pool), and
-   below 1e-7 is right. When a check is off, the known traps are looked for and named: float32
-   arithmetic, inputs within ``eps`` of a (Leaky)ReLU's kink, max-pool windows with tied
-   maxima, a random layer whose mask cannot be fixed — and the check is repeated with the
-   inputs moved off the kinks and ties, so that a trap is not mistaken for a bug.
-3. **Learning rate.** A few steps on one batch must bring its loss down and keep it finite.
-4. **Overfitting a tiny subset.** A model that can learn must be able to memorise 64 examples
-   (reach 99% training accuracy) within a few dozen steps. If it cannot, something between
-   the loss and the update is broken.
-
-Every check trains a copy: the model passed in is left as it was.
-"""
+"""The doctor's four checks (CS231n's order) and :func:`diagnose`, which runs them all."""
 
 from __future__ import annotations
 
-import argparse
-import copy
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .backend import get_array_module, get_backend, set_backend, to_numpy
-from .gradcheck import check_layer, check_loss
-from .layers import LeakyReLU, MaxPool2D, ReLU, no_grad
-from .layers.im2col import windows
-from .losses import SoftmaxCrossEntropy
-from .optim import Adam
-from .sequential import Sequential
-from .training import train_step
-
-__all__ = ["Check", "diagnose", "gradient_verdict", "gradient_traps", "model_copy", "main"]
-
-WRONG, SUSPICIOUS, KINKED_OK = 1e-2, 1e-4, 1e-7
+from ..backend import get_backend, to_numpy
+from ..gradcheck import check_layer, check_loss
+from ..layers import no_grad
+from ..losses import SoftmaxCrossEntropy
+from ..optim import Adam
+from ..training import train_step
+from .copies import model_copy
+from .traps import RIGHT, _away_from_traps, _is_kinked, gradient_traps, gradient_verdict
 
 
 @dataclass
@@ -73,114 +38,6 @@ class Check:
         return self.line()
 
 
-# -- copies of the model -----------------------------------------------------------------------
-def model_copy(model, dtype=None) -> Sequential:
-    """A new :class:`Sequential` with the same layers and weights (in ``dtype``), no shared state.
-
-    Each layer is rebuilt from its config (``type(layer)(**layer.get_config())``, which also
-    rebuilds subclasses); a layer whose constructor does not take its config is copied
-    shallowly and built afresh. Dropout masks get fixed seeds (the model's ``seed=0``).
-    """
-    layers = []
-    for layer in model.layers:
-        try:
-            new = type(layer)(**layer.get_config())
-        except TypeError:
-            new = copy.copy(layer)
-            new.params, new.grads, new.cache, new._scratch, new.output_shape = {}, {}, None, {}, None
-        layers.append(new)
-    clone = Sequential(layers, input_shape=model.input_shape, dtype=dtype or model.dtype, seed=0)
-    backend = get_backend()
-    for src, dst in zip(model.layers, clone.layers):
-        for k, v in src.params.items():
-            dst.params[k][...] = backend.asarray(v, dtype=dst.params[k].dtype)
-    return clone
-
-
-# -- reading a gradient check ------------------------------------------------------------------
-def gradient_verdict(error: float, kinked: bool = False) -> tuple[str, bool]:
-    """CS231n's reading of a relative error: ``(words, acceptable)``."""
-    if not math.isfinite(error) or error > WRONG:
-        return "wrong (> 1e-2)", False
-    if error > SUSPICIOUS:
-        return "suspicious (1e-4..1e-2)", False
-    if error > KINKED_OK:
-        return (
-            "fine for a function with kinks (1e-7..1e-4)"
-            if kinked
-            else "high for a smooth function (1e-7..1e-4; expect < 1e-7 in float64)"
-        ), kinked
-    return "right (< 1e-7)", True
-
-
-def _is_kinked(layer) -> bool:
-    return isinstance(layer, (ReLU, LeakyReLU, MaxPool2D))
-
-
-def gradient_traps(layer, x, eps: float = 1e-6) -> dict:
-    """The known ways a correct backward fails a gradient check, found on this layer and input.
-
-    Returns ``{trap: explanation}`` for each that is present:
-    ``"float32"`` (the input, the parameters or the output are not float64),
-    ``"kink"`` (inputs of a ReLU/LeakyReLU within ``eps`` of 0, where a step of ``eps`` can
-    cross the kink), ``"ties"`` (max-pool windows whose two largest values are within
-    ``2·eps``: the perturbation can change the winner), ``"random"`` (two identical forwards
-    give different outputs and the layer has no ``reseed`` to fix its mask).
-    """
-    xp = get_array_module(x)
-    traps = {}
-    dtypes = {str(x.dtype)} | {str(v.dtype) for v in layer.params.values()}
-    if dtypes != {"float64"}:
-        traps["float32"] = (
-            f"arrays in {'/'.join(sorted(dtypes))}: float32 keeps ~7 digits, and a central "
-            f"difference with eps=1e-6 loses most of them; check in float64"
-        )
-    if isinstance(layer, (ReLU, LeakyReLU)):
-        near = int((xp.abs(x) <= eps).sum())
-        if near:
-            traps["kink"] = (
-                f"{near} of {x.size} inputs lie within eps={eps:g} of the kink at 0, where the "
-                f"function has no derivative; a central difference across it is wrong"
-            )
-    if isinstance(layer, MaxPool2D):
-        (ph, pw), (sh, sw) = layer.pool_size, layer.strides
-        ho, wo, _ = layer.output_shape
-        win = windows(x, ph, pw, sh, sw, ho, wo)  # (N, Ho, Wo, ph, pw, C)
-        win = xp.moveaxis(win, 5, 3).reshape(*win.shape[:3], win.shape[5], ph * pw)
-        top2 = xp.sort(win, axis=-1)[..., -2:] if ph * pw > 1 else None
-        if top2 is not None:
-            tied = int(((top2[..., 1] - top2[..., 0]) <= 2 * eps).sum())
-            if tied:
-                traps["ties"] = (
-                    f"{tied} pooling windows have their two largest values within 2·eps: a step "
-                    f"of eps can change which one wins, and the max has no derivative there"
-                )
-    if layer.output_shape is not None and not hasattr(layer, "reseed"):
-        y1 = to_numpy(layer.forward(x, training=True))
-        y2 = to_numpy(layer.forward(x, training=True))
-        layer.cache = None
-        if y1.shape == y2.shape and not np.array_equal(y1, y2):
-            traps["random"] = (
-                "two identical forwards differ (a random mask that is not fixed): the central "
-                "difference compares two different functions; give the layer a seed and "
-                "restart its generator before every forward, as Dropout.reseed does"
-            )
-    return traps
-
-
-def _away_from_traps(x, traps, eps, rng):
-    """``x`` moved off kinks and ties, so a correct backward can show it is correct."""
-    xp = get_array_module(x)
-    x = x.copy()
-    if "kink" in traps:
-        near = xp.abs(x) <= 1e3 * eps
-        x[near] = xp.where(x[near] < 0, -1e3 * eps, 1e3 * eps)
-    if "ties" in traps:
-        x += xp.asarray(rng.uniform(0, 1e-3, x.shape))
-    return x
-
-
-# -- the checks --------------------------------------------------------------------------------
 def _on_backend(a, dtype=None):
     return get_backend().asarray(a, dtype=dtype)
 
@@ -252,7 +109,7 @@ def check_gradients(model, x, *, loss_fn=None, y=None, examples=2, eps=1e-6, see
         words, ok = gradient_verdict(worst, _is_kinked(layer))
         details = {"errors": {k: float(v) for k, v in errors.items()}}
         advice = f"d{worst_key} {words}"
-        if worst > KINKED_OK:
+        if worst > RIGHT:
             traps = gradient_traps(layer, h, eps)
             details["traps"] = traps
             if traps:
@@ -470,48 +327,3 @@ def diagnose(
             flush=True,
         )
     return results
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m minicnn.doctor", description="CS231n's sanity checks on the documented CIFAR-10 CNN."
-    )
-    p.add_argument(
-        "--data-dir",
-        default=None,
-        help="CIFAR-10 folder (as load_cifar10 takes it, never downloaded); random data otherwise",
-    )
-    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
-    p.add_argument("--examples", type=int, default=64, help="examples to overfit (default 64)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    set_backend(args.backend)
-    from .models import cifar10_cnn
-
-    rng = np.random.default_rng(args.seed)
-    n = max(args.examples, 256)
-    if args.data_dir:
-        from .datasets import channel_stats, load_cifar10, standardize
-
-        (x_train, y_train), _ = load_cifar10(args.data_dir, download=False)
-        x = standardize(x_train[:n], *channel_stats(x_train))
-        y = y_train[:n]
-        print(f"{n} CIFAR-10 training images from {args.data_dir}, standardised per channel")
-    else:
-        x = rng.standard_normal((n, 32, 32, 3)).astype(np.float32)
-        y = rng.integers(0, 10, n)
-        print(f"{n} random images (standard normal) with random labels (no --data-dir)")
-    results = diagnose(
-        cifar10_cnn(seed=args.seed),
-        x,
-        y,
-        overfit_examples=args.examples,
-        seed=args.seed,
-        optimizer_factory=lambda m: Adam(m, lr=args.lr),
-    )
-    return 0 if all(r.passed is not False for r in results) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

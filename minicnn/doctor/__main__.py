@@ -1,0 +1,7 @@
+"""``python -m minicnn.doctor``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,52 @@
+"""``python -m minicnn.doctor``: the checks on the documented CIFAR-10 model."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from ..backend import set_backend
+from ..optim import Adam
+from .checks import diagnose
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m minicnn.doctor", description="CS231n's sanity checks on the documented CIFAR-10 CNN."
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="CIFAR-10 folder (as load_cifar10 takes it, never downloaded); random data otherwise",
+    )
+    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+    p.add_argument("--examples", type=int, default=64, help="examples to overfit (default 64)")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    set_backend(args.backend)
+    from ..models import cifar10_cnn
+
+    rng = np.random.default_rng(args.seed)
+    n = max(args.examples, 256)
+    if args.data_dir:
+        from ..datasets import channel_stats, load_cifar10, standardize
+
+        (x_train, y_train), _ = load_cifar10(args.data_dir, download=False)
+        x = standardize(x_train[:n], *channel_stats(x_train))
+        y = y_train[:n]
+        print(f"{n} CIFAR-10 training images from {args.data_dir}, standardised per channel")
+    else:
+        x = rng.standard_normal((n, 32, 32, 3)).astype(np.float32)
+        y = rng.integers(0, 10, n)
+        print(f"{n} random images (standard normal) with random labels (no --data-dir)")
+    results = diagnose(
+        cifar10_cnn(seed=args.seed),
+        x,
+        y,
+        overfit_examples=args.examples,
+        seed=args.seed,
+        optimizer_factory=lambda m: Adam(m, lr=args.lr),
+    )
+    return 0 if all(r.passed is not False for r in results) else 1

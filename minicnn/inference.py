@@ -1,0 +1,74 @@
+"""Inference over a data set: :func:`evaluate` (mean loss and accuracy) and :func:`predict`
+(class probabilities), batch after batch under :func:`minicnn.no_grad`, on NumPy in shards on
+threads (:func:`minicnn.parallel.execution`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import parallel
+from .backend import get_backend, to_numpy
+from .input_checks import check_images, check_labels
+from .layers import no_grad
+from .losses import SoftmaxCrossEntropy, softmax
+
+
+def _batches(n: int, batch_size: int):
+    """Index arrays of successive batches over ``n`` examples, in order."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    for start in range(0, n, batch_size):
+        yield np.arange(start, min(start + batch_size, n))
+
+
+def evaluate(model, x, y, batch_size=256, loss=None, communicator=None, return_predictions=False, threads=None) -> dict:
+    """Mean loss and accuracy over ``(x, y)`` in inference mode: ``{"loss": float, "accuracy": float}``.
+
+    With a ``communicator`` (every rank passing the same ``x, y``), each rank evaluates its
+    share and the sums are combined: every rank returns the figures of the whole set.
+    ``return_predictions=True`` adds ``"predictions"``: the predicted class ids (NumPy) of
+    the examples this process evaluated, from the same forward pass.
+    """
+    check_images(x, model.input_shape, "evaluate")
+    check_labels(y, x.shape[0], model.output_shape[-1], "evaluate")
+    threads = parallel.thread_count(threads, 1 if communicator is None else communicator.size)
+    return _evaluate(model, x, y, batch_size, loss, communicator, return_predictions, threads)
+
+
+def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=False, threads=1) -> dict:
+    """:func:`evaluate` without the input checks (``fit`` checked its validation data once)."""
+    backend = get_backend()
+    loss_fn = loss or SoftmaxCrossEntropy()
+    loss_sum, correct, predictions = 0.0, 0, []
+    n = x.shape[0]
+    if communicator is not None:
+        start, stop = communicator.shard_range(n)
+        x, y = x[start:stop], y[start:stop]
+    with no_grad(), parallel.execution(model, threads=threads) as (runner, _):
+        for idx in _batches(x.shape[0], batch_size):
+            yb = backend.asarray(y[idx])
+            logits = runner.forward(backend.asarray(x[idx], dtype=model.dtype), training=False)
+            predicted = logits.argmax(axis=1)
+            loss_sum = loss_sum + loss_fn.forward(logits, yb) * len(idx)
+            correct = correct + (predicted == yb).sum()
+            if return_predictions:
+                predictions.append(predicted)
+    if communicator is not None:
+        loss_sum, correct = communicator.sum([float(loss_sum), float(correct)])
+    result = {"loss": float(loss_sum) / n, "accuracy": float(correct) / n}
+    if return_predictions:  # one host copy for the whole set, not one per batch
+        xp = backend.xp
+        result["predictions"] = to_numpy(xp.concatenate(predictions)) if predictions else np.empty(0, np.intp)
+    return result
+
+
+def predict(model, x, batch_size=256, threads=None) -> np.ndarray:
+    """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy (``threads`` as in :func:`fit`)."""
+    check_images(x, model.input_shape, "predict")
+    backend = get_backend()
+    threads = parallel.thread_count(threads)
+    out = []
+    with no_grad(), parallel.execution(model, threads=threads) as (runner, _):
+        for idx in _batches(x.shape[0], batch_size):
+            out.append(softmax(runner.forward(backend.asarray(x[idx], dtype=model.dtype), training=False)))
+    return to_numpy(backend.xp.concatenate(out))  # one host copy for the whole set

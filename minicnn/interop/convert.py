@@ -1,0 +1,123 @@
+"""One converter per Keras layer class: a stored layer entry -> minicnn layers (or a clear refusal)."""
+
+from __future__ import annotations
+
+from ..layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
+from .format import SUPPORTED, KerasFormatError
+
+
+def _layer_name(entry):
+    name = entry["config"].get("name", entry.get("name"))
+    return name if isinstance(name, str) else "?"
+
+
+def _describe(entry):
+    return f"layer {_layer_name(entry)!r} ({entry['class_name']})"
+
+
+def _refuse(entry, why):
+    raise KerasFormatError(f"{_describe(entry)}: {why}. Supported: {SUPPORTED}")
+
+
+# One converter per Keras class: (entry, its config, is it the last layer) -> minicnn layers.
+def _convert(entry, last):
+    converter = _CONVERTERS.get(entry["class_name"])
+    if converter is None:
+        _refuse(entry, "this layer type is not supported")
+    try:
+        return converter(entry, entry["config"], last)
+    except KerasFormatError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        raise KerasFormatError(f"{_describe(entry)}: cannot read its configuration ({exc})") from None
+
+
+def _conv2d(entry, c, last):
+    _channels_last(entry, c)
+    if _pair(c.get("dilation_rate", 1)) != (1, 1):
+        _refuse(entry, f"dilation_rate {c['dilation_rate']} is not supported")
+    if c.get("groups", 1) not in (1, None):
+        _refuse(entry, f"groups={c['groups']} is not supported")
+    if c.get("padding") not in ("same", "valid"):
+        _refuse(entry, f"padding {c.get('padding')!r} is not supported")
+    layer = Conv2D(
+        c["filters"], _pair(c["kernel_size"]), _pair(c.get("strides", 1)), c["padding"], name=_layer_name(entry)
+    )
+    return [layer] + _activation(entry, c.get("activation", "linear"), last)
+
+
+def _dense(entry, c, last):
+    return [Dense(c["units"], name=_layer_name(entry))] + _activation(entry, c.get("activation", "linear"), last)
+
+
+def _max_pooling2d(entry, c, last):
+    _channels_last(entry, c)
+    if c.get("padding", "valid") != "valid":
+        _refuse(entry, f"padding {c.get('padding')!r} is not supported (only 'valid')")
+    pool = _pair(c.get("pool_size", 2))
+    strides = pool if c.get("strides") is None else _pair(c["strides"])
+    return [MaxPool2D(pool, strides, name=_layer_name(entry))]
+
+
+def _leaky_relu(entry, c, last):
+    # Keras 3 stores negative_slope (default 0.2), Keras 2 alpha (default 0.3): read what is there.
+    slope = c.get("negative_slope", c.get("alpha"))
+    if slope is None:
+        _refuse(entry, "it stores no slope (neither negative_slope nor alpha)")
+    return [LeakyReLU(float(slope), name=_layer_name(entry))]
+
+
+def _relu(entry, c, last):
+    if c.get("max_value") is not None or (c.get("threshold") or 0) != 0:
+        _refuse(entry, f"max_value={c.get('max_value')} / threshold={c.get('threshold')} are not supported")
+    slope = float(c.get("negative_slope") or 0)
+    return [LeakyReLU(slope, name=_layer_name(entry)) if slope else ReLU(name=_layer_name(entry))]
+
+
+def _activation_layer(entry, c, last):
+    if c.get("activation") == "relu":
+        return [ReLU(name=_layer_name(entry))]
+    return _activation(entry, c.get("activation"), last)
+
+
+def _activation(entry, activation, last):
+    """What ``activation=`` adds after a layer: nothing, a ReLU, or a final softmax (folded away)."""
+    if activation in ("linear", None):
+        return []
+    if activation == "relu":
+        return [ReLU(name=f"{_layer_name(entry)}_relu")]
+    if activation == "softmax":
+        if last:
+            return []  # minicnn's predict (and loss) apply it to the logits
+        _refuse(entry, "softmax is only supported on the last layer")
+    _refuse(entry, f"activation {activation!r} is not supported")
+
+
+def _dropout(entry, c, last):
+    return [Dropout(float(c["rate"]), seed=0, name=_layer_name(entry))]
+
+
+def _flatten(entry, c, last):
+    _channels_last(entry, c)
+    return [Flatten(name=_layer_name(entry))]
+
+
+def _channels_last(entry, c):
+    if c.get("data_format") not in (None, "channels_last"):
+        _refuse(entry, f"data_format={c['data_format']!r} is not supported (minicnn is channels_last, NHWC)")
+
+
+def _pair(value):
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+_CONVERTERS = {
+    "Conv2D": _conv2d,
+    "Dense": _dense,
+    "MaxPooling2D": _max_pooling2d,
+    "LeakyReLU": _leaky_relu,
+    "ReLU": _relu,
+    "Activation": _activation_layer,
+    "Dropout": _dropout,
+    "Flatten": _flatten,
+}

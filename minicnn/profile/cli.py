@@ -1,0 +1,28 @@
+"""``python -m minicnn.profile``: one training step of the documented model, profiled."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..backend import set_backend
+from .table import report
+from .timing import profile_model
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m minicnn.profile",
+        description="Per-layer profile of one training step of the documented CIFAR-10 CNN.",
+    )
+    p.add_argument("--batch-size", type=int, default=128, metavar="N")
+    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+    p.add_argument("--repeats", type=int, default=5, metavar="N", help="timed steps after one warm-up (median)")
+    args = p.parse_args(argv)
+    if args.batch_size < 1 or args.repeats < 1:
+        p.error("--batch-size and --repeats must be positive")
+    set_backend(args.backend)
+    from ..models import cifar10_cnn
+
+    rows = profile_model(cifar10_cnn(seed=0), batch_size=args.batch_size, repeats=args.repeats)
+    print(report(rows))
+    return 0
