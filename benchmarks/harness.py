@@ -8,16 +8,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import io
 import os
 import platform
 import statistics
 import sys
 import time
-
-import numpy as np
 
 import minicnn
 from minicnn.backend import cupy_module
@@ -26,44 +21,13 @@ from minicnn.backend import cupy_module
 # ---------------------------------------------------------------------------------------------
 # Machine description and thread control
 # ---------------------------------------------------------------------------------------------
-def _openblas_function(what: str):
-    """``openblas_<what>`` from the OpenBLAS that NumPy loaded, by ctypes; None if not found.
-
-    NumPy wheels ship a renamed OpenBLAS (``scipy_openblas_get_num_threads64_``), so try the
-    usual prefixes and suffixes. This only serves when threadpoolctl is not installed.
-    """
-    try:
-        with open("/proc/self/maps") as f:
-            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line})
-    except OSError:
-        return None
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_", ""):
-            for suffix in ("64_", ""):
-                fn = getattr(lib, f"{prefix}openblas_{what}{suffix}", None)
-                if fn is not None:
-                    return fn
-    return None
-
-
 def blas_threads() -> int | None:
-    """How many threads NumPy's BLAS uses, or None when that cannot be found out."""
-    try:
-        import threadpoolctl
+    """How many threads NumPy's BLAS uses (threadpoolctl), or None when it reports no BLAS."""
+    import threadpoolctl
 
-        for info in threadpoolctl.threadpool_info():
-            if info.get("user_api") == "blas":
-                return int(info["num_threads"])
-    except ImportError:
-        pass
-    fn = _openblas_function("get_num_threads")
-    if fn is not None:
-        fn.restype = ctypes.c_int
-        return int(fn())
+    for info in threadpoolctl.threadpool_info():
+        if info.get("user_api") == "blas":
+            return int(info["num_threads"])
     return None
 
 
@@ -71,59 +35,23 @@ _THREAD_LIMITER = None  # keeps threadpoolctl's limiter alive
 
 
 def set_blas_threads(n: int) -> bool:
-    """Make NumPy's BLAS use ``n`` threads; False if neither threadpoolctl nor OpenBLAS allows it."""
+    """Make NumPy's BLAS use ``n`` threads (threadpoolctl, a required dependency of minicnn)."""
     global _THREAD_LIMITER
-    try:
-        import threadpoolctl
+    import threadpoolctl
 
-        _THREAD_LIMITER = threadpoolctl.threadpool_limits(limits=n, user_api="blas")
-        return True
-    except ImportError:
-        pass
-    fn = _openblas_function("set_num_threads")
-    if fn is None:
-        return False
-    fn.argtypes = [ctypes.c_int]
-    fn(n)
+    _THREAD_LIMITER = threadpoolctl.threadpool_limits(limits=n, user_api="blas")
     return True
 
 
 def blas_description() -> str:
-    """NumPy's BLAS: name, version and configuration (threadpoolctl adds the kernel it picked)."""
-    try:
-        import threadpoolctl
+    """NumPy's BLAS: name, version and the CPU kernel it picked (threadpoolctl)."""
+    import threadpoolctl
 
-        libs = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
-        if libs:
-            i = libs[0]
-            return f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, via threadpoolctl)"
-    except ImportError:
-        pass
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), _quiet_warnings():
-            blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        text = f"{blas.get('name')} {blas.get('version')}"
-        config = blas.get("openblas configuration")
-    except Exception:  # old NumPy: no mode="dicts"
-        buf = io.StringIO()
-        with contextlib.redirect_stdout(buf), _quiet_warnings():
-            np.show_config()
-        lines = [l.strip() for l in buf.getvalue().splitlines() if "blas" in l.lower()]
-        return "; ".join(lines[:3]) or "unknown"
-    fn = _openblas_function("get_config")
-    if fn is not None:  # the runtime configuration names the CPU kernel actually used
-        fn.restype = ctypes.c_char_p
-        config = fn().decode(errors="replace")
-    return f"{text} ({config})" if config else text
-
-
-@contextlib.contextmanager
-def _quiet_warnings():
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
+    libs = [i for i in threadpoolctl.threadpool_info() if i.get("user_api") == "blas"]
+    if not libs:
+        return "unknown (threadpoolctl found no BLAS)"
+    i = libs[0]
+    return f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, via threadpoolctl)"
 
 
 def machine_info(args, backend, torch) -> dict:

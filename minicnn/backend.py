@@ -164,7 +164,7 @@ def describe_out_of_memory(exc: BaseException, batch_size: int) -> str:
     return (
         f"out of {where} with batches of {batch_size}"
         + (f" (asked for {asked / 2**20:,.1f} MiB more)" if asked else "")
-        + f": {exc}; try a smaller batch size (--batch-size), e.g. {max(1, batch_size // 2)}, in a new run "
+        + f": {exc}; try a smaller batch size, e.g. {max(1, batch_size // 2)}, in a new run "
         "(a resumed run keeps its batch size)"
     )
 
@@ -201,7 +201,7 @@ def _cupy_backend() -> Backend:
     except Exception as exc:  # no driver, no device, broken CUDA install
         raise BackendError(
             f"backend 'cupy': CuPy is installed but no usable GPU was found ({exc}); "
-            f"use --backend numpy, or {_GPU_INSTALL_HINT}"
+            f"use the NumPy backend (set_backend('numpy')), or {_GPU_INSTALL_HINT}"
         ) from exc
     if n < 1:
         raise BackendError("backend 'cupy': CuPy is installed but no GPU was found; use the numpy backend")

@@ -89,14 +89,14 @@ class ModelCheckpoint(Callback):
         with the one it continues (compared with the ``config`` saved in ``extra``)."""
         path = Path(path)
         if not path.is_file():
-            raise ValueError(f"--resume but {path} does not exist")
+            raise ValueError(f"cannot resume: {path} does not exist")
         extra = model.load_weights(path, optimizer=optimizer)
         saved = extra.get("config", {})
         changed = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
         if changed:
             raise ValueError(
-                "--resume needs the settings of the interrupted run; these differ (saved, now): "
-                + ", ".join(f"--{k.replace('_', '-')} {a} vs {b}" for k, (a, b) in changed.items())
+                "resuming needs the settings of the interrupted run; these differ (saved, now): "
+                + ", ".join(f"{k} {a} vs {b}" for k, (a, b) in changed.items())
             )
         return int(extra["epoch"])
 

@@ -35,7 +35,7 @@ class SoftmaxCrossEntropy:
     Shapes:
         logits: ``(N, K)`` float     labels: ``(N,)`` int in ``[0, K)``
         loss:   a 0-d array (stays on the device: reading it would force a GPU sync)
-        cache:  ``probs (N, K)`` and the labels
+        cache:  ``logp (N, K)``, the log-softmax (backward exponentiates it), and the labels
 
     Backward: for softmax followed by cross-entropy the Jacobians collapse to
     ``dz = (softmax(z) - onehot(label)) / N``: the predicted distribution minus the

@@ -17,13 +17,13 @@ import tempfile
 from pathlib import Path
 
 _ADVICE = {
-    errno.ENOSPC: "the file system is full: free some space or write elsewhere (--out)",
-    errno.EDQUOT: "the disk quota is used up: free some space or write elsewhere (--out)",
-    errno.EACCES: "no permission to write there: choose a folder you can write to (--out)",
-    errno.EPERM: "no permission to write there: choose a folder you can write to (--out)",
-    errno.EROFS: "the file system is read-only: choose a writable folder (--out)",
-    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path (--out)",
-    errno.EEXIST: "a file of that name is in the way of the folder: choose another path (--out)",
+    errno.ENOSPC: "the file system is full: free some space or write elsewhere",
+    errno.EDQUOT: "the disk quota is used up: free some space or write elsewhere",
+    errno.EACCES: "no permission to write there: choose a folder you can write to",
+    errno.EPERM: "no permission to write there: choose a folder you can write to",
+    errno.EROFS: "the file system is read-only: choose a writable folder",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+    errno.EEXIST: "a file of that name is in the way of the folder: choose another path",
 }
 
 

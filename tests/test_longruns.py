@@ -356,7 +356,7 @@ def test_out_of_gpu_memory_names_the_batch_size_and_the_memory_and_keeps_the_che
     err = capsys.readouterr().err
     assert info.value.code == 1, err
     assert "out of GPU memory with batches of 32 (asked for 1,536.0 MiB more)" in err, err
-    assert "smaller batch size (--batch-size), e.g. 16, in a new run" in err and "holds 1 completed epoch(s)" in err
+    assert "smaller batch size, e.g. 16, in a new run" in err and "holds 1 completed epoch(s)" in err
     assert sorted(p.name for p in out.iterdir()) == ["history.csv", "model.npz", "summary.txt"]
     assert ModelCheckpoint.completed_epochs(out / "model.npz") == 1
     minicnn.load_model(out / "model.npz")  # whole and loadable

@@ -26,7 +26,7 @@ def cifar10_splits(data_dir=None, *, val_split=5000, seed=0, train_limit=None, c
         comm.barrier()
     x_train, y_train = x_train[:train_limit], y_train[:train_limit]
     if val_split >= len(x_train):
-        raise ValueError(f"--val-split {val_split} leaves no training images (there are {len(x_train)})")
+        raise ValueError(f"val_split {val_split} leaves no training images (there are {len(x_train)})")
     order = np.random.default_rng([seed, 2**31 - 1]).permutation(len(x_train))
     val_idx, train_idx = order[:val_split], order[val_split:]
     x_fit = x_train[train_idx]  # one copy, for the statistics and the data
