@@ -78,7 +78,7 @@ autodoc_typehints = "description"
 autodoc_mock_imports = ["cupy", "mpi4py", "h5py"]
 napoleon_numpy_docstring = False
 napoleon_google_docstring = True  # the docstrings use Args:, Returns:, Raises:
-napoleon_custom_sections = ["Shapes"]
+napoleon_custom_sections = [("Shapes", "params_style")]  # "x: ``(N, H, W, C)`` input" lines, one per array
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"minicnn {release}"
