@@ -2,17 +2,16 @@
 
 A BLAS GEMM computes ``C = alpha * A @ B + beta * C``. NumPy's ``matmul`` always calls it with
 ``beta = 0``, so ``out += a @ b`` writes the product to a fresh array and reads it back once
-more. For the tall, narrow products of a convolution's input gradient (18,496 x 32 times
-32 x 16, nine times per image shard) that extra traffic is most of the cost: with ``beta = 1``
-the stride-1 input gradient takes half the time (measured in ``benchmarks/``).
+more; for the tall, narrow products of :mod:`minicnn.kernels.conv` that extra traffic is most
+of the cost (figures: ``benchmarks/RESULTS.md``).
 
 So :func:`matmul_add` calls the BLAS that NumPy itself is linked to (found by threadpoolctl)
 through ``ctypes``, with ``beta = 1``. Two things make ``ctypes`` the right tool here: it
 releases Python's GIL during the call, so the shards of :mod:`minicnn.parallel` keep both
-cores busy (SciPy's wrapper holds the GIL: it was measured slower on two threads than on
-one); and it needs no second BLAS library in the process. Where NumPy's BLAS cannot be
-found (a build linked to Accelerate or MKL, say), on CuPy, or for operands BLAS cannot take
-without a copy, the plain expression runs instead: same result, one temporary more.
+cores busy (SciPy's wrapper holds the GIL); and it needs no second BLAS library in the
+process. Where NumPy's BLAS cannot be found (a build linked to Accelerate or MKL, say), on
+CuPy, or for operands BLAS cannot take without a copy, the plain expression runs instead: same
+result, one temporary more.
 
 Row-major operands map onto CBLAS directly: a matrix whose rows are contiguous is
 ``NoTrans`` with leading dimension = its row stride; a transposed view (columns contiguous)

@@ -32,7 +32,7 @@ import contextlib
 import copy
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
@@ -144,7 +144,7 @@ class ShardedModel:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    def call(self, tasks: list[Callable[[], Any]]) -> list:
+    def call(self, tasks: Sequence[Callable[[], Any]]) -> list:
         """Call argument-free functions on the threads; their results in order (the first error,
         in order, raised after all have finished: no worker is left running)."""
         if self.threads <= 1 or len(tasks) == 1:

@@ -53,8 +53,8 @@ class Layer:
         self.name = name
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array | None] = {}
-        self.input_shape: tuple | None = None  # without the batch axis
-        self.output_shape: tuple | None = None
+        self.input_shape: Any = None  # a tuple without the batch axis, once built (None before)
+        self.output_shape: Any = None
         self.dtype: np.dtype | None = None
         self.cache: Any = None
         self._scratch: dict[str, Array] = {}
