@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .download import download_file, file_md5, verify_md5
+from .download import download_file, file_md5, verify_md5  # noqa: F401  (re-exported, as before)
 from .errors import DatasetError
-from .safe_pickle import read_batch, safe_unpickle, write_batch
+from .safe_pickle import read_batch, safe_unpickle, write_batch  # noqa: F401
 from .safe_tar import extract_tar_safely
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -145,18 +145,3 @@ def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD
     if _missing(own) != []:
         raise DatasetError(f"{archive}: extracted, but it holds no {FOLDER_NAME}/{TEST_FILE} and data batches")
     return _read_folder(own)
-
-
-__all__ = [
-    "load_cifar10",
-    "default_data_dir",
-    "usual_places",
-    "DatasetError",
-    "download_file",
-    "file_md5",
-    "verify_md5",
-    "extract_tar_safely",
-    "safe_unpickle",
-    "read_batch",
-    "write_batch",
-]

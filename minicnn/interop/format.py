@@ -24,7 +24,7 @@ is one HDF5 file::
 
 Loading parses JSON and reads arrays, nothing else: no Lambda is deserialised, nothing is
 unpickled, no code from the file runs. Only plain stacks of the layers minicnn has are
-accepted (see ``SUPPORTED``); anything else is refused with a :class:`KerasFormatError`
+accepted (see ``SUPPORTED``); anything else is refused with a :class:`~minicnn.interop.KerasFormatError`
 naming the layer. The whole file is checked (every weight present, with the shape the
 configuration implies) before a model is returned.
 

@@ -31,7 +31,7 @@ def load_keras(path) -> Sequential:
     applies the softmax, so ``predict`` returns what Keras's ``predict`` did.
 
     Raises:
-        KerasFormatError: damaged file, weights that do not fit the configuration, or a layer
+        minicnn.interop.KerasFormatError: damaged file, weights that do not fit the configuration, or a layer
             or option minicnn does not have (the message names the layer).
         ImportError: h5py is not installed.
     """

@@ -33,7 +33,7 @@ def save_keras(model: Sequential, path):
     folds that softmax away again.)
 
     Integer Conv2D padding is written as ``"same"`` or ``"valid"`` when it equals one of them
-    for the layer's input; otherwise, and for layers Keras lacks, a :class:`KerasFormatError`
+    for the layer's input; otherwise, and for layers Keras lacks, a :class:`~minicnn.interop.KerasFormatError`
     is raised before anything is written. The file is written atomically; its name must end
     in ``.keras`` (the only name Keras 3's ``load_model`` accepts for this format).
     """
