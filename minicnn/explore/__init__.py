@@ -1,0 +1,13 @@
+"""See inside a trained model: a local page served by minicnn itself.
+
+    python -m minicnn.explore runs/cifar10/model.npz --data-dir ~/.cache/minicnn
+
+:mod:`.api` computes the answers (the model's own forward pass and :mod:`minicnn.interpret`),
+:mod:`.server` serves them as JSON with the page in ``static/``, :mod:`.__main__` is the
+command. Never imported by ``import minicnn``: the package stays as light as it was.
+"""
+
+from .api import ApiError, Explorer
+from .server import make_server
+
+__all__ = ["ApiError", "Explorer", "make_server"]
