@@ -224,7 +224,7 @@ class Explorer:
         layer = self.model.layers[index]
         if not isinstance(layer, Conv2D):
             raise ApiError(f"layer {index} ({layer.name}) is a {type(layer).__name__}, not a Conv2D")
-        ho, wo, filters = layer.output_shape
+        ho, wo, filters = tuple(layer.output_shape or ())
         f = integer(request.get("channel"), "channel", 0, filters)
         i, j = integer(request.get("row"), "row", 0, ho), integer(request.get("col"), "col", 0, wo)
         pixels, source = self.image_pixels(request.get("image"))
