@@ -217,12 +217,14 @@ def test_bad_requests_get_a_json_error(url, method, path, body, status, message)
 
 
 def test_bad_bodies_and_request_lines(url):
-    head = "POST /api/forward HTTP/1.1\r\nHost: x\r\n"
+    head = "POST /api/forward HTTP/1.1\r\nHost: 127.0.0.1\r\n"
     cases = [
         (f"{head}Content-Type: application/json\r\n\r\n", 411, "Content-Length"),
         (f"{head}Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n", 413, "at most 1048576"),
         (f"{head}Content-Type: text/plain\r\nContent-Length: 2\r\n\r\n{{}}", 415, "application/json"),
-        ("PUT / HTTP/1.1\r\nHost: x\r\n\r\n", 501, "Unsupported method"),
+        ("PUT / HTTP/1.1\r\nHost: localhost\r\n\r\n", 501, "Unsupported method"),
+        ("GET /api/model HTTP/1.1\r\nHost: evil.example:80\r\n\r\n", 403, "not 'evil.example:80'"),
+        (f"{head.replace('127.0.0.1', 'rebound.example')}Content-Length: 2\r\n\r\n{{}}", 403, "only requests for"),
         ("GARBAGE\r\n\r\n", 400, "Bad request"),
     ]
     for text, status, message in cases:

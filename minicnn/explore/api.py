@@ -114,6 +114,11 @@ class Explorer:
         self.x_test = self.y_test = self.predicted = None
         if test is not None:
             self.x_test, self.y_test = np.asarray(test[0], np.uint8), np.asarray(test[1], np.int64)
+            if self.x_test.shape[1:] != tuple(model.input_shape) or len(self.y_test) != len(self.x_test):
+                raise ValueError(
+                    f"Explorer: test images {self.x_test.shape} and labels {self.y_test.shape} do not fit the "
+                    f"model's input {tuple(model.input_shape)}"
+                )
             self.predicted = self._predict_all()
         self._stimuli: dict[tuple[int, int], str] = {}
 

@@ -12,12 +12,14 @@ Routes (all answers JSON unless a page asset):
     POST /api/conv            {"image": ..., "layer": L, "channel": F, "row": i, "col": j}
 
 Bad requests get ``{"error": message}`` with 400 (malformed), 404 (unknown path or index),
-411/413/415 (body length missing, too long, not JSON); an unexpected failure gets a 500
+411/413/415 (body length missing, too long, not JSON), 403 (on loopback, a ``Host`` other than
+127.0.0.1 or localhost: DNS rebinding); an unexpected failure gets a 500
 with the exception's one-line message, its traceback going to the server's own stderr.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import sys
 import traceback
@@ -35,6 +37,7 @@ ASSETS = {
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
 }
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 MAX_BODY = 1 << 20  # bytes: a 32x32x3 image as JSON is ~15 KB; anything near a megabyte is not a request of ours
 
 
@@ -49,7 +52,21 @@ class Handler(BaseHTTPRequestHandler):
     quiet = False
     server_version = "minicnn-explore"
 
+    def _foreign_host(self) -> bool:
+        """On loopback, answer only requests addressed to loopback: a web page whose domain was
+        re-pointed at 127.0.0.1 (DNS rebinding) sends its own name in ``Host`` and is refused."""
+        if not ipaddress.ip_address(self.server.server_address[0]).is_loopback:
+            return False  # bound elsewhere on purpose (--host): any name may reach it
+        host = self.headers.get("Host", "")
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if name in LOOPBACK_NAMES:
+            return False
+        self._error(HTTPStatus.FORBIDDEN, f"this server answers only requests for 127.0.0.1 or localhost, not {host!r}")
+        return True
+
     def do_GET(self):
+        if self._foreign_host():
+            return
         url = urlsplit(self.path)
         if url.path in ASSETS:
             name, kind = ASSETS[url.path]
@@ -66,6 +83,8 @@ class Handler(BaseHTTPRequestHandler):
         self._answer(routes.get(url.path))
 
     def do_POST(self):
+        if self._foreign_host():
+            return
         routes = {"/api/forward": self.explorer.forward, "/api/conv": self.explorer.explain}
         route = routes.get(urlsplit(self.path).path)
         if route is None:
