@@ -9,12 +9,11 @@ little-endian float32 ``(H, W, C)`` (JavaScript reads them with a ``Float32Array
 
 Requests name images, never files: ``{"index": i}`` (a test image), ``{"pixels": [...]}``
 (``H*W*C`` integers 0..255, row by row, channels last) or ``{"synthetic": true}``.
-Anything else raises :class:`ApiError`, which the server turns into a 400/404 reply.
+Anything else raises :class:`~minicnn.explore.wire.ApiError`, which the server turns into a 400/404 reply.
 """
 
 from __future__ import annotations
 
-import base64
 import csv
 import math
 import threading
@@ -26,19 +25,8 @@ from .. import interpret
 from ..backend import get_backend, to_numpy
 from ..layers import Conv2D, no_grad
 from ..losses import softmax
-
-
-class ApiError(ValueError):
-    """A request the explorer cannot answer: ``status`` (400, 404) and the reason."""
-
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
-
-
-def b64(array, dtype) -> str:
-    """``array`` as base64 of its bytes in ``dtype`` (little-endian, C order)."""
-    return base64.b64encode(np.ascontiguousarray(array, dtype=np.dtype(dtype).newbyteorder("<")).tobytes()).decode()
+from .one_number import conv_pixel
+from .wire import ApiError, b64, integer
 
 
 def class_names(model, extra) -> list[str]:
@@ -69,17 +57,6 @@ def read_history(path: Path) -> dict | None:
         return value if math.isfinite(value) else None
 
     return {key: [number(r.get(key)) for r in rows] for key in rows[0] if key is not None}
-
-
-def integer(value, what: str, low: int, high: int) -> int:
-    """``value`` as an int in ``[low, high)``, else an :class:`ApiError` saying what came."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ApiError(f"{what} must be an integer in [{low}, {high}), got {value!r}")
-    if not low <= value < high:
-        raise ApiError(f"{what} must be in [{low}, {high}), got {value}", status=404 if what == "index" else 400)
-    return value
 
 
 class Explorer:
@@ -217,15 +194,11 @@ class Explorer:
         }
 
     def explain(self, request) -> dict:
-        """``POST /api/conv``: how conv layer ``layer`` computes channel ``channel`` at ``(row, col)``.
-
-        ``y[row, col, f] = b[f] + sum_{a, b', c} xp[row*sh + a, col*sw + b', c] * W[a, b', c, f]``,
-        with ``xp`` the layer's input padded with zeros as the layer pads it.
-        """
+        """``POST /api/conv``: how conv layer ``layer`` computes channel ``channel`` at ``(row, col)``
+        (:func:`~minicnn.explore.one_number.conv_pixel`), beside the forward pass's own value there."""
         if not isinstance(request, dict):
             raise ApiError("the request must be a JSON object")
-        n = len(self.model.layers)
-        index = integer(request.get("layer"), "layer", 0, n)
+        index = integer(request.get("layer"), "layer", 0, len(self.model.layers))
         layer = self.model.layers[index]
         if not isinstance(layer, Conv2D):
             raise ApiError(f"layer {index} ({layer.name}) is a {type(layer).__name__}, not a Conv2D")
@@ -236,13 +209,6 @@ class Explorer:
         act = interpret.after_activation(self.model, index)
         outputs = self._outputs(pixels, upto=act)
         x = self.standardise(pixels) if index == 0 else outputs[index - 1]
-        (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
-        pt, pb, pl, pr = layer.pads
-        padded = np.pad(x.astype(np.float64), ((pt, pb), (pl, pr), (0, 0)))
-        patch = padded[i * sh : i * sh + kh, j * sw : j * sw + kw, :]
-        kernel = to_numpy(layer.params["W"])[:, :, :, f].astype(np.float64)
-        bias = float(to_numpy(layer.params["b"])[f])
-        per_channel = (patch * kernel).sum(axis=(0, 1))
         return {
             **source,
             "layer": index,
@@ -251,13 +217,7 @@ class Explorer:
             "row": i,
             "col": j,
             "input": "the image (standardised)" if index == 0 else self.model.layers[index - 1].name,
-            "origin": [i * sh - pt, j * sw - pl],  # the patch's top-left in the unpadded input
-            "patch": patch.tolist(),  # (kh, kw, C)
-            "kernel": kernel.tolist(),  # (kh, kw, C)
-            "bias": bias,
-            "per_channel": per_channel.tolist(),
-            "dot": float(per_channel.sum()),
-            "sum": float(per_channel.sum() + bias),
+            **conv_pixel(layer, x, f, i, j),
             "output": float(outputs[index][i, j, f]),
             "activation": None if act == index else type(self.model.layers[act]).__name__,
             "activated": float(outputs[act][i, j, f]),

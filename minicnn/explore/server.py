@@ -28,7 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from urllib.parse import parse_qsl, urlsplit
 
-from .api import ApiError, Explorer
+from .api import Explorer
+from .wire import ApiError
 
 # The page's files, by the path the browser asks for: the client never names a file itself.
 ASSETS = {
@@ -55,7 +56,8 @@ class Handler(BaseHTTPRequestHandler):
     def _foreign_host(self) -> bool:
         """On loopback, answer only requests addressed to loopback: a web page whose domain was
         re-pointed at 127.0.0.1 (DNS rebinding) sends its own name in ``Host`` and is refused."""
-        if not ipaddress.ip_address(self.server.server_address[0]).is_loopback:
+        address = self.server.server_address  # (host, port) for an AF_INET server
+        if not ipaddress.ip_address(str(address[0] if isinstance(address, tuple) else address)).is_loopback:
             return False  # bound elsewhere on purpose (--host): any name may reach it
         host = self.headers.get("Host", "")
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
