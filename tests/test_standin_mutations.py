@@ -79,9 +79,9 @@ def test_a_numpy_dropout_mask_on_device_data_fails(standin, monkeypatch):
 
 def test_numpy_asarray_instead_of_the_host_copy_fails(standin, monkeypatch):
     # predict's one host copy of the probabilities, written with NumPy instead of the backend's helper
-    import minicnn.training
+    import minicnn.inference
 
-    monkeypatch.setattr(minicnn.training, "to_numpy", lambda a, out=None: np.asarray(a))
+    monkeypatch.setattr(minicnn.inference, "to_numpy", lambda a, out=None: np.asarray(a))
     model = small_model()
     with pytest.raises(TypeError, match="Implicit conversion to a NumPy array is not allowed"):
         model.predict(data()[0])
