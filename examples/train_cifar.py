@@ -22,7 +22,7 @@ import numpy as np
 
 import minicnn
 from minicnn import CheckpointError, TrainingDiverged
-from minicnn.callbacks import CSVLogger, ModelCheckpoint
+from minicnn.callbacks import CSVLogger, ModelCheckpoint, SettingsChanged
 from minicnn.datasets import CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, DatasetError, augment, cifar10_splits
 from minicnn.distributed import abort_on_error
 from minicnn.interrupts import exit_code, signal_name, signals_as_interrupts
@@ -181,7 +181,13 @@ def train(args, comm) -> int:
         optimizer = SGD(model, lr=args.lr, momentum=0.9, nesterov=True, weight_decay=args.weight_decay)
     config = {k: getattr(args, k) for k in RUN_KEYS}
     checkpoint = out / "model.npz"
-    initial_epoch = ModelCheckpoint.resume(checkpoint, model, optimizer, config) if args.resume else 0
+    try:
+        initial_epoch = ModelCheckpoint.resume(checkpoint, model, optimizer, config) if args.resume else 0
+    except SettingsChanged as exc:  # the library names settings; this script's user knows them as flags
+        differ = ", ".join(f"--{k.replace('_', '-')} {a} vs {b}" for k, (a, b) in exc.changed.items())
+        raise ValueError(
+            f"--resume needs the settings of the interrupted run; these differ (saved, now): {differ}"
+        ) from None
     if args.resume:
         say(f"resuming after epoch {initial_epoch} from {checkpoint}")
     if initial_epoch >= args.epochs:

@@ -67,6 +67,18 @@ class CSVLogger(Callback):
         write_atomic(self.path, write, mode="w")
 
 
+class SettingsChanged(ValueError):
+    """A resumed run's settings differ from the interrupted run's: ``changed`` maps each setting to
+    ``(saved, now)``."""
+
+    def __init__(self, changed: dict):
+        self.changed = changed
+        super().__init__(
+            "resuming needs the settings of the interrupted run; these differ (saved, now): "
+            + ", ".join(f"{k} {a} vs {b}" for k, (a, b) in changed.items())
+        )
+
+
 class ModelCheckpoint(Callback):
     """After every epoch, save weights, optimizer state and ``extra`` to ``path``, atomically.
 
@@ -97,10 +109,7 @@ class ModelCheckpoint(Callback):
         saved = extra.get("config", {})
         changed = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
         if changed:
-            raise ValueError(
-                "resuming needs the settings of the interrupted run; these differ (saved, now): "
-                + ", ".join(f"{k} {a} vs {b}" for k, (a, b) in changed.items())
-            )
+            raise SettingsChanged(changed)
         return int(extra["epoch"])
 
     @staticmethod
