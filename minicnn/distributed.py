@@ -176,10 +176,11 @@ class Communicator:
         mode = ("nccl" if nccl is not None else "host") if self.gpu == "auto" else self.gpu
         stream = cupy.cuda.get_current_stream()
         if mode == "nccl":
+            if self._nccl is None:  # first, on every rank: NCCL needs one GPU each
+                devices.refuse_shared_gpus(self.comm, cupy, self.MPI.Get_processor_name())
             if nccl is None:
                 raise RuntimeError("Communicator(gpu='nccl'): this CuPy has no NCCL (pip install nvidia-nccl-cu12)")
             if self._nccl is None:  # rank 0 makes the id, every rank joins with it
-                devices.refuse_shared_gpus(self.comm, cupy, self.MPI.Get_processor_name())
                 uid = self.comm.bcast(nccl.get_unique_id() if self.is_root else None, root=0)
                 self._nccl = nccl.NcclCommunicator(self.size, uid, self.rank)
             kind = nccl.NCCL_FLOAT32 if buf.dtype == np.float32 else nccl.NCCL_FLOAT64

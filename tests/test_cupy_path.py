@@ -72,7 +72,9 @@ def test_two_ranks_on_one_gpu_are_refused_before_nccl(standin):
     comm = _OneProcessPerRank([("node1", "0000:00:00.0", 0), ("node1", "0000:00:00.0", 0)])
     with pytest.raises(RuntimeError, match=r"ranks 0, 1 all use GPU 0 \(PCI 0000:00:00.0\) on node1.*gpu='host'"):
         devices.refuse_shared_gpus(comm, cupy, "node1")
-    devices.refuse_shared_gpus(_OneProcessPerRank([("node1", "0000:00:00.0", 0), ("node1", "0000:01:00.0", 1)]), cupy, "node1")
+    devices.refuse_shared_gpus(
+        _OneProcessPerRank([("node1", "0000:00:00.0", 0), ("node1", "0000:01:00.0", 1)]), cupy, "node1"
+    )
 
 
 # -- 2. labels checked on the host -------------------------------------------------------------
