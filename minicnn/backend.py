@@ -190,6 +190,14 @@ def cupy_nccl():
     return nccl if getattr(nccl, "available", True) else None
 
 
+def cupy_cublas():
+    """``cupy.cublas``, CuPy's wrappers of cuBLAS (a submodule ``import cupy`` does not load)."""
+    cupy_module()  # the install hint where CuPy is missing
+    import cupy.cublas
+
+    return cupy.cublas
+
+
 _NUMPY = Backend("numpy", np)
 _CUPY: Backend | None = None  # made once, like _NUMPY: Dropout compares backends by identity
 _current: Backend | None = None
@@ -198,9 +206,6 @@ _local_rank: int | None = None  # this process's rank on its machine, set by dis
 
 def _cupy_backend() -> Backend:
     global _CUPY
-    if _CUPY is not None:
-        _pin_local_gpu(_CUPY.xp)
-        return _CUPY
     cupy = cupy_module()
     try:
         n = cupy.cuda.runtime.getDeviceCount()
@@ -211,7 +216,8 @@ def _cupy_backend() -> Backend:
         ) from exc
     if n < 1:
         raise BackendError("backend 'cupy': CuPy is installed but no GPU was found; use the numpy backend")
-    _CUPY = Backend("cupy", cupy)
+    if _CUPY is None or _CUPY.xp is not cupy:
+        _CUPY = Backend("cupy", cupy)
     _pin_local_gpu(cupy)
     return _CUPY
 

@@ -29,7 +29,7 @@ import os
 
 import numpy as np
 
-from .backend import cupy_module, get_array_module
+from .backend import cupy_cublas, get_array_module
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS enum values, fixed by the standard
 
@@ -153,13 +153,5 @@ def _cublas_matmul_add(out, a, b) -> bool:
     if not (out.flags.c_contiguous or out.flags.f_contiguous):
         return False
     if out.size and a.shape[1]:
-        _cublas().gemm("N", "N", a, b, out=out, alpha=1.0, beta=1.0)
+        cupy_cublas().gemm("N", "N", a, b, out=out, alpha=1.0, beta=1.0)
     return True
-
-
-def _cublas():
-    """``cupy.cublas`` (a submodule ``import cupy`` does not load)."""
-    cupy_module()  # the install hint where CuPy is missing
-    import cupy.cublas
-
-    return cupy.cublas
