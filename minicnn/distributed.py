@@ -263,7 +263,9 @@ class Communicator:
         The Communicator already does this itself (when made, or when the CuPy backend is selected
         later; see :mod:`minicnn.devices`); the call stays for scripts that make it.
         """
-        return pin_local_gpu(self.local_rank, now=True)
+        device = pin_local_gpu(self.local_rank, now=True)
+        assert device is not None  # now=True always selects one
+        return device
 
     def abort(self, code: int = 1):
         """Stop every process of the job now (``MPI_Abort``); ``mpiexec`` exits with ``code``."""
