@@ -32,7 +32,8 @@ def gpu_identity(cupy, node: str) -> tuple[str, str, int]:
 
 
 def shared_gpus(identities) -> list[list[int]]:
-    """Groups of ranks (each of two or more) whose ``(machine, PCI bus id, index)`` name one GPU."""
+    """Groups of ranks (each of two or more) on one GPU: the same machine and PCI bus id
+    (``identities[r]`` is rank ``r``'s ``gpu_identity``; indices alone may mislead)."""
     by_gpu: dict = {}
     for rank, (node, bus, _) in enumerate(identities):
         by_gpu.setdefault((node, bus), []).append(rank)
