@@ -117,7 +117,8 @@ def test_fit_evaluate_and_the_doctor_check_device_labels_on_the_host_first(stand
 
 
 @pytest.fixture
-def gemm_calls(standin, monkeypatch):
+def gemm_calls(cupy_backend, monkeypatch):
+    """The calls of ``cupy.cublas.gemm`` (real CuPy's on a GPU, the stand-in's elsewhere)."""
     import cupy.cublas
 
     calls = []
