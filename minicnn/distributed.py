@@ -63,7 +63,8 @@ import traceback
 
 import numpy as np
 
-from .backend import cupy_module, get_array_module, to_numpy
+from . import devices
+from .backend import get_array_module, pin_local_gpu, to_numpy
 from .gpu_transports import gpu_transport
 from .interrupts import Interrupted, deferring, pending_signal
 
@@ -100,6 +101,8 @@ class Communicator:
         self._flat = None  # the preallocated gradient buffer (NumPy or CuPy)
         self._transport = None  # how a CuPy buffer is summed (minicnn.gpu_transports), made on first use
         self.interrupted = None  # the signal every rank stopped for (stop_if_interrupted)
+        self.local_rank = devices.local_rank(self.comm, self.MPI)  # rank among the processes on this machine
+        pin_local_gpu(self.local_rank)  # GPU local_rank % count, now or when CuPy is selected
 
     def __repr__(self):
         return f"Communicator(rank={self.rank}, size={self.size})"
@@ -235,12 +238,13 @@ class Communicator:
         return len(set(self.comm.allgather(digest.hexdigest()))) == 1
 
     def use_local_gpu(self) -> int:
-        """Make this process use GPU ``local_rank % device_count`` (call before building a model)."""
-        cupy = cupy_module()
-        local = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED, key=self.rank)
-        device = local.Get_rank() % cupy.cuda.runtime.getDeviceCount()
-        local.Free()
-        cupy.cuda.Device(device).use()
+        """Use GPU ``local_rank % device_count`` now, whatever the backend; returns its index.
+
+        The Communicator already does this itself (when made, or when the CuPy backend is selected
+        later; see :mod:`minicnn.devices`); the call stays for scripts that make it.
+        """
+        device = pin_local_gpu(self.local_rank, now=True)
+        assert device is not None  # now=True always selects one
         return device
 
     def abort(self, code: int = 1):

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import devices
 from .backend import cupy_module, cupy_nccl, to_numpy
 
 
 class NcclTransport:
-    def __init__(self, comm, rank: int, size: int):
+    def __init__(self, comm, MPI, rank: int, size: int):
+        devices.refuse_shared_gpus(comm, cupy_module(), MPI.Get_processor_name())  # NCCL needs one GPU per rank
         nccl = cupy_nccl()
         if nccl is None:
             raise RuntimeError("Communicator(gpu='nccl'): this CuPy has no NCCL (pip install nvidia-nccl-cu12)")
@@ -58,7 +60,7 @@ def gpu_transport(gpu: str, comm, MPI, rank: int, size: int):
     """The transport for ``gpu``: ``"auto"`` is NCCL where CuPy has it, else through the host."""
     mode = ("nccl" if cupy_nccl() is not None else "host") if gpu == "auto" else gpu
     if mode == "nccl":
-        return NcclTransport(comm, rank, size)
+        return NcclTransport(comm, MPI, rank, size)
     if mode == "mpi":
         return CudaMpiTransport(comm, MPI)
     return HostTransport(comm, MPI)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..backend import get_backend, to_numpy
 from ..gradcheck import check_layer, check_loss
+from ..input_checks import check_labels
 from ..layers import no_grad
 from ..losses import SoftmaxCrossEntropy
 from ..optim import Adam
@@ -276,6 +277,7 @@ def diagnose(
     loss_fn = loss or SoftmaxCrossEntropy()
     optimizer_factory = optimizer_factory or (lambda m: Adam(m, lr=1e-3))
     x, y = to_numpy(x), to_numpy(y)
+    check_labels(y, len(x), int(np.prod(model.output_shape)), "doctor")  # on the host, before any reaches the GPU
     results: list[Check] = []
 
     def add(check):
