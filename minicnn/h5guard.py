@@ -1,0 +1,346 @@
+"""Reading HDF5 in a helper process, so that a damaged file can neither hang nor crash the caller.
+
+libhdf5 trusts a file's inner structure. A damaged file can send it into an endless loop (a
+zeroed range under the variable-length string attribute ``model_config`` of a Keras ``.h5``
+did) or crash it, deep in C code where no Python signal or thread can stop it. So minicnn
+opens no HDF5 file in its own process: a helper process reads the file into plain arrays and
+sends them back, under a time limit; past the limit the helper is killed and the file refused::
+
+    caller                                    helper (python running this file: NumPy, h5py)
+    read_hdf5(path or bytes) -- request -->   h5py.File: every attribute and dataset
+    Group (plain, in memory) <-- arrays --   (members named in ``skip`` left out)
+
+The helper starts on the first read (it pays the import of NumPy and h5py once) and serves the
+later ones; it exits when the program does, or with :func:`stop`. The limit is ``READ_SECONDS``
+plus a second per ``BYTES_PER_SECOND`` of file, counted from the moment the helper is ready.
+This file imports neither the package nor h5py at the top: the helper loads it on its own.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+
+import numpy as np
+
+READ_SECONDS = 5.0  # for any file; a good Keras file is read in milliseconds
+BYTES_PER_SECOND = 20e6  # more time for big files: a slow disk reads at least this fast
+STARTUP_SECONDS = 120.0  # starting Python and importing h5py, on a busy machine
+MAX_DEPTH = 32  # Keras nests four deep; a damaged file may claim anything
+
+_HEADER = 9  # a frame: one byte of kind, eight of length, then the bytes
+
+
+class HDF5ReadError(ValueError):
+    """An HDF5 file the helper could not read: damaged, not done within the limit, or it crashed the reader."""
+
+
+class Group:
+    """An HDF5 group read into memory, used as an h5py Group is: ``attrs`` (a dict), members by
+    name or ``"a/b"`` path (groups, or datasets as NumPy arrays), iterated in the file's order."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.attrs: dict = {}
+        self.members: dict = {}
+
+    def get(self, key, default=None):
+        node = self
+        for part in str(key).strip("/").split("/"):
+            if not isinstance(node, Group) or part not in node.members:
+                return default
+            node = node.members[part]
+        return node
+
+    def __getitem__(self, key):
+        node = self.get(key, _MISSING)
+        if node is _MISSING:
+            raise KeyError(f"{key!r} is not in HDF5 group {self.name!r}")
+        return node
+
+    def __contains__(self, key) -> bool:
+        return self.get(key, _MISSING) is not _MISSING
+
+    def __iter__(self):
+        return iter(self.members)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __enter__(self):  # so that ``with read_hdf5(...) as f:`` reads as ``with h5py.File(...) as f:``
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+_MISSING = object()
+
+
+def read_hdf5(source: str | os.PathLike | bytes, skip: tuple[str, ...] = ()) -> Group:
+    """Read a whole HDF5 file (a path, or the file's bytes) in the helper process: its root :class:`Group`.
+
+    ``skip`` names top-level members not to read (e.g. optimizer state the caller ignores).
+
+    Raises:
+        HDF5ReadError: the file is damaged (the message is h5py's), its read did not end within
+            the limit (the helper was killed), or it crashed the helper.
+        OSError: ``source`` is a path that cannot be opened.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        path, payload = None, bytes(source)
+    else:
+        path, payload = os.path.abspath(source), b""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no such file: {path}")
+    size = len(payload) if path is None else os.path.getsize(path)
+    limit = READ_SECONDS + size / BYTES_PER_SECOND
+    request = {"path": path, "skip": list(skip), "alarm": int(limit) + 30}
+    with _lock:
+        kind, data = _helper().ask(json.dumps(request).encode(), payload, limit)
+    if kind == b"E":
+        raise HDF5ReadError(data.decode("utf8", "replace"))
+    return _rebuild(data)
+
+
+def stop() -> None:
+    """End the helper process, if one runs (the next read starts a fresh one)."""
+    global _reader
+    with _lock:
+        if _reader is not None and _reader.owner == os.getpid():
+            _reader.stop(gently=True)
+        _reader = None
+
+
+# ==== the caller's side ===================================================================
+_lock = threading.Lock()
+_reader: _Helper | None = None
+
+# The helper runs this file under its own name, with the caller's sys.path (to find h5py where it did).
+_BOOT = (
+    "import importlib.util, json, sys\n"
+    "sys.path[:] = json.loads(sys.argv[2])\n"
+    "spec = importlib.util.spec_from_file_location('minicnn_h5guard_helper', sys.argv[1])\n"
+    "module = importlib.util.module_from_spec(spec)\n"
+    "spec.loader.exec_module(module)\n"
+    "module.serve()\n"
+)
+
+
+def _helper() -> _Helper:
+    """The running helper, or a fresh one (after a kill, a crash, or in a forked child process)."""
+    global _reader
+    if _reader is None or _reader.owner != os.getpid() or _reader.proc.poll() is not None:
+        if _reader is not None and _reader.owner == os.getpid():
+            _reader.stop()
+        _reader = _Helper()
+    return _reader
+
+
+class _Helper:
+    """The helper process, and a thread that collects its replies (so that waiting can time out)."""
+
+    def __init__(self):
+        self.owner = os.getpid()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _BOOT, os.path.abspath(__file__), json.dumps(sys.path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # h5py's and Python's complaints about a damaged file: the reply has them
+        )
+        self.replies: queue.Queue = queue.Queue()
+        threading.Thread(target=self._collect, daemon=True).start()
+        late, crashed = (
+            "the HDF5 reader did not start within {limit:.0f} s",
+            "the HDF5 reader failed to start ({status})",
+        )
+        kind, data = self._reply(STARTUP_SECONDS, late, crashed)
+        if kind != b"R":
+            self.stop()
+            raise HDF5ReadError(f"the HDF5 reader process could not start: {data.decode('utf8', 'replace')}")
+
+    def _collect(self):
+        while True:
+            try:
+                frame = _recv(self.proc.stdout)
+            except (OSError, ValueError):  # the pipe closed under us: the helper was stopped
+                frame = None
+            self.replies.put(frame)
+            if frame is None:
+                return
+
+    def ask(self, request: bytes, payload: bytes, limit: float) -> tuple[bytes, bytes]:
+        try:
+            _send(self.proc.stdin, b"Q", request)
+            _send(self.proc.stdin, b"D", payload)
+            return self._reply(
+                limit,
+                "not read within {limit:.0f} s, so its reader was stopped: damaged inner structures "
+                "can send libhdf5 into an endless loop",
+                "the HDF5 library crashed reading it (exit status {status})",
+            )
+        except OSError:  # the helper died between two reads
+            self.stop()
+            raise HDF5ReadError("the HDF5 reader process ended unexpectedly; try again") from None
+        except BaseException:  # Ctrl-C while it reads: a reply may still come, so this helper is done
+            self.stop()
+            raise
+
+    def _reply(self, limit: float, late: str, crashed: str) -> tuple[bytes, bytes]:
+        try:
+            frame = self.replies.get(timeout=limit)
+        except queue.Empty:
+            self.stop()
+            raise HDF5ReadError(late.format(limit=limit)) from None
+        if frame is None:
+            raise HDF5ReadError(crashed.format(status=self.stop()))
+        return frame
+
+    def stop(self, gently: bool = False) -> int:
+        """End the process and reap it (no zombie); the exit status."""
+        if gently and self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()  # the helper's loop ends at end of input
+                return self.proc.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+        status = self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()
+            except OSError:
+                pass
+        return status
+
+
+@atexit.register
+def _at_exit():  # without the lock: a daemon thread may hold it, mid-read, as the program ends
+    if _reader is not None and _reader.owner == os.getpid():
+        _reader.stop(gently=True)
+
+
+def _rebuild(data: bytes) -> Group:
+    """The helper's reply (an index of the nodes in JSON, then the arrays in .npy format) -> the root Group."""
+    stream = io.BytesIO(data)
+    try:
+        nodes, count = json.loads(stream.read(int.from_bytes(stream.read(8), "little")))
+        arrays = [np.lib.format.read_array(stream, allow_pickle=False) for _ in range(count)]
+    except (OSError, ValueError) as exc:
+        raise HDF5ReadError(f"the HDF5 reader sent back an unreadable reply ({exc})") from None
+    root = Group("/")
+    for node in nodes:
+        parent_path, _, name = node["path"].rpartition("/")
+        parent = root.get(parent_path) if parent_path else root
+        if node["kind"] == "dataset":
+            parent.members[name] = _value(arrays[node["data"]])
+            continue
+        group = root if not node["path"] else Group("/" + node["path"])
+        group.attrs = {attr: _value(arrays[i]) for attr, i in node["attrs"]}
+        if node["path"]:
+            parent.members[name] = group
+    return root
+
+
+def _value(array: np.ndarray):
+    """As h5py hands it over: a 0-d array as its scalar (a str, bytes or number), others as arrays."""
+    return array[()] if array.ndim == 0 else array
+
+
+# ==== the helper's side ===================================================================
+def serve() -> None:
+    """The helper's loop: answer each request with the file's contents, until its input closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # a stray print must not garble the replies
+    try:
+        import h5py
+    except ImportError as exc:
+        _send(stdout, b"E", f"ImportError: {exc}".encode())
+        return
+    _send(stdout, b"R", b"")
+    while (frame := _recv(stdin)) is not None:
+        request = json.loads(frame[1])
+        payload = _recv(stdin)[1]
+        if hasattr(signal, "alarm"):  # should the caller be gone, the helper still ends (SIGALRM kills)
+            signal.alarm(request["alarm"])
+        try:
+            source = request["path"] if request["path"] is not None else io.BytesIO(payload)
+            kind, data = b"T", _snapshot(h5py, source, set(request["skip"]))
+        except Exception as exc:  # every failure of a damaged file goes back as a message
+            kind, data = b"E", f"{type(exc).__name__}: {exc}".encode("utf8", "replace")
+        if hasattr(signal, "alarm"):
+            signal.alarm(0)
+        _send(stdout, kind, data)
+
+
+def _snapshot(h5py, source, skip: set) -> bytes:
+    """Every group's attributes and every dataset of the file, as a reply the caller rebuilds.
+
+    Only hard links are followed: a soft or external link (another file) is left out.
+    """
+    arrays, nodes = [], []
+
+    def keep(value) -> int:
+        arrays.append(_plain(value))
+        return len(arrays) - 1
+
+    def walk(group, path: str, depth: int):
+        if depth > MAX_DEPTH:
+            raise ValueError(f"groups nested more than {MAX_DEPTH} deep at {path!r}")
+        nodes.append({"path": path, "kind": "group", "attrs": [(n, keep(v)) for n, v in group.attrs.items()]})
+        for name in group:
+            if (depth == 0 and name in skip) or not isinstance(group.get(name, getlink=True), h5py.HardLink):
+                continue
+            member, member_path = group[name], f"{path}/{name}" if path else name
+            if isinstance(member, h5py.Group):
+                walk(member, member_path, depth + 1)
+            elif isinstance(member, h5py.Dataset):
+                nodes.append({"path": member_path, "kind": "dataset", "data": keep(member[()])})
+
+    with h5py.File(source, "r") as f:
+        walk(f, "", 0)
+    index = json.dumps([nodes, len(arrays)]).encode()
+    buffer = io.BytesIO()
+    buffer.write(len(index).to_bytes(8, "little") + index)
+    for array in arrays:
+        np.lib.format.write_array(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _plain(value) -> np.ndarray:
+    """An attribute's or dataset's value as an array that needs no pickle (strings as str or bytes arrays)."""
+    array = np.asarray(value)
+    if array.dtype.kind == "O":
+        items = array.ravel().tolist()
+        for kind in (bytes, str):
+            if all(isinstance(v, kind) for v in items):
+                return np.array(items, dtype=kind).reshape(array.shape)
+        raise TypeError(f"a value of {type(items[0]).__name__} objects, neither numbers nor strings")
+    if array.dtype.hasobject:
+        raise TypeError(f"a value of type {array.dtype} holds objects")
+    return array
+
+
+def _send(stream, kind: bytes, data: bytes) -> None:
+    stream.write(kind + len(data).to_bytes(8, "little"))
+    stream.write(data)
+    stream.flush()
+
+
+def _recv(stream) -> tuple[bytes, bytes] | None:
+    """The next frame ``(kind, bytes)``, or None at the end of the stream."""
+    head = stream.read(_HEADER)
+    if len(head) < _HEADER:
+        return None
+    size = int.from_bytes(head[1:], "little")
+    data = stream.read(size)
+    return None if len(data) < size else (head[:1], data)
