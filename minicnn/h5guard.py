@@ -158,7 +158,7 @@ class _Helper:
         self.replies: queue.Queue = queue.Queue()
         threading.Thread(target=self._collect, daemon=True).start()
         late, crashed = (
-            "the HDF5 reader did not start within {limit:.0f} s",
+            "the HDF5 reader did not start within {limit:.3g} s",
             "the HDF5 reader failed to start ({status})",
         )
         kind, data = self._reply(STARTUP_SECONDS, late, crashed)
@@ -182,7 +182,7 @@ class _Helper:
             _send(self.proc.stdin, b"D", payload)
             return self._reply(
                 limit,
-                "not read within {limit:.0f} s, so its reader was stopped: damaged inner structures "
+                "not read within {limit:.3g} s, so its reader was stopped: damaged inner structures "
                 "can send libhdf5 into an endless loop",
                 "the HDF5 library crashed reading it (exit status {status})",
             )
@@ -251,8 +251,10 @@ def _rebuild(data: bytes) -> Group:
 
 
 def _value(array: np.ndarray):
-    """As h5py hands it over: a 0-d array as its scalar (a str, bytes or number), others as arrays."""
-    return array[()] if array.ndim == 0 else array
+    """As h5py hands it over: a 0-d array as its scalar (str, bytes or a number), others as arrays."""
+    if array.ndim:
+        return array
+    return str(array[()]) if array.dtype.kind == "U" else array[()]
 
 
 # ==== the helper's side ===================================================================
