@@ -6,14 +6,14 @@ did) or crash it, deep in C code where no Python signal or thread can stop it. S
 opens no HDF5 file in its own process: a helper process reads the file into plain arrays and
 sends them back, under a time limit; past the limit the helper is killed and the file refused::
 
-    caller                                    helper (python running this file: NumPy, h5py)
+    caller                                    helper (h5guard_helper.py: NumPy and h5py only)
     read_hdf5(path or bytes) -- request -->   h5py.File: every attribute and dataset
     Group (plain, in memory) <-- arrays --   (members named in ``skip`` left out)
 
 The helper starts on the first read (it pays the import of NumPy and h5py once) and serves the
 later ones; it exits when the program does, or with :func:`stop`. The limit is ``READ_SECONDS``
 plus a second per ``BYTES_PER_SECOND`` of file, counted from the moment the helper is ready.
-This file imports neither the package nor h5py at the top: the helper loads it on its own.
+The helper's side of the conversation is :mod:`minicnn.h5guard_helper`.
 """
 
 from __future__ import annotations
@@ -23,19 +23,17 @@ import io
 import json
 import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
 
 import numpy as np
 
+from .h5guard_helper import recv, send
+
 READ_SECONDS = 5.0  # for any file; a good Keras file is read in milliseconds
 BYTES_PER_SECOND = 20e6  # more time for big files: a slow disk reads at least this fast
 STARTUP_SECONDS = 120.0  # starting Python and importing h5py, on a busy machine
-MAX_DEPTH = 32  # Keras nests four deep; a damaged file may claim anything
-
-_HEADER = 9  # a frame: one byte of kind, eight of length, then the bytes
 
 
 class HDF5ReadError(ValueError):
@@ -123,7 +121,8 @@ def stop() -> None:
 _lock = threading.Lock()
 _reader: _Helper | None = None
 
-# The helper runs this file under its own name, with the caller's sys.path (to find h5py where it did).
+# The helper runs h5guard_helper.py by its path, not the package, with the caller's sys.path (h5py where it was).
+_HELPER_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "h5guard_helper.py")
 _BOOT = (
     "import importlib.util, json, sys\n"
     "sys.path[:] = json.loads(sys.argv[2])\n"
@@ -150,7 +149,7 @@ class _Helper:
     def __init__(self):
         self.owner = os.getpid()
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _BOOT, os.path.abspath(__file__), json.dumps(sys.path)],
+            [sys.executable, "-c", _BOOT, _HELPER_FILE, json.dumps(sys.path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,  # h5py's and Python's complaints about a damaged file: the reply has them
@@ -169,7 +168,7 @@ class _Helper:
     def _collect(self):
         while True:
             try:
-                frame = _recv(self.proc.stdout)
+                frame = recv(self.proc.stdout)
             except (OSError, ValueError):  # the pipe closed under us: the helper was stopped
                 frame = None
             self.replies.put(frame)
@@ -178,8 +177,8 @@ class _Helper:
 
     def ask(self, request: bytes, payload: bytes, limit: float) -> tuple[bytes, bytes]:
         try:
-            _send(self.proc.stdin, b"Q", request)
-            _send(self.proc.stdin, b"D", payload)
+            send(self.proc.stdin, b"Q", request)
+            send(self.proc.stdin, b"D", payload)
             return self._reply(
                 limit,
                 "not read within {limit:.3g} s, so its reader was stopped: damaged inner structures "
@@ -255,94 +254,3 @@ def _value(array: np.ndarray):
     if array.ndim:
         return array
     return str(array[()]) if array.dtype.kind == "U" else array[()]
-
-
-# ==== the helper's side ===================================================================
-def serve() -> None:
-    """The helper's loop: answer each request with the file's contents, until its input closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # a stray print must not garble the replies
-    try:
-        import h5py
-    except ImportError as exc:
-        _send(stdout, b"E", f"ImportError: {exc}".encode())
-        return
-    _send(stdout, b"R", b"")
-    while (frame := _recv(stdin)) is not None:
-        request = json.loads(frame[1])
-        payload = _recv(stdin)[1]
-        if hasattr(signal, "alarm"):  # should the caller be gone, the helper still ends (SIGALRM kills)
-            signal.alarm(request["alarm"])
-        try:
-            source = request["path"] if request["path"] is not None else io.BytesIO(payload)
-            kind, data = b"T", _snapshot(h5py, source, set(request["skip"]))
-        except Exception as exc:  # every failure of a damaged file goes back as a message
-            kind, data = b"E", f"{type(exc).__name__}: {exc}".encode("utf8", "replace")
-        if hasattr(signal, "alarm"):
-            signal.alarm(0)
-        _send(stdout, kind, data)
-
-
-def _snapshot(h5py, source, skip: set) -> bytes:
-    """Every group's attributes and every dataset of the file, as a reply the caller rebuilds.
-
-    Only hard links are followed: a soft or external link (another file) is left out.
-    """
-    arrays, nodes = [], []
-
-    def keep(value) -> int:
-        arrays.append(_plain(value))
-        return len(arrays) - 1
-
-    def walk(group, path: str, depth: int):
-        if depth > MAX_DEPTH:
-            raise ValueError(f"groups nested more than {MAX_DEPTH} deep at {path!r}")
-        nodes.append({"path": path, "kind": "group", "attrs": [(n, keep(v)) for n, v in group.attrs.items()]})
-        for name in group:
-            if (depth == 0 and name in skip) or not isinstance(group.get(name, getlink=True), h5py.HardLink):
-                continue
-            member, member_path = group[name], f"{path}/{name}" if path else name
-            if isinstance(member, h5py.Group):
-                walk(member, member_path, depth + 1)
-            elif isinstance(member, h5py.Dataset):
-                nodes.append({"path": member_path, "kind": "dataset", "data": keep(member[()])})
-
-    with h5py.File(source, "r") as f:
-        walk(f, "", 0)
-    index = json.dumps([nodes, len(arrays)]).encode()
-    buffer = io.BytesIO()
-    buffer.write(len(index).to_bytes(8, "little") + index)
-    for array in arrays:
-        np.lib.format.write_array(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
-def _plain(value) -> np.ndarray:
-    """An attribute's or dataset's value as an array that needs no pickle (strings as str or bytes arrays)."""
-    array = np.asarray(value)
-    if array.dtype.kind == "O":
-        items = array.ravel().tolist()
-        for kind in (bytes, str):
-            if all(isinstance(v, kind) for v in items):
-                return np.array(items, dtype=kind).reshape(array.shape)
-        raise TypeError(f"a value of {type(items[0]).__name__} objects, neither numbers nor strings")
-    if array.dtype.hasobject:
-        raise TypeError(f"a value of type {array.dtype} holds objects")
-    return array
-
-
-def _send(stream, kind: bytes, data: bytes) -> None:
-    stream.write(kind + len(data).to_bytes(8, "little"))
-    stream.write(data)
-    stream.flush()
-
-
-def _recv(stream) -> tuple[bytes, bytes] | None:
-    """The next frame ``(kind, bytes)``, or None at the end of the stream."""
-    head = stream.read(_HEADER)
-    if len(head) < _HEADER:
-        return None
-    size = int.from_bytes(head[1:], "little")
-    data = stream.read(size)
-    return None if len(data) < size else (head[:1], data)

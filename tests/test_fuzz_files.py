@@ -206,15 +206,15 @@ class Hang(BaseException):
 
 
 @contextlib.contextmanager
-def hard_time_limit(seconds: float):
-    """Fail a load that runs past ``seconds``: SIGALRM interrupts Python code (where there is one);
-    for a hang inside C code, faulthandler ends the whole run with every thread's stack."""
+def hard_time_limit(seconds: float, what: str):
+    """Fail a load that runs past ``seconds``, saying ``what`` it was: SIGALRM interrupts Python code
+    (where there is one); for a hang inside C code, faulthandler ends the run with every thread's stack."""
     faulthandler.dump_traceback_later(2 * seconds, exit=True)
     alarm = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     if alarm:
 
         def on_alarm(signum, frame):
-            raise Hang(f"the load ran past {seconds} s")
+            raise Hang(f"the load ran past {seconds} s: {what}")
 
         previous = signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -279,8 +279,9 @@ def test_damaged_file_is_refused_or_loads_unchanged(name, data, tmp_path, monkey
     with tempfile.TemporaryDirectory(dir=tmp_path) as folder:
         path = Path(folder) / name
         path.write_bytes(damaged)
+        (tmp_path / f"last-{name}").write_bytes(damaged)  # outlives the case: a hang ends the run
         try:
-            with hard_time_limit(CASE_SECONDS):
+            with hard_time_limit(CASE_SECONDS, f"{name}, {how}, a copy kept in {tmp_path}"):
                 got = fmt.load(path)
         except error_class(fmt) as exc:
             assert str(path) in str(exc), f"the message does not name the file: {exc}"
@@ -334,3 +335,23 @@ def test_archive_with_a_broken_deflate_block_gives_dataset_error(tmp_path):
     archive.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + good_part + b"\x07" * 64)  # block type 3: invalid
     with pytest.raises(DatasetError, match=re.escape(f"{archive}: not a readable tar archive (error: ")):
         extract_tar_safely(archive, tmp_path / "out")
+
+
+def test_batch_naming_a_huge_memo_index_loads_without_allocating_for_it(tmp_path):
+    """A damaged BINPUT turned LONG_BINPUT with a large index made the C unpickler allocate and
+    zero a memo of that many entries (8 s and 1 GB at 2**26, the machine's memory at 2**31). The
+    index only names a memo slot, so the batch loads as it was."""
+    import tracemalloc
+
+    valid, expected = original("data_batch_1")
+    at = valid.index(b"q\x00")  # the first BINPUT (memo index 0, never fetched again)
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(valid[:at] + b"r" + (2**26).to_bytes(4, "little") + valid[at + 2 :])
+    tracemalloc.start()
+    try:
+        got = _load_batch(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50e6, f"{peak / 1e6:.0f} MB allocated for one damaged index"
+    assert same_values(got, expected)
