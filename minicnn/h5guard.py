@@ -19,7 +19,6 @@ The helper's side of the conversation is :mod:`minicnn.h5guard_helper`.
 from __future__ import annotations
 
 import atexit
-import io
 import json
 import os
 import queue
@@ -175,7 +174,7 @@ class _Helper:
             if frame is None:
                 return
 
-    def ask(self, request: bytes, payload: bytes, limit: float) -> tuple[bytes, bytes]:
+    def ask(self, request: bytes, payload: bytes, limit: float) -> tuple[bytes, bytearray]:
         try:
             send(self.proc.stdin, b"Q", request)
             send(self.proc.stdin, b"D", payload)
@@ -192,7 +191,7 @@ class _Helper:
             self.stop()
             raise
 
-    def _reply(self, limit: float, late: str, crashed: str) -> tuple[bytes, bytes]:
+    def _reply(self, limit: float, late: str, crashed: str) -> tuple[bytes, bytearray]:
         try:
             frame = self.replies.get(timeout=limit)
         except queue.Empty:
@@ -227,13 +226,17 @@ def _at_exit():  # without the lock: a daemon thread may hold it, mid-read, as t
         _reader.stop(gently=True)
 
 
-def _rebuild(data: bytes) -> Group:
-    """The helper's reply (an index of the nodes in JSON, then the arrays in .npy format) -> the root Group."""
-    stream = io.BytesIO(data)
+def _rebuild(data: bytearray) -> Group:
+    """The helper's reply (an index of the nodes in JSON, then the arrays' bytes) -> the root Group."""
     try:
-        nodes, count = json.loads(stream.read(int.from_bytes(stream.read(8), "little")))
-        arrays = [np.lib.format.read_array(stream, allow_pickle=False) for _ in range(count)]
-    except (OSError, ValueError) as exc:
+        size = int.from_bytes(data[:8], "little")
+        nodes, specs = json.loads(bytes(data[8 : 8 + size]))
+        start = 8 + size
+        arrays = [
+            np.frombuffer(data, np.dtype(descr), int(np.prod(shape)), start + offset).reshape(shape)
+            for descr, shape, offset in specs
+        ]
+    except (TypeError, ValueError) as exc:
         raise HDF5ReadError(f"the HDF5 reader sent back an unreadable reply ({exc})") from None
     root = Group("/")
     for node in nodes:

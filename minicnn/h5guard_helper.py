@@ -38,16 +38,17 @@ def serve() -> None:
             signal.alarm(request["alarm"])
         try:
             source = request["path"] if request["path"] is not None else io.BytesIO(payload[1])
-            kind, data = b"T", _snapshot(h5py, source, set(request["skip"]))
+            kind, parts = b"T", _snapshot(h5py, source, set(request["skip"]))
         except Exception as exc:  # every failure of a damaged file goes back as a message
-            kind, data = b"E", f"{type(exc).__name__}: {exc}".encode("utf8", "replace")
+            kind, parts = b"E", [f"{type(exc).__name__}: {exc}".encode("utf8", "replace")]
         if hasattr(signal, "alarm"):
             signal.alarm(0)
-        send(stdout, kind, data)
+        send(stdout, kind, *parts)
 
 
-def _snapshot(h5py, source, skip: set) -> bytes:
-    """Every group's attributes and every dataset of the file, as a reply the caller rebuilds.
+def _snapshot(h5py, source, skip: set) -> list:
+    """Every group's attributes and every dataset of the file, as the parts of a reply: an index
+    (JSON: the nodes, each array's dtype, shape and offset), then the arrays' bytes, 64-byte aligned.
 
     Only hard links are followed: a soft or external link (another file) is left out.
     """
@@ -55,7 +56,8 @@ def _snapshot(h5py, source, skip: set) -> bytes:
     nodes: list[dict] = []
 
     def keep(value) -> int:
-        arrays.append(_plain(value))
+        array = _plain(value)
+        arrays.append(array if array.flags.c_contiguous else array.copy())  # (ascontiguousarray makes 0-d 1-d)
         return len(arrays) - 1
 
     def walk(group, path: str, depth: int):
@@ -63,7 +65,7 @@ def _snapshot(h5py, source, skip: set) -> bytes:
             raise ValueError(f"groups nested more than {MAX_DEPTH} deep at {path!r}")
         nodes.append({"path": path, "kind": "group", "attrs": [(n, keep(v)) for n, v in group.attrs.items()]})
         for name in group:
-            if (depth == 0 and name in skip) or not isinstance(group.get(name, getlink=True), h5py.HardLink):
+            if (depth == 0 and name in skip) or group.id.links.get_info(name.encode()).type != h5py.h5l.TYPE_HARD:
                 continue
             member, member_path = group[name], f"{path}/{name}" if path else name
             if isinstance(member, h5py.Group):
@@ -73,16 +75,19 @@ def _snapshot(h5py, source, skip: set) -> bytes:
 
     with h5py.File(source, "r") as f:
         walk(f, "", 0)
-    index = json.dumps([nodes, len(arrays)]).encode()
-    buffer = io.BytesIO()
-    buffer.write(len(index).to_bytes(8, "little") + index)
+    specs, parts, offset = [], [], 0
     for array in arrays:
-        np.lib.format.write_array(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
+        padding = b"\0" * (-offset % 64)
+        offset += len(padding)
+        specs.append((array.dtype.str, array.shape, offset))
+        parts += [padding, array]
+        offset += array.nbytes
+    index = json.dumps([nodes, specs]).encode()
+    return [len(index).to_bytes(8, "little"), index, *parts]
 
 
 def _plain(value) -> np.ndarray:
-    """An attribute's or dataset's value as an array that needs no pickle (strings as str or bytes arrays)."""
+    """An attribute's or dataset's value as a plain array: numbers, or strings as str or bytes arrays."""
     array = np.asarray(value)
     if array.dtype.kind == "O":
         items = array.ravel().tolist()
@@ -90,22 +95,30 @@ def _plain(value) -> np.ndarray:
             if all(isinstance(v, kind) for v in items):
                 return np.array(items, dtype=kind).reshape(array.shape)
         raise TypeError(f"a value of {type(items[0]).__name__} objects, neither numbers nor strings")
-    if array.dtype.hasobject:
-        raise TypeError(f"a value of type {array.dtype} holds objects")
+    if array.dtype.fields is not None or array.dtype.hasobject:
+        raise TypeError(f"a value of compound type {array.dtype}, not numbers or strings")
     return array
 
 
-def send(stream, kind: bytes, data: bytes) -> None:
-    stream.write(kind + len(data).to_bytes(8, "little"))
-    stream.write(data)
+def send(stream, kind: bytes, *parts) -> None:
+    """One frame: its kind, the parts' total length, then the parts (bytes, or arrays written as they lie)."""
+    size = sum(part.nbytes if isinstance(part, np.ndarray) else len(part) for part in parts)
+    stream.write(kind + size.to_bytes(8, "little"))
+    for part in parts:
+        stream.write(part)
     stream.flush()
 
 
-def recv(stream) -> tuple[bytes, bytes] | None:
-    """The next frame ``(kind, bytes)``, or None at the end of the stream."""
+def recv(stream) -> tuple[bytes, bytearray] | None:
+    """The next frame ``(kind, bytes)``, or None at the end of the stream (the bytes writable, for arrays)."""
     head = stream.read(9)
     if len(head) < 9:
         return None
-    size = int.from_bytes(head[1:], "little")
-    data = stream.read(size)
-    return None if len(data) < size else (head[:1], data)
+    data = bytearray(int.from_bytes(head[1:], "little"))
+    view, got = memoryview(data), 0
+    while got < len(data):
+        n = stream.readinto(view[got:])
+        if not n:
+            return None
+        got += n
+    return head[:1], data
