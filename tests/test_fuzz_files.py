@@ -239,13 +239,13 @@ def outcome_report():
         return
     outcomes = sorted({outcome for _, outcome in COUNTS})
     lines = [
-        f"| format | cases | {' | '.join(outcomes)} |",
-        "|---" * (len(outcomes) + 2) + "|",
+        f"| format | its error | cases | {' | '.join(outcomes)} |",
+        "|---" * (len(outcomes) + 3) + "|",
     ]
-    for name in FORMATS:
+    for name, fmt in FORMATS.items():
         row = [COUNTS[name, o] for o in outcomes]
         if sum(row):
-            lines.append(f"| {name} | {sum(row)} | {' | '.join(map(str, row))} |")
+            lines.append(f"| {name} | `{error_class(fmt).__name__}` | {sum(row)} | {' | '.join(map(str, row))} |")
     Path(report).write_text("\n".join(lines) + "\n")
 
 
