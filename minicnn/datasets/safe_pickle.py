@@ -19,12 +19,16 @@ def _reconstruct():
     return fn
 
 
-class _ArrayOnlyUnpickler(pickle.Unpickler):
+class _ArrayOnlyUnpickler(pickle._Unpickler):
     """Rebuilds only what a CIFAR batch holds: dicts, lists, strings, ints and NumPy arrays.
 
     ``find_class`` is the one door through which a pickle can reach code; it opens only
     to the four callables NumPy arrays are rebuilt from. Anything else is refused before
     it is imported, let alone called.
+
+    It is pickle's pure-Python unpickler, as fast here (a batch is one big string): the C one
+    grows its memo to the largest index a file names, so one damaged byte (``BINPUT`` turned
+    ``LONG_BINPUT``) had it allocate and zero gigabytes; this one keeps the memo in a dict.
     """
 
     ALLOWED = {
@@ -53,6 +57,10 @@ def safe_unpickle(data: bytes):
         return _ArrayOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
     except RecursionError:
         raise DatasetError("pickle nests too deeply") from None
+    except EOFError:
+        raise DatasetError("the pickle ends early: the file is truncated") from None
+    except KeyError as exc:  # the pure-Python unpickler's word for a byte that is no opcode
+        raise DatasetError(f"invalid pickle opcode {exc}") from None
     except Exception as exc:  # UnpicklingError, EOFError, struct/Type/Value errors from garbage
         raise DatasetError(f"{type(exc).__name__}: {exc}") from None
 

@@ -6,6 +6,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 
 from .errors import DatasetError
@@ -26,7 +27,8 @@ def extract_tar_safely(archive, dest_dir):
 
     Every member is checked before anything is written; files go to a temporary folder
     first and are moved into place at the end, so a refused or broken archive leaves
-    ``dest_dir`` as it was.
+    ``dest_dir`` as it was. The archive is read to its end before that: gzip checks its
+    CRC-32 of the whole content there, so damaged bytes are refused, never extracted.
     """
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -45,7 +47,9 @@ def extract_tar_safely(archive, dest_dir):
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with tar.extractfile(member) as src, open(target, "wb") as dst:
                         shutil.copyfileobj(src, dst)
-        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+                while tar.fileobj.read(1 << 20):  # to the end, where gzip checks its CRC-32 of everything
+                    pass
+        except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as exc:
             if isinstance(exc, DatasetError):
                 raise
             raise DatasetError(f"{archive}: not a readable tar archive ({type(exc).__name__}: {exc})") from None

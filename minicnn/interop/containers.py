@@ -5,13 +5,13 @@ Only JSON is parsed and arrays read: nothing is unpickled, no code from the file
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 import zlib
 
 import numpy as np
 
+from ..h5guard import HDF5ReadError, read_hdf5
 from .format import KerasFormatError
 
 
@@ -34,12 +34,14 @@ def _read_zip(path, h5py):
     config = _parse_json(config_bytes, "config.json")
     weights = {}
     try:
-        with h5py.File(io.BytesIO(weights_bytes), "r") as f:
+        with read_hdf5(weights_bytes, skip=("optimizer",)) as f:  # in a helper process: no hang, no crash
             layers = f.get("layers")
             for slot in layers if layers is not None else {}:
                 weights[f"layers/{slot}"] = _vars_arrays(layers[slot], slot)
     except KerasFormatError:
         raise
+    except HDF5ReadError as exc:
+        raise KerasFormatError(f"damaged model.weights.h5 ({exc})") from None
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise KerasFormatError(f"damaged model.weights.h5 ({type(exc).__name__}: {exc})") from None
     return config, weights
@@ -59,7 +61,7 @@ def _vars_arrays(group, slot):
 def _read_legacy_h5(path, h5py):
     """Legacy ``.h5`` -> (config dict, {layer name: [(weight name, array)]})."""
     try:
-        with h5py.File(path, "r") as f:
+        with read_hdf5(path, skip=("optimizer_weights",)) as f:  # in a helper process: no hang, no crash
             if "model_config" not in f.attrs:
                 raise KerasFormatError(
                     "no model_config attribute: a weights-only file (save_weights)? "
@@ -73,6 +75,8 @@ def _read_legacy_h5(path, h5py):
                 weights[name] = [(w, np.asarray(group[w][()])) for w in _string_list(_h5_attr(group, "weight_names"))]
     except KerasFormatError:
         raise
+    except HDF5ReadError as exc:
+        raise KerasFormatError(f"damaged HDF5 file ({exc})") from None
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise KerasFormatError(f"damaged HDF5 file ({type(exc).__name__}: {exc})") from None
     return _parse_json(raw, "model_config"), weights
