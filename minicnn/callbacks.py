@@ -6,6 +6,7 @@ ModelCheckpoint  weights, optimizer state and where to restart, atomically, ever
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from pathlib import Path
 
@@ -70,6 +71,8 @@ class ModelCheckpoint(Callback):
     ``extra`` gets ``epoch`` (epochs completed) and ``rng_state`` (``seed`` and
     ``next_epoch``): ``fit`` draws an epoch's randomness from ``(seed, epoch)``, so these two
     numbers are the whole random state a resumed run needs to repeat an uninterrupted one.
+    With an optimizer that keeps a weight average (``ema_momentum``), the file's weights are
+    the average and the training weights travel in the optimizer state (:mod:`minicnn.averaging`).
     """
 
     def __init__(self, path, model, optimizer, extra=None, seed=None):
@@ -78,20 +81,23 @@ class ModelCheckpoint(Callback):
 
     def on_epoch_end(self, epoch, logs):
         rng_state = {"seed": self.seed, "next_epoch": epoch + 1}
-        self.model.save(
-            self.path, optimizer=self.optimizer, extra={**self.extra, "epoch": epoch + 1, "rng_state": rng_state}
-        )
+        averaged = self.optimizer.averaged_weights() if self.optimizer is not None else contextlib.nullcontext()
+        with averaged:  # an EMA's average is the model's weights in the file; resume swaps back
+            self.model.save(
+                self.path, optimizer=self.optimizer, extra={**self.extra, "epoch": epoch + 1, "rng_state": rng_state}
+            )
 
     @staticmethod
-    def resume(path, model, optimizer, config: dict) -> int:
+    def resume(path, model, optimizer, config: dict, defaults: dict | None = None) -> int:
         """Load an interrupted run's weights and optimizer state from ``path`` into ``model`` and
         ``optimizer``; return the epoch to restart at. ``config``: the settings the run must share
-        with the one it continues (compared with the ``config`` saved in ``extra``)."""
+        with the one it continues (compared with the ``config`` saved in ``extra``; ``defaults``
+        stands in for settings that a checkpoint older than them lacks)."""
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"--resume but {path} does not exist")
         extra = model.load_weights(path, optimizer=optimizer)
-        saved = extra.get("config", {})
+        saved = {**(defaults or {}), **extra.get("config", {})}
         changed = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
         if changed:
             raise ValueError(

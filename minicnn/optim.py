@@ -1,4 +1,5 @@
-"""Optimizers: SGD (momentum, Nesterov, L2) and Adam (decoupled weight decay).
+"""Optimizers: SGD (momentum, Nesterov, L2) and Adam (decoupled weight decay), each with an optional
+exponential moving average of the weights (Keras's ``use_ema``; see :mod:`minicnn.averaging`).
 
 An optimizer walks a model's parameters and their gradients side by side and
 updates each parameter *in place*, so the model's own arrays change.
@@ -12,17 +13,19 @@ import functools
 
 import numpy as np
 
+from .averaging import WeightAveraging
 from .backend import get_array_module, get_backend, to_numpy
 
 
-class Optimizer:
-    def __init__(self, model, lr):
+class Optimizer(WeightAveraging):
+    def __init__(self, model, lr, ema_momentum=None, ema_start=0):
         if not (isinstance(lr, (int, float)) and lr > 0):
             raise ValueError(f"{type(self).__name__}: lr must be a positive number, got {lr!r}")
         self.model = model
         self.lr = float(lr)
         self.iterations = 0
         self.slots: dict[str, dict] = {}  # slot name -> {param key -> array}
+        self._init_averaging(ema_momentum, ema_start)
 
     def _params(self):
         """(key, layer, name) for every parameter, in model order."""
@@ -65,13 +68,13 @@ class Optimizer:
                 continue
             param = layer.params[name]
             if run is None:
-                self._update(key, param, grad)
+                self._update_and_average(key, param, grad)
                 continue
-            for slot in self.slot_names:  # made here, not by two blocks at once
+            for slot in self.slot_names + self.average_slots:  # made here, not by two blocks at once
                 self._slot(slot, key, param)
             self._work(key, param)
             for rows in _row_blocks(param):
-                tasks.append(functools.partial(self._update, key, param, grad, rows))
+                tasks.append(functools.partial(self._update_and_average, key, param, grad, rows))
         if tasks:
             run(tasks)
 
@@ -79,11 +82,16 @@ class Optimizer:
         """Update ``param[rows]`` from ``grad[rows]`` (and this parameter's slots' rows)."""
         raise NotImplementedError
 
+    def _update_and_average(self, key, param, grad, rows=...):
+        self._update(key, param, grad, rows)
+        self._average(key, param, rows)  # the same rows, just updated: still in cache
+
     # -- persistence: plain arrays and numbers only ----------------------------------
     def state_dict(self) -> dict:
         """``{"class", "lr", "iterations", ...hyperparameters, "slot/key": array}``; arrays as NumPy."""
         state = {"class": type(self).__name__, "lr": self.lr, "iterations": self.iterations}
         state.update(self._hyper())
+        state.update(self._averaging_hyper())
         for slot, table in self.slots.items():
             for key, arr in table.items():
                 state[f"{slot}/{key}"] = to_numpy(arr)
@@ -93,6 +101,7 @@ class Optimizer:
         """Raise ValueError if ``state`` does not fit this optimizer and model; change nothing."""
         if state.get("class") != type(self).__name__:
             raise ValueError(f"optimizer state is for {state.get('class')!r}, not {type(self).__name__}")
+        self._check_averaging_state(state)
         shapes = {
             key: (tuple(layer.params[name].shape), layer.params[name].dtype) for key, layer, name in self._params()
         }
@@ -121,6 +130,7 @@ class Optimizer:
             if "/" in k:
                 slot, key = k.split("/", 1)
                 self.slots.setdefault(slot, {})[key] = backend.asarray(np.array(v))
+        self._load_averaging_state(state)
 
     def _hyper(self) -> dict:
         return {}
@@ -148,8 +158,8 @@ class SGD(Optimizer):
         p -= lr * v                    otherwise (plain SGD when momentum = 0)
     """
 
-    def __init__(self, model, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
-        super().__init__(model, lr)
+    def __init__(self, model, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, ema_momentum=None, ema_start=0):
+        super().__init__(model, lr, ema_momentum, ema_start)
         if not 0 <= momentum < 1:
             raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum!r}")
         if nesterov and momentum == 0:
@@ -191,8 +201,10 @@ class Adam(Optimizer):
     ``eps`` defaults to Keras's 1e-7.
     """
 
-    def __init__(self, model, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7, weight_decay=0.0):
-        super().__init__(model, lr)
+    def __init__(
+        self, model, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7, weight_decay=0.0, ema_momentum=None, ema_start=0
+    ):
+        super().__init__(model, lr, ema_momentum, ema_start)
         if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
             raise ValueError(f"Adam: beta1 and beta2 must be in [0, 1), got {beta1!r}, {beta2!r}")
         if eps <= 0 or weight_decay < 0:

@@ -171,12 +171,10 @@ class Sequential:
         """``{"loss": float, "accuracy": float}`` over ``(x, y)``; see :func:`minicnn.training.evaluate`."""
         return _training.evaluate(self, x, y, batch_size=batch_size, **options)
 
-    def predict(self, x, batch_size=256, threads=None) -> np.ndarray:
-        """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy.
-
-        See :func:`minicnn.training.predict`.
-        """
-        return _training.predict(self, x, batch_size=batch_size, threads=threads)
+    def predict(self, x, batch_size=256, threads=None, tta=None) -> np.ndarray:
+        """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy; ``tta="flip"``
+        averages the mirrored view's (see :func:`minicnn.training.predict`)."""
+        return _training.predict(self, x, batch_size=batch_size, threads=threads, tta=tta)
 
     # -- checkpoints ----------------------------------------------------------------------
     def save(self, path, optimizer=None, extra=None):

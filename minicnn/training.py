@@ -32,6 +32,7 @@ from .backend import get_backend, to_numpy
 from .input_checks import check_images, check_labels
 from .layers import Dropout, no_grad
 from .losses import SoftmaxCrossEntropy, softmax
+from .tta import check_tta, log_mean_softmax, views
 
 
 class TrainingDiverged(RuntimeError):
@@ -94,7 +95,8 @@ def fit(
         optimizer: a :mod:`minicnn.optim` optimizer built on this model.
         epochs: index of the last epoch (Keras's meaning: with ``initial_epoch=k``,
             epochs ``k .. epochs-1`` run).
-        validation_data: ``(x_val, y_val)``, evaluated after every epoch.
+        validation_data: ``(x_val, y_val)``, evaluated after every epoch (with the averaged
+            weights if the optimizer keeps an average, see :mod:`minicnn.averaging`).
         verbose: 0 silent, 1 a progress bar per epoch and a line per epoch, 2 the lines only.
         seed: epoch ``e`` draws its shuffle, augmentation and dropout masks from ``(seed, e)``,
             so a run resumed at epoch ``e`` repeats exactly what an uninterrupted run does.
@@ -163,7 +165,8 @@ def fit(
                 "accuracy": float(correct) / seen,
             }
             if validation_data is not None:
-                val = _evaluate(model, *validation_data, max(batch_size, 256), None, comm, threads=threads)
+                with optimizer.averaged_weights():  # with an EMA, validate what a checkpoint will hold
+                    val = _evaluate(model, *validation_data, max(batch_size, 256), None, comm, threads=threads)
                 logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
             logs.update(lr=optimizer.lr, seconds=time.perf_counter() - start)
             for k, v in logs.items():
@@ -245,22 +248,27 @@ def train_epoch(
     return loss_sum, correct, seen
 
 
-def evaluate(model, x, y, batch_size=256, loss=None, communicator=None, return_predictions=False, threads=None) -> dict:
+def evaluate(
+    model, x, y, batch_size=256, loss=None, communicator=None, return_predictions=False, threads=None, tta=None
+) -> dict:
     """Mean loss and accuracy over ``(x, y)`` in inference mode: ``{"loss": float, "accuracy": float}``.
 
     With a ``communicator`` (every rank passing the same ``x, y``), each rank evaluates its
     share and the sums are combined: every rank returns the figures of the whole set.
     ``return_predictions=True`` adds ``"predictions"``: the predicted class ids (NumPy) of
     the examples this process evaluated, from the same forward pass.
+    ``tta="flip"`` (or ``"flip_shift"``) scores the mean of the views' probabilities
+    (:mod:`minicnn.tta`); the loss is then the cross-entropy of that mean.
     """
+    check_tta(tta, "evaluate")
     check_images(x, model.input_shape, "evaluate")
     check_labels(y, x.shape[0], model.output_shape[-1], "evaluate")
     threads = parallel.thread_count(threads, 1 if communicator is None else communicator.size)
     with _cpu_threads():
-        return _evaluate(model, x, y, batch_size, loss, communicator, return_predictions, threads)
+        return _evaluate(model, x, y, batch_size, loss, communicator, return_predictions, threads, tta)
 
 
-def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=False, threads=1) -> dict:
+def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=False, threads=1, tta=None) -> dict:
     """:func:`evaluate` without the input checks (``fit`` checked its validation data once)."""
     backend = get_backend()
     loss_fn = loss or SoftmaxCrossEntropy()
@@ -272,7 +280,7 @@ def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=Fa
     with no_grad():
         for idx in minibatches(x.shape[0], batch_size):
             yb = backend.asarray(y[idx])
-            logits = _logits(model, backend.asarray(x[idx], dtype=model.dtype), threads)
+            logits = _logits(model, backend.asarray(x[idx], dtype=model.dtype), threads, tta)
             predicted = logits.argmax(axis=1)
             loss_sum = loss_sum + loss_fn.forward(logits, yb) * len(idx)
             correct = correct + (predicted == yb).sum()
@@ -287,20 +295,26 @@ def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=Fa
     return result
 
 
-def predict(model, x, batch_size=256, threads=None) -> np.ndarray:
-    """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy (``threads`` as in :func:`fit`)."""
+def predict(model, x, batch_size=256, threads=None, tta=None) -> np.ndarray:
+    """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy (``threads`` as in :func:`fit`).
+
+    ``tta="flip"`` or ``"flip_shift"``: the mean of the views' probabilities (:mod:`minicnn.tta`)."""
+    check_tta(tta, "predict")
     check_images(x, model.input_shape, "predict")
     backend = get_backend()
     threads = parallel.thread_count(threads)
     out = []
     with no_grad(), _cpu_threads():
         for idx in minibatches(x.shape[0], batch_size):
-            out.append(softmax(_logits(model, backend.asarray(x[idx], dtype=model.dtype), threads)))
+            out.append(softmax(_logits(model, backend.asarray(x[idx], dtype=model.dtype), threads, tta)))
     return to_numpy(backend.xp.concatenate(out))  # one host copy for the whole set
 
 
-def _logits(model, xb, threads):
-    """Inference-mode forward of a batch: on NumPy its shards run at once (:mod:`minicnn.parallel`)."""
+def _logits(model, xb, threads, tta=None):
+    """Inference-mode forward of a batch: on NumPy its shards run at once (:mod:`minicnn.parallel`).
+    With ``tta``, the log of the views' mean probabilities, which a loss takes as logits."""
+    if tta is not None:
+        return log_mean_softmax([_logits(model, view, threads) for view in views(xb, tta)])
     if not parallel.enabled():
         return model.forward(xb, training=False)
     return parallel.sharded_logits(model, xb, threads)
