@@ -298,6 +298,29 @@ print(f"test accuracy {model.evaluate(x_test, y_test)['accuracy']:.1%} (chance: 
     (
         "md",
         r"""
+Two tricks of the fast recipe (`examples/train_cifar.py --recipe fast`). **Label smoothing**
+trains towards the target $(1-\varepsilon)\,\text{onehot} + \varepsilon/K$ instead of the one-hot
+vector, so a confident right answer still costs a little (pass it to `fit` as
+`loss=SoftmaxCrossEntropy(label_smoothing=0.2)`). **Test-time augmentation** averages the
+probabilities of an image and its mirror: `evaluate(..., tta="flip")`.
+""",
+    ),
+    (
+        "code",
+        r"""
+from minicnn.losses import SoftmaxCrossEntropy
+
+logits = model.forward(x_test[:256])  # inference mode: class scores of 256 test images
+for eps in (0.0, 0.2):
+    loss = SoftmaxCrossEntropy(label_smoothing=eps).forward(logits, y_test[:256])
+    print(f"label_smoothing={eps}: loss {float(loss):.3f}")
+for tta in (None, "flip"):
+    print(f"tta={tta}: test accuracy {model.evaluate(x_test, y_test, tta=tta)['accuracy']:.1%}")
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 7. Where the time goes
 
 `minicnn.profile` times every layer's forward and backward inside a training step, counts the
