@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cifar_fixture import run_train
-from test_longruns import TRAIN as TRAIN_ARGS
 from test_longruns import assert_same_weights, start_and_signal_in_epoch_2
 
 import minicnn
@@ -200,14 +199,28 @@ def test_fast_recipe_with_ema_records_both_test_figures_and_resumes_exactly(cifa
         ]  # fmt: skip
 
     straight, split = tmp_path / "straight", tmp_path / "split"
-    assert run_train(args(straight, 2)).returncode == 0
+    assert run_train(args(straight, 3)).returncode == 0
     metrics = json.loads((straight / "metrics.json").read_text())
-    assert metrics["recipe"] == "fast" and metrics["tta"] == "flip" and metrics["epochs"] == 2
+    assert metrics["recipe"] == "fast" and metrics["tta"] == "flip" and metrics["epochs"] == 3
     assert 0 <= metrics["test_accuracy_single_view"] <= 1
-    assert metrics["train_images_processed"] == 2 * metrics["train_images"]
+    assert metrics["train_images_processed"] == 3 * metrics["train_images"]
     assert metrics["config"]["label_smoothing"] == 0.2 and metrics["config"]["ema"] == 0.9
-    returncode, err = start_and_signal_in_epoch_2(TRAIN_ARGS + args(split, 2), split, signal.SIGTERM)
+    returncode, err = start_and_signal_in_epoch_2(args(split, 3), split, signal.SIGTERM)
     assert returncode == 143, err
-    resumed = run_train(args(split, 2) + ["--resume"])
+    resumed = run_train(args(split, 3) + ["--resume"])
     assert resumed.returncode == 0, resumed.stderr
     assert_same_weights(straight / "model.npz", split / "model.npz")
+
+
+def test_plot_recipes_draws_validation_against_cumulative_minutes(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import plot_recipes
+
+    history = tmp_path / "history.csv"
+    history.write_text(
+        "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n1,2,0.3,1.5,0.5,1e-3,60\n2,1,0.6,1,0.7,0,90\n"
+    )
+    assert plot_recipes.read_run(history) == ([1.0, 2.5], [0.5, 0.7])
+    out = tmp_path / "recipes.png"
+    assert plot_recipes.main([f"fast={history}", "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
