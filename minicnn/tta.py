@@ -5,7 +5,7 @@ image is the same class, but its answers on the two views still differ a little;
 their probabilities cancels part of that noise (the issue's PyTorch twin: +0.7 points with
 the flip alone). ``evaluate(..., tta="flip")`` and ``predict(..., tta="flip")`` use it.
 
-Views of a batch ``x (N, H, W, C)`` (channels last, as every minicnn image):
+Views of a batch ``x (N, H, W, C)`` (channels last, as every minicnn image)::
 
     "flip"        x and x mirrored left-right                         2 views
     "flip_shift"  those two, each also moved 2 pixels up-left and     6 views

@@ -220,7 +220,7 @@ def test_plot_recipes_draws_validation_against_cumulative_minutes(tmp_path):
     history.write_text(
         "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n1,2,0.3,1.5,0.5,1e-3,60\n2,1,0.6,1,0.7,0,90\n"
     )
-    assert plot_recipes.read_run(history) == ([1.0, 2.5], [0.5, 0.7])
+    assert plot_recipes.read_run(history) == ([1.0, 2.5], [0.5, 0.7], [1, 2])
     out = tmp_path / "recipes.png"
     assert plot_recipes.main([f"fast={history}", "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
