@@ -91,14 +91,19 @@ class ModelCheckpoint(Callback):
         if not path.is_file():
             raise ValueError(f"--resume but {path} does not exist")
         extra = model.load_weights(path, optimizer=optimizer)
-        saved = extra.get("config", {})
+        ModelCheckpoint.check_settings(extra.get("config", {}), config)
+        return int(extra["epoch"])
+
+    @staticmethod
+    def check_settings(saved: dict, config: dict) -> None:
+        """Raise ValueError naming every setting in ``config`` that differs from ``saved`` (the
+        ``config`` of a checkpoint's ``extra``): a resumed run must share them with its run."""
         changed = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
         if changed:
             raise ValueError(
                 "--resume needs the settings of the interrupted run; these differ (saved, now): "
                 + ", ".join(f"--{k.replace('_', '-')} {a} vs {b}" for k, (a, b) in changed.items())
             )
-        return int(extra["epoch"])
 
     @staticmethod
     def resume_hint(path, command: str) -> str:
