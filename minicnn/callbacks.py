@@ -17,9 +17,11 @@ class Callback:
     """Override what you need. ``logs`` at epoch end holds that epoch's metrics, ``lr`` and ``seconds``."""
 
     def on_epoch_begin(self, epoch: int, logs: dict):
+        """Called before epoch ``epoch`` (counted from 0) starts; ``logs`` is empty."""
         pass
 
     def on_epoch_end(self, epoch: int, logs: dict):
+        """Called after epoch ``epoch`` (counted from 0): ``logs`` holds its metrics, ``lr`` and ``seconds``."""
         pass
 
 
@@ -48,10 +50,12 @@ class CSVLogger(Callback):
             return [r for r in csv.DictReader(f) if before_epoch is None or int(r["epoch"]) <= before_epoch]
 
     def on_epoch_begin(self, epoch, logs):
+        """Read the rows of earlier epochs once (a resumed run keeps those before ``epoch``)."""
         if self._rows is None:
             self._rows = self._read(before_epoch=epoch) if self.append else []
 
     def on_epoch_end(self, epoch, logs):
+        """Add epoch ``epoch``'s row and rewrite the file whole (atomically)."""
         self._rows.append({"epoch": epoch + 1, **logs})
         fields = list(self._rows[-1].keys())
 
@@ -77,6 +81,7 @@ class ModelCheckpoint(Callback):
         self.extra, self.seed = dict(extra or {}), seed
 
     def on_epoch_end(self, epoch, logs):
+        """Save the checkpoint for ``epoch + 1`` completed epochs (atomically)."""
         rng_state = {"seed": self.seed, "next_epoch": epoch + 1}
         self.model.save(
             self.path, optimizer=self.optimizer, extra={**self.extra, "epoch": epoch + 1, "rng_state": rng_state}

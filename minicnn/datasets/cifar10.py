@@ -157,6 +157,7 @@ def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD
 
 # -- download and checksum --------------------------------------------------------------------
 def file_md5(path, chunk=1 << 20) -> str:
+    """The MD5 of the file at ``path`` as 32 hex digits, read ``chunk`` bytes at a time."""
     h = hashlib.md5()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
@@ -165,6 +166,7 @@ def file_md5(path, chunk=1 << 20) -> str:
 
 
 def verify_md5(path, expected: str):
+    """Raise :class:`DatasetError` naming both sums unless the file's MD5 is ``expected``."""
     got = file_md5(path)
     if got != expected.lower():
         raise DatasetError(
