@@ -234,7 +234,7 @@ def set_backend(name: str) -> Backend:
 def get_backend() -> Backend:
     """The current backend; the first call honours ``$MINICNN_BACKEND`` (default ``numpy``)."""
     if _current is None:
-        set_backend(os.environ.get("MINICNN_BACKEND", "numpy"))
+        return set_backend(os.environ.get("MINICNN_BACKEND", "numpy"))
     return _current
 
 

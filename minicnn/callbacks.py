@@ -35,7 +35,7 @@ class CSVLogger(Callback):
     def __init__(self, path, append=False):
         self.path = Path(path)
         self.append = append
-        self._rows = None
+        self._rows: list[dict] | None = None
 
     def rows(self) -> list[dict]:
         """Every epoch's row so far (strings, as read from the file, for earlier runs)."""
@@ -56,13 +56,16 @@ class CSVLogger(Callback):
 
     def on_epoch_end(self, epoch, logs):
         """Add epoch ``epoch``'s row and rewrite the file whole (atomically)."""
-        self._rows.append({"epoch": epoch + 1, **logs})
-        fields = list(self._rows[-1].keys())
+        if self._rows is None:  # called without on_epoch_begin: start from what the file holds
+            self._rows = self._read(before_epoch=epoch) if self.append else []
+        rows = self._rows
+        rows.append({"epoch": epoch + 1, **logs})
+        fields = list(rows[-1].keys())
 
         def write(f):
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(self._rows)
+            writer.writerows(rows)
 
         # Whole or not at all: a full disk keeps the previous file and leaves no temporary (OutputError).
         write_atomic(self.path, write, mode="w")

@@ -1,6 +1,6 @@
 """Checkpoints: one ``.npz`` file of plain arrays, written atomically, loaded only if it fits.
 
-Layout (every entry a plain array; nothing pickled, so loading never runs code):
+Layout (every entry a plain array; nothing pickled, so loading never runs code)::
 
     __meta__                   0-d string: JSON with the format, minicnn version, the model's
                                layer configs, optimizer scalars and JSON-able ``extra`` values

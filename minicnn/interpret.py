@@ -134,7 +134,7 @@ def max_stimuli(model, layer_index, filters, *, steps=40, lr=0.03, seed=0, noise
 
     The course's method. For each filter ``f`` in ``filters`` start from a grey image (all
     zeros in the standardised input space, i.e. the average pixel, plus ``noise``-sized
-    Gaussian noise so that symmetric filters get going), and repeat ``steps`` times:
+    Gaussian noise so that symmetric filters get going), and repeat ``steps`` times::
 
         loss(x) = mean over positions of  a[..., f],   a = layers[:layer_index + 1](x)
         g       = d loss / d x                        (backward through those layers only)

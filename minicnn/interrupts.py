@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+from typing import Any
 
 # The signals handled by default (SIGHUP does not exist on Windows).
 DEFAULT_SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None)
@@ -59,7 +60,7 @@ def signal_name(exc: BaseException) -> str:
     return getattr(exc, "name", "SIGINT")
 
 
-_deferred = {"active": False, "pending": None}
+_deferred: dict[str, Any] = {"active": False, "pending": None}
 
 
 def pending_signal() -> int | None:
@@ -69,7 +70,7 @@ def pending_signal() -> int | None:
 
 def deferring() -> bool:
     """True inside ``signals_as_interrupts(defer=True)``."""
-    return _deferred["active"]
+    return bool(_deferred["active"])
 
 
 @contextlib.contextmanager

@@ -35,8 +35,8 @@ class OutputError(OSError):
         self.path = Path(path)
 
     def __str__(self):
-        code = f" ({errno.errorcode[self.errno]})" if self.errno in errno.errorcode else ""
-        advice = _ADVICE.get(self.errno)
+        code = f" ({errno.errorcode[self.errno]})" if self.errno is not None and self.errno in errno.errorcode else ""
+        advice = _ADVICE.get(self.errno) if self.errno is not None else None
         return f"cannot write {self.path}: {self.strerror}{code}" + (f"; {advice}" if advice else "")
 
 
@@ -65,7 +65,7 @@ def write_atomic(path, write, mode="wb"):
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
             os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide the file from others
-            with os.fdopen(fd, mode, **({} if "b" in mode else {"newline": ""})) as f:
+            with os.fdopen(fd, mode, newline=None if "b" in mode else "") as f:
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())

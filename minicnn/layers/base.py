@@ -1,6 +1,6 @@
 """What every layer shares: parameters, gradients, a name, and build-time checks.
 
-A layer is a pair of functions written by hand:
+A layer is a pair of functions written by hand::
 
     forward(x, training)         -> y    keeps in ``self.cache`` what backward will need
     backward(dy, need_input_grad) -> dx   uses that cache, fills ``self.grads``
