@@ -244,7 +244,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def plan_resume(args) -> int:
+def plan_resume(args, say=print) -> int:
     """Check ``--resume`` against the checkpoint in ``--out`` before anything is loaded or written;
     fill in ``--epochs`` and ``--val-split`` from it; return the epochs it has completed.
 
@@ -286,7 +286,7 @@ def plan_resume(args) -> int:
         )
     if args.epochs <= done:
         raise ValueError(f"--extend --epochs {args.epochs}: the run in {args.out} already has {done} epochs")
-    print(f"extending the run from {planned} to {args.epochs} epochs: {change.replace('would go', 'goes')}")
+    say(f"extending the run from {planned} to {args.epochs} epochs: {change.replace('would go', 'goes')}")
     return done
 
 
@@ -356,7 +356,7 @@ def train(args, comm) -> int:
     say = print if root else (lambda *a, **k: None)
     out = Path(args.out)
     # Everything that can be refused is checked before anything is loaded or written.
-    initial_epoch = plan_resume(args) if args.resume else 0
+    initial_epoch = plan_resume(args, say) if args.resume else 0
     backend = minicnn.set_backend(args.backend)
     if comm is not None and backend.name == "cupy":
         comm.use_local_gpu()  # one GPU per process on each machine
