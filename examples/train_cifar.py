@@ -250,7 +250,8 @@ def plan_resume(args, say=print) -> int:
 
     A resumed run continues the schedule the run was planned with: its warm-up and cosine decay
     end at the run's own ``--epochs``. A different ``--epochs`` is refused (saying what it would
-    do to the learning rate) unless ``--extend`` asks for the schedule to be recomputed.
+    do to the learning rate) unless ``--extend`` asks for the schedule to be recomputed, or the run
+    stopped within the warm-up, which is the same for every total (then it says so and goes on).
     """
     checkpoint = Path(args.out) / "model.npz"
     if not checkpoint.is_file():
@@ -275,8 +276,14 @@ def plan_resume(args, say=print) -> int:
         args.epochs = planned
     if args.epochs == planned:
         return done
+    if done <= args.warmup_epochs:  # every rate used so far is the warm-up's, the same for any total
+        say(
+            f"the run stopped at epoch {done} of {planned}, within the warm-up every total shares: it continues "
+            f"as a run of --epochs {args.epochs}, exactly as one started with it"
+        )
+        return done
     rate_now, rate_then = (warmup_cosine(args.lr, e, args.warmup_epochs)(done) for e in (planned, args.epochs))
-    change = f"the learning rate at epoch {done} would go from {rate_now:.2g} to {rate_then:.2g}"
+    change = f"the learning rate at epoch {done} would go from {rate_now:.3g} to {rate_then:.3g}"
     if not args.extend:
         raise ValueError(
             f"--resume continues the run in {args.out} as it was planned: --epochs {planned} (its warm-up and "

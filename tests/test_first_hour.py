@@ -174,7 +174,7 @@ def test_resume_continues_the_planned_schedule_or_extends_it_only_when_asked(cif
     err = " ".join(refused.stderr.split())
     assert f"--resume continues the run in {out} as it was planned: --epochs 2" in err, err
     peak = 2e-3
-    jump = f"from {warmup_cosine(peak, 2)(2):.2g} to {warmup_cosine(peak, 3)(2):.2g}"
+    jump = f"from {warmup_cosine(peak, 2)(2):.3g} to {warmup_cosine(peak, 3)(2):.3g}"
     assert f"the learning rate at epoch 2 would go {jump}" in err
     assert "add --extend" in err and f"--init-from {out / 'model.npz'} --out NEW_FOLDER" in err
     assert "data:" not in refused.stdout  # refused before the data loads
@@ -194,3 +194,16 @@ def test_resume_continues_the_planned_schedule_or_extends_it_only_when_asked(cif
     np.testing.assert_allclose(
         float(history[2]["lr"]), warmup_cosine(peak, 3)(2 + 4 / 5), rtol=1e-6
     )  # 5 steps: 160 images / 32
+
+
+@pytest.mark.slow
+def test_a_run_stopped_in_the_warm_up_takes_a_new_total_and_says_so(cifar_dir, tmp_path):
+    import minicnn
+
+    out = tmp_path / "run"
+    args = common(cifar_dir, out, "--val-split", "40", "--no-plots", "--verbose", "0")
+    assert run(args + ["--epochs", "1"]).returncode == 0  # epoch 1 is the warm-up, whatever the total
+    result = run(args + ["--resume", "--epochs", "2"])
+    assert result.returncode == 0, result.stderr
+    assert "the run stopped at epoch 1 of 1, within the warm-up every total shares" in result.stdout
+    assert minicnn.load_model(out / "model.npz")[1]["config"]["epochs"] == 2 and len(rows(out)) == 2
