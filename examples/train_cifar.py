@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Train the documented CIFAR-10 CNN from scratch, evaluate it, and show what it learnt.
 
+    python examples/train_cifar.py --train-limit 10000 --epochs 3 --out runs/quick   # a first try
     python examples/train_cifar.py --backend cupy          # on a GPU
     python examples/train_cifar.py --backend numpy         # on the CPU
     python examples/train_cifar.py --resume                # continue an interrupted run
@@ -298,6 +299,8 @@ def plan_resume(args, say=print) -> int:
 
 
 def main(argv=None) -> int:
+    """Parse ``argv``, train, and turn every failure into its message and exit status (2: refused,
+    1: stopped by the disk, the memory or a diverging loss, 128 + N: signal N)."""
     args = parse_args(argv)
     comm = None
     if args.distributed:
@@ -359,6 +362,8 @@ def how_to_resume(args, argv, comm, interrupted: bool) -> str | None:
 
 
 def train(args, comm) -> int:
+    """The run: check what can be refused, load the data, build the model and the optimizer, fit
+    (from the checkpoint with ``--resume``), then :func:`finish`."""
     root = comm is None or comm.is_root  # rank 0 alone prints and writes files
     say = print if root else (lambda *a, **k: None)
     out = Path(args.out)
