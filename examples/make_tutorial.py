@@ -386,7 +386,28 @@ display(Image(filename=str(viz.plot_stimuli(model, os.path.join(pictures, "stimu
     (
         "md",
         r"""
-## 9. The test set, once
+## 9. See inside it: the explorer
+
+Save the model with its normalisation statistics and class names (as the training script does),
+then open it in the explorer, a page served by minicnn on your own machine: every layer's output
+for an image you pick or drop in, the prediction, how one convolution output is computed from
+its patch, kernel and bias, the filters and the run. The cell prints the command; run it in a
+terminal (it serves until Ctrl-C) and open the address it prints.
+""",
+    ),
+    (
+        "code",
+        r"""
+saved = os.path.join(tempfile.mkdtemp(), "model.npz")
+model.save(saved, extra={"mean": mean, "std": std, "class_names": class_names})
+data = f" --data-dir {os.environ['MINICNN_DATA']}" if class_names == list(CIFAR10_CLASSES) else ""
+print(f"python -m minicnn.explore {saved}{data}")
+""",
+    ),
+    (
+        "md",
+        r"""
+## 10. The test set, once
 
 Everything above was chosen and judged on the validation images. Now, and only now, the test
 images: the one figure that says how this model does on images it has never been tuned on.
@@ -402,8 +423,10 @@ print(f"test accuracy {test['accuracy']:.1%} on {len(y_test)} images (validation
     (
         "md",
         r"""
-Next: `examples/train_cifar.py` trains the documented model, `README.md` traces one batch's path
-through the library, and every layer's file in `minicnn/layers/` has its maths beside its code.
+Next: `examples/train_cifar.py` trains the documented model (then
+`python -m minicnn.explore runs/cifar10/model.npz --data-dir DIR` shows its curves and confusion
+matrix too), `README.md` traces one batch's path through the library, and every layer's file in
+`minicnn/layers/` has its maths beside its code.
 """,
     ),
 ]

@@ -77,3 +77,20 @@ def test_lazy_attributes_give_their_own_module():
         "assert minicnn.viz.__name__ == 'minicnn.viz'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_explorer_stays_out_of_import_minicnn():
+    """``minicnn.explore`` (an HTTP server and a page) is never imported by the library itself,
+    and needs neither matplotlib nor anything beyond the standard library and NumPy."""
+    for path in PACKAGE.rglob("*.py"):
+        if "explore" in path.relative_to(PACKAGE).parts:
+            continue
+        for module, level in imports(path):
+            named = module.split(".")[0] == "explore" and level or module.startswith("minicnn.explore")
+            assert not named, f"{path.relative_to(PACKAGE)} imports the explorer"
+    code = (
+        "import sys, minicnn; "
+        "assert 'minicnn.explore' not in sys.modules and 'http.server' not in sys.modules, 'explorer imported'; "
+        "import minicnn.explore; assert 'matplotlib' not in sys.modules, 'the explorer imported matplotlib'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

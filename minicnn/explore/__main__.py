@@ -1,0 +1,98 @@
+"""``python -m minicnn.explore MODEL [--data-dir DIR] [--port N] [--host 127.0.0.1]``: serve the explorer page."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..interrupts import signals_as_interrupts
+from .api import Explorer
+from .server import make_server
+
+LOOPBACK = ("127.0.0.1", "localhost")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        prog="python -m minicnn.explore",
+        description="Serve a local page that shows inside a trained model: every layer's output for an image, "
+        "the predictions, how a convolution computes one number, the training run and the filters.",
+    )
+    p.add_argument("model", type=Path, help="a minicnn checkpoint (model.npz) or a Keras .keras/.h5 file")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder holding CIFAR-10 (cifar-10-batches-py or the archive), as the training script takes it: "
+        "enables the test images, per-class accuracy and the confusion matrix. Never downloads.",
+    )
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--backend", choices=["auto", "numpy", "cupy"], default="numpy")
+    p.add_argument("--quiet", action="store_true", help="do not log each request")
+    args = p.parse_args(argv)
+    if not 0 <= args.port < 65536:
+        p.error(f"--port must be in [0, 65536), got {args.port}")
+    return args
+
+
+def exposure_warning(host: str) -> str | None:
+    """What to say when the page is reachable from other machines (None on loopback)."""
+    if host in LOOPBACK or host.startswith("127."):
+        return None
+    return (
+        f"warning: listening on {host}: anyone who can reach this machine on that address can use the page "
+        "(no password; keep --host 127.0.0.1 unless you mean it)"
+    )
+
+
+def load_test_set(data_dir: Path, input_shape):
+    """The CIFAR-10 test images (uint8) and labels, or None when they do not fit the model."""
+    from ..datasets import load_cifar10
+
+    (_, _), (x, y) = load_cifar10(data_dir, download=False)
+    if tuple(x.shape[1:]) != tuple(input_shape):
+        print(f"the test images are {x.shape[1:]}, the model takes {tuple(input_shape)}: no test images shown")
+        return None
+    return x, y
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import minicnn
+    from minicnn.interop import load_any
+
+    minicnn.set_backend(args.backend)
+    try:
+        model, extra = load_any(args.model)
+        test = load_test_set(args.data_dir, model.input_shape) if args.data_dir is not None else None
+    except (OSError, ValueError, ImportError) as exc:  # CheckpointError, KerasFormatError, DatasetError are ValueErrors
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"loaded {args.model} ({model.count_params():,} parameters)")
+    if test is not None:
+        print(f"predicting the {len(test[0]):,} test images once ...", flush=True)
+    explorer = Explorer(model, extra, test=test, run_dir=args.model.parent, name=args.model.name)
+    print(explorer.note)
+    try:
+        server = make_server(explorer, args.host, args.port, quiet=args.quiet)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port} ({exc})", file=sys.stderr)
+        return 2
+    if exposure_warning(args.host):
+        print(exposure_warning(args.host), file=sys.stderr)
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "") else args.host
+    print(f"open http://{host}:{server.server_port}/  (Ctrl-C stops it)", flush=True)
+    try:
+        with signals_as_interrupts():  # SIGTERM and SIGHUP stop it as Ctrl-C does
+            server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nstopped")
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
