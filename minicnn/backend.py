@@ -190,11 +190,22 @@ def cupy_nccl():
     return nccl if getattr(nccl, "available", True) else None
 
 
+def cupy_cublas():
+    """``cupy.cublas``, CuPy's wrappers of cuBLAS (a submodule ``import cupy`` does not load)."""
+    cupy_module()  # the install hint where CuPy is missing
+    import cupy.cublas
+
+    return cupy.cublas
+
+
 _NUMPY = Backend("numpy", np)
+_CUPY: Backend | None = None  # made once, like _NUMPY: Dropout compares backends by identity
 _current: Backend | None = None
+_local_rank: int | None = None  # this process's rank on its machine, set by distributed.Communicator
 
 
 def _cupy_backend() -> Backend:
+    global _CUPY
     cupy = cupy_module()
     try:
         n = cupy.cuda.runtime.getDeviceCount()
@@ -205,7 +216,38 @@ def _cupy_backend() -> Backend:
         ) from exc
     if n < 1:
         raise BackendError("backend 'cupy': CuPy is installed but no GPU was found; use the numpy backend")
-    return Backend("cupy", cupy)
+    if _CUPY is None or _CUPY.xp is not cupy:
+        _CUPY = Backend("cupy", cupy)
+    _pin_local_gpu(cupy)
+    return _CUPY
+
+
+def pin_local_gpu(local_rank: int, now: bool = False) -> int | None:
+    """Make this process use GPU ``local_rank % number of GPUs`` for every CuPy array it makes.
+
+    ``local_rank`` is the process's rank among the processes on its machine (a
+    :class:`~minicnn.distributed.Communicator` passes it). The GPU is chosen at once when the
+    CuPy backend is current, else as soon as ``set_backend`` selects it. Returns the GPU's
+    index, or None while the backend is NumPy (CuPy is not imported for it) unless ``now``,
+    which selects the GPU at once whatever the backend. Build the model after this: arrays stay
+    on the GPU they were made on.
+    """
+    global _local_rank
+    _local_rank = int(local_rank)
+    if now:
+        return _pin_local_gpu(cupy_module())
+    if _current is None or _current.name != "cupy":
+        return None
+    return _pin_local_gpu(_current.xp)
+
+
+def _pin_local_gpu(cupy) -> int | None:
+    """Select GPU ``_local_rank % device count`` when a local rank was given; its index."""
+    if _local_rank is None:
+        return None
+    device = _local_rank % cupy.cuda.runtime.getDeviceCount()
+    cupy.cuda.Device(device).use()
+    return device
 
 
 def set_backend(name: str) -> Backend:

@@ -11,8 +11,11 @@ through ``ctypes``, with ``beta = 1``. Two things make ``ctypes`` the right tool
 releases Python's GIL during the call, so the shards of :mod:`minicnn.parallel` keep both
 cores busy (SciPy's wrapper holds the GIL: it was measured slower on two threads than on
 one); and it needs no second BLAS library in the process. Where NumPy's BLAS cannot be
-found (a build linked to Accelerate or MKL, say), on CuPy, or for operands BLAS cannot take
+found (a build linked to Accelerate or MKL, say), or for operands BLAS cannot take
 without a copy, the plain expression runs instead: same result, one temporary more.
+
+On CuPy the same GEMM is one call of ``cupy.cublas.gemm(..., out=out, alpha=1, beta=1)``
+(:func:`_cublas_matmul_add`): cuBLAS adds into ``out`` where it lies, C- or F-ordered.
 
 Row-major operands map onto CBLAS directly: a matrix whose rows are contiguous is
 ``NoTrans`` with leading dimension = its row stride; a transposed view (columns contiguous)
@@ -26,7 +29,7 @@ import os
 
 import numpy as np
 
-from .backend import get_array_module
+from .backend import cupy_cublas, get_array_module
 
 _ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS enum values, fixed by the standard
 
@@ -97,11 +100,14 @@ def _operand(m, itemsize):
 def matmul_add(out, a, b):
     """``out += a @ b`` for 2-D arrays ``a (M, K)``, ``b (K, N)``, ``out (M, N)``; returns ``out``.
 
-    One GEMM with ``beta = 1`` on NumPy arrays where NumPy's BLAS is reachable, else the plain
-    expression (CuPy, other dtypes, operands BLAS would need copied). The result is the same.
+    One GEMM with ``beta = 1`` on NumPy arrays where NumPy's BLAS is reachable and on CuPy
+    arrays through cuBLAS, else the plain expression (other dtypes, operands BLAS would need
+    copied). The result is the same.
     """
     global _gemm
     xp = get_array_module(out, a, b)
+    if xp is not np and _cublas_matmul_add(out, a, b):
+        return out
     if xp is np and _gemm is None:
         _gemm = _numpy_blas_gemms()
     fn = _gemm.get(out.dtype.type) if xp is np else None
@@ -131,3 +137,21 @@ def matmul_add(out, a, b):
             return out
     out += a @ b
     return out
+
+
+def _cublas_matmul_add(out, a, b) -> bool:
+    """``out += a @ b`` on the GPU in one cuBLAS GEMM (``beta = 1``); False when it cannot be one.
+
+    ``cupy.cublas.gemm`` reads C- and F-ordered operands in place (other layouts it copies) and
+    writes ``out`` in place only when ``out`` is C- or F-contiguous; it asserts one float dtype.
+    An empty product adds nothing (and cuBLAS refuses a leading dimension of 0).
+    """
+    if not (a.dtype == b.dtype == out.dtype and out.dtype.type in (np.float32, np.float64)):
+        return False
+    if a.ndim != 2 or b.ndim != 2 or out.shape != (a.shape[0], b.shape[1]) or a.shape[1] != b.shape[0]:
+        return False
+    if not (out.flags.c_contiguous or out.flags.f_contiguous):
+        return False
+    if out.size and a.shape[1]:
+        cupy_cublas().gemm("N", "N", a, b, out=out, alpha=1.0, beta=1.0)
+    return True

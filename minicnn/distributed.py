@@ -62,7 +62,8 @@ import traceback
 
 import numpy as np
 
-from .backend import cupy_module, cupy_nccl, get_array_module, to_numpy
+from . import devices
+from .backend import cupy_module, cupy_nccl, get_array_module, pin_local_gpu, to_numpy
 from .interrupts import Interrupted, deferring, pending_signal
 
 _INSTALL_HINT = 'pip install -e ".[distributed]" (mpi4py and MPICH from PyPI), then run under mpiexec'
@@ -99,6 +100,8 @@ class Communicator:
         self._host = None  # its host twin, for gpu="host"
         self._nccl = None
         self.interrupted = None  # the signal every rank stopped for (stop_if_interrupted)
+        self.local_rank = devices.local_rank(self.comm, self.MPI)  # rank among the processes on this machine
+        pin_local_gpu(self.local_rank)  # GPU local_rank % count, now or when CuPy is selected
 
     def __repr__(self):
         return f"Communicator(rank={self.rank}, size={self.size})"
@@ -173,6 +176,8 @@ class Communicator:
         mode = ("nccl" if nccl is not None else "host") if self.gpu == "auto" else self.gpu
         stream = cupy.cuda.get_current_stream()
         if mode == "nccl":
+            if self._nccl is None:  # first, on every rank: NCCL needs one GPU each
+                devices.refuse_shared_gpus(self.comm, cupy, self.MPI.Get_processor_name())
             if nccl is None:
                 raise RuntimeError("Communicator(gpu='nccl'): this CuPy has no NCCL (pip install nvidia-nccl-cu12)")
             if self._nccl is None:  # rank 0 makes the id, every rank joins with it
@@ -254,12 +259,13 @@ class Communicator:
         return len(set(self.comm.allgather(digest.hexdigest()))) == 1
 
     def use_local_gpu(self) -> int:
-        """Make this process use GPU ``local_rank % device_count`` (call before building a model)."""
-        cupy = cupy_module()
-        local = self.comm.Split_type(self.MPI.COMM_TYPE_SHARED, key=self.rank)
-        device = local.Get_rank() % cupy.cuda.runtime.getDeviceCount()
-        local.Free()
-        cupy.cuda.Device(device).use()
+        """Use GPU ``local_rank % device_count`` now, whatever the backend; returns its index.
+
+        The Communicator already does this itself (when made, or when the CuPy backend is selected
+        later; see :mod:`minicnn.devices`); the call stays for scripts that make it.
+        """
+        device = pin_local_gpu(self.local_rank, now=True)
+        assert device is not None  # now=True always selects one
         return device
 
     def abort(self, code: int = 1):

@@ -41,6 +41,7 @@ import numpy as np
 
 from .backend import get_array_module, get_backend, set_backend, to_numpy
 from .gradcheck import check_layer, check_loss
+from .input_checks import check_labels
 from .layers import LeakyReLU, MaxPool2D, ReLU, no_grad
 from .layers.im2col import windows
 from .losses import SoftmaxCrossEntropy
@@ -422,6 +423,7 @@ def diagnose(
     loss_fn = loss or SoftmaxCrossEntropy()
     optimizer_factory = optimizer_factory or (lambda m: Adam(m, lr=1e-3))
     x, y = to_numpy(x), to_numpy(y)
+    check_labels(y, len(x), int(np.prod(model.output_shape)), "doctor")  # on the host, before any reaches the GPU
     results: list[Check] = []
 
     def add(check):

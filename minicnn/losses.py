@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .backend import get_array_module
+import numpy as np
+
+from .backend import get_array_module, is_device_array
+from .input_checks import check_labels
 
 
 def log_softmax(logits):
@@ -43,6 +46,16 @@ class SoftmaxCrossEntropy:
     true one, divided by ``N`` because the loss is a mean. (The label's entry,
     ``p - 1``, is computed as minus the other classes' probabilities: same value, no
     cancellation when ``p`` is close to 1.)
+
+    Bad labels: a label outside ``[0, K)`` has no loss, but indexing does not say so. NumPy
+    reads ``-1`` as the last class; CuPy wraps *every* out-of-range integer index (``K`` reads
+    class 0, ``K + 2`` class 2: CuPy's documented difference from NumPy) and raises nothing,
+    so the loss would be silently wrong. ``forward`` therefore checks labels that arrive as a
+    NumPy array (on the host: no GPU sync) and raises ValueError. Labels already on the GPU
+    are not checked here: reading them would make the CPU wait for the GPU at every step.
+    ``fit``, ``evaluate`` and the doctor check their labels on the host before moving them;
+    in a loop of your own, check once with
+    ``minicnn.input_checks.check_labels(y, len(y), classes, "my loop")`` or pass host labels.
     """
 
     def __init__(self):
@@ -51,6 +64,10 @@ class SoftmaxCrossEntropy:
     def forward(self, logits, labels):
         """Mean cross-entropy of ``logits (N, K)`` against integer ``labels (N,)``; keeps what backward needs."""
         xp = get_array_module(logits)
+        if not is_device_array(labels):  # host labels: checked for free, then moved beside the logits
+            labels = np.asarray(labels)
+            check_labels(labels, logits.shape[0], logits.shape[1], "SoftmaxCrossEntropy.forward")
+            labels = xp.asarray(labels)
         logp = log_softmax(logits)
         n = logits.shape[0]
         rows = xp.arange(n)

@@ -98,7 +98,9 @@ def fit(
         verbose: 0 silent, 1 a progress bar per epoch and a line per epoch, 2 the lines only.
         seed: epoch ``e`` draws its shuffle, augmentation and dropout masks from ``(seed, e)``,
             so a run resumed at epoch ``e`` repeats exactly what an uninterrupted run does.
-        augment: ``augment(x_batch, rng) -> x_batch`` on the host, e.g. ``datasets.augment``.
+        augment: ``augment(x_batch, rng) -> x_batch`` on the host, e.g. ``datasets.augment``. A
+            function with ``accepts_device_arrays = True`` (``datasets.augment`` has it) gets
+            the batches of a GPU-resident ``x`` where they are; any other gets a host copy.
         lr_schedule: ``lr_schedule(t) -> lr`` called before every step with the fractional
             epoch ``t = epoch + step / steps_per_epoch`` (see :mod:`minicnn.schedules`).
         callbacks: objects with optional ``on_epoch_begin(epoch, logs)`` / ``on_epoch_end(epoch, logs)``
@@ -224,7 +226,7 @@ def train_epoch(
                 idx = comm.shard(idx)  # this rank's share of the global batch
             reduce = None if comm is None else functools.partial(comm.average_gradients, model, len(idx), batch_n)
             if len(idx):
-                xb = x[idx] if augment is None else augment(to_numpy(x[idx]), aug_rng)
+                xb = x[idx] if augment is None else _augmented(augment, x[idx], aug_rng)
                 xb, yb = backend.asarray(xb, dtype=model.dtype), backend.asarray(y[idx])
                 batch_loss, batch_correct = step_fn(model, loss_fn, optimizer, xb, yb, reduce)
                 loss_sum = loss_sum + batch_loss * len(idx)
@@ -297,6 +299,14 @@ def predict(model, x, batch_size=256, threads=None) -> np.ndarray:
         for idx in minibatches(x.shape[0], batch_size):
             out.append(softmax(_logits(model, backend.asarray(x[idx], dtype=model.dtype), threads)))
     return to_numpy(backend.xp.concatenate(out))  # one host copy for the whole set
+
+
+def _augmented(augment, xb, rng):
+    """``augment(xb, rng)``; a device batch is copied to the host first (a GPU sync per step)
+    unless ``augment`` says it takes device arrays."""
+    if getattr(augment, "accepts_device_arrays", False):
+        return augment(xb, rng)
+    return augment(to_numpy(xb), rng)
 
 
 def _logits(model, xb, threads):

@@ -4,6 +4,8 @@ makes a stand-in run fail — while the unpatched library passes the same run.
 (a) a dropout mask drawn with NumPy and multiplied into a device array  -> TypeError
 (b) ``numpy.asarray`` used instead of the backend's host copy           -> TypeError
 (c) a ``float(loss)`` added inside the training step                    -> sync budget exceeded
+(d) the loss's host check of labels dropped                             -> a bad label passes silently
+    (the stand-in wraps out-of-range indices as CuPy does; plain NumPy would raise IndexError)
 
 The training step here is the one ``fit`` runs, ``minicnn.training.train_step``; the sync
 budgets of ``fit``/``evaluate``/``predict`` themselves are in ``test_sync_budget.py``.
@@ -103,3 +105,25 @@ def test_a_float_of_the_loss_in_the_step_exceeds_the_sync_budget(standin, monkey
         with standin.sync_budget(0, "three training steps"):
             run_steps(small_model())
     assert "forward_with_a_debug_print" in str(info.value)  # the report points at the culprit
+
+
+# -- (d) the host label check dropped ----------------------------------------------------------
+
+
+def bad_labels_are_refused():
+    """Label 3 of 3 classes, as host labels beside device logits: the loss must refuse it."""
+    logits = minicnn.get_backend().asarray(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"labels must be in \[0, 3\)"):
+        SoftmaxCrossEntropy().forward(logits, np.array([0, 3]))
+
+
+def test_control_bad_labels_are_refused(standin):
+    bad_labels_are_refused()
+
+
+def test_d_dropping_the_host_label_check_lets_a_bad_label_through(standin, monkeypatch):
+    import minicnn.losses
+
+    monkeypatch.setattr(minicnn.losses, "check_labels", lambda *args: None)
+    with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):  # CuPy read class 3 % 3 = 0 instead
+        bad_labels_are_refused()

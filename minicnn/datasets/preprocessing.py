@@ -2,12 +2,15 @@
 
 Nothing here runs behind the user's back: the library never rescales inputs on its
 own, so a pipeline calls these explicitly and stores what it used (the statistics).
-All functions take and return NumPy arrays on the host, where data loading happens.
+All functions take and return NumPy arrays on the host, where data loading happens;
+:func:`augment` also takes a batch already on the GPU and keeps it there.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ..backend import get_array_module
 
 
 def channel_stats(x, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -53,12 +56,16 @@ def standardize(x, mean, std, dtype=np.float32) -> np.ndarray:
 def augment(x, rng: np.random.Generator, pad: int = 4) -> np.ndarray:
     """Random crop after ``pad``-pixel zero padding, and a random horizontal flip, per image.
 
-    x: ``(N, H, W, C)``. Returns a new ``(N, H, W, C)`` array of the same dtype. Zero
-    padding of standardised images pads with the dataset mean, the usual CIFAR recipe.
-    All images are cropped in one gather (no Python loop over images).
+    x: ``(N, H, W, C)``, NumPy or CuPy. Returns a new ``(N, H, W, C)`` array of the same
+    dtype, where ``x`` lives. Zero padding of standardised images pads with the dataset mean,
+    the usual CIFAR recipe. All images are cropped in one gather (no Python loop over images).
+    The offsets and flips are drawn on the host from ``rng`` (a few bytes per image, sent to
+    the GPU with a copy that does not wait for it), so a batch on the GPU gets exactly the
+    crops the same batch on the host would.
     """
+    xp = get_array_module(x)
     n, h, w, c = x.shape
-    padded = np.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=x.dtype)
+    padded = xp.zeros((n, h + 2 * pad, w + 2 * pad, c), dtype=x.dtype)
     padded[:, pad : pad + h, pad : pad + w] = x
     dy = rng.integers(0, 2 * pad + 1, size=n)
     dx = rng.integers(0, 2 * pad + 1, size=n)
@@ -66,4 +73,8 @@ def augment(x, rng: np.random.Generator, pad: int = 4) -> np.ndarray:
     rows = dy[:, None] + np.arange(h)[None, :]  # (N, H)
     cols = dx[:, None] + np.arange(w)[None, :]  # (N, W)
     cols = np.where(flip[:, None], cols[:, ::-1], cols)  # a flip reverses the columns read
-    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+    rows, cols = xp.asarray(rows), xp.asarray(cols)
+    return padded[xp.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+augment.accepts_device_arrays = True  # type: ignore[attr-defined]  # fit hands it device batches as they are

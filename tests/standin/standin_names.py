@@ -670,3 +670,37 @@ SIGNATURES = {'cupy.all': '(a, axis=None, out=None, keepdims=False)',
  'cupy.zeros': "(shape: '_ShapeLike', dtype: 'DTypeLike' = <class 'float'>, order: '_OrderCF' = 'C') -> 'NDArray[Any]'",
  'cupy.zeros_like': "(a: 'NDArray[Any]', dtype: 'DTypeLike | None' = None, order: '_OrderKACF' = 'K', subok: 'None' = None, shape: '_ShapeLike | None' = None) "
                     "-> 'NDArray[Any]'"}
+
+# cupy.cublas, from the same wheel. ``import cupy`` does not load it, and importing it needs libcublas,
+# which a machine without CUDA lacks: it was imported with that one extension module
+# (cupy_backends.cuda.libs.cublas) replaced by an empty module, nothing else of CuPy changed, and listed
+# as above. Once imported, ``cublas`` is also a name of ``cupy`` (as any loaded submodule is).
+MODULES["cupy.cublas"] = [
+    "annotations", "asum", "axpy", "batched_gesv", "cublas", "cupy", "device", "dgmm", "dot", "dotc", "dotu",
+    "geam", "gemm", "gemv", "ger", "gerc", "geru", "get_batched_gesv_limit", "iamax", "iamin", "linalg",
+    "math", "nrm2", "numpy", "sbmv", "scal", "set_batched_gesv_limit", "syrk", "warnings",
+]  # fmt: skip
+IMPORTED_SUBMODULES = {"cupy": ["cublas"]}
+SIGNATURES.update({
+    "cupy.cublas.asum": "(x, out=None)",
+    "cupy.cublas.axpy": "(a, x, y)",
+    "cupy.cublas.batched_gesv": "(a, b)",
+    "cupy.cublas.dgmm": "(side, a, x, out=None, incx=1)",
+    "cupy.cublas.dot": "(x, y, out=None)",
+    "cupy.cublas.dotc": "(x, y, out=None)",
+    "cupy.cublas.dotu": "(x, y, out=None)",
+    "cupy.cublas.geam": "(transa, transb, alpha, a, beta, b, out=None)",
+    "cupy.cublas.gemm": "(transa, transb, a, b, out=None, alpha=1.0, beta=0.0)",
+    "cupy.cublas.gemv": "(transa, alpha, a, x, beta, y)",
+    "cupy.cublas.ger": "(alpha, x, y, a)",
+    "cupy.cublas.gerc": "(alpha, x, y, a)",
+    "cupy.cublas.geru": "(alpha, x, y, a)",
+    "cupy.cublas.get_batched_gesv_limit": "()",
+    "cupy.cublas.iamax": "(x, out=None)",
+    "cupy.cublas.iamin": "(x, out=None)",
+    "cupy.cublas.nrm2": "(x, out=None)",
+    "cupy.cublas.sbmv": "(k, alpha, a, x, beta, y, lower=False)",
+    "cupy.cublas.scal": "(a, x)",
+    "cupy.cublas.set_batched_gesv_limit": "(limit)",
+    "cupy.cublas.syrk": "(trans, a, out=None, alpha=1.0, beta=0.0, lower=False)",
+})  # fmt: skip

@@ -10,7 +10,10 @@ _routines_indexing.pyx in CuPy 14):
   ("Unsupported type"); Python and NumPy scalars are fine;
 * ``dev[basic index] = numpy_array`` raises ValueError (CuPy refuses assignment from CPU
   arrays there, gh-2079); with an advanced (array) index the host value is copied over;
-* reductions and scalar indexing return 0-d device arrays, never Python numbers.
+* reductions and scalar indexing return 0-d device arrays, never Python numbers;
+* out-of-bounds integer-array indices wrap, duplicate indices in an assignment keep another
+  value than NumPy's, float-to-int casts saturate (``differences.py``: CuPy's documented
+  differences from NumPy).
 
 Everything that reads device memory from the host is counted in ``standin_stats``.
 """
@@ -25,6 +28,8 @@ import warnings
 import numpy
 import standin_names
 import standin_stats
+
+from . import differences
 
 _SCALAR_TYPES = (int, float, bool, complex, numpy.generic)
 
@@ -561,6 +566,8 @@ class ndarray:
             _sync("data_dependent_size")  # a boolean mask: CuPy reads the count of True back first
         if not adv and _only_integers(k):
             k = (k if isinstance(k, tuple) else (k,)) + (Ellipsis,)  # a 0-d view, not a NumPy scalar
+        if adv:
+            k = differences.wrap_out_of_bounds(k, self.shape)
         return _wrap(self._a[k], (self,))
 
     def __setitem__(self, key, value):
@@ -579,6 +586,10 @@ class ndarray:
             v = value
         else:
             raise _unsupported(value)
+        if adv:
+            k = differences.wrap_out_of_bounds(k, self.shape)
+            if differences.scatter(self._a, k, v):
+                return
         self._a[k] = v
 
     def fill(self, value):
@@ -645,7 +656,9 @@ class ndarray:
         return _wrap(self._a.copy(order=order))
 
     def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
-        r = self._a.astype(dtype, order=order, copy=copy, **({"casting": casting} if casting else {}))
+        r = differences.cast(self._a, dtype)
+        if r is None:
+            r = self._a.astype(dtype, order=order, copy=copy, **({"casting": casting} if casting else {}))
         return _wrap(r, (self,))
 
     def view(self, dtype=None, array_class=None):

@@ -23,6 +23,10 @@ class Device:
         return "00"
 
     @property
+    def pci_bus_id(self):
+        return _runtime.deviceGetPCIBusId(self.id)
+
+    @property
     def mem_info(self):
         return _runtime.memGetInfo()
 

@@ -1,4 +1,10 @@
-"""``cupy.cuda.runtime`` stand-in: one device, the CPU."""
+"""``cupy.cuda.runtime`` stand-in: one device, the CPU; ``$CUPY_STANDIN_DEVICES`` pretends to more.
+
+The pretend devices differ only in their index and PCI bus id (device ``i`` is on bus ``i``):
+enough for tests of which GPU each process of an MPI job picks. Arrays do not record a device.
+"""
+
+import os as _os
 
 import standin_names as _names
 import standin_stats as _stats
@@ -17,7 +23,7 @@ is_hip = False
 
 
 def getDeviceCount():
-    return 1
+    return int(_os.environ.get("CUPY_STANDIN_DEVICES", "1"))
 
 
 def _check(device):
@@ -43,7 +49,7 @@ def getDeviceProperties(device):
         "minor": 0,
         "multiProcessorCount": 1,
         "warpSize": 32,
-        "pciBusID": 0,
+        "pciBusID": int(device),
         "pciDeviceID": 0,
         "pciDomainID": 0,
     }
@@ -51,6 +57,11 @@ def getDeviceProperties(device):
 
 def deviceSynchronize():
     _stats.record_sync("synchronize")
+
+
+def deviceGetPCIBusId(device):
+    _check(device)
+    return f"0000:{int(device):02x}:00.0"
 
 
 def memGetInfo():
