@@ -47,6 +47,7 @@ import numpy as np
 
 from ._version import __version__
 from .backend import get_backend
+from .h5guard import HDF5ReadError, read_hdf5
 from .layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
 from .layers.base import snake_case
 from .layers.im2col import padding_amounts
@@ -139,12 +140,14 @@ def _read_zip(path, h5py):
     config = _parse_json(config_bytes, "config.json")
     weights = {}
     try:
-        with h5py.File(io.BytesIO(weights_bytes), "r") as f:
+        with read_hdf5(weights_bytes, skip=("optimizer",)) as f:  # in a helper process: no hang, no crash
             layers = f.get("layers")
             for slot in layers if layers is not None else {}:
                 weights[f"layers/{slot}"] = _vars_arrays(layers[slot], slot)
     except KerasFormatError:
         raise
+    except HDF5ReadError as exc:
+        raise KerasFormatError(f"damaged model.weights.h5 ({exc})") from None
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise KerasFormatError(f"damaged model.weights.h5 ({type(exc).__name__}: {exc})") from None
     return config, weights
@@ -164,7 +167,7 @@ def _vars_arrays(group, slot):
 def _read_legacy_h5(path, h5py):
     """Legacy ``.h5`` -> (config dict, {layer name: [(weight name, array)]})."""
     try:
-        with h5py.File(path, "r") as f:
+        with read_hdf5(path, skip=("optimizer_weights",)) as f:  # in a helper process: no hang, no crash
             if "model_config" not in f.attrs:
                 raise KerasFormatError(
                     "no model_config attribute: a weights-only file (save_weights)? "
@@ -178,6 +181,8 @@ def _read_legacy_h5(path, h5py):
                 weights[name] = [(w, np.asarray(group[w][()])) for w in _string_list(_h5_attr(group, "weight_names"))]
     except KerasFormatError:
         raise
+    except HDF5ReadError as exc:
+        raise KerasFormatError(f"damaged HDF5 file ({exc})") from None
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise KerasFormatError(f"damaged HDF5 file ({type(exc).__name__}: {exc})") from None
     return _parse_json(raw, "model_config"), weights

@@ -17,6 +17,7 @@ import sys
 import tarfile
 import tempfile
 import urllib.request
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -245,7 +246,8 @@ def extract_tar_safely(archive, dest_dir):
 
     Every member is checked before anything is written; files go to a temporary folder
     first and are moved into place at the end, so a refused or broken archive leaves
-    ``dest_dir`` as it was.
+    ``dest_dir`` as it was. The archive is read to its end before that: gzip checks its
+    CRC-32 of the whole content there, so damaged bytes are refused, never extracted.
     """
     dest_dir = Path(dest_dir)
     dest_dir.mkdir(parents=True, exist_ok=True)
@@ -264,7 +266,9 @@ def extract_tar_safely(archive, dest_dir):
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with tar.extractfile(member) as src, open(target, "wb") as dst:
                         shutil.copyfileobj(src, dst)
-        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+                while tar.fileobj.read(1 << 20):  # to the end, where gzip checks its CRC-32 of everything
+                    pass
+        except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as exc:
             if isinstance(exc, DatasetError):
                 raise
             raise DatasetError(f"{archive}: not a readable tar archive ({type(exc).__name__}: {exc})") from None
@@ -286,12 +290,16 @@ def _reconstruct():
     return fn
 
 
-class _ArrayOnlyUnpickler(pickle.Unpickler):
+class _ArrayOnlyUnpickler(pickle._Unpickler):
     """Rebuilds only what a CIFAR batch holds: dicts, lists, strings, ints and NumPy arrays.
 
     ``find_class`` is the one door through which a pickle can reach code; it opens only
     to the four callables NumPy arrays are rebuilt from. Anything else is refused before
     it is imported, let alone called.
+
+    It is pickle's pure-Python unpickler, as fast here (a batch is one big string): the C one
+    grows its memo to the largest index a file names, so one damaged byte (``BINPUT`` turned
+    ``LONG_BINPUT``) had it allocate and zero gigabytes; this one keeps the memo in a dict.
     """
 
     ALLOWED = {
@@ -320,6 +328,10 @@ def safe_unpickle(data: bytes):
         return _ArrayOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
     except RecursionError:
         raise DatasetError("pickle nests too deeply") from None
+    except EOFError:
+        raise DatasetError("the pickle ends early: the file is truncated") from None
+    except KeyError as exc:  # the pure-Python unpickler's word for a byte that is no opcode
+        raise DatasetError(f"invalid pickle opcode {exc}") from None
     except Exception as exc:  # UnpicklingError, EOFError, struct/Type/Value errors from garbage
         raise DatasetError(f"{type(exc).__name__}: {exc}") from None
 
