@@ -18,9 +18,11 @@ class Callback:
     """Override what you need. ``logs`` at epoch end holds that epoch's metrics, ``lr`` and ``seconds``."""
 
     def on_epoch_begin(self, epoch: int, logs: dict):
+        """Called before epoch ``epoch`` (counted from 0) starts; ``logs`` is empty."""
         pass
 
     def on_epoch_end(self, epoch: int, logs: dict):
+        """Called after epoch ``epoch`` (counted from 0): ``logs`` holds its metrics, ``lr`` and ``seconds``."""
         pass
 
 
@@ -49,10 +51,12 @@ class CSVLogger(Callback):
             return [r for r in csv.DictReader(f) if before_epoch is None or int(r["epoch"]) <= before_epoch]
 
     def on_epoch_begin(self, epoch, logs):
+        """Read the rows of earlier epochs once (a resumed run keeps those before ``epoch``)."""
         if self._rows is None:
             self._rows = self._read(before_epoch=epoch) if self.append else []
 
     def on_epoch_end(self, epoch, logs):
+        """Add epoch ``epoch``'s row and rewrite the file whole (atomically)."""
         if self._rows is None:  # called without on_epoch_begin: start from what the file holds
             self._rows = self._read(before_epoch=epoch) if self.append else []
         rows = self._rows
@@ -83,6 +87,7 @@ class ModelCheckpoint(Callback):
         self.extra, self.seed = dict(extra or {}), seed
 
     def on_epoch_end(self, epoch, logs):
+        """Save the checkpoint for ``epoch + 1`` completed epochs (atomically)."""
         rng_state = {"seed": self.seed, "next_epoch": epoch + 1}
         averaged = self.optimizer.averaged_weights() if self.optimizer is not None else contextlib.nullcontext()
         with averaged:  # an EMA's average is the model's weights in the file; resume swaps back
@@ -100,14 +105,19 @@ class ModelCheckpoint(Callback):
         if not path.is_file():
             raise ValueError(f"--resume but {path} does not exist")
         extra = model.load_weights(path, optimizer=optimizer)
-        saved = {**(defaults or {}), **extra.get("config", {})}
+        ModelCheckpoint.check_settings({**(defaults or {}), **extra.get("config", {})}, config)
+        return int(extra["epoch"])
+
+    @staticmethod
+    def check_settings(saved: dict, config: dict) -> None:
+        """Raise ValueError naming every setting in ``config`` that differs from ``saved`` (the
+        ``config`` of a checkpoint's ``extra``): a resumed run must share them with its run."""
         changed = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
         if changed:
             raise ValueError(
                 "--resume needs the settings of the interrupted run; these differ (saved, now): "
                 + ", ".join(f"--{k.replace('_', '-')} {a} vs {b}" for k, (a, b) in changed.items())
             )
-        return int(extra["epoch"])
 
     @staticmethod
     def resume_hint(path, command: str) -> str:

@@ -28,6 +28,7 @@ def log_softmax(logits):
 
 
 def softmax(logits):
+    """Class probabilities ``(N, K)`` from ``logits (N, K)``: ``exp(log_softmax(logits))``."""
     xp = get_array_module(logits)
     return xp.exp(log_softmax(logits))
 
@@ -77,6 +78,7 @@ class SoftmaxCrossEntropy:
         self.cache = None
 
     def forward(self, logits, labels):
+        """Mean cross-entropy of ``logits (N, K)`` against integer ``labels (N,)``; keeps what backward needs."""
         xp = get_array_module(logits)
         if not is_device_array(labels):  # host labels: checked for free, then moved beside the logits
             labels = np.asarray(labels)
@@ -93,6 +95,7 @@ class SoftmaxCrossEntropy:
         return loss
 
     def backward(self):
+        """The gradient of the mean loss with respect to the logits, ``(softmax - onehot) / N``."""
         xp = get_array_module(self.cache[0])
         logp, labels = self.cache
         self.cache = None

@@ -18,6 +18,9 @@ from .backend import get_array_module, get_backend, to_numpy
 
 
 class Optimizer(WeightAveraging):
+    """What SGD and Adam share: the model's parameters, ``lr`` (which a schedule may set before
+    every step), ``step()``, the optional weight average and a state dict for checkpoints."""
+
     def __init__(self, model, lr, ema_momentum=None, ema_start=0):
         if not (isinstance(lr, (int, float)) and lr > 0):
             raise ValueError(f"{type(self).__name__}: lr must be a positive number, got {lr!r}")
@@ -118,6 +121,7 @@ class Optimizer(WeightAveraging):
                 )
 
     def load_state_dict(self, state: dict):
+        """Restore the state :meth:`state_dict` gave (checked first: keys and shapes must match)."""
         self.check_state_dict(state)
         backend = get_backend()
         self.lr = float(state["lr"])

@@ -123,6 +123,8 @@ class ShardPool:
         return self.replicas[:k]
 
     def run(self, fn, bounds, threads: int):
+        """``fn(k, replica_k, start, stop)`` for every shard ``k`` of ``bounds``, on up to ``threads``
+        threads; the results in shard order."""
         replicas = self.ensure(len(bounds))
         return self.call([functools.partial(fn, k, replicas[k], lo, hi) for k, (lo, hi) in enumerate(bounds)], threads)
 
@@ -192,7 +194,7 @@ def sharded_train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None,
     loss = loss_fn.forward(logits, yb)
     dlogits = loss_fn.backward()
     dfeatures = _join(
-        xp, pool.run(lambda k, r, lo, hi: r.backward(dlogits[lo:hi], input_grad=True, start=h), halves, threads)
+        xp, pool.run(lambda k, r, lo, hi: r.backward(dlogits[lo:hi], need_input_grad=True, start=h), halves, threads)
     )
     pool.run(lambda k, r, lo, hi: r.backward(dfeatures[lo:hi], stop=h), bounds, threads)
     sum_shard_gradients(model, pool.replicas[: len(bounds)], h)

@@ -452,6 +452,7 @@ def report(rows) -> str:
 
 
 def main(argv=None) -> int:
+    """``python -m minicnn.profile``: print the per-layer profile of the documented model."""
     p = argparse.ArgumentParser(
         prog="python -m minicnn.profile",
         description="Per-layer profile of one training step of the documented CIFAR-10 CNN.",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 
 import numpy as np
 
@@ -92,15 +93,24 @@ class Sequential:
         twin.layers = [layer.replica() for layer in self.layers]
         return twin
 
-    def backward(self, dlogits, input_grad=False, start=0, stop=None):
-        """Backpropagate ``dlogits``; every layer fills ``grads``. Returns ``dx`` if ``input_grad``
-        (training never needs the gradient with respect to the images, so by default the first
-        layer skips it). ``start``/``stop``: through ``layers[start:stop]`` only, ``dlogits`` being
-        the gradient of ``layers[stop - 1]``'s output and ``dx`` that of ``layers[start]``'s input."""
+    def backward(self, dlogits, need_input_grad=False, start=0, stop=None, *, input_grad=None):
+        """Backpropagate ``dlogits``; every layer fills ``grads``. Returns ``dx`` if ``need_input_grad``
+        (the name :meth:`Layer.backward` uses; training never needs the gradient with respect to the
+        images, so by default the first layer skips it and None comes back). ``start``/``stop``:
+        through ``layers[start:stop]`` only, ``dlogits`` being the gradient of ``layers[stop - 1]``'s
+        output and ``dx`` that of ``layers[start]``'s input. ``input_grad=`` is the old name of
+        ``need_input_grad`` (still accepted, with a :class:`DeprecationWarning`)."""
+        if input_grad is not None:
+            warnings.warn(
+                "Sequential.backward(input_grad=) is now need_input_grad=, as in Layer.backward",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            need_input_grad = input_grad
         dy = dlogits
         stop = len(self.layers) if stop is None else stop
         for i in reversed(range(start, stop)):
-            dy = self.layers[i].backward(dy, need_input_grad=i > start or input_grad)
+            dy = self.layers[i].backward(dy, need_input_grad=i > start or need_input_grad)
         return dy
 
     # -- parameters -------------------------------------------------------------------
@@ -113,6 +123,7 @@ class Sequential:
         ]
 
     def count_params(self) -> int:
+        """The number of parameters of every layer together (1,084,234 for the documented model)."""
         return sum(layer.count_params() for layer in self.layers)
 
     def astype(self, dtype):
@@ -123,6 +134,7 @@ class Sequential:
         return self
 
     def get_config(self) -> dict:
+        """The architecture as JSON-able values (input shape, dtype, every layer's class and config)."""
         return {
             "input_shape": list(self.input_shape),
             "dtype": self.dtype.name,
@@ -131,6 +143,7 @@ class Sequential:
 
     @classmethod
     def from_config(cls, config: dict) -> Sequential:
+        """A new, built model from :meth:`get_config`'s output (fresh weights)."""
         layers = []
         for spec in config["layers"]:
             if spec["class"] not in LAYER_CLASSES:

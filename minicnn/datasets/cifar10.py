@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..outputs import new_folders, remove_empty
 from ..training import effective_verbose
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -137,9 +138,12 @@ def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD
                 f"CIFAR-10 not found in {data_dir}: expected the folder {FOLDER_NAME} "
                 f"or the archive {ARCHIVE_NAME} there (download=False). " + _offline_advice(data_dir, url)
             )
+        made = new_folders(data_dir)  # e.g. ~/.cache/minicnn on a first run: removed again if the download fails
+        print(f"downloading CIFAR-10 ({ARCHIVE_NAME}, 163 MB) into {data_dir}", file=sys.stderr)
         try:
             download_file(url, archive, md5)
         except DatasetError as exc:  # offline, a proxy, a cut: say where to put the files by hand
+            remove_empty(made)
             notes = "".join(f"\n{_damaged(folder, what, data_dir)}" for folder, what in damaged)
             raise DatasetError(f"{exc}\n{_offline_advice(data_dir, url)}{notes}") from None
     elif md5 is not None:
@@ -154,6 +158,7 @@ def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD
 
 # -- download and checksum --------------------------------------------------------------------
 def file_md5(path, chunk=1 << 20) -> str:
+    """The MD5 of the file at ``path`` as 32 hex digits, read ``chunk`` bytes at a time."""
     h = hashlib.md5()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
@@ -162,6 +167,7 @@ def file_md5(path, chunk=1 << 20) -> str:
 
 
 def verify_md5(path, expected: str):
+    """Raise :class:`DatasetError` naming both sums unless the file's MD5 is ``expected``."""
     got = file_md5(path)
     if got != expected.lower():
         raise DatasetError(
