@@ -24,7 +24,8 @@ CELLS = [
 A hands-on tour of a convolutional network written from scratch: one layer and its shapes,
 the im2col trick, a layer you write yourself and prove with a gradient check, the doctor that
 finds why a model will not learn, a small CNN trained on real images, where the time goes,
-and what the filters learnt. It runs top to bottom on a CPU in a few minutes.
+and what the filters learnt, then the test set, read once at the end. It runs top to bottom
+on a CPU in well under a minute (about 10 s on an idle 2-core machine).
 
 **On a GPU:** install CuPy (`pip install -e ".[gpu]"`, or any `cupy-cudaXXx`), then set
 `BACKEND = "cupy"` in the next cell (or start Jupyter with `MINICNN_BACKEND=cupy`).
@@ -201,7 +202,7 @@ from minicnn.layers import Layer
 class Tanh(Layer):
     # y = tanh(x); backward: dx = dy * (1 - y**2)
     def forward(self, x, training=False):
-        self._ensure_built(x)
+        self._ensure_built(x)               # on its own: build from this first input (see below)
         y = get_array_module(x).tanh(x)
         self.cache = y                      # what backward needs
         return y
@@ -213,6 +214,16 @@ class Tanh(Layer):
 
 x64 = backend.asarray(np.random.default_rng(1).standard_normal((2, 5, 5, 3)))   # float64
 print("Tanh:", check_layer(Tanh(), x64))
+""",
+    ),
+    (
+        "md",
+        r"""
+`self._ensure_built(x)` is the one line every layer's `forward` starts with, the built-in ones
+included: a layer used on its own, as `check_layer` uses it here, learns its input shape and
+dtype from the first input it sees (`build`). Inside a `Sequential` the model builds every layer
+up front, so the call does nothing. The leading underscore says who it is for: the layer classes
+that call it (like `_build`, the hook a layer with weights overrides), not code that uses a layer.
 """,
     ),
     (
@@ -235,6 +246,10 @@ CIFAR-10 when it is on disk (set `MINICNN_DATA` to the folder that holds
 four classes of thin coloured lines and discs in heavy noise. Either way the pixels are 0..255 and are
 **standardised** per channel with the training images' mean and standard deviation:
 $x' = (x - \mu_c) / \sigma_c$.
+
+A fifth of the training images is held out as a **validation** set: everything you look at while
+choosing and training a model is measured on it. The **test** set is read once, at the very end;
+a test figure you have tuned against no longer tells how the model does on new images.
 """,
     ),
     (
@@ -267,9 +282,13 @@ except DatasetError as reason:
     (pixels_train, y_train), (pixels_test, y_test) = make_shapes(3000, seed=0), make_shapes(600, seed=1)
     class_names = ["horizontal", "vertical", "diagonal", "disc"]
 
-mean, std = channel_stats(pixels_train)
-x_train, x_test = standardize(pixels_train, mean, std), standardize(pixels_test, mean, std)
-print(f"{len(x_train)} training and {len(x_test)} test images {x_train.shape[1:]}, {len(class_names)} classes")
+n_val = len(pixels_train) // 5                                # the last fifth: validation
+pixels_val, y_val = pixels_train[-n_val:], y_train[-n_val:]
+pixels_train, y_train = pixels_train[:-n_val], y_train[:-n_val]
+mean, std = channel_stats(pixels_train)                       # the training part's statistics only
+x_train, x_val, x_test = (standardize(p, mean, std) for p in (pixels_train, pixels_val, pixels_test))
+print(f"{len(x_train)} training, {len(x_val)} validation and {len(x_test)} test images {x_train.shape[1:]}, "
+      f"{len(class_names)} classes")
 print("channel means", mean, "stds", std)
 """,
     ),
@@ -325,9 +344,35 @@ check = diagnose(small_cnn(lambda: LeakyReLU(0.1)), raw, y_train[:256], checks=(
         r"""
 ## 6. Train a small CNN
 
-`fit` repeats the training step — forward, loss, backward, update — over shuffled mini-batches.
-A few thousand images and a few epochs are enough to see it learn; the documented model on all
-50,000 CIFAR-10 images reaches 80% (`examples/train_cifar.py`).
+A training step is four lines: **forward** (class scores for a batch), **loss** (how wrong they
+are), **backward** (every layer's `grads`, by the chain rule from the loss down) and **update**
+(the optimizer moves every parameter against its gradient). Here they are by hand, a few times on
+one batch of 64 images: the loss falls.
+""",
+    ),
+    (
+        "code",
+        r"""
+from minicnn.losses import SoftmaxCrossEntropy
+
+model = small_cnn(lambda: LeakyReLU(0.1))
+optimizer, loss_fn = Adam(model, lr=3e-3), SoftmaxCrossEntropy()
+xb, yb = backend.asarray(x_train[:64]), backend.asarray(y_train[:64])
+for step in range(5):
+    logits = model.forward(xb, training=True)    # 1. forward: (64, classes) scores, dropout on
+    loss = loss_fn.forward(logits, yb)           # 2. loss: mean cross-entropy
+    model.backward(loss_fn.backward())           # 3. backward: d(loss)/d(logits) down to every layer's grads
+    optimizer.step()                             # 4. update: every parameter a step against its gradient
+    print(f"step {step}: loss {float(loss):.3f}")
+""",
+    ),
+    (
+        "md",
+        r"""
+`fit` runs exactly those four lines (`minicnn.training.train_step`) over shuffled mini-batches,
+an epoch after another, and measures the held-out **validation** images after each epoch. A few
+thousand images and a few epochs are enough to see it learn; the documented model on all 50,000
+CIFAR-10 images reaches 80% (`examples/train_cifar.py`).
 """,
     ),
     (
@@ -336,8 +381,31 @@ A few thousand images and a few epochs are enough to see it learn; the documente
 model = small_cnn(lambda: LeakyReLU(0.1))
 print(model.summary())
 history = model.fit(x_train, y_train, optimizer=Adam(model, lr=3e-3), epochs=4, batch_size=64,
-                    validation_data=(x_test, y_test), verbose=2, seed=0)
-print(f"test accuracy {model.evaluate(x_test, y_test)['accuracy']:.1%} (chance: {1 / len(class_names):.0%})")
+                    validation_data=(x_val, y_val), verbose=2, seed=0)
+print(f"validation accuracy {history['val_accuracy'][-1]:.1%} (chance: {1 / len(class_names):.0%})")
+""",
+    ),
+    (
+        "md",
+        r"""
+Two tricks of the fast recipe (`examples/train_cifar.py --recipe fast`). **Label smoothing**
+trains towards the target $(1-\varepsilon)\,\text{onehot} + \varepsilon/K$ instead of the one-hot
+vector, so a confident right answer still costs a little (pass it to `fit` as
+`loss=SoftmaxCrossEntropy(label_smoothing=0.2)`). **Test-time augmentation** averages the
+probabilities of an image and its mirror: `evaluate(..., tta="flip")`.
+""",
+    ),
+    (
+        "code",
+        r"""
+from minicnn.losses import SoftmaxCrossEntropy
+
+logits = model.forward(x_test[:256])  # inference mode: class scores of 256 test images
+for eps in (0.0, 0.2):
+    loss = SoftmaxCrossEntropy(label_smoothing=eps).forward(logits, y_test[:256])
+    print(f"label_smoothing={eps}: loss {float(loss):.3f}")
+for tta in (None, "flip"):
+    print(f"tta={tta}: test accuracy {model.evaluate(x_test, y_test, tta=tta)['accuracy']:.1%}")
 """,
     ),
     (
@@ -402,6 +470,22 @@ saved = os.path.join(tempfile.mkdtemp(), "model.npz")
 model.save(saved, extra={"mean": mean, "std": std, "class_names": class_names})
 data = f" --data-dir {os.environ['MINICNN_DATA']}" if class_names == list(CIFAR10_CLASSES) else ""
 print(f"python -m minicnn.explore {saved}{data}")
+""",
+    ),
+    (
+        "md",
+        r"""
+## 10. The test set, once
+
+Everything above was chosen and judged on the validation images. Now, and only now, the test
+images: the one figure that says how this model does on images it has never been tuned on.
+""",
+    ),
+    (
+        "code",
+        r"""
+test = model.evaluate(x_test, y_test)
+print(f"test accuracy {test['accuracy']:.1%} on {len(y_test)} images (validation: {history['val_accuracy'][-1]:.1%})")
 """,
     ),
     (

@@ -6,6 +6,7 @@ ModelCheckpoint  weights, optimizer state and where to restart, atomically, ever
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from pathlib import Path
 
@@ -17,9 +18,11 @@ class Callback:
     """Override what you need. ``logs`` at epoch end holds that epoch's metrics, ``lr`` and ``seconds``."""
 
     def on_epoch_begin(self, epoch: int, logs: dict):
+        """Called before epoch ``epoch`` (counted from 0) starts; ``logs`` is empty."""
         pass
 
     def on_epoch_end(self, epoch: int, logs: dict):
+        """Called after epoch ``epoch`` (counted from 0): ``logs`` holds its metrics, ``lr`` and ``seconds``."""
         pass
 
 
@@ -48,10 +51,12 @@ class CSVLogger(Callback):
             return [r for r in csv.DictReader(f) if before_epoch is None or int(r["epoch"]) <= before_epoch]
 
     def on_epoch_begin(self, epoch, logs):
+        """Read the rows of earlier epochs once (a resumed run keeps those before ``epoch``)."""
         if self._rows is None:
             self._rows = self._read(before_epoch=epoch) if self.append else []
 
     def on_epoch_end(self, epoch, logs):
+        """Add epoch ``epoch``'s row and rewrite the file whole (atomically)."""
         if self._rows is None:  # called without on_epoch_begin: start from what the file holds
             self._rows = self._read(before_epoch=epoch) if self.append else []
         rows = self._rows
@@ -85,6 +90,8 @@ class ModelCheckpoint(Callback):
     ``extra`` gets ``epoch`` (epochs completed) and ``rng_state`` (``seed`` and
     ``next_epoch``): ``fit`` draws an epoch's randomness from ``(seed, epoch)``, so these two
     numbers are the whole random state a resumed run needs to repeat an uninterrupted one.
+    With an optimizer that keeps a weight average (``ema_momentum``), the file's weights are
+    the average and the training weights travel in the optimizer state (:mod:`minicnn.averaging`).
     """
 
     def __init__(self, path, model, optimizer, extra=None, seed=None):
@@ -92,25 +99,34 @@ class ModelCheckpoint(Callback):
         self.extra, self.seed = dict(extra or {}), seed
 
     def on_epoch_end(self, epoch, logs):
+        """Save the checkpoint for ``epoch + 1`` completed epochs (atomically)."""
         rng_state = {"seed": self.seed, "next_epoch": epoch + 1}
-        self.model.save(
-            self.path, optimizer=self.optimizer, extra={**self.extra, "epoch": epoch + 1, "rng_state": rng_state}
-        )
+        averaged = self.optimizer.averaged_weights() if self.optimizer is not None else contextlib.nullcontext()
+        with averaged:  # an EMA's average is the model's weights in the file; resume swaps back
+            self.model.save(
+                self.path, optimizer=self.optimizer, extra={**self.extra, "epoch": epoch + 1, "rng_state": rng_state}
+            )
 
     @staticmethod
-    def resume(path, model, optimizer, config: dict) -> int:
+    def resume(path, model, optimizer, config: dict, defaults: dict | None = None) -> int:
         """Load an interrupted run's weights and optimizer state from ``path`` into ``model`` and
         ``optimizer``; return the epoch to restart at. ``config``: the settings the run must share
-        with the one it continues (compared with the ``config`` saved in ``extra``)."""
+        with the one it continues (compared with the ``config`` saved in ``extra``; ``defaults``
+        stands in for settings that a checkpoint older than them lacks)."""
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"cannot resume: {path} does not exist")
         extra = model.load_weights(path, optimizer=optimizer)
-        saved = extra.get("config", {})
+        ModelCheckpoint.check_settings({**(defaults or {}), **extra.get("config", {})}, config)
+        return int(extra["epoch"])
+
+    @staticmethod
+    def check_settings(saved: dict, config: dict) -> None:
+        """Raise ValueError naming every setting in ``config`` that differs from ``saved`` (the
+        ``config`` of a checkpoint's ``extra``): a resumed run must share them with its run."""
         changed = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
         if changed:
             raise SettingsChanged(changed)
-        return int(extra["epoch"])
 
     @staticmethod
     def resume_hint(path, command: str) -> str:

@@ -226,6 +226,7 @@ class Communicator:
         return {"mpi4py": mpi4py.__version__, "mpi": self.MPI.Get_library_version().splitlines()[0].strip()}
 
     def barrier(self):
+        """Wait until every rank has reached this call."""
         self.comm.Barrier()
 
     def replicas_identical(self, model) -> bool:

@@ -11,6 +11,7 @@ from .backend import get_backend, to_numpy
 from .input_checks import check_images, check_labels
 from .layers import no_grad
 from .losses import SoftmaxCrossEntropy, softmax
+from .tta import check_tta, log_mean_softmax, views
 
 
 def _batches(n: int, batch_size: int):
@@ -21,21 +22,26 @@ def _batches(n: int, batch_size: int):
         yield np.arange(start, min(start + batch_size, n))
 
 
-def evaluate(model, x, y, batch_size=256, loss=None, communicator=None, return_predictions=False, threads=None) -> dict:
+def evaluate(
+    model, x, y, batch_size=256, loss=None, communicator=None, return_predictions=False, threads=None, tta=None
+) -> dict:
     """Mean loss and accuracy over ``(x, y)`` in inference mode: ``{"loss": float, "accuracy": float}``.
 
     With a ``communicator`` (every rank passing the same ``x, y``), each rank evaluates its
     share and the sums are combined: every rank returns the figures of the whole set.
     ``return_predictions=True`` adds ``"predictions"``: the predicted class ids (NumPy) of
     the examples this process evaluated, from the same forward pass.
+    ``tta="flip"`` (or ``"flip_shift"``) scores the mean of the views' probabilities
+    (:mod:`minicnn.tta`); the loss is then the cross-entropy of that mean.
     """
+    check_tta(tta, "evaluate")
     check_images(x, model.input_shape, "evaluate")
     check_labels(y, x.shape[0], model.output_shape[-1], "evaluate")
     threads = parallel.thread_count(threads, 1 if communicator is None else communicator.size)
-    return _evaluate(model, x, y, batch_size, loss, communicator, return_predictions, threads)
+    return _evaluate(model, x, y, batch_size, loss, communicator, return_predictions, threads, tta)
 
 
-def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=False, threads=1) -> dict:
+def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=False, threads=1, tta=None) -> dict:
     """:func:`evaluate` without the input checks (``fit`` checked its validation data once)."""
     backend = get_backend()
     loss_fn = loss or SoftmaxCrossEntropy()
@@ -47,7 +53,7 @@ def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=Fa
     with no_grad(), parallel.execution(model, threads=threads) as (runner, _):
         for idx in _batches(x.shape[0], batch_size):
             yb = backend.asarray(y[idx])
-            logits = runner.forward(backend.asarray(x[idx], dtype=model.dtype), training=False)
+            logits = _logits(runner, backend.asarray(x[idx], dtype=model.dtype), tta)
             predicted = logits.argmax(axis=1)
             loss_sum = loss_sum + loss_fn.forward(logits, yb) * len(idx)
             correct = correct + (predicted == yb).sum()
@@ -62,13 +68,24 @@ def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=Fa
     return result
 
 
-def predict(model, x, batch_size=256, threads=None) -> np.ndarray:
-    """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy (``threads`` as in :func:`fit`)."""
+def predict(model, x, batch_size=256, threads=None, tta=None) -> np.ndarray:
+    """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy (``threads`` as in :func:`fit`).
+
+    ``tta="flip"`` or ``"flip_shift"``: the mean of the views' probabilities (:mod:`minicnn.tta`)."""
+    check_tta(tta, "predict")
     check_images(x, model.input_shape, "predict")
     backend = get_backend()
     threads = parallel.thread_count(threads)
     out = []
     with no_grad(), parallel.execution(model, threads=threads) as (runner, _):
         for idx in _batches(x.shape[0], batch_size):
-            out.append(softmax(runner.forward(backend.asarray(x[idx], dtype=model.dtype), training=False)))
+            out.append(softmax(_logits(runner, backend.asarray(x[idx], dtype=model.dtype), tta)))
     return to_numpy(backend.xp.concatenate(out))  # one host copy for the whole set
+
+
+def _logits(runner, xb, tta=None):
+    """Inference-mode forward of a batch through ``runner`` (the model, or its sharded view). With
+    ``tta``, the log of the views' mean probabilities, which a loss takes as logits."""
+    if tta is not None:
+        return log_mean_softmax([runner.forward(view, training=False) for view in views(xb, tta)])
+    return runner.forward(xb, training=False)

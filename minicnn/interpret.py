@@ -168,7 +168,7 @@ def max_stimuli(model, layer_index, filters, *, steps=40, lr=0.03, seed=0, noise
             dy = xp.zeros(a.shape, dtype=a.dtype)
             per_item = dy.reshape(k, -1, a.shape[-1])
             per_item[xp.arange(k), :, chosen] = 1.0 / per_item.shape[1]
-        g = model.backward(dy, input_grad=True, stop=layer_index + 1)
+        g = model.backward(dy, need_input_grad=True, stop=layer_index + 1)
         rms = xp.sqrt((g * g).mean(axis=tuple(range(1, g.ndim)), keepdims=True))
         x += x.dtype.type(lr) * g / (rms + 1e-8)
     return to_numpy(x)

@@ -38,6 +38,7 @@ class Interrupted(KeyboardInterrupt):
 
     @property
     def name(self) -> str:
+        """The signal's name, e.g. ``"SIGTERM"``."""
         try:
             return signal.Signals(self.signum).name
         except ValueError:
@@ -45,6 +46,7 @@ class Interrupted(KeyboardInterrupt):
 
     @property
     def exit_code(self) -> int:
+        """128 + the signal number, as a shell reports a process a signal ended (143 for SIGTERM)."""
         return 128 + self.signum
 
 

@@ -28,12 +28,24 @@ def log_softmax(logits):
 
 
 def softmax(logits):
+    """Class probabilities ``(N, K)`` from ``logits (N, K)``: ``exp(log_softmax(logits))``."""
     xp = get_array_module(logits)
     return xp.exp(log_softmax(logits))
 
 
 class SoftmaxCrossEntropy:
-    r"""Mean over the batch of ``-log softmax(z)[label]``.
+    r"""Mean over the batch of the cross-entropy between a target distribution ``q`` and ``softmax(z)``.
+
+    ``label_smoothing = eps`` (Keras's and PyTorch's name and meaning) moves ``eps`` of the
+    target's mass from the label to all ``K`` classes evenly::
+
+        q = (1 - eps) * onehot(label) + eps / K
+        loss = -sum_k q_k log softmax(z)_k = (1 - eps) * -log p[label] + eps * mean_k(-log p_k)
+
+    ``eps = 0`` is the plain ``-log softmax(z)[label]``. Why smooth: with a one-hot target the
+    loss keeps falling as a logit grows without bound, so a net that already answers right
+    keeps inflating its confidence; a smoothed target is met at finite logits, which tends to
+    generalise better on short runs (the issue's PyTorch twin: +0.7 points at 5 epochs).
 
     Shapes:
         logits: ``(N, K)`` float     labels: ``(N,)`` int in ``[0, K)``
@@ -41,10 +53,10 @@ class SoftmaxCrossEntropy:
         cache:  ``logp (N, K)``, the log-softmax (backward exponentiates it), and the labels
 
     Backward: for softmax followed by cross-entropy the Jacobians collapse to
-    ``dz = (softmax(z) - onehot(label)) / N``: the predicted distribution minus the
-    true one, divided by ``N`` because the loss is a mean. (The label's entry,
-    ``p - 1``, is computed as minus the other classes' probabilities: same value, no
-    cancellation when ``p`` is close to 1.)
+    ``dz = (softmax(z) - q) / N``: the predicted distribution minus the target one, divided
+    by ``N`` because the loss is a mean. (The one-hot part, ``p - 1`` at the label, is
+    computed as minus the other classes' probabilities: same value, no cancellation when
+    ``p`` is close to 1.)
 
     Bad labels: a label outside ``[0, K)`` has no loss, but indexing does not say so. NumPy
     reads ``-1`` as the last class; CuPy wraps *every* out-of-range integer index (``K`` reads
@@ -57,10 +69,16 @@ class SoftmaxCrossEntropy:
     ``minicnn.input_checks.check_labels(y, len(y), classes, "my loop")`` or pass host labels.
     """
 
-    def __init__(self):
+    def __init__(self, label_smoothing: float = 0.0):
+        if not isinstance(label_smoothing, (int, float)) or not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(
+                f"SoftmaxCrossEntropy: label_smoothing must be a number in [0, 1], got {label_smoothing!r}"
+            )
+        self.label_smoothing = float(label_smoothing)
         self.cache = None
 
     def forward(self, logits, labels):
+        """Mean cross-entropy of ``logits (N, K)`` against integer ``labels (N,)``; keeps what backward needs."""
         xp = get_array_module(logits)
         if not is_device_array(labels):  # host labels: checked for free, then moved beside the logits
             labels = np.asarray(labels)
@@ -70,14 +88,18 @@ class SoftmaxCrossEntropy:
         n = logits.shape[0]
         rows = xp.arange(n)
         loss = -logp[rows, labels].mean()
+        if self.label_smoothing:
+            eps = logp.dtype.type(self.label_smoothing)
+            loss = (1 - eps) * loss - eps * logp.mean(axis=1).mean()
         self.cache = (logp, labels)
         return loss
 
     def backward(self):
+        """The gradient of the mean loss with respect to the logits, ``(softmax - onehot) / N``."""
         xp = get_array_module(self.cache[0])
         logp, labels = self.cache
         self.cache = None
-        n = logp.shape[0]
+        n, k = logp.shape
         rows = xp.arange(n)
         dz = xp.exp(logp)  # softmax, reusing logp's computation
         # The label's entry is p - 1. When the model is confident, p is 1 - tiny and
@@ -85,5 +107,9 @@ class SoftmaxCrossEntropy:
         # which we sum directly.
         dz[rows, labels] = 0
         dz[rows, labels] = -dz.sum(axis=1)
+        if self.label_smoothing:  # p - q = (p - onehot) + eps * (onehot - 1/K)
+            eps = dz.dtype.type(self.label_smoothing)
+            dz -= eps / k
+            dz[rows, labels] += eps
         dz /= n
         return dz

@@ -1,4 +1,5 @@
-"""Optimizers: SGD (momentum, Nesterov, L2) and Adam (decoupled weight decay).
+"""Optimizers: SGD (momentum, Nesterov, L2) and Adam (decoupled weight decay), each with an optional
+exponential moving average of the weights (Keras's ``use_ema``; see :mod:`minicnn.averaging`).
 
 An optimizer walks a model's parameters and their gradients side by side and
 updates each parameter *in place*, so the model's own arrays change.
@@ -12,19 +13,24 @@ from typing import Any
 
 import numpy as np
 
+from .averaging import WeightAveraging
 from .backend import get_array_module, get_backend, to_numpy
 
 Array = Any  # a NumPy or CuPy ndarray
 
 
-class Optimizer:
-    def __init__(self, model, lr):
+class Optimizer(WeightAveraging):
+    """What SGD and Adam share: the model's parameters, ``lr`` (which a schedule may set before
+    every step), ``step()``, the optional weight average and a state dict for checkpoints."""
+
+    def __init__(self, model, lr, ema_momentum=None, ema_start=0):
         if not (isinstance(lr, (int, float)) and lr > 0):
             raise ValueError(f"{type(self).__name__}: lr must be a positive number, got {lr!r}")
         self.model = model
         self.lr = float(lr)
         self.iterations = 0
         self.slots: dict[str, dict] = {}  # slot name -> {param key -> array}
+        self._init_averaging(ema_momentum, ema_start)
 
     def _params(self):
         """(key, layer, name) for every parameter, in model order."""
@@ -34,11 +40,12 @@ class Optimizer:
     uses_work = True  # whether the rule takes a temporary (``work`` is None otherwise)
 
     def step(self) -> None:
-        """Update every parameter that has a gradient, in place: ``update(p, g, slots, work)``."""
+        """Update every parameter that has a gradient, in place: ``update(p, g, slots, work)``,
+        then its weight average when there is one."""
         self.iterations += 1
         for key, param, grad in self.gradients():
             slots, work = self.state(key, param)
-            self.update(param, grad, slots, work)
+            self.update_and_average(param, grad, slots, work)
 
     def gradients(self) -> list[tuple[str, Array, Array]]:
         """``(key, param, grad)`` for every parameter that has a gradient, in model order."""
@@ -51,12 +58,12 @@ class Optimizer:
         saved; one per parameter, so that updates running at once never share one)."""
         xp = get_array_module(param)
         slots = {}
-        for slot in self.slot_names:
+        for slot in self.slot_names + self.average_slots:
             table = self.slots.setdefault(slot, {})
             if key not in table:
                 table[key] = xp.zeros_like(param)  # on the parameter's device
             slots[slot] = table[key]
-        if not self.uses_work:
+        if not (self.uses_work or self.average_slots):  # the average needs a temporary too
             return slots, None
         work = self.__dict__.setdefault("_work_arrays", {})
         buf = work.get(key)
@@ -69,11 +76,17 @@ class Optimizer:
         ``work``. Element-wise, so any block of rows of them updates the same as the whole."""
         raise NotImplementedError
 
+    def update_and_average(self, p: Array, g: Array, slots: dict[str, Array], work: Array | None) -> None:
+        """:meth:`update`, then the same rows' weight average (just updated: still in cache)."""
+        self.update(p, g, slots, work)
+        self.average(p, slots.get("average"), work)
+
     # -- persistence: plain arrays and numbers only ----------------------------------
     def state_dict(self) -> dict:
         """``{"class", "lr", "iterations", ...hyperparameters, "slot/key": array}``; arrays as NumPy."""
         state = {"class": type(self).__name__, "lr": self.lr, "iterations": self.iterations}
         state.update(self._hyper())
+        state.update(self._averaging_hyper())
         for slot, table in self.slots.items():
             for key, arr in table.items():
                 state[f"{slot}/{key}"] = to_numpy(arr)
@@ -83,6 +96,7 @@ class Optimizer:
         """Raise ValueError if ``state`` does not fit this optimizer and model; change nothing."""
         if state.get("class") != type(self).__name__:
             raise ValueError(f"optimizer state is for {state.get('class')!r}, not {type(self).__name__}")
+        self._check_averaging_state(state)
         shapes = {
             key: (tuple(layer.params[name].shape), layer.params[name].dtype) for key, layer, name in self._params()
         }
@@ -99,6 +113,7 @@ class Optimizer:
                 )
 
     def load_state_dict(self, state: dict):
+        """Restore the state :meth:`state_dict` gave (checked first: keys and shapes must match)."""
         self.check_state_dict(state)
         backend = get_backend()
         self.lr = float(state["lr"])
@@ -111,6 +126,7 @@ class Optimizer:
             if "/" in k:
                 slot, key = k.split("/", 1)
                 self.slots.setdefault(slot, {})[key] = backend.asarray(np.array(v))
+        self._load_averaging_state(state)
 
     def _hyper(self) -> dict:
         return {}
@@ -126,8 +142,8 @@ class SGD(Optimizer):
         p -= lr * v                    otherwise (plain SGD when momentum = 0)
     """
 
-    def __init__(self, model, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
-        super().__init__(model, lr)
+    def __init__(self, model, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0, ema_momentum=None, ema_start=0):
+        super().__init__(model, lr, ema_momentum, ema_start)
         if not 0 <= momentum < 1:
             raise ValueError(f"SGD: momentum must be in [0, 1), got {momentum!r}")
         if nesterov and momentum == 0:
@@ -171,8 +187,10 @@ class Adam(Optimizer):
     ``eps`` defaults to Keras's 1e-7.
     """
 
-    def __init__(self, model, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7, weight_decay=0.0):
-        super().__init__(model, lr)
+    def __init__(
+        self, model, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-7, weight_decay=0.0, ema_momentum=None, ema_start=0
+    ):
+        super().__init__(model, lr, ema_momentum, ema_start)
         if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
             raise ValueError(f"Adam: beta1 and beta2 must be in [0, 1), got {beta1!r}, {beta2!r}")
         if eps <= 0 or weight_decay < 0:

@@ -112,6 +112,23 @@ def check_writable(folder) -> Path:
     return folder
 
 
+def new_folders(path) -> list[Path]:
+    """The folders of ``path`` (itself included) that do not exist yet, deepest first: what a run
+    that creates ``path`` would leave behind, for :func:`remove_empty` if it stops before writing."""
+    path, missing = Path(path).absolute(), []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def remove_empty(folders) -> None:
+    """Remove each of ``folders`` (deepest first) that exists and is empty; keep any that holds a file."""
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)

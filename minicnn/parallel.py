@@ -184,7 +184,7 @@ class ShardedModel:
         replicas' gradients summed in shard order (no weights: see the module docstring)."""
         body, halves = self._bounds
         h = self.head
-        dfeatures = _join(self.run(lambda r, lo, hi: r.backward(dlogits[lo:hi], input_grad=True, start=h), halves))
+        dfeatures = _join(self.run(lambda r, lo, hi: r.backward(dlogits[lo:hi], need_input_grad=True, start=h), halves))
         self.run(lambda r, lo, hi: r.backward(dfeatures[lo:hi], stop=h), body)
         self._sum_gradients(range(h), len(body))
         self._sum_gradients(range(h, len(self.model.layers)), len(halves))
@@ -224,7 +224,7 @@ class ShardedOptimizer:
             for rows in row_blocks(param):
                 block = {name: s[rows] for name, s in slots.items()}
                 tmp = None if work is None else work[rows]
-                tasks.append(functools.partial(opt.update, param[rows], grad[rows], block, tmp))
+                tasks.append(functools.partial(opt.update_and_average, param[rows], grad[rows], block, tmp))
         self.sharded.call(tasks)
 
 

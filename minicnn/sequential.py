@@ -6,6 +6,8 @@ backward:  dlogits -> ... -> layer 1 -> layer 0   (each layer fills its grads)
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import checkpoint
@@ -82,15 +84,24 @@ class Sequential:
             outputs.append(x)
         return outputs
 
-    def backward(self, dlogits, input_grad=False, start=0, stop=None):
-        """Backpropagate ``dlogits``; every layer fills ``grads``. Returns ``dx`` if ``input_grad``
-        (training never needs the gradient with respect to the images, so by default the first
-        layer skips it). ``start``/``stop``: through ``layers[start:stop]`` only, ``dlogits`` being
-        the gradient of ``layers[stop - 1]``'s output and ``dx`` that of ``layers[start]``'s input."""
+    def backward(self, dlogits, need_input_grad=False, start=0, stop=None, *, input_grad=None):
+        """Backpropagate ``dlogits``; every layer fills ``grads``. Returns ``dx`` if ``need_input_grad``
+        (the name :meth:`Layer.backward` uses; training never needs the gradient with respect to the
+        images, so by default the first layer skips it and None comes back). ``start``/``stop``:
+        through ``layers[start:stop]`` only, ``dlogits`` being the gradient of ``layers[stop - 1]``'s
+        output and ``dx`` that of ``layers[start]``'s input. ``input_grad=`` is the old name of
+        ``need_input_grad`` (still accepted, with a :class:`DeprecationWarning`)."""
+        if input_grad is not None:
+            warnings.warn(
+                "Sequential.backward(input_grad=) is now need_input_grad=, as in Layer.backward",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            need_input_grad = input_grad
         dy = dlogits
         stop = len(self.layers) if stop is None else stop
         for i in reversed(range(start, stop)):
-            dy = self.layers[i].backward(dy, need_input_grad=i > start or input_grad)
+            dy = self.layers[i].backward(dy, need_input_grad=i > start or need_input_grad)
         return dy
 
     # -- parameters -------------------------------------------------------------------
@@ -103,6 +114,7 @@ class Sequential:
         ]
 
     def count_params(self) -> int:
+        """The number of parameters of every layer together (1,084,234 for the documented model)."""
         return sum(layer.count_params() for layer in self.layers)
 
     def astype(self, dtype):
@@ -113,6 +125,7 @@ class Sequential:
         return self
 
     def get_config(self) -> dict:
+        """The architecture as JSON-able values (input shape, dtype, every layer's class and config)."""
         return {
             "input_shape": list(self.input_shape),
             "dtype": self.dtype.name,
@@ -121,6 +134,7 @@ class Sequential:
 
     @classmethod
     def from_config(cls, config: dict) -> Sequential:
+        """A new, built model from :meth:`get_config`'s output (fresh weights)."""
         layers = []
         for spec in config["layers"]:
             if spec["class"] not in LAYER_CLASSES:
@@ -161,12 +175,10 @@ class Sequential:
         """``{"loss": float, "accuracy": float}`` over ``(x, y)``; see :func:`minicnn.training.evaluate`."""
         return _training.evaluate(self, x, y, batch_size=batch_size, **options)
 
-    def predict(self, x, batch_size=256, threads=None) -> np.ndarray:
-        """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy.
-
-        See :func:`minicnn.training.predict`.
-        """
-        return _training.predict(self, x, batch_size=batch_size, threads=threads)
+    def predict(self, x, batch_size=256, threads=None, tta=None) -> np.ndarray:
+        """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy; ``tta="flip"``
+        averages the mirrored view's (see :func:`minicnn.training.predict`)."""
+        return _training.predict(self, x, batch_size=batch_size, threads=threads, tta=tta)
 
     # -- checkpoints (the format and the checks: minicnn.checkpoint) ------------------------
     def save(self, path, optimizer=None, extra=None) -> None:

@@ -97,7 +97,8 @@ def fit(
         optimizer: a :mod:`minicnn.optim` optimizer built on this model.
         epochs: index of the last epoch (Keras's meaning: with ``initial_epoch=k``,
             epochs ``k .. epochs-1`` run).
-        validation_data: ``(x_val, y_val)``, evaluated after every epoch.
+        validation_data: ``(x_val, y_val)``, evaluated after every epoch (with the averaged
+            weights if the optimizer keeps an average, see :mod:`minicnn.averaging`).
         verbose: 0 silent, 1 a progress bar per epoch and a line per epoch, 2 the lines only.
         seed: epoch ``e`` draws its shuffle, augmentation and dropout masks from ``(seed, e)``,
             so a run resumed at epoch ``e`` repeats exactly what an uninterrupted run does.
@@ -167,7 +168,8 @@ def fit(
             "accuracy": float(correct) / seen,
         }
         if validation_data is not None:
-            val = _evaluate(model, *validation_data, max(batch_size, 256), None, comm, threads=threads)
+            with optimizer.averaged_weights():  # with an EMA, validate what a checkpoint will hold
+                val = _evaluate(model, *validation_data, max(batch_size, 256), None, comm, threads=threads)
             logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
         logs.update(lr=optimizer.lr, seconds=time.perf_counter() - start)
         for k, v in logs.items():

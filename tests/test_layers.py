@@ -246,6 +246,35 @@ def test_softmax_cross_entropy(backend, n, k, scale, seed):
     assert rel_err(grad, ref_grad) < REF_TOL
 
 
+@FAST
+@given(n=st.integers(1, 6), k=st.integers(2, 10), eps=st.floats(0.01, 1.0), seed=st.integers(0, 2**16))
+def test_softmax_cross_entropy_with_label_smoothing(backend, n, k, eps, seed):
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal((n, k)) * 3
+    labels = rng.integers(0, k, n)
+    loss = SoftmaxCrossEntropy(label_smoothing=eps)
+    errors = check_loss(loss, backend.asarray(logits), backend.asarray(labels), seed=seed)
+    assert errors["logits"] < GRAD_TOL, errors
+    # Against the definition: cross-entropy with the target (1 - eps) * onehot + eps / K.
+    target = np.full((n, k), eps / k)
+    target[np.arange(n), labels] += 1 - eps
+    logp = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    value = float(loss.forward(backend.asarray(logits), backend.asarray(labels)))
+    assert value == pytest.approx(-(target * logp).sum(axis=1).mean(), rel=REF_TOL)
+    assert rel_err(loss.backward(), (np.exp(logp) - target) / n) < REF_TOL
+
+
+def test_label_smoothing_zero_is_the_plain_loss_and_bad_values_are_refused():
+    logits = np.random.default_rng(1).standard_normal((4, 5))
+    labels = np.array([0, 4, 2, 2])
+    plain, zero = SoftmaxCrossEntropy(), SoftmaxCrossEntropy(label_smoothing=0.0)
+    assert float(plain.forward(logits, labels)) == float(zero.forward(logits, labels))
+    np.testing.assert_array_equal(plain.backward(), zero.backward())
+    for bad in (-0.1, 1.5, "0.1", None):
+        with pytest.raises(ValueError, match="label_smoothing must be a number in \\[0, 1\\]"):
+            SoftmaxCrossEntropy(label_smoothing=bad)
+
+
 def test_softmax_cross_entropy_is_stable_for_huge_logits():
     # exp(1e30) overflows any float; the shifted form never computes it.
     logits = np.array([[1e4, -1e4, 0.0], [-1e30, 1e30, 0.0]], dtype=np.float32)

@@ -399,6 +399,7 @@ def refused_url():
 def test_offline_first_run_says_where_to_put_the_data(tmp_path, refused_url):
     home = tmp_path / "home"
     home.mkdir()
+    (tmp_path / "data").mkdir()  # a --data-dir must exist (the download goes there)
     env = dict(os.environ, HOME=str(home))
     env.pop("MINICNN_DATA", None)
     result = run(
@@ -421,13 +422,15 @@ def test_offline_first_run_says_where_to_put_the_data(tmp_path, refused_url):
     assert "~/.keras/datasets/cifar-10-batches-py" in err and "torchvision's root" in err
     for place in (home / ".cache" / "minicnn", home / ".keras" / "datasets"):
         assert str(place / "cifar-10-batches-py") in err  # where it looked
-    assert not (tmp_path / "data").exists() or not list((tmp_path / "data").iterdir())  # nothing half-downloaded
+    assert not list((tmp_path / "data").iterdir())  # nothing half-downloaded
+    assert not (tmp_path / "o").exists()  # nor an empty --out
 
 
 @pytest.mark.slow
 def test_keras_download_in_home_is_found_before_downloading(tmp_path, refused_url):
     home = tmp_path / "home"
     (x, _), _ = make_cifar_folder(home / ".keras" / "datasets", rows_per_batch=12, test_rows=10)
+    (tmp_path / "empty").mkdir()
     env = dict(os.environ, HOME=str(home))
     env.pop("MINICNN_DATA", None)
     result = run(
@@ -454,7 +457,7 @@ def test_keras_download_in_home_is_found_before_downloading(tmp_path, refused_ur
     )
     assert result.returncode == 0, result.stderr
     assert f"using CIFAR-10 from {home / '.keras' / 'datasets' / 'cifar-10-batches-py'}" in result.stderr
-    assert "data: 50 training, 10 validation, 10 test images" in result.stdout
+    assert "data: 50 training, 10 validation (--val-split 10), 10 test images" in result.stdout
 
 
 def test_usual_places_are_searched_in_order(tmp_path, monkeypatch):

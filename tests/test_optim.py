@@ -89,6 +89,31 @@ def test_warmup_cosine_schedule_shape():
     assert exponential(5e-3, 0.9)(2.7) == 5e-3 * 0.9**2
 
 
+def test_linear_decay_schedule_shape():
+    from minicnn.schedules import linear_decay
+
+    s = linear_decay(3e-3, epochs=10)
+    assert s(0.0) == 3e-3 and s(5.0) == pytest.approx(1.5e-3) and s(10.0) == 0.0 and s(11.0) == 0.0
+    w = linear_decay(3e-3, epochs=10, warmup=2.0)
+    assert w(0.0) < 1e-5 and w(1.0) == pytest.approx(1.5e-3, rel=1e-3) and w(2.0) == 3e-3
+    assert w(6.0) == pytest.approx(1.5e-3)
+    with pytest.raises(ValueError, match="warmup < epochs"):
+        linear_decay(1e-3, epochs=5, warmup=5)
+
+
+def test_one_cycle_schedule_matches_pytorchs_endpoints():
+    from minicnn.schedules import one_cycle
+
+    s = one_cycle(1e-2, epochs=10, pct_start=0.3, div_factor=25, final_div_factor=1e4)
+    assert s(0.0) == pytest.approx(1e-2 / 25) and s(3.0) == pytest.approx(1e-2)
+    assert s(10.0) == pytest.approx(1e-2 / 25 / 1e4)
+    ts = np.arange(0, 10.01, 0.25)
+    rising, falling = [s(t) for t in ts if t <= 3], [s(t) for t in ts if t >= 3]
+    assert rising == sorted(rising) and falling == sorted(falling, reverse=True)
+    with pytest.raises(ValueError, match="pct_start"):
+        one_cycle(1e-2, epochs=10, pct_start=1.0)
+
+
 @pytest.mark.parametrize(
     "make",
     [

@@ -161,6 +161,7 @@ def test_resume_refuses_changed_settings(cifar_dir, tmp_path):
 
 def test_missing_data_is_a_clear_error(tmp_path):
     # No network in tests: point the download at a file that does not exist.
+    (tmp_path / "empty").mkdir()
     result = subprocess.run(
         TRAIN
         + [

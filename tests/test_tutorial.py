@@ -62,6 +62,8 @@ def test_the_tutorial_runs_top_to_bottom(data, tmp_path, monkeypatch):
     assert "FAIL  initial loss" in text and "not standardised" in text
     assert "PASS  gradient of layer 1 tanh (Tanh)" in text
     assert "test accuracy" in text and "Reading:" in text
+    assert "validation accuracy" in text and "validation and" in text  # fit judged on a held-out split
+    assert "step 0: loss" in text and "step 4: loss" in text  # the four lines of a step, by hand
     assert ("No CIFAR-10 here" in text) == (data == "made-up")
     assert ("10 classes" in text) == (data == "cifar")
     images = [
@@ -72,3 +74,13 @@ def test_the_tutorial_runs_top_to_bottom(data, tmp_path, monkeypatch):
         if "image/png" in out.get("data", {})
     ]
     assert len(images) == 2  # filters and max-stimulus patterns
+
+
+def test_the_test_set_is_read_once_at_the_end_and_the_timing_agrees_with_the_docs():
+    cells = _generator().build().cells
+    code = [c.source for c in cells if c.cell_type == "code"]
+    reads = [i for i, src in enumerate(code) if "x_test" in src and "standardize" not in src]
+    assert reads == [len(code) - 1], "only the last code cell may use the test set"
+    assert "validation_data=(x_val, y_val)" in "\n".join(code)
+    learning = (ROOT / "docs" / "learning.md").read_text()
+    assert "well under a minute" in cells[0].source and "runs top to bottom on a CPU in well under a minute" in learning

@@ -299,3 +299,71 @@ def test_visualize_script_with_data(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("filters", "stimuli", "feature_maps", "confusion"):
         assert_png(tmp_path / "out" / f"{name}.png", min_height=150)
+
+
+# -- what the pictures say (issue 23) ---------------------------------------------------------
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """Every Figure a plot function saves, in order (the PNG is still written)."""
+    from minicnn.viz import figures as viz_figures
+    from minicnn.viz import network, training
+
+    figures, real_save = [], viz_figures._save
+
+    def save(fig, path):
+        figures.append(fig)
+        return real_save(fig, path)
+
+    for module in (network, training):  # each drawing module saves through its own import of _save
+        monkeypatch.setattr(module, "_save", save)
+    return figures
+
+
+def texts(fig) -> str:
+    from matplotlib.text import Text
+
+    return " | ".join(t.get_text() for t in fig.findobj(Text) if t.get_text())
+
+
+def test_layer_label_names_type_position_and_shapes():
+    model = small_cnn()
+    assert viz.layer_label(model, 0) == "Conv2D 1 of 3: 3×3, 3→4 channels, 12×12 out"
+    assert viz.layer_label(model, 6) == "Conv2D 3 of 3: 3×3, 6→8 channels, 6×6 out"
+    assert viz.layer_label(model, 4) == "MaxPool2D 1 of 1: output 6×6×6"
+
+
+def test_stimuli_are_labelled_by_what_a_learner_recognises(tmp_path, saved_figures):
+    model = small_cnn()
+    viz.plot_stimuli(model, tmp_path / "stimuli.png", filters_per_layer=3, mean=MEAN, std=STD, steps=2)
+    text = texts(saved_figures[-1])
+    for i in (0, 2, 6):
+        assert viz.layer_label(model, i) in text
+    assert "filter 0" in text and "conv2d" not in text  # no internal names
+
+
+def test_feature_maps_have_one_colour_scale_per_layer_and_say_so(tmp_path, saved_figures):
+    model = small_cnn()
+    image = viz.synthetic_image((12, 12, 3), MEAN, STD)
+    viz.plot_feature_maps(model, image, tmp_path / "maps.png", mean=MEAN, std=STD)
+    fig = saved_figures[-1]
+    text = texts(fig)
+    assert text.count("all on the one colour scale at the right") == 3 and "conv2d" not in text
+    assert text.count("activation") >= 3  # a colour bar per layer, labelled
+    maps, _ = viz.feature_maps(model, image)
+    limits = set()
+    for ax in fig.findobj(lambda a: hasattr(a, "images") and a.images):
+        if ax.get_label() == "<colorbar>":
+            continue
+        limits.add(tuple(round(v, 6) for v in ax.images[0].get_clim()))
+    expected = {(round(float(m[..., :16].min()), 6), round(float(m[..., :16].max()), 6)) for m in maps.values()}
+    assert expected <= limits  # each layer's maps share the range of all of them
+
+
+def test_curves_say_why_validation_can_lie_above_training(tmp_path, saved_figures):
+    history = {"loss": [2.0, 1.5], "accuracy": [0.3, 0.45], "val_loss": [1.8, 1.4], "val_accuracy": [0.35, 0.5]}
+    viz.plot_history(history, tmp_path / "curves.png")
+    assert "dropout on" in texts(saved_figures[-1]) and "So validation can lie above training." in texts(
+        saved_figures[-1]
+    )
+    viz.plot_history({"loss": [2.0, 1.5], "accuracy": [0.3, 0.45]}, tmp_path / "train-only.png")
+    assert "dropout" not in texts(saved_figures[-1])  # nothing to explain without validation

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..outputs import new_folders, remove_empty
 from .download import download_file, file_md5, verify_md5  # noqa: F401  (re-exported, as before)
 from .errors import DatasetError
 from .safe_pickle import read_batch, safe_unpickle, write_batch  # noqa: F401
@@ -132,9 +133,12 @@ def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD
                 f"CIFAR-10 not found in {data_dir}: expected the folder {FOLDER_NAME} "
                 f"or the archive {ARCHIVE_NAME} there (download=False). " + _offline_advice(data_dir, url)
             )
+        made = new_folders(data_dir)  # e.g. ~/.cache/minicnn on a first run: removed again if the download fails
+        print(f"downloading CIFAR-10 ({ARCHIVE_NAME}, 163 MB) into {data_dir}", file=sys.stderr)
         try:
             download_file(url, archive, md5)
         except DatasetError as exc:  # offline, a proxy, a cut: say where to put the files by hand
+            remove_empty(made)
             notes = "".join(f"\n{_damaged(folder, what, data_dir)}" for folder, what in damaged)
             raise DatasetError(f"{exc}\n{_offline_advice(data_dir, url)}{notes}") from None
     elif md5 is not None:

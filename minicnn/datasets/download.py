@@ -13,6 +13,7 @@ from .errors import DatasetError
 
 
 def file_md5(path, chunk=1 << 20) -> str:
+    """The MD5 of the file at ``path`` as 32 hex digits, read ``chunk`` bytes at a time."""
     h = hashlib.md5()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
@@ -21,6 +22,7 @@ def file_md5(path, chunk=1 << 20) -> str:
 
 
 def verify_md5(path, expected: str):
+    """Raise :class:`DatasetError` naming both sums unless the file's MD5 is ``expected``."""
     got = file_md5(path)
     if got != expected.lower():
         raise DatasetError(

@@ -14,7 +14,9 @@ def cifar10_splits(data_dir=None, *, val_split=5000, seed=0, train_limit=None, c
     part only (the held-out images must not leak into them).
 
     ``val_split`` training images are held out by a permutation seeded with ``seed``: a resumed
-    run holds out exactly the same ones. ``train_limit`` keeps the first N training images.
+    run holds out exactly the same ones. A float in (0, 1) is a fraction of the training images
+    (``0.1``: 5,000 of CIFAR-10's 50,000, 100 of 1,000), rounded. ``train_limit`` keeps the first
+    N training images.
     With a ``communicator`` rank 0 downloads and extracts first while the others wait.
     ``load_options`` go to :func:`load_cifar10` (``url``, ``md5``, ``download``).
     """
@@ -25,8 +27,7 @@ def cifar10_splits(data_dir=None, *, val_split=5000, seed=0, train_limit=None, c
     if comm is not None and comm.is_root:
         comm.barrier()
     x_train, y_train = x_train[:train_limit], y_train[:train_limit]
-    if val_split >= len(x_train):
-        raise ValueError(f"val_split {val_split} leaves no training images (there are {len(x_train)})")
+    val_split = held_out_count(val_split, len(x_train), train_limit)
     order = np.random.default_rng([seed, 2**31 - 1]).permutation(len(x_train))
     val_idx, train_idx = order[:val_split], order[val_split:]
     x_fit = x_train[train_idx]  # one copy, for the statistics and the data
@@ -37,3 +38,21 @@ def cifar10_splits(data_dir=None, *, val_split=5000, seed=0, train_limit=None, c
         "test": (standardize(x_test, mean, std), y_test),
     }
     return data, mean, std
+
+
+def held_out_count(val_split: int | float, n: int, train_limit: int | None = None) -> int:
+    """The number of validation images ``val_split`` asks of ``n`` (a count, or a fraction in (0, 1)),
+    refusing one that leaves no training image with a message that says what would work."""
+    if isinstance(val_split, float):
+        if not 0 < val_split < 1:
+            raise ValueError(f"val_split as a fraction must be in (0, 1), got {val_split}")
+        val_split = round(val_split * n)
+    if isinstance(val_split, bool) or not isinstance(val_split, int) or val_split < 0:
+        raise ValueError(f"val_split must be a count >= 0 or a fraction in (0, 1), got {val_split!r}")
+    if val_split >= n:
+        kept = f"the {n} images --train-limit {train_limit} keeps" if train_limit else f"all {n} training images"
+        raise ValueError(
+            f"--val-split {val_split} holds out {kept}, leaving none to train on: use --val-split 0 "
+            f"(no validation) or fewer, e.g. --val-split {n // 10} (10%, the script's default)"
+        )
+    return val_split

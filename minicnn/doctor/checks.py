@@ -31,6 +31,7 @@ class Check:
     details: dict = field(default_factory=dict)
 
     def line(self) -> str:
+        """The check as one printed line: PASS/FAIL/SKIP, its name, its number and the advice."""
         mark = {True: "PASS", False: "FAIL", None: "SKIP"}[self.passed]
         number = "" if self.number is None else f"  {self.number:.3g}"
         return f"{mark}  {self.name}{number}: {self.advice}"
@@ -44,6 +45,8 @@ def _on_backend(a, dtype=None):
 
 
 def check_initial_loss(model, x, y, loss_fn, tolerance=0.25) -> Check:
+    """The untrained model's loss on ``x`` against ``ln K`` for ``K`` classes (what uniform guessing
+    gives), within ``tolerance`` (relative); far above it: inputs not standardised or a bad init."""
     k = int(np.prod(model.output_shape))
     expected = math.log(k)
     with no_grad():

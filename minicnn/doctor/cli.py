@@ -12,6 +12,7 @@ from .checks import diagnose
 
 
 def main(argv=None) -> int:
+    """``python -m minicnn.doctor``: the checks on the documented model; exit status 1 if one fails."""
     p = argparse.ArgumentParser(
         prog="python -m minicnn.doctor", description="CS231n's sanity checks on the documented CIFAR-10 CNN."
     )

@@ -41,6 +41,7 @@ def no_grad() -> Iterator[None]:
 
 
 def grad_enabled() -> bool:
+    """False inside :func:`no_grad`: layers then keep no cache for backward."""
     return _grad_enabled
 
 
@@ -112,9 +113,11 @@ class Layer:
         return config
 
     def count_params(self) -> int:
+        """The number of values in this layer's parameters."""
         return int(sum(int(np.prod(v.shape)) for v in self.params.values()))
 
     def describe(self) -> str:
+        """The layer for an error message: its class and its name, e.g. ``Conv2D layer 'conv2d_1'``."""
         return f"{type(self).__name__} layer{' ' + repr(self.name) if self.name else ''}"
 
     def pop_cache(self):
@@ -128,6 +131,8 @@ class Layer:
         return cache
 
     def forward(self, x: Array, training: bool = False) -> Array:
+        """``x (N, *input_shape)`` -> ``y (N, *output_shape)``; with ``training`` (dropout on) and
+        outside :func:`no_grad` it keeps in ``self.cache`` what :meth:`backward` needs."""
         raise NotImplementedError
 
     def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
@@ -170,12 +175,14 @@ def as_pair(value, what: str, layer: str) -> tuple[int, int]:
 
 
 def positive_int(value, what: str, layer: str) -> int:
+    """``value`` as an int if it is one >= 1; else a ValueError naming ``layer`` and ``what``."""
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{layer}: {what} must be a positive int, got {value!r}")
     return int(value)
 
 
 def expect_rank(input_shape, rank: int, layer: str, layout: str):
+    """Raise a ValueError naming ``layer`` and the ``layout`` it expects unless ``input_shape`` has ``rank`` axes."""
     if len(input_shape) != rank:
         raise ValueError(f"{layer} expects inputs of shape {layout} (batch axis excluded), got {tuple(input_shape)}")
 
@@ -191,4 +198,5 @@ def glorot_uniform(shape, fan_in: int, fan_out: int, rng, dtype):
 
 
 def zeros(shape, dtype) -> Array:
+    """A zero array on the current backend."""
     return get_backend().xp.zeros(shape, dtype=dtype)

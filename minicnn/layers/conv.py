@@ -23,7 +23,12 @@ class Conv2D(Layer):
         W:  ``(kh, kw, C, F)``            kernel, ``F = filters``
         b:  ``(F,)``                      bias
         y:  ``(N, Ho, Wo, F)``            ``Ho = (H + pad_h - kh) // sh + 1`` (same for Wo)
-        cache: ``cols (N*Ho*Wo, kh*kw*C)`` and the padded input's shape
+        cache: ``(cols, padded_shape, x_shape)``, set by a training forward (none under
+            :func:`~minicnn.no_grad`) and taken by backward:
+            ``cols (N*Ho*Wo, kh*kw*C)`` the patch matrix (for ``dW``; a reused work array,
+            so the cache lives until the next forward), ``padded_shape`` ``(N, H+pad_h,
+            W+pad_w, C)`` (where ``dx`` is assembled before the padding is cut off), and
+            ``x_shape`` ``(N, H, W, C)`` (what that cut leaves)
 
     Backward, given ``dy (N, Ho, Wo, F)`` and ``dy2 = dy.reshape(-1, F)``:
         ``db = dy.sum over N, Ho, Wo`` — the bias touches every output pixel;

@@ -41,6 +41,7 @@ class Dropout(Layer):
         self.reseed(seed)
 
     def reseed(self, seed):
+        """Restart the mask generator from ``seed`` (None: a fresh random seed); ``fit`` reseeds per epoch."""
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.seed = int(seed)

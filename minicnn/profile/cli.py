@@ -10,6 +10,7 @@ from .timing import profile_model
 
 
 def main(argv=None) -> int:
+    """``python -m minicnn.profile``: print the per-layer profile of the documented model."""
     p = argparse.ArgumentParser(
         prog="python -m minicnn.profile",
         description="Per-layer profile of one training step of the documented CIFAR-10 CNN.",

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from .figures import DPI
 from .model import plot_model
-from .network import plot_feature_maps, plot_filters, plot_stimuli
+from .network import layer_label, plot_feature_maps, plot_filters, plot_stimuli
 from .training import plot_confusion_matrix, plot_history
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "plot_history",
     "plot_confusion_matrix",
     "plot_model",
+    "layer_label",
 ]
 
 # minicnn.interpret's functions, which earlier versions documented here too: still reachable as

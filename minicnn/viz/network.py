@@ -15,6 +15,20 @@ from .figures import _class_name, _figure, _layer_name, _save, _show_image
 
 
 # -- the learnt kernels ------------------------------------------------------------------
+def layer_label(model, index: int) -> str:
+    """A layer as a learner finds it in the model: its type, its place among the layers of that
+    type, and its shapes, e.g. ``"Conv2D 2 of 4: 3×3, 16→32 channels, 32×32 out"``."""
+    layer = model.layers[index]
+    kind = type(layer)
+    same = [i for i, other in enumerate(model.layers) if type(other) is kind]
+    label = f"{kind.__name__} {same.index(index) + 1} of {len(same)}"
+    if isinstance(layer, Conv2D):
+        (kh, kw), c_in = layer.kernel_size, layer.input_shape[-1]
+        h, w, c_out = layer.output_shape
+        return f"{label}: {kh}×{kw}, {c_in}→{c_out} channels, {h}×{w} out"
+    return f"{label}: output {'×'.join(map(str, layer.output_shape))}"
+
+
 def plot_filters(layer, path, title=None, max_filters=64, max_channels=16):
     """Draw a Conv2D layer's kernels ``W (kh, kw, c_in, F)``.
 
@@ -94,8 +108,9 @@ def _draw_kernel_grid(w, name, title, max_filters, max_channels) -> Figure:
 def plot_stimuli(model, path, layers=None, filters_per_layer=6, mean=None, std=None, *, steps=40, lr=0.03, seed=0):
     """Draw the max-stimulus image (:func:`max_stimuli`) of a few filters of each conv layer.
 
-    One row per Conv2D layer (or per index in ``layers``), ``filters_per_layer`` filters
-    spread evenly over its channels, each tile labelled ``conv2d_1, filter 5``. A filter's
+    One row per Conv2D layer (or per index in ``layers``), titled with what the layer is
+    (:func:`layer_label`: ``Conv2D 2 of 4: 3×3, 16→32 channels, 32×32 out``), holding
+    ``filters_per_layer`` filters spread evenly over its channels, each tile labelled ``filter 5``. A filter's
     response is read after the activation that follows its convolution (LeakyReLU in the
     documented model), when there is one. Tiles are converted back to RGB with
     :func:`displayable` (``mean``/``std`` undo the standardisation; else each tile is
@@ -109,16 +124,17 @@ def plot_stimuli(model, path, layers=None, filters_per_layer=6, mean=None, std=N
         target = after_activation(model, i)
         filters = spread(model.layers[target].output_shape[-1], filters_per_layer)
         images = max_stimuli(model, target, filters, steps=steps, lr=lr, seed=seed)
-        rows.append((_layer_name(model.layers[i]), filters, displayable(images, mean, std)))
+        rows.append((layer_label(model, i), filters, displayable(images, mean, std)))
     ncols = max(len(f) for _, f, _ in rows)
-    fig = _figure(max(7.5, 1.45 * ncols + 0.3), 1.55 * len(rows) + 0.9)  # wide enough for the title
-    axes = fig.subplots(len(rows), ncols, squeeze=False)
-    for (name, filters, images), row in zip(rows, axes):
-        for j, ax in enumerate(row):
+    fig = _figure(max(7.5, 1.45 * ncols + 0.3), 1.75 * len(rows) + 0.9)  # wide enough for the title
+    panels = np.atleast_1d(fig.subfigures(len(rows), 1))
+    for (label, filters, images), panel in zip(rows, panels):
+        for j, ax in enumerate(panel.subplots(1, ncols, squeeze=False)[0]):
             if j < len(filters):
-                _show_image(ax, images[j], f"{name}, filter {filters[j]}")
+                _show_image(ax, images[j], f"filter {filters[j]}")
             else:
                 ax.axis("off")
+        panel.suptitle(label, fontsize=10)
     fig.suptitle(
         f"Max-stimulus patterns: {steps} steps of gradient ascent from a grey image\n"
         f"on a filter's mean activation (after the layer's activation function)",
@@ -137,8 +153,10 @@ def plot_feature_maps(
     with :func:`displayable`) titled with its true and predicted class and, for a
     classifier, the predicted class probabilities. Below, for each Conv2D layer, a grid of
     its first ``max_maps`` output channels after the layer's activation function (the
-    LeakyReLU that follows it, when there is one), each on its own colour scale (yellow =
-    strong). ``predicted_label`` defaults to the model's own prediction.
+    LeakyReLU that follows it, when there is one), all of a layer's maps on one colour scale
+    (yellow = strong), drawn beside them, so that its channels compare: a dark map is a
+    channel that barely responds to this image. Each layer is titled with what it is
+    (:func:`layer_label`). ``predicted_label`` defaults to the model's own prediction.
     """
     maps_by_layer, probs = feature_maps(model, image)
     image = to_numpy(image)
@@ -184,16 +202,23 @@ def plot_feature_maps(
     for panel, i, nrows in zip(panels[1:], convs, grid_rows):
         maps, target = maps_by_layer[i], after_activation(model, i)
         n = min(max_maps, maps.shape[-1])
+        # One scale for the layer's maps, so that channels compare: a dark map barely responds.
+        lo, hi = float(maps[:, :, :n].min()), float(maps[:, :, :n].max())
+        hi = hi if hi > lo else lo + 1.0
         axes = panel.subplots(nrows, ncols, squeeze=False)
         for c, ax in enumerate(axes.flat):
             if c < n:
-                ax.imshow(maps[:, :, c], cmap="viridis", interpolation="nearest")
+                im = ax.imshow(maps[:, :, c], cmap="viridis", vmin=lo, vmax=hi, interpolation="nearest")
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.set_title(f"channel {c}", fontsize=7, pad=2)
             else:
                 ax.axis("off")
-        after = f" + {_layer_name(model.layers[target])}" if target != i else ""
-        h, w, channels = maps.shape
-        panel.suptitle(f"{_layer_name(model.layers[i])}{after}: channels 0–{n - 1} of {channels}, {h}×{w}", fontsize=10)
+        panel.colorbar(im, ax=axes, shrink=0.9, aspect=12, pad=0.01).set_label("activation", fontsize=8)
+        after = f", after its {type(model.layers[target]).__name__}" if target != i else ""
+        panel.suptitle(
+            f"{layer_label(model, i)}{after}: channels 0–{n - 1} of {maps.shape[-1]}, "
+            "all on the one colour scale at the right",
+            fontsize=10,
+        )
     return _save(fig, path)

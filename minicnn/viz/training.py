@@ -32,7 +32,9 @@ def plot_history(history, path):
 
     ``history`` is the dict of lists that ``fit`` returns (``loss``, ``accuracy``, and
     ``val_loss``, ``val_accuracy`` when there was validation data) or the path of a
-    ``history.csv`` written by the training script. Epochs are numbered from 1.
+    ``history.csv`` written by the training script. Epochs are numbered from 1. With
+    validation figures, a footnote says why they can lie above the training ones
+    (:data:`TRAIN_VS_VALIDATION`: dropout and augmentation are on while training).
     """
     if isinstance(history, (str, Path)):
         history = _read_history_csv(history)
@@ -73,7 +75,16 @@ def plot_history(history, path):
         best = int(np.nanargmax(history["val_accuracy"]))
         title += f": best validation accuracy {max(val):.1%} at epoch {epochs[best]:g}"
     fig.suptitle(title, fontsize=12)
+    if val:
+        fig.supxlabel(TRAIN_VS_VALIDATION, fontsize=8, color="0.3")
     return _save(fig, path)
+
+
+TRAIN_VS_VALIDATION = (
+    "train: averaged over the epoch's steps in training mode (dropout on, and augmentation when used), "
+    "while the weights still change;\nvalidation: after the epoch, dropout off, no augmentation. "
+    "So validation can lie above training."
+)
 
 
 # -- which classes get confused --------------------------------------------------------------
