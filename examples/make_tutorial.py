@@ -400,12 +400,12 @@ probabilities of an image and its mirror: `evaluate(..., tta="flip")`.
         r"""
 from minicnn.losses import SoftmaxCrossEntropy
 
-logits = model.forward(x_test[:256])  # inference mode: class scores of 256 test images
+logits = model.forward(x_val[:256])  # inference mode: class scores of 256 validation images
 for eps in (0.0, 0.2):
-    loss = SoftmaxCrossEntropy(label_smoothing=eps).forward(logits, y_test[:256])
+    loss = SoftmaxCrossEntropy(label_smoothing=eps).forward(logits, y_val[:256])
     print(f"label_smoothing={eps}: loss {float(loss):.3f}")
 for tta in (None, "flip"):
-    print(f"tta={tta}: test accuracy {model.evaluate(x_test, y_test, tta=tta)['accuracy']:.1%}")
+    print(f"tta={tta}: validation accuracy {model.evaluate(x_val, y_val, tta=tta)['accuracy']:.1%}")
 """,
     ),
     (

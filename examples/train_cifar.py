@@ -158,7 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="total epochs the schedule is planned for (default: the recipe's, 30 or 10; "
         "with --resume: the total of the run it continues)",
     )
-    add("--batch-size", metavar="N", type=whole_number(1), default=None, help="images per step (default: 64 / 128)")
+    add(
+        "--batch-size",
+        metavar="N",
+        type=whole_number(1),
+        default=None,
+        help="images per step (default: 64; --recipe fast: 128)",
+    )
     add("--optimizer", choices=["adam", "sgd"], default="adam", help="Adam or Nesterov SGD (default: adam)")
     add(
         "--lr",

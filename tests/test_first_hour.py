@@ -63,7 +63,7 @@ def test_help_shows_every_default():
             assert "(default: " in action.help, action.option_strings
     text = run(["--help"]).stdout
     text = " ".join(text.split())  # argparse wraps to the terminal's width
-    for shown in ["images per step (default: 64)", "(default: runs/cifar10)", "split (default: 0)"]:
+    for shown in ["images per step (default: 64; --recipe fast: 128)", "(default: runs/cifar10)", "split (default: 0)"]:
         assert shown in text, shown
     assert "(default: 10% of the training images" in text
 
