@@ -5,6 +5,7 @@ Only JSON is parsed and arrays read: nothing is unpickled, no code from the file
 
 from __future__ import annotations
 
+import contextlib
 import json
 import zipfile
 import zlib
@@ -33,18 +34,26 @@ def _read_zip(path, h5py):
         raise KerasFormatError(f"damaged zip file ({type(exc).__name__}: {exc})") from None
     config = _parse_json(config_bytes, "config.json")
     weights = {}
+    # read in a helper process: no hang, no crash
+    with _refused_as_damaged("model.weights.h5"), read_hdf5(weights_bytes, skip=("optimizer",)) as f:
+        layers = f.get("layers")
+        for slot in layers if layers is not None else {}:
+            weights[f"layers/{slot}"] = _vars_arrays(layers[slot], slot)
+    return config, weights
+
+
+@contextlib.contextmanager
+def _refused_as_damaged(what: str):
+    """Whatever reading ``what`` (an HDF5 file) raises becomes :class:`KerasFormatError`: the helper
+    process's refusal as it says it, anything else h5py or the layout raised with its type."""
     try:
-        with read_hdf5(weights_bytes, skip=("optimizer",)) as f:  # in a helper process: no hang, no crash
-            layers = f.get("layers")
-            for slot in layers if layers is not None else {}:
-                weights[f"layers/{slot}"] = _vars_arrays(layers[slot], slot)
+        yield
     except KerasFormatError:
         raise
     except HDF5ReadError as exc:
-        raise KerasFormatError(f"damaged model.weights.h5 ({exc})") from None
+        raise KerasFormatError(f"damaged {what} ({exc})") from None
     except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
-        raise KerasFormatError(f"damaged model.weights.h5 ({type(exc).__name__}: {exc})") from None
-    return config, weights
+        raise KerasFormatError(f"damaged {what} ({type(exc).__name__}: {exc})") from None
 
 
 def _vars_arrays(group, slot):
@@ -60,25 +69,18 @@ def _vars_arrays(group, slot):
 
 def _read_legacy_h5(path, h5py):
     """Legacy ``.h5`` -> (config dict, {layer name: [(weight name, array)]})."""
-    try:
-        with read_hdf5(path, skip=("optimizer_weights",)) as f:  # in a helper process: no hang, no crash
-            if "model_config" not in f.attrs:
-                raise KerasFormatError(
-                    "no model_config attribute: a weights-only file (save_weights)? "
-                    "load_keras needs a whole model saved with model.save"
-                )
-            raw = f.attrs["model_config"]
-            root = f["model_weights"] if "model_weights" in f else f
-            weights = {}
-            for name in _string_list(_h5_attr(root, "layer_names")):
-                group = root[name]
-                weights[name] = [(w, np.asarray(group[w][()])) for w in _string_list(_h5_attr(group, "weight_names"))]
-    except KerasFormatError:
-        raise
-    except HDF5ReadError as exc:
-        raise KerasFormatError(f"damaged HDF5 file ({exc})") from None
-    except (OSError, KeyError, ValueError, RuntimeError, TypeError) as exc:
-        raise KerasFormatError(f"damaged HDF5 file ({type(exc).__name__}: {exc})") from None
+    with _refused_as_damaged("HDF5 file"), read_hdf5(path, skip=("optimizer_weights",)) as f:  # in a helper process
+        if "model_config" not in f.attrs:
+            raise KerasFormatError(
+                "no model_config attribute: a weights-only file (save_weights)? "
+                "load_keras needs a whole model saved with model.save"
+            )
+        raw = f.attrs["model_config"]
+        root = f["model_weights"] if "model_weights" in f else f
+        weights = {}
+        for name in _string_list(_h5_attr(root, "layer_names")):
+            group = root[name]
+            weights[name] = [(w, np.asarray(group[w][()])) for w in _string_list(_h5_attr(group, "weight_names"))]
     return _parse_json(raw, "model_config"), weights
 
 
