@@ -50,6 +50,11 @@ def common(cifar_dir, out, epochs):
     ]
 
 
+def fetch_args(data_dir, out, url):
+    """The script's options for a run that must find (or fail to download) its data: NumPy, these folders, ``url``."""
+    return ["--backend", "numpy", "--data-dir", str(data_dir), "--out", str(out), "--url", url]
+
+
 def weights(path):
     with np.load(path, allow_pickle=False) as f:
         return {k: f[k] for k in f.files if k.startswith(("layers/", "optimizer/"))}
@@ -369,14 +374,7 @@ def test_script_with_a_truncated_batch_says_which_file_and_how_to_recover(tmp_pa
     batch.write_bytes(batch.read_bytes()[:1000])
     result = run(
         [
-            "--backend",
-            "numpy",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--out",
-            str(tmp_path / "o"),
-            "--url",
-            "http://127.0.0.1:9/never-asked",
+            *fetch_args(tmp_path / "data", tmp_path / "o", "http://127.0.0.1:9/never-asked"),
         ]
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
@@ -404,14 +402,7 @@ def test_offline_first_run_says_where_to_put_the_data(tmp_path, refused_url):
     env.pop("MINICNN_DATA", None)
     result = run(
         [
-            "--backend",
-            "numpy",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "--out",
-            str(tmp_path / "o"),
-            "--url",
-            refused_url,
+            *fetch_args(tmp_path / "data", tmp_path / "o", refused_url),
         ],
         env=env,
     )
@@ -435,14 +426,7 @@ def test_keras_download_in_home_is_found_before_downloading(tmp_path, refused_ur
     env.pop("MINICNN_DATA", None)
     result = run(
         [
-            "--backend",
-            "numpy",
-            "--data-dir",
-            str(tmp_path / "empty"),
-            "--out",
-            str(tmp_path / "o"),
-            "--url",
-            refused_url,
+            *fetch_args(tmp_path / "empty", tmp_path / "o", refused_url),
             "--epochs",
             "1",
             "--val-split",
