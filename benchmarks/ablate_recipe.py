@@ -39,6 +39,8 @@ VARIANTS = {
     "one_cycle": {"schedule": "one-cycle"},
     "batch_64_lr_2e-3": {"batch_size": 64, "lr": 2e-3},
     "batch_256_lr_4e-3": {"batch_size": 256, "lr": 4e-3},
+    "ema_0.99_from_7": {"ema": 0.99, "ema_start_epoch": 7.0},
+    "lr_4e-3": {"lr": 4e-3},
 }
 
 
@@ -47,7 +49,8 @@ def run_variant(name, data, epochs, out, seed, verbose, ttas=(None, "flip")) -> 
     x, y = data["train"]
     model = minicnn.models.cifar10_cnn(seed=seed)
     steps = -(-len(x) // settings["batch_size"])
-    optimizer = Adam(model, lr=settings["lr"], ema_momentum=settings["ema"] or None)
+    ema_start = int(round(settings.get("ema_start_epoch", 0.0) * steps))
+    optimizer = Adam(model, lr=settings["lr"], ema_momentum=settings["ema"] or None, ema_start=ema_start)
     log = CSVLogger(out / name / "history.csv")
     start = time.perf_counter()
     model.fit(
