@@ -29,7 +29,15 @@ import minicnn
 from minicnn import CheckpointError, TrainingDiverged
 from minicnn.callbacks import CSVLogger, ModelCheckpoint, SettingsChanged
 from minicnn.checkpoint import read_checkpoint
-from minicnn.datasets import CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, DatasetError, augment, cifar10_splits
+from minicnn.datasets import (
+    CIFAR10_CLASSES,
+    OFFICIAL_MD5,
+    OFFICIAL_URL,
+    DatasetError,
+    SplitLeavesNoTraining,
+    augment,
+    cifar10_splits,
+)
 from minicnn.datasets.cifar10 import ARCHIVE_NAME
 from minicnn.distributed import abort_on_error
 from minicnn.interrupts import exit_code, signal_name, signals_as_interrupts
@@ -482,15 +490,23 @@ def train(args, comm) -> int:
         f"minicnn {minicnn.__version__} on {backend.name}; output in {out}/"
         + (f"; {comm.size} processes, {args.batch_size // comm.size} images each per step" if comm else "")
     )
-    data, mean, std = cifar10_splits(
-        args.data_dir,
-        url=args.url,
-        md5=None if args.md5.lower() == "none" else args.md5,
-        val_split=0.1 if args.val_split is None else args.val_split,  # default: 10%
-        seed=args.seed,
-        train_limit=args.train_limit,
-        communicator=comm,
-    )
+    try:
+        data, mean, std = cifar10_splits(
+            args.data_dir,
+            url=args.url,
+            md5=None if args.md5.lower() == "none" else args.md5,
+            val_split=0.1 if args.val_split is None else args.val_split,  # default: 10%
+            seed=args.seed,
+            train_limit=args.train_limit,
+            communicator=comm,
+        )
+    except SplitLeavesNoTraining as exc:  # the library's advice, in this script's options
+        limit = exc.train_limit
+        kept = f"the {exc.n} images --train-limit {limit} keeps" if limit else f"all {exc.n} training images"
+        raise ValueError(
+            f"--val-split {exc.val_split} holds out {kept}, leaving none to train on: use --val-split 0 "
+            f"(no validation) or fewer, e.g. --val-split {exc.n // 10} (10%, the script's default)"
+        ) from None
     x_train, y_train = data["train"]
     held_out = 0 if data["val"] is None else len(data["val"][0])
     if args.val_split is None:

@@ -207,3 +207,14 @@ def test_a_run_stopped_in_the_warm_up_takes_a_new_total_and_says_so(cifar_dir, t
     assert result.returncode == 0, result.stderr
     assert "the run stopped at epoch 1 of 1, within the warm-up every total shares" in result.stdout
     assert minicnn.load_model(out / "model.npz")[1]["config"]["epochs"] == 2 and len(rows(out)) == 2
+
+
+def test_the_library_words_the_same_advice_in_its_own_arguments(cifar_dir):
+    """cifar10_splits names its keyword arguments, not the script's options (the script words those)."""
+    from minicnn.datasets import SplitLeavesNoTraining, cifar10_splits
+
+    with pytest.raises(SplitLeavesNoTraining) as caught:
+        cifar10_splits(cifar_dir, md5=None, val_split=40, train_limit=30)
+    message = str(caught.value)
+    assert "val_split=40 holds out the 30 images train_limit=30 keeps" in message and "val_split=0" in message
+    assert "--" not in message and (caught.value.val_split, caught.value.n) == (40, 30)

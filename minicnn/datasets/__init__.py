@@ -3,7 +3,7 @@
 from ..training import minibatches  # the iterator fit uses, re-exported for scripts
 from .cifar10 import CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, DatasetError, default_data_dir, load_cifar10
 from .preprocessing import augment, channel_stats, standardize
-from .splits import cifar10_splits
+from .splits import SplitLeavesNoTraining, cifar10_splits
 
 __all__ = [
     "load_cifar10",
@@ -17,4 +17,5 @@ __all__ = [
     "minibatches",
     "standardize",
     "cifar10_splits",
+    "SplitLeavesNoTraining",
 ]

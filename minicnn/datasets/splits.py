@@ -40,6 +40,19 @@ def cifar10_splits(data_dir=None, *, val_split=5000, seed=0, train_limit=None, c
     return data, mean, std
 
 
+class SplitLeavesNoTraining(ValueError):
+    """A validation split that would hold out every training image. ``val_split``, ``n`` (the images
+    it splits) and ``train_limit`` are kept so that a script can word the advice in its own options."""
+
+    def __init__(self, val_split: int, n: int, train_limit: int | None):
+        self.val_split, self.n, self.train_limit = val_split, n, train_limit
+        kept = f"the {n} images train_limit={train_limit} keeps" if train_limit else f"all {n} training images"
+        super().__init__(
+            f"val_split={val_split} holds out {kept}, leaving none to train on: use val_split=0 "
+            f"(no validation) or fewer, e.g. val_split={n // 10} (10%)"
+        )
+
+
 def held_out_count(val_split: int | float, n: int, train_limit: int | None = None) -> int:
     """The number of validation images ``val_split`` asks of ``n`` (a count, or a fraction in (0, 1)),
     refusing one that leaves no training image with a message that says what would work."""
@@ -50,9 +63,5 @@ def held_out_count(val_split: int | float, n: int, train_limit: int | None = Non
     if isinstance(val_split, bool) or not isinstance(val_split, int) or val_split < 0:
         raise ValueError(f"val_split must be a count >= 0 or a fraction in (0, 1), got {val_split!r}")
     if val_split >= n:
-        kept = f"the {n} images --train-limit {train_limit} keeps" if train_limit else f"all {n} training images"
-        raise ValueError(
-            f"--val-split {val_split} holds out {kept}, leaving none to train on: use --val-split 0 "
-            f"(no validation) or fewer, e.g. --val-split {n // 10} (10%, the script's default)"
-        )
+        raise SplitLeavesNoTraining(val_split, n, train_limit)
     return val_split
