@@ -28,6 +28,7 @@ from minicnn.callbacks import CSVLogger  # noqa: E402
 from minicnn.datasets import augment, cifar10_splits  # noqa: E402
 from minicnn.losses import SoftmaxCrossEntropy  # noqa: E402
 from minicnn.optim import Adam  # noqa: E402
+from minicnn.whitening import init_first_conv_whitened  # noqa: E402
 
 # One change each from the fast recipe (RECIPES["fast"]).
 VARIANTS = {
@@ -41,6 +42,7 @@ VARIANTS = {
     "batch_256_lr_4e-3": {"batch_size": 256, "lr": 4e-3},
     "ema_0.99_from_7": {"ema": 0.99, "ema_start_epoch": 7.0},
     "lr_4e-3": {"lr": 4e-3},
+    "whiten_init": {"whiten_init": True},
 }
 
 
@@ -48,6 +50,8 @@ def run_variant(name, data, epochs, out, seed, verbose, ttas=(None, "flip")) -> 
     settings = {**train_cifar.RECIPES["fast"], **VARIANTS[name]}
     x, y = data["train"]
     model = minicnn.models.cifar10_cnn(seed=seed)
+    if settings.get("whiten_init"):
+        init_first_conv_whitened(model, x[:2000])
     steps = -(-len(x) // settings["batch_size"])
     ema_start = int(round(settings.get("ema_start_epoch", 0.0) * steps))
     optimizer = Adam(model, lr=settings["lr"], ema_momentum=settings["ema"] or None, ema_start=ema_start)

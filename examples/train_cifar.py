@@ -45,6 +45,7 @@ from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.optim import SGD, Adam
 from minicnn.outputs import OutputError, check_writable, new_folders, remove_empty, write_text
 from minicnn.schedules import linear_decay, one_cycle, warmup_cosine
+from minicnn.whitening import init_first_conv_whitened
 
 # The settings that a resumed run must share with the run it continues.
 RUN_KEYS = (
@@ -62,10 +63,11 @@ RUN_KEYS = (
     "label_smoothing",
     "ema",
     "ema_start_epoch",
+    "whiten_init",
 )
 DEFAULT_EPOCHS = 30
 # What checkpoints written before a setting existed were trained with (so they still resume).
-LEGACY_CONFIG = {"schedule": "cosine", "label_smoothing": 0.0, "ema": 0.0, "ema_start_epoch": 0.0}
+LEGACY_CONFIG = {"schedule": "cosine", "label_smoothing": 0.0, "ema": 0.0, "ema_start_epoch": 0.0, "whiten_init": False}
 
 # A recipe fixes every setting below; an option given on the command line overrides its value.
 RECIPES = {
@@ -79,6 +81,7 @@ RECIPES = {
         label_smoothing=0.0,
         ema=0.0,
         tta="none",
+        whiten_init=False,
     ),
     # 10 epochs: batch 128 (minicnn's speed is flat in it), Adam 3e-3, linear decay to 0,
     # label smoothing 0.2, and the flip view averaged at test time.
@@ -91,6 +94,7 @@ RECIPES = {
         label_smoothing=0.2,
         ema=0.0,
         tta="flip",
+        whiten_init=False,
     ),
 }
 SCHEDULES = {
@@ -225,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="test-time augmentation of the final test evaluation (default: none / flip)",
     )
     add(
+        "--whiten-init",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="start the first convolution from whitened patch filters of 2,000 training images "
+        "(minicnn.whitening; default: off)",
+    )
+    add(
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -337,6 +348,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             f"{option} {named} {what}: give the folder that holds cifar-10-batches-py or {ARCHIVE_NAME}, "
             f"or create it (mkdir -p {named}) for the download to go there"
         )
+    if args.whiten_init and args.init_from:
+        p.error("--whiten-init starts the first convolution afresh; --init-from keeps the given model's: choose one")
     if args.init_from and not Path(args.init_from).is_file():
         p.error(f"--init-from {args.init_from} does not exist (a .keras/.h5 file or a minicnn .npz checkpoint)")
     return args
@@ -518,6 +531,8 @@ def train(args, comm) -> int:
 
     # The recipe: the documented model, Adam (or Nesterov SGD), warm-up then the recipe's decay.
     model = initial_model(args.init_from) if args.init_from else minicnn.models.cifar10_cnn(seed=args.seed)
+    if args.whiten_init and not args.resume:  # a resumed run loads its weights instead
+        init_first_conv_whitened(model, x_train[:2000])
     steps_per_epoch = -(-len(x_train) // args.batch_size)
     average = {"ema_momentum": args.ema or None, "ema_start": int(round(args.ema_start_epoch * steps_per_epoch))}
     if args.optimizer == "adam":

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from cifar_fixture import run_train
 
+import minicnn
 from minicnn.schedules import warmup_cosine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -218,3 +219,20 @@ def test_the_library_words_the_same_advice_in_its_own_arguments(cifar_dir):
     message = str(caught.value)
     assert "val_split=40 holds out the 30 images train_limit=30 keeps" in message and "val_split=0" in message
     assert "--" not in message and (caught.value.val_split, caught.value.n) == (40, 30)
+
+
+def test_whiten_init_and_init_from_are_refused_together(tmp_path):
+    model = tmp_path / "model.npz"
+    model.write_bytes(b"")
+    result = run(["--whiten-init", "--init-from", str(model), "--out", str(tmp_path / "out")])
+    assert result.returncode == 2 and "--whiten-init starts the first convolution afresh" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_whiten_init_is_recorded_in_the_run_and_a_resume_keeps_it(cifar_dir, tmp_path):
+    out = tmp_path / "out"
+    first = run(common(cifar_dir, out, "--epochs", "2", "--whiten-init", "--train-limit", "40"))
+    assert first.returncode == 0, first.stderr
+    assert minicnn.load_model(out / "model.npz")[1]["config"]["whiten_init"] is True
+    changed = run(common(cifar_dir, out, "--resume", "--no-whiten-init", "--train-limit", "40"))
+    assert changed.returncode != 0 and "whiten" in changed.stderr, changed.stderr
