@@ -154,16 +154,3 @@ def test_the_switch_moves_a_whole_model_and_restores_the_choice(monkeypatch):
     with pytest.raises(ValueError, match=r"kernels must be one of \('fast', 'reference'\), got 'slow'"):
         minicnn.set_kernels("slow")
     assert minicnn.set_kernels("reference") == "fast" and minicnn.set_kernels("fast") == "reference"
-
-
-@FAST
-@pytest.mark.parametrize("block_bytes", [1, 200, 5000])
-@given(cfg=conv_configs)
-def test_conv_forward_in_blocks_agrees_for_any_block_size(block_bytes, cfg):
-    """Blocks of one output row, of several rows and of several images give the reference's numbers."""
-    from minicnn.kernels import conv as conv_kernels
-
-    layer, x, _, rng = _conv_case(cfg)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(conv_kernels, "BLOCK_BYTES", block_bytes)
-        assert_paths_agree(layer, x, rng, backend=minicnn.get_backend())

@@ -1,68 +1,11 @@
-"""Conv2D's fast paths: the forward in cache-sized blocks of patches, and the stride-1 input
-gradient as shifted GEMMs that add in place."""
+"""Conv2D's fast backward for stride 1: the input gradient as shifted GEMMs that add in place."""
 
 from __future__ import annotations
 
 from ..backend import get_array_module
 from ..blas import matmul_add
-from ..layers.base import grad_enabled
-from ..layers.im2col import im2col, pad2d
+from ..layers.im2col import pad2d
 from .bias import sum_rows
-
-# Bytes of patch rows built and multiplied at a time: a block this size is multiplied while it
-# is still in the core's L2 cache, instead of being read back from memory.
-BLOCK_BYTES = 256 * 1024
-
-
-def forward_in_blocks(layer, x):
-    """:meth:`minicnn.layers.Conv2D.forward`, the same ``y`` and cache, with the patch matrix
-    built and multiplied one block of rows at a time (:data:`BLOCK_BYTES`).
-
-    A block is a run of whole images, or of output rows of one image when an image's patches are
-    larger than a block. Training keeps the whole patch matrix for ``dW`` (each block is written
-    into its rows); under :func:`minicnn.no_grad` one block-sized work array is reused.
-    """
-    xp = get_array_module(x)
-    W, b = layer.params["W"], layer.params["b"]
-    (kh, kw), (sh, sw) = layer.kernel_size, layer.strides
-    pt, pb, pl, pr = layer.pads
-    ho, wo, f = layer.output_shape
-    n, h, w, c = x.shape
-    x_pad = pad2d(x, pt, pb, pl, pr, out=layer.scratch("x_pad", (n, h + pt + pb, w + pl + pr, c), x.dtype, x))
-    k = kh * kw * c
-    W2 = W.reshape(k, f)
-    keep = grad_enabled()
-    y = xp.empty((n * ho * wo, f), dtype=x.dtype)
-    blocks = list(_blocks(n, ho, wo * k * x.dtype.itemsize))
-    if keep:
-        cols = layer.scratch("cols", (n * ho * wo, k), x.dtype, x)
-    else:
-        largest = max((n1 - n0) * (i1 - i0) for n0, n1, i0, i1 in blocks) * wo
-        work = layer.scratch("cols_block", (largest, k), x.dtype, x)
-    for n0, n1, i0, i1 in blocks:
-        rows = slice((n0 * ho + i0) * wo, ((n1 - 1) * ho + i1) * wo)
-        block = cols[rows] if keep else work[: rows.stop - rows.start]
-        x_block = x_pad[n0:n1, i0 * sh : (i1 - 1) * sh + kh]
-        im2col(x_block, kh, kw, sh, sw, i1 - i0, wo, out=block)
-        xp.matmul(block, W2, out=y[rows])
-    y += b
-    layer.cache = (cols, x_pad.shape, x.shape) if keep else None
-    return y.reshape(n, ho, wo, f)
-
-
-def _blocks(n, ho, row_bytes):
-    """``(n0, n1, i0, i1)``: images ``n0:n1``, output rows ``i0:i1`` of each; whole images when
-    one fits in :data:`BLOCK_BYTES`, else bands of rows of one image."""
-    image_bytes = ho * row_bytes
-    if image_bytes <= BLOCK_BYTES:
-        per_block = BLOCK_BYTES // image_bytes
-        for n0 in range(0, n, per_block):
-            yield n0, min(n, n0 + per_block), 0, ho
-        return
-    band = max(1, BLOCK_BYTES // row_bytes)
-    for i in range(n):
-        for i0 in range(0, ho, band):
-            yield i, i + 1, i0, min(ho, i0 + band)
 
 
 def backward_stride1(layer, dy, need_input_grad: bool = True):

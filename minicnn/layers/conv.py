@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .. import kernels
-from ..backend import is_device_array
 from ..kernels import conv as conv_kernels
 from .base import Array, Layer, as_pair, expect_rank, glorot_uniform, grad_enabled, positive_int, zeros
 from .im2col import col2im, conv_output_size, im2col, pad2d, padding_amounts
@@ -38,9 +37,8 @@ class Conv2D(Layer):
         ``dcols = dy2 @ W2.T`` is added back where each patch came from (``col2im``: one
         strided add per kernel offset), and the padding cut off.
 
-    Fast paths (:mod:`minicnn.kernels.conv`): on the CPU the forward builds and multiplies the
-    patch matrix in cache-sized blocks of rows; for stride 1 the backward gives the same ``dx`` as
-    kh*kw shifted matrix products added in place, without the ``dcols`` patch matrix.
+    Fast path (stride 1, :mod:`minicnn.kernels.conv`): the same ``dx`` as kh*kw shifted
+    matrix products added in place, without the ``dcols`` patch matrix.
 
     Args:
         filters: number of output channels ``F``.
@@ -86,8 +84,6 @@ class Conv2D(Layer):
 
     def forward(self, x: Array, training: bool = False) -> Array:
         self._ensure_built(x)
-        if kernels.fast() and not is_device_array(x):  # a GPU wants the one large product
-            return conv_kernels.forward_in_blocks(self, x)
         W, b = self.params["W"], self.params["b"]
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
         pt, pb, pl, pr = self.pads
