@@ -42,7 +42,7 @@ VARIANTS = {
     "batch_256_lr_4e-3": {"batch_size": 256, "lr": 4e-3},
     "ema_0.99_from_7": {"ema": 0.99, "ema_start_epoch": 7.0},
     "lr_4e-3": {"lr": 4e-3},
-    "whiten_init": {"whiten_init": True},
+    "no_whitening": {"whiten_init": False},  # the fast recipe before whitening (2026-12-01's ablation)
 }
 
 

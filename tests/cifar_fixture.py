@@ -60,6 +60,15 @@ def tar_with(path, members):
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "train_cifar.py"
 
 
+def script_args(data_dir, out, *extra, backend="numpy", **options):
+    """A ``train_cifar.py`` command line: the backend, the data and output folders, then
+    ``--key value`` for each of ``options`` (``val_split=40`` -> ``--val-split 40``), then ``extra``."""
+    args = ["--backend", backend, "--data-dir", str(data_dir), "--out", str(out)]
+    for key, value in options.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    return args + [str(a) for a in extra]
+
+
 def run_train(args, **kw):
     """``python examples/train_cifar.py ARGS`` in a subprocess, output captured."""
     import subprocess

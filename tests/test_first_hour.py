@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cifar_fixture import run_train
+from cifar_fixture import run_train, script_args
 
 import minicnn
 from minicnn.schedules import warmup_cosine
@@ -19,7 +19,7 @@ run = run_train
 
 
 def common(cifar_dir, out, *extra):
-    return ["--backend", "numpy", "--data-dir", cifar_dir, "--out", out, "--batch-size", 32, "--seed", 3, *extra]
+    return script_args(cifar_dir, out, *extra, batch_size=32, seed=3)
 
 
 def load_script():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cifar_fixture import make_cifar_folder, run_train
+from cifar_fixture import make_cifar_folder, run_train, script_args
 
 import minicnn
 from minicnn import checkpoint as checkpoint_module
@@ -31,28 +31,12 @@ run = run_train
 
 
 def common(cifar_dir, out, epochs):
-    return [
-        "--backend",
-        "numpy",
-        "--data-dir",
-        str(cifar_dir),
-        "--out",
-        str(out),
-        "--epochs",
-        str(epochs),
-        "--val-split",
-        "40",
-        "--batch-size",
-        "32",
-        "--seed",
-        "3",
-        "--no-plots",
-    ]
+    return script_args(cifar_dir, out, "--no-plots", epochs=epochs, val_split=40, batch_size=32, seed=3)
 
 
 def fetch_args(data_dir, out, url):
     """The script's options for a run that must find (or fail to download) its data: NumPy, these folders, ``url``."""
-    return ["--backend", "numpy", "--data-dir", str(data_dir), "--out", str(out), "--url", url]
+    return script_args(data_dir, out, url=url)
 
 
 def weights(path):

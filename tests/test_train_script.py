@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cifar_fixture import run_train
+from cifar_fixture import run_train, script_args
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(ROOT / "examples" / "train_cifar.py")]
@@ -21,22 +21,7 @@ run = run_train
 
 
 def common(cifar_dir, out, epochs, backend="numpy"):
-    return [
-        "--backend",
-        backend,
-        "--data-dir",
-        str(cifar_dir),
-        "--out",
-        str(out),
-        "--epochs",
-        str(epochs),
-        "--val-split",
-        "40",
-        "--batch-size",
-        "32",
-        "--seed",
-        "3",
-    ]
+    return script_args(cifar_dir, out, backend=backend, epochs=epochs, val_split=40, batch_size=32, seed=3)
 
 
 @pytest.mark.slow
