@@ -411,6 +411,28 @@ for tta in (None, "flip"):
     (
         "md",
         r"""
+A third trick changes only where training starts. The 27 numbers of a $3\times3$ colour patch
+are strongly correlated, so most of their variance lies along a few smooth directions. The fast
+recipe starts its first convolution from those directions, each divided by the square root of its
+variance (`minicnn.whitening`): every filter then answers the training patches with unit
+variance, and the strongest patterns are there from the first step.
+""",
+    ),
+    (
+        "code",
+        r"""
+from minicnn.whitening import init_first_conv_whitened, patch_eigenbasis
+
+variance, _ = patch_eigenbasis(x_train[:500], 3, 3)
+print("variance along the patch directions, largest first:", np.round(variance[:4], 3), "...")
+whitened = small_cnn(lambda: LeakyReLU(0.1))
+first = init_first_conv_whitened(whitened, x_train[:2000])  # 8 filters: the 4 strongest directions and their negations
+print("first-layer kernel", first.params["W"].shape, "- train it with fit as before")
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 7. Where the time goes
 
 `minicnn.profile` times every layer's forward and backward inside a training step, counts the
