@@ -26,15 +26,25 @@ from .layers import Conv2D
 from .layers.im2col import im2col
 
 
-def patch_eigenbasis(images, kh: int, kw: int) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (largest first) and eigenvectors (as columns) of the patches' covariance, in float64."""
-    x = np.asarray(to_numpy(images), dtype=np.float64)
-    n, h, w, c = x.shape
+def patch_eigenbasis(images, kh: int, kw: int, images_per_block: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (largest first) and eigenvectors (as columns) of the patches' covariance, in float64.
+
+    The covariance ``E[p p^T] - E[p] E[p]^T`` is summed over blocks of ``images_per_block`` images,
+    so the patch matrix never exists whole (2,000 CIFAR images would make it 389 MB).
+    """
+    n, h, w, c = images.shape
     if h < kh or w < kw:
         raise ValueError(f"patch_eigenbasis: images {h}x{w} are smaller than the kernel {kh}x{kw}")
-    patches = im2col(x, kh, kw, 1, 1, h - kh + 1, w - kw + 1)
-    patches -= patches.mean(axis=0)
-    covariance = patches.T @ patches / len(patches)
+    k = kh * kw * c
+    outer, total, count = np.zeros((k, k)), np.zeros(k), 0
+    for start in range(0, n, images_per_block):
+        block = np.asarray(to_numpy(images[start : start + images_per_block]), dtype=np.float64)
+        patches = im2col(block, kh, kw, 1, 1, h - kh + 1, w - kw + 1)  # (patches, kh*kw*C)
+        outer += patches.T @ patches
+        total += patches.sum(axis=0)
+        count += len(patches)
+    mean = total / count
+    covariance = outer / count - np.outer(mean, mean)
     eigenvalues, eigenvectors = np.linalg.eigh(covariance)  # ascending
     return eigenvalues[::-1], eigenvectors[:, ::-1]
 
@@ -57,11 +67,14 @@ def whitened_kernel(images, kernel_size: tuple[int, int], filters: int, eps: flo
 
 
 def init_first_conv_whitened(model, images, eps: float = 5e-4) -> Conv2D:
-    """Overwrite the kernel of ``model``'s first Conv2D with :func:`whitened_kernel` of ``images``
+    """Overwrite the kernel of ``model``'s first layer, a Conv2D, with :func:`whitened_kernel` of ``images``
     (a few thousand training images are plenty) and zero its bias; returns that layer."""
-    first = next((layer for layer in model.layers if isinstance(layer, Conv2D)), None)
-    if first is None:
-        raise ValueError("init_first_conv_whitened: the model has no Conv2D layer")
+    first = model.layers[0]
+    if not isinstance(first, Conv2D):
+        raise ValueError(
+            f"init_first_conv_whitened: the model's first layer is {type(first).__name__}, not a Conv2D "
+            "(the filters are computed from the images that layer sees)"
+        )
     W, b = first.params["W"], first.params["b"]
     kernel = whitened_kernel(images, first.kernel_size, first.filters, eps)
     if kernel.shape != W.shape:

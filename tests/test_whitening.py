@@ -26,6 +26,15 @@ def test_the_filters_answer_the_patches_with_uncorrelated_unit_variance():
     np.testing.assert_allclose(responses[:, 4:], -half)  # each direction with its negation
 
 
+def test_blocks_of_images_give_the_covariance_of_all_patches_at_once():
+    x = smooth_images(n=13, seed=3)
+    patches = im2col(x, 3, 3, 1, 1, 8, 8)
+    eigenvalues = np.linalg.eigvalsh(np.cov(patches, rowvar=False, bias=True))[::-1]
+    for per_block in (1, 5, 13):
+        blocked = whitening.patch_eigenbasis(x, 3, 3, per_block)[0]
+        np.testing.assert_allclose(blocked, eigenvalues, rtol=1e-9, atol=1e-12)
+
+
 def test_the_strongest_directions_come_first_and_eps_damps_the_weak_ones():
     x = smooth_images(seed=1)
     eigenvalues, vectors = whitening.patch_eigenbasis(x, 3, 3)
@@ -56,5 +65,5 @@ def test_bad_requests_are_refused_with_what_was_expected():
     with pytest.raises(ValueError, match="images 6x6 are smaller than the kernel 7x7"):
         whitening.patch_eigenbasis(x, 7, 7)
     dense_only = minicnn.Sequential([minicnn.layers.Flatten(), minicnn.layers.Dense(3)], input_shape=(6, 6, 3))
-    with pytest.raises(ValueError, match="no Conv2D"):
+    with pytest.raises(ValueError, match="first layer is Flatten, not a Conv2D"):
         whitening.init_first_conv_whitened(dense_only, x)
