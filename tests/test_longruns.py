@@ -58,8 +58,23 @@ def small_model(seed=0):
 
 
 # -- signals ---------------------------------------------------------------------------------
+def default_signal(signum):
+    """What a child must run first to take ``signum`` as a fresh shell would: a test run under
+    ``nohup`` inherits SIGHUP ignored, and an ignored signal stays ignored by design (next test)."""
+    return lambda: signal.signal(signum, signal.SIG_DFL)
+
+
+@pytest.fixture
+def signal_at_default(request):
+    """The test's signal at its default action for the test (see ``default_signal``), restored after."""
+    signum = request.node.callspec.params["signum"]
+    previous = signal.signal(signum, signal.SIG_DFL if signum != signal.SIGINT else signal.default_int_handler)
+    yield
+    signal.signal(signum, previous)
+
+
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
-def test_signals_become_interrupted_and_handlers_come_back(signum, code):
+def test_signals_become_interrupted_and_handlers_come_back(signal_at_default, signum, code):
     before = signal.getsignal(signum)
     with pytest.raises(KeyboardInterrupt) as info:
         with signals_as_interrupts():
@@ -123,7 +138,9 @@ def straight_run(cifar_dir, tmp_path_factory):
 
 def start_and_signal_in_epoch_2(args, out, signum):
     """Start the script, send ``signum`` once epoch 1's checkpoint has landed; return (returncode, stderr)."""
-    proc = subprocess.Popen(TRAIN + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        TRAIN + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signal(signum)
+    )
     deadline = time.time() + 120
     while not (out / "model.npz").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
