@@ -11,6 +11,7 @@ import atexit
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -189,3 +190,12 @@ def cifar_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("cifar")
     make_cifar_folder(root, rows_per_batch=40, test_rows=60)
     return root
+
+
+def signals_at_default():
+    """For ``subprocess.Popen(preexec_fn=...)``: the child takes SIGINT, SIGTERM and SIGHUP at their
+    default actions, as from a fresh shell. A test run in the background or under ``nohup`` inherits
+    some of them ignored, and an ignored signal stays ignored in the child (Python then installs no
+    Ctrl-C handler, and ``signals_as_interrupts`` rightly leaves it ignored)."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)

@@ -17,6 +17,7 @@ from pathlib import Path
 import distributed_worker as worker
 import numpy as np
 import pytest
+from conftest import signals_at_default
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -264,6 +265,7 @@ def test_sigterm_to_mpiexec_stops_every_rank_cleanly_and_resume_gives_the_uninte
         text=True,
         env=mpi_env(),
         cwd=ROOT,
+        preexec_fn=signals_at_default,
     )
     deadline = time.time() + 120
     while not (out / "model.npz").exists() and proc.poll() is None and time.time() < deadline:

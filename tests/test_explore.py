@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import signals_at_default
 from explore_fixture import serving, tiny_run
 
 from minicnn.datasets import standardize
@@ -276,6 +277,7 @@ def start_command(*args):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=signals_at_default,  # Ctrl-C reaches it even when the tests run in the background
     )
     for line in proc.stdout:
         if line.startswith("open http://"):

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cifar_fixture import make_cifar_folder, run_train, script_args
+from conftest import signals_at_default
 
 import minicnn
 from minicnn import checkpoint as checkpoint_module
@@ -58,15 +59,9 @@ def small_model(seed=0):
 
 
 # -- signals ---------------------------------------------------------------------------------
-def default_signal(signum):
-    """What a child must run first to take ``signum`` as a fresh shell would: a test run under
-    ``nohup`` inherits SIGHUP ignored, and an ignored signal stays ignored by design (next test)."""
-    return lambda: signal.signal(signum, signal.SIG_DFL)
-
-
 @pytest.fixture
 def signal_at_default(request):
-    """The test's signal at its default action for the test (see ``default_signal``), restored after."""
+    """The test's signal at its default action for the test (see ``conftest.signals_at_default``), restored after."""
     signum = request.node.callspec.params["signum"]
     previous = signal.signal(signum, signal.SIG_DFL if signum != signal.SIGINT else signal.default_int_handler)
     yield
@@ -139,7 +134,7 @@ def straight_run(cifar_dir, tmp_path_factory):
 def start_and_signal_in_epoch_2(args, out, signum):
     """Start the script, send ``signum`` once epoch 1's checkpoint has landed; return (returncode, stderr)."""
     proc = subprocess.Popen(
-        TRAIN + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signal(signum)
+        TRAIN + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=signals_at_default
     )
     deadline = time.time() + 120
     while not (out / "model.npz").exists() and proc.poll() is None and time.time() < deadline:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cifar_fixture import run_train, script_args
+from conftest import signals_at_default
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [sys.executable, str(ROOT / "examples" / "train_cifar.py")]
@@ -117,6 +118,7 @@ def test_ctrl_c_then_resume_gives_the_uninterrupted_weights(cifar_dir, tmp_path)
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=signals_at_default,  # Ctrl-C reaches it even when the tests run in the background
     )
     deadline = time.time() + 120
     while not (out / "model.npz").exists() and proc.poll() is None and time.time() < deadline:
