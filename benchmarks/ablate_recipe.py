@@ -51,7 +51,7 @@ def run_variant(name, data, epochs, out, seed, verbose, ttas=(None, "flip")) -> 
     x, y = data["train"]
     model = minicnn.models.cifar10_cnn(seed=seed)
     if settings.get("whiten_init"):
-        init_first_conv_whitened(model, x[:2000])
+        init_first_conv_whitened(model, x)
     steps = -(-len(x) // settings["batch_size"])
     ema_start = int(round(settings.get("ema_start_epoch", 0.0) * steps))
     optimizer = Adam(model, lr=settings["lr"], ema_momentum=settings["ema"] or None, ema_start=ema_start)

@@ -514,12 +514,8 @@ def train(args, comm) -> int:
             communicator=comm,
         )
     except SplitLeavesNoTraining as exc:  # the library's advice, in this script's options
-        limit = exc.train_limit
-        kept = f"the {exc.n} images --train-limit {limit} keeps" if limit else f"all {exc.n} training images"
-        raise ValueError(
-            f"--val-split {exc.val_split} holds out {kept}, leaving none to train on: use --val-split 0 "
-            f"(no validation) or fewer, e.g. --val-split {exc.n // 10} (10%, the script's default)"
-        ) from None
+        as_option = lambda key, value: f"--{key.replace('_', '-')} {value}"  # noqa: E731  (val_split -> --val-split)
+        raise ValueError(exc.advice(as_option, ", the script's default")) from None
     x_train, y_train = data["train"]
     held_out = 0 if data["val"] is None else len(data["val"][0])
     if args.val_split is None:
@@ -532,7 +528,7 @@ def train(args, comm) -> int:
     # The recipe: the documented model, Adam (or Nesterov SGD), warm-up then the recipe's decay.
     model = initial_model(args.init_from) if args.init_from else minicnn.models.cifar10_cnn(seed=args.seed)
     if args.whiten_init and not args.resume:  # a resumed run loads its weights instead
-        init_first_conv_whitened(model, x_train[:2000])
+        init_first_conv_whitened(model, x_train)
     steps_per_epoch = -(-len(x_train) // args.batch_size)
     average = {"ema_momentum": args.ema or None, "ema_start": int(round(args.ema_start_epoch * steps_per_epoch))}
     if args.optimizer == "adam":

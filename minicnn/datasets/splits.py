@@ -42,14 +42,20 @@ def cifar10_splits(data_dir=None, *, val_split=5000, seed=0, train_limit=None, c
 
 class SplitLeavesNoTraining(ValueError):
     """A validation split that would hold out every training image. ``val_split``, ``n`` (the images
-    it splits) and ``train_limit`` are kept so that a script can word the advice in its own options."""
+    it splits) and ``train_limit`` are kept, and :meth:`advice` words the message with a script's own
+    option names."""
 
     def __init__(self, val_split: int, n: int, train_limit: int | None):
         self.val_split, self.n, self.train_limit = val_split, n, train_limit
-        kept = f"the {n} images train_limit={train_limit} keeps" if train_limit else f"all {n} training images"
-        super().__init__(
-            f"val_split={val_split} holds out {kept}, leaving none to train on: use val_split=0 "
-            f"(no validation) or fewer, e.g. val_split={n // 10} (10%)"
+        super().__init__(self.advice())
+
+    def advice(self, spell=lambda key, value: f"{key}={value}", default_note: str = "") -> str:
+        """The refusal and what would work, each setting written ``spell(key, value)``."""
+        n, limit = self.n, self.train_limit
+        kept = f"the {n} images {spell('train_limit', limit)} keeps" if limit else f"all {n} training images"
+        return (
+            f"{spell('val_split', self.val_split)} holds out {kept}, leaving none to train on: use "
+            f"{spell('val_split', 0)} (no validation) or fewer, e.g. {spell('val_split', n // 10)} (10%{default_note})"
         )
 
 
