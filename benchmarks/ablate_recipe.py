@@ -3,7 +3,7 @@
     python benchmarks/ablate_recipe.py --data-dir /tmp/cifar_full --md5 none \\
         --train-images 10000 --epochs 3 --out runs/ablation [--variants fast,no_smoothing,...]
 
-Each variant is the fast recipe of ``examples/train_cifar.py`` with one setting changed, trained
+Each variant is the fast recipe (``minicnn.recipes.RECIPES["fast"]``) with one setting changed, trained
 from the same initial weights on the first ``--train-images`` of the 45,000 training images
 (the validation split is the script's: the same 5,000 held-out images as a full run). After
 training, the validation split is scored with one view and with each test-time augmentation,
@@ -14,21 +14,19 @@ with the averaged weights when the variant keeps an average. Every variant write
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-
-import train_cifar  # noqa: E402  (the recipes and schedules, one definition)
-
-import minicnn  # noqa: E402
-from minicnn.callbacks import CSVLogger  # noqa: E402
-from minicnn.datasets import augment, cifar10_splits  # noqa: E402
-from minicnn.losses import SoftmaxCrossEntropy  # noqa: E402
-from minicnn.optim import Adam  # noqa: E402
-from minicnn.whitening import init_first_conv_whitened  # noqa: E402
+import minicnn
+from minicnn.callbacks import CSVLogger
+from minicnn.datasets import augment, cifar10_splits
+from minicnn.losses import SoftmaxCrossEntropy
+from minicnn.optim import Adam
+from minicnn.recipes import RECIPES, schedule
+from minicnn.whitening import init_first_conv_whitened
 
 # One change each from the fast recipe (RECIPES["fast"]).
 VARIANTS = {
@@ -43,11 +41,12 @@ VARIANTS = {
     "ema_0.99_from_7": {"ema": 0.99, "ema_start_epoch": 7.0},
     "lr_4e-3": {"lr": 4e-3},
     "no_whitening": {"whiten_init": False},  # the fast recipe before whitening (2026-12-01's ablation)
+    "crop_pad_2": {"augment_pad": 2},  # crops moved by at most 2 pixels instead of 4
 }
 
 
 def run_variant(name, data, epochs, out, seed, verbose, ttas=(None, "flip")) -> dict:
-    settings = {**train_cifar.RECIPES["fast"], **VARIANTS[name]}
+    settings = {**RECIPES["fast"], **VARIANTS[name]}
     x, y = data["train"]
     model = minicnn.models.cifar10_cnn(seed=seed)
     if settings.get("whiten_init"):
@@ -66,8 +65,8 @@ def run_variant(name, data, epochs, out, seed, verbose, ttas=(None, "flip")) -> 
         validation_data=data["val"],
         verbose=verbose,
         seed=seed,
-        augment=augment,
-        lr_schedule=train_cifar.SCHEDULES[settings["schedule"]](settings["lr"], epochs, settings["warmup_epochs"]),
+        augment=functools.partial(augment, pad=settings.get("augment_pad", 4)),
+        lr_schedule=schedule(settings["schedule"], settings["lr"], epochs, settings["warmup_epochs"]),
         loss=SoftmaxCrossEntropy(label_smoothing=settings["label_smoothing"]),
         callbacks=[log],
     )

@@ -44,7 +44,7 @@ from minicnn.interrupts import exit_code, signal_name, signals_as_interrupts
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.optim import SGD, Adam
 from minicnn.outputs import OutputError, check_writable, new_folders, remove_empty, write_text
-from minicnn.schedules import linear_decay, one_cycle, warmup_cosine
+from minicnn.recipes import RECIPES, SCHEDULES, schedule
 from minicnn.whitening import init_first_conv_whitened
 
 # The settings that a resumed run must share with the run it continues.
@@ -69,39 +69,8 @@ DEFAULT_EPOCHS = 30
 # What checkpoints written before a setting existed were trained with (so they still resume).
 LEGACY_CONFIG = {"schedule": "cosine", "label_smoothing": 0.0, "ema": 0.0, "ema_start_epoch": 0.0, "whiten_init": False}
 
-# A recipe fixes every setting below; an option given on the command line overrides its value.
-RECIPES = {
-    # 30 epochs: Adam 2e-3, 1-epoch warm-up then cosine, batch 64, crop + flip (80.2% test, JPEG copy).
-    "default": dict(
-        epochs=30,
-        batch_size=64,
-        lr=None,
-        warmup_epochs=1.0,
-        schedule="cosine",
-        label_smoothing=0.0,
-        ema=0.0,
-        tta="none",
-        whiten_init=False,
-    ),
-    # 10 epochs: batch 128 (minicnn's speed is flat in it), Adam 3e-3, linear decay to 0,
-    # label smoothing 0.2, whitened first-layer filters, and the flip view averaged at test time.
-    "fast": dict(
-        epochs=10,
-        batch_size=128,
-        lr=3e-3,
-        warmup_epochs=0.5,
-        schedule="linear",
-        label_smoothing=0.2,
-        ema=0.0,
-        tta="flip",
-        whiten_init=True,
-    ),
-}
-SCHEDULES = {
-    "cosine": lambda lr, epochs, warmup: warmup_cosine(lr, epochs, warmup),
-    "linear": lambda lr, epochs, warmup: linear_decay(lr, epochs, warmup),
-    "one-cycle": lambda lr, epochs, warmup: one_cycle(lr, epochs, pct_start=min(0.9, max(warmup, 1e-3) / epochs)),
-}
+# RECIPES (minicnn.recipes) fixes every setting a recipe names; an option given on the command line
+# overrides its value. SCHEDULES: the --schedule names.
 
 
 # -- the command line: every option with its default; every check of a value in this section -------
@@ -407,7 +376,7 @@ def plan_resume(args, say=print) -> int:
         )
         return done
     rate_now, rate_then = (
-        SCHEDULES[args.schedule](args.lr, e, args.warmup_epochs)(done) for e in (planned, args.epochs)
+        schedule(args.schedule, args.lr, e, args.warmup_epochs)(done) for e in (planned, args.epochs)
     )
     change = f"the learning rate at epoch {done} would go from {rate_now:.3g} to {rate_then:.3g}"
     if not args.extend:
@@ -565,7 +534,7 @@ def train(args, comm) -> int:
             augment=augment if args.augment else None,
             callbacks=callbacks,
             communicator=comm,
-            lr_schedule=SCHEDULES[args.schedule](args.lr, args.epochs, args.warmup_epochs),
+            lr_schedule=schedule(args.schedule, args.lr, args.epochs, args.warmup_epochs),
             loss=SoftmaxCrossEntropy(label_smoothing=args.label_smoothing),
         )
     with optimizer.averaged_weights():  # the weights the checkpoint holds

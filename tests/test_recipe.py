@@ -16,6 +16,7 @@ from minicnn.callbacks import ModelCheckpoint
 from minicnn.layers import Dense, Flatten
 from minicnn.losses import log_softmax, softmax
 from minicnn.optim import SGD, Adam
+from minicnn.recipes import RECIPES, SCHEDULES, schedule
 from minicnn.tta import flip, log_mean_softmax, shift, views
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
@@ -195,6 +196,22 @@ def test_a_recipe_fixes_the_settings_and_explicit_options_override_it():
         "cosine",
     )
     assert (default.label_smoothing, default.ema, default.tta) == (0.0, 0.0, "none")
+
+
+def test_every_setting_of_a_recipe_is_an_option_of_the_script():
+    options = vars(train_cifar.parse_args([]))
+    for name, settings in RECIPES.items():
+        assert set(settings) <= set(options), f"{name}: {set(settings) - set(options)} are not options"
+        assert settings["schedule"] in SCHEDULES
+    assert train_cifar.RECIPES is RECIPES  # the script's old names still work
+
+
+def test_schedule_by_name_and_an_unknown_name_lists_the_known_ones():
+    linear = schedule("linear", 3e-3, 10, 0.5)
+    assert linear(0.5) == pytest.approx(3e-3) and linear(10) == 0.0
+    assert schedule("cosine", 2e-3, 30, 1.0)(30) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match=r"expected one of \['cosine', 'linear', 'one-cycle'\], got 'step'"):
+        schedule("step", 1e-3, 10, 0.0)
 
 
 @pytest.mark.slow
