@@ -4,7 +4,7 @@
     python examples/train_cifar.py --train-limit 10000 --epochs 3 --out runs/quick   # a first try
     python examples/train_cifar.py --backend cupy          # on a GPU
     python examples/train_cifar.py --backend numpy         # on the CPU
-    python examples/train_cifar.py --recipe fast           # 10 epochs, label smoothing, whitening, flip TTA
+    python examples/train_cifar.py --recipe fast           # 10 epochs: smoothing, whitening, 2-pixel crops, flip TTA
     python examples/train_cifar.py --resume                # continue an interrupted run
     mpiexec -n 2 python examples/train_cifar.py --distributed   # data-parallel over 2 processes
 
@@ -35,8 +35,8 @@ from minicnn.datasets import (
     OFFICIAL_URL,
     DatasetError,
     SplitLeavesNoTraining,
-    augment,
     cifar10_splits,
+    crop_flip,
 )
 from minicnn.datasets.cifar10 import ARCHIVE_NAME
 from minicnn.distributed import abort_on_error
@@ -64,10 +64,18 @@ RUN_KEYS = (
     "ema",
     "ema_start_epoch",
     "whiten_init",
+    "crop_padding",
 )
 DEFAULT_EPOCHS = 30
 # What checkpoints written before a setting existed were trained with (so they still resume).
-LEGACY_CONFIG = {"schedule": "cosine", "label_smoothing": 0.0, "ema": 0.0, "ema_start_epoch": 0.0, "whiten_init": False}
+LEGACY_CONFIG = {
+    "schedule": "cosine",
+    "label_smoothing": 0.0,
+    "ema": 0.0,
+    "ema_start_epoch": 0.0,
+    "whiten_init": False,
+    "crop_padding": 4,
+}
 
 # RECIPES (minicnn.recipes) fixes every setting a recipe names; an option given on the command line
 # overrides its value. SCHEDULES: the --schedule names.
@@ -129,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         help="a named set of the settings below (epochs, batch, schedule, tricks); options given override it. "
         "default: 30 epochs, batch 64, Adam 2e-3, cosine; fast: 10 epochs, batch 128, Adam 3e-3, linear decay, "
-        "label smoothing 0.2, whitened first-layer filters, flip TTA (default: default)",
+        "label smoothing 0.2, whitened first-layer filters, 2-pixel crops, flip TTA (default: default)",
     )
     add(
         "--epochs",
@@ -208,7 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--augment",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="random crop after 4-pixel padding + horizontal flip (default: on)",
+        help="random crop after --crop-padding pixels of zero padding + horizontal flip (default: on)",
+    )
+    add(
+        "--crop-padding",
+        metavar="N",
+        type=whole_number(0),
+        default=None,
+        help="pixels of padding the random crop moves an image by at most (default: 4; --recipe fast: 2)",
     )
     add(
         "--val-split",
@@ -356,7 +371,8 @@ def plan_resume(args, say=print) -> int:
     if args.val_split is None and "val_split" in config:
         args.val_split = config["val_split"]
     with settings_as_flags():
-        ModelCheckpoint.check_settings(config, {k: getattr(args, k) for k in RUN_KEYS})
+        # a checkpoint from before a setting existed was trained with its LEGACY_CONFIG value
+        ModelCheckpoint.check_settings({**LEGACY_CONFIG, **config}, {k: getattr(args, k) for k in RUN_KEYS})
     done, planned = int(saved.get("epoch", 0)), config.get("epochs")
     if planned is None:  # a checkpoint from before the total was recorded
         if args.epochs is None:
@@ -531,7 +547,7 @@ def train(args, comm) -> int:
             verbose=args.verbose,
             initial_epoch=initial_epoch,
             seed=args.seed,
-            augment=augment if args.augment else None,
+            augment=crop_flip(args.crop_padding) if args.augment else None,
             callbacks=callbacks,
             communicator=comm,
             lr_schedule=schedule(args.schedule, args.lr, args.epochs, args.warmup_epochs),

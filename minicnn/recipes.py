@@ -28,9 +28,11 @@ RECIPES: dict[str, dict] = {
         ema=0.0,
         tta="none",
         whiten_init=False,
+        crop_padding=4,
     ),
-    # 10 epochs: batch 128 (minicnn's speed is flat in it), Adam 3e-3, linear decay to 0,
-    # label smoothing 0.2, whitened first-layer filters, and the flip view averaged at test time.
+    # 10 epochs: batch 128 (minicnn's speed is flat in it), Adam 3e-3, linear decay to 0, label
+    # smoothing 0.2, whitened first-layer filters, crops moved by at most 2 pixels (a short run
+    # learns more from images moved less), and the flip view averaged at test time.
     "fast": dict(
         epochs=10,
         batch_size=128,
@@ -41,6 +43,7 @@ RECIPES: dict[str, dict] = {
         ema=0.0,
         tta="flip",
         whiten_init=True,
+        crop_padding=2,
     ),
 }
 

@@ -14,7 +14,15 @@ from conftest import mutated
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minicnn.datasets import DatasetError, augment, channel_stats, load_cifar10, minibatches, standardize
+from minicnn.datasets import (
+    DatasetError,
+    augment,
+    channel_stats,
+    crop_flip,
+    load_cifar10,
+    minibatches,
+    standardize,
+)
 from minicnn.datasets.cifar10 import extract_tar_safely, read_batch, safe_unpickle, write_batch
 
 
@@ -329,6 +337,20 @@ def test_augment_crops_and_flips_each_image():
             for f in (1, -1)
         )
         assert found
+
+
+def test_crop_flip_draws_what_augment_draws_with_its_padding_and_refuses_a_bad_one():
+    x = np.random.default_rng(0).standard_normal((32, 8, 8, 2)).astype(np.float32)
+    for padding in (0, 2, 4):
+        fn = crop_flip(padding)
+        got = fn(x, np.random.default_rng(5))
+        np.testing.assert_array_equal(got, augment(x, np.random.default_rng(5), pad=padding))
+        assert fn.accepts_device_arrays and fn.padding == padding  # fit may hand it device batches
+    moved_by_two = crop_flip(2)(x, np.random.default_rng(5))
+    assert not np.array_equal(moved_by_two, crop_flip(4)(x, np.random.default_rng(5)))
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match=f"padding must be a whole number of pixels >= 0, got {bad!r}"):
+            crop_flip(bad)
 
 
 def test_minibatches_cover_every_example_once():

@@ -4,6 +4,7 @@ without being asked."""
 
 import csv
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from cifar_fixture import run_train, script_args
 
 import minicnn
+from minicnn.checkpoint import read_checkpoint, write_checkpoint
 from minicnn.schedules import warmup_cosine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,10 +231,26 @@ def test_whiten_init_and_init_from_are_refused_together(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_whiten_init_is_recorded_in_the_run_and_a_resume_keeps_it(cifar_dir, tmp_path):
+def test_whiten_init_and_crop_padding_are_recorded_in_the_run_and_a_resume_keeps_them(cifar_dir, tmp_path):
     out = tmp_path / "out"
-    first = run(common(cifar_dir, out, "--epochs", "2", "--whiten-init", "--train-limit", "40"))
+    first = run(common(cifar_dir, out, "--epochs", "2", "--whiten-init", "--crop-padding", "3", "--train-limit", "40"))
     assert first.returncode == 0, first.stderr
-    assert minicnn.load_model(out / "model.npz")[1]["config"]["whiten_init"] is True
-    changed = run(common(cifar_dir, out, "--resume", "--no-whiten-init", "--train-limit", "40"))
+    config = minicnn.load_model(out / "model.npz")[1]["config"]
+    assert config["whiten_init"] is True and config["crop_padding"] == 3
+    changed = run(common(cifar_dir, out, "--resume", "--no-whiten-init", "--crop-padding", "3", "--train-limit", "40"))
     assert changed.returncode != 0 and "whiten" in changed.stderr, changed.stderr
+    changed = run(common(cifar_dir, out, "--resume", "--whiten-init", "--train-limit", "40"))  # the default 4
+    assert changed.returncode == 2 and "--crop-padding 3 vs 4" in changed.stderr, changed.stderr
+
+
+def test_a_checkpoint_from_before_crop_padding_resumes_with_the_4_pixels_it_was_trained_with(cifar_dir, tmp_path):
+    out = tmp_path / "out"
+    first = run(common(cifar_dir, out, "--epochs", "2", "--train-limit", "40"))
+    assert first.returncode == 0, first.stderr
+    meta, arrays = read_checkpoint(out / "model.npz")
+    del meta["extra"]["config"]["crop_padding"]  # as a checkpoint written before the option existed
+    write_checkpoint(out / "model.npz", {**arrays, "__meta__": np.array(json.dumps(meta))})
+    resumed = run(common(cifar_dir, out, "--resume", "--epochs", "2", "--train-limit", "40"))
+    assert resumed.returncode == 0, resumed.stderr
+    refused = run(common(cifar_dir, out, "--resume", "--crop-padding", "2", "--train-limit", "40"))
+    assert refused.returncode == 2 and "--crop-padding 4 vs 2" in refused.stderr, refused.stderr

@@ -185,8 +185,10 @@ def test_a_recipe_fixes_the_settings_and_explicit_options_override_it():
         0.2,
         "flip",
     )
+    assert (fast.whiten_init, fast.crop_padding) == (True, 2)
     mixed = train_cifar.parse_args(["--recipe", "fast", "--epochs", "4", "--label-smoothing", "0", "--tta", "none"])
     assert (mixed.epochs, mixed.label_smoothing, mixed.tta, mixed.batch_size) == (4, 0.0, "none", 128)
+    assert train_cifar.parse_args(["--recipe", "fast", "--crop-padding", "4"]).crop_padding == 4
     default = train_cifar.parse_args([])
     assert (default.recipe, default.epochs, default.batch_size, default.lr, default.schedule) == (
         "default",
@@ -195,7 +197,7 @@ def test_a_recipe_fixes_the_settings_and_explicit_options_override_it():
         2e-3,
         "cosine",
     )
-    assert (default.label_smoothing, default.ema, default.tta) == (0.0, 0.0, "none")
+    assert (default.label_smoothing, default.ema, default.tta, default.crop_padding) == (0.0, 0.0, "none", 4)
 
 
 def test_every_setting_of_a_recipe_is_an_option_of_the_script():
@@ -229,6 +231,7 @@ def test_fast_recipe_with_ema_records_both_test_figures_and_resumes_exactly(cifa
     assert 0 <= metrics["test_accuracy_single_view"] <= 1
     assert metrics["train_images_processed"] == 3 * metrics["train_images"]
     assert metrics["config"]["label_smoothing"] == 0.2 and metrics["config"]["ema"] == 0.9
+    assert metrics["config"]["crop_padding"] == 2 and metrics["config"]["whiten_init"]
     returncode, err = start_and_signal_in_epoch_2(args(split, 3), split, signal.SIGTERM)
     assert returncode == 143, err
     resumed = run_train(args(split, 3) + ["--resume"])

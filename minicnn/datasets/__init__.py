@@ -2,7 +2,7 @@
 
 from ..training import minibatches  # the iterator fit uses, re-exported for scripts
 from .cifar10 import CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, DatasetError, default_data_dir, load_cifar10
-from .preprocessing import augment, channel_stats, standardize
+from .preprocessing import augment, channel_stats, crop_flip, standardize
 from .splits import SplitLeavesNoTraining, cifar10_splits
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "DatasetError",
     "default_data_dir",
     "augment",
+    "crop_flip",
     "channel_stats",
     "minibatches",
     "standardize",
