@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,3 +96,24 @@ def test_compare_torch():
     assert "torch fwd" in out and "minicnn/PyTorch" in out
     memory = out.split("== Peak memory")[1]
     assert "minicnn" in memory and "PyTorch" in memory and "failed" not in memory
+
+
+def test_the_conv_forward_variants_agree_with_im2col_in_float64():
+    spec = importlib.util.spec_from_file_location(
+        "conv_forward_variants", ROOT / "benchmarks" / "conv_forward_variants.py"
+    )
+    variants = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(variants)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 6, 3))
+    W = rng.standard_normal((3, 3, 3, 4))
+    fns = variants.variants(x, W, variants.work_arrays(2, 6, 3, 4, dtype=np.float64))
+    reference = fns["im2col"]().copy()
+    naive = np.zeros_like(reference)  # the definition: every output pixel, every kernel position
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    for a in range(3):
+        for b in range(3):
+            naive += padded[:, a : a + 6, b : b + 6] @ W[a, b]
+    np.testing.assert_allclose(reference, naive, rtol=1e-12, atol=1e-12)
+    for name in ("winograd", "shifted"):
+        np.testing.assert_allclose(fns[name](), naive, rtol=1e-10, atol=1e-10, err_msg=name)
