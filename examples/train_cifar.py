@@ -4,7 +4,7 @@
     python examples/train_cifar.py --train-limit 10000 --epochs 3 --out runs/quick   # a first try
     python examples/train_cifar.py --backend cupy          # on a GPU
     python examples/train_cifar.py --backend numpy         # on the CPU
-    python examples/train_cifar.py --recipe fast           # 10 epochs: smoothing, whitening, 2-pixel crops, flip TTA
+    python examples/train_cifar.py --recipe fast           # 10 epochs, lighter regularisation, whitening, flip TTA
     python examples/train_cifar.py --resume                # continue an interrupted run
     mpiexec -n 2 python examples/train_cifar.py --distributed   # data-parallel over 2 processes
 
@@ -65,6 +65,7 @@ RUN_KEYS = (
     "ema_start_epoch",
     "whiten_init",
     "crop_padding",
+    "dropout",
 )
 DEFAULT_EPOCHS = 30
 # What checkpoints written before a setting existed were trained with (so they still resume).
@@ -75,6 +76,7 @@ LEGACY_CONFIG = {
     "ema_start_epoch": 0.0,
     "whiten_init": False,
     "crop_padding": 4,
+    "dropout": [0.25, 0.25, 0.5],
 }
 
 # RECIPES (minicnn.recipes) fixes every setting a recipe names; an option given on the command line
@@ -114,6 +116,18 @@ def number(minimum: float, strict: bool = False):
     return parse
 
 
+def dropout_rates(text: str) -> list[float]:
+    """An argparse ``type``: the model's three dropout rates, ``R1,R2,R3``, each in [0, 1)."""
+    expected = "three rates in [0, 1) separated by commas, e.g. 0.25,0.25,0.5"
+    try:
+        rates = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected {expected}") from None
+    if len(rates) != 3 or not all(0 <= r < 1 for r in rates):
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected {expected}")
+    return rates
+
+
 def md5_or_none(text: str) -> str:
     """An argparse ``type``: 32 hexadecimal digits, or ``none``."""
     if text.lower() == "none" or (len(text) == 32 and all(c in "0123456789abcdefABCDEF" for c in text)):
@@ -137,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         help="a named set of the settings below (epochs, batch, schedule, tricks); options given override it. "
         "default: 30 epochs, batch 64, Adam 2e-3, cosine; fast: 10 epochs, batch 128, Adam 3e-3, linear decay, "
-        "label smoothing 0.2, whitened first-layer filters, 2-pixel crops, flip TTA (default: default)",
+        "label smoothing 0.2, whitened first-layer filters, 2-pixel crops, halved dropout, flip TTA (default: default)",
     )
     add(
         "--epochs",
@@ -226,6 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="pixels of padding the random crop moves an image by at most (default: 4; --recipe fast: 2)",
     )
     add(
+        "--dropout",
+        metavar="R1,R2,R3",
+        type=dropout_rates,
+        default=None,
+        help="the rates of the model's three Dropout layers (after each block and after the dense layer; "
+        "the layers and parameters stay the same) (default: 0.25,0.25,0.5, the course's; --recipe fast: "
+        "0.125,0.125,0.25)",
+    )
+    add(
         "--val-split",
         metavar="N",
         type=whole_number(0),
@@ -309,9 +332,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     what is allowed); defaults that depend on other options filled in."""
     p = build_parser()
     args = p.parse_args(argv)
+    if args.dropout is not None and args.init_from:
+        p.error("--dropout sets the rates of the documented model; --init-from keeps the given model's: choose one")
     for key, value in RECIPES[args.recipe].items():
         if getattr(args, key) is None and not (key == "epochs" and args.resume):  # a resume: the run's own
             setattr(args, key, value)
+    args.dropout = None if args.init_from else list(args.dropout)  # JSON keeps a list: compared on resume
     if args.lr is None:
         args.lr = 2e-3 if args.optimizer == "adam" else 0.05
     if not 0 <= args.label_smoothing <= 1 or not 0 <= args.ema < 1 or args.ema_start_epoch < 0:
@@ -511,7 +537,10 @@ def train(args, comm) -> int:
     say(f"data: {len(x_train)} training, {held_out} validation{split_note}, {len(data['test'][0])} test images")
 
     # The recipe: the documented model, Adam (or Nesterov SGD), warm-up then the recipe's decay.
-    model = initial_model(args.init_from) if args.init_from else minicnn.models.cifar10_cnn(seed=args.seed)
+    if args.init_from:
+        model = initial_model(args.init_from)
+    else:
+        model = minicnn.models.cifar10_cnn(seed=args.seed, dropout=tuple(args.dropout))
     if args.whiten_init and not args.resume:  # a resumed run loads its weights instead
         init_first_conv_whitened(model, x_train)
     steps_per_epoch = -(-len(x_train) // args.batch_size)

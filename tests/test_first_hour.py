@@ -14,6 +14,7 @@ from cifar_fixture import run_train, script_args
 
 import minicnn
 from minicnn.checkpoint import read_checkpoint, write_checkpoint
+from minicnn.layers import Dropout
 from minicnn.schedules import warmup_cosine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,12 +244,31 @@ def test_whiten_init_and_crop_padding_are_recorded_in_the_run_and_a_resume_keeps
     assert changed.returncode == 2 and "--crop-padding 3 vs 4" in changed.stderr, changed.stderr
 
 
-def test_a_checkpoint_from_before_crop_padding_resumes_with_the_4_pixels_it_was_trained_with(cifar_dir, tmp_path):
+def test_dropout_rates_are_checked_recorded_and_kept_on_resume(cifar_dir, tmp_path):
+    for bad in ("0.5,0.5", "0.2,0.2,1", "a,b,c"):
+        result = run(["--dropout", bad, "--out", str(tmp_path / "refused")])
+        assert result.returncode == 2 and f"got '{bad}', expected three rates in [0, 1)" in result.stderr
+    model = tmp_path / "given.npz"
+    minicnn.models.cifar10_cnn(seed=0).save(model)
+    result = run(["--dropout", "0.1,0.1,0.1", "--init-from", str(model), "--out", str(tmp_path / "refused")])
+    assert result.returncode == 2 and "--init-from keeps the given model's: choose one" in result.stderr
+    out = tmp_path / "out"
+    first = run(common(cifar_dir, out, "--epochs", "2", "--dropout", "0.1,0.2,0.3", "--train-limit", "40"))
+    assert first.returncode == 0, first.stderr
+    trained, extra = minicnn.load_model(out / "model.npz")[:2]
+    assert [layer.rate for layer in trained.layers if isinstance(layer, Dropout)] == [0.1, 0.2, 0.3]
+    assert extra["config"]["dropout"] == [0.1, 0.2, 0.3]
+    changed = run(common(cifar_dir, out, "--resume", "--train-limit", "40"))  # the default rates
+    assert changed.returncode == 2 and "--dropout [0.1, 0.2, 0.3] vs [0.25, 0.25, 0.5]" in changed.stderr
+
+
+def test_a_checkpoint_from_before_crop_padding_and_dropout_resumes_with_what_it_was_trained_with(cifar_dir, tmp_path):
     out = tmp_path / "out"
     first = run(common(cifar_dir, out, "--epochs", "2", "--train-limit", "40"))
     assert first.returncode == 0, first.stderr
     meta, arrays = read_checkpoint(out / "model.npz")
-    del meta["extra"]["config"]["crop_padding"]  # as a checkpoint written before the option existed
+    for key in ("crop_padding", "dropout"):  # as a checkpoint written before the options existed
+        del meta["extra"]["config"][key]
     write_checkpoint(out / "model.npz", {**arrays, "__meta__": np.array(json.dumps(meta))})
     resumed = run(common(cifar_dir, out, "--resume", "--epochs", "2", "--train-limit", "40"))
     assert resumed.returncode == 0, resumed.stderr

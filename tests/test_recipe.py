@@ -185,7 +185,7 @@ def test_a_recipe_fixes_the_settings_and_explicit_options_override_it():
         0.2,
         "flip",
     )
-    assert (fast.whiten_init, fast.crop_padding) == (True, 2)
+    assert (fast.whiten_init, fast.crop_padding, fast.dropout) == (True, 2, [0.125, 0.125, 0.25])
     mixed = train_cifar.parse_args(["--recipe", "fast", "--epochs", "4", "--label-smoothing", "0", "--tta", "none"])
     assert (mixed.epochs, mixed.label_smoothing, mixed.tta, mixed.batch_size) == (4, 0.0, "none", 128)
     assert train_cifar.parse_args(["--recipe", "fast", "--crop-padding", "4"]).crop_padding == 4
@@ -198,6 +198,7 @@ def test_a_recipe_fixes_the_settings_and_explicit_options_override_it():
         "cosine",
     )
     assert (default.label_smoothing, default.ema, default.tta, default.crop_padding) == (0.0, 0.0, "none", 4)
+    assert default.dropout == [0.25, 0.25, 0.5]  # the course's
 
 
 def test_every_setting_of_a_recipe_is_an_option_of_the_script():
