@@ -44,7 +44,7 @@ from minicnn.interrupts import exit_code, signal_name, signals_as_interrupts
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.optim import SGD, Adam
 from minicnn.outputs import OutputError, check_writable, new_folders, remove_empty, write_text
-from minicnn.recipes import RECIPES, SCHEDULES, schedule
+from minicnn.recipes import RECIPES, SCHEDULES, schedule  # --recipe's settings (an option given overrides one)
 from minicnn.whitening import init_first_conv_whitened
 
 # The settings that a resumed run must share with the run it continues.
@@ -78,9 +78,6 @@ LEGACY_CONFIG = {
     "crop_padding": 4,
     "dropout": [0.25, 0.25, 0.5],
 }
-
-# RECIPES (minicnn.recipes) fixes every setting a recipe names; an option given on the command line
-# overrides its value. SCHEDULES: the --schedule names.
 
 
 # -- the command line: every option with its default; every check of a value in this section -------
