@@ -394,8 +394,7 @@ def plan_resume(args, say=print) -> int:
     if args.val_split is None and "val_split" in config:
         args.val_split = config["val_split"]
     with settings_as_flags():
-        # a checkpoint from before a setting existed was trained with its LEGACY_CONFIG value
-        ModelCheckpoint.check_settings({**LEGACY_CONFIG, **config}, {k: getattr(args, k) for k in RUN_KEYS})
+        ModelCheckpoint.check_settings(config, {k: getattr(args, k) for k in RUN_KEYS}, LEGACY_CONFIG)
     done, planned = int(saved.get("epoch", 0)), config.get("epochs")
     if planned is None:  # a checkpoint from before the total was recorded
         if args.epochs is None:

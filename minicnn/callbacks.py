@@ -117,13 +117,15 @@ class ModelCheckpoint(Callback):
         if not path.is_file():
             raise ValueError(f"cannot resume: {path} does not exist")
         extra = model.load_weights(path, optimizer=optimizer)
-        ModelCheckpoint.check_settings({**(defaults or {}), **extra.get("config", {})}, config)
+        ModelCheckpoint.check_settings(extra.get("config", {}), config, defaults)
         return int(extra["epoch"])
 
     @staticmethod
-    def check_settings(saved: dict, config: dict) -> None:
+    def check_settings(saved: dict, config: dict, defaults: dict | None = None) -> None:
         """Raise ValueError naming every setting in ``config`` that differs from ``saved`` (the
-        ``config`` of a checkpoint's ``extra``): a resumed run must share them with its run."""
+        ``config`` of a checkpoint's ``extra``): a resumed run must share them with its run.
+        ``defaults`` stands in for settings that a checkpoint older than them lacks."""
+        saved = {**(defaults or {}), **saved}
         changed = {k: (saved.get(k), v) for k, v in config.items() if saved.get(k) != v}
         if changed:
             raise SettingsChanged(changed)
