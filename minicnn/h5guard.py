@@ -32,6 +32,8 @@ from .h5guard_helper import recv, send
 
 READ_SECONDS = 5.0  # for any file; a good Keras file is read in milliseconds
 BYTES_PER_SECOND = 20e6  # more time for big files: a slow disk reads at least this fast
+EXPANSION = 16  # the arrays may hold at most this many times the file's bytes (plus 64 MiB): compressed
+# datasets can claim any size, and a Keras file's weights hardly compress
 STARTUP_SECONDS = 120.0  # starting Python and importing h5py, on a busy machine
 
 
@@ -99,7 +101,8 @@ def read_hdf5(source: str | os.PathLike | bytes, skip: tuple[str, ...] = ()) -> 
             raise FileNotFoundError(f"no such file: {path}")
     size = len(payload) if path is None else os.path.getsize(path)
     limit = READ_SECONDS + size / BYTES_PER_SECOND
-    request = {"path": path, "skip": list(skip), "alarm": int(limit) + 30}
+    budget = EXPANSION * size + 64 * 2**20
+    request = {"path": path, "skip": list(skip), "alarm": int(limit) + 30, "max_bytes": budget}
     with _lock:
         kind, data = _helper().ask(json.dumps(request).encode(), payload, limit)
     if kind == b"E":

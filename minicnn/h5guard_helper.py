@@ -38,7 +38,7 @@ def serve() -> None:
             signal.alarm(request["alarm"])
         try:
             source = request["path"] if request["path"] is not None else io.BytesIO(payload[1])
-            kind, parts = b"T", _snapshot(h5py, source, set(request["skip"]))
+            kind, parts = b"T", _snapshot(h5py, source, set(request["skip"]), request.get("max_bytes"))
         except Exception as exc:  # every failure of a damaged file goes back as a message
             kind, parts = b"E", [f"{type(exc).__name__}: {exc}".encode("utf8", "replace")]
         if hasattr(signal, "alarm"):
@@ -46,14 +46,23 @@ def serve() -> None:
         send(stdout, kind, *parts)
 
 
-def _snapshot(h5py, source, skip: set) -> list:
+def _snapshot(h5py, source, skip: set, max_bytes: int | None = None) -> list:
     """Every group's attributes and every dataset of the file, as the parts of a reply: an index
     (JSON: the nodes, each array's dtype, shape and offset), then the arrays' bytes, 64-byte aligned.
 
-    Only hard links are followed: a soft or external link (another file) is left out.
+    Only hard links are followed: a soft or external link (another file) is left out. A dataset
+    is read only if the sizes declared so far stay within ``max_bytes`` (a compressed dataset can
+    claim gigabytes in a small file).
     """
     arrays: list[np.ndarray] = []
     nodes: list[dict] = []
+    declared = 0
+
+    def within_budget(dataset, path: str) -> None:
+        nonlocal declared
+        declared += int(dataset.size or 0) * int(dataset.dtype.itemsize)
+        if max_bytes is not None and declared > max_bytes:
+            raise ValueError(f"dataset {path!r}: the datasets so far declare {declared} bytes, over {max_bytes}")
 
     def keep(value) -> int:
         array = _plain(value)
@@ -71,6 +80,7 @@ def _snapshot(h5py, source, skip: set) -> list:
             if isinstance(member, h5py.Group):
                 walk(member, member_path, depth + 1)
             elif isinstance(member, h5py.Dataset):
+                within_budget(member, member_path)
                 nodes.append({"path": member_path, "kind": "dataset", "data": keep(member[()])})
 
     with h5py.File(source, "r") as f:

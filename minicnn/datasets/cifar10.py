@@ -145,7 +145,7 @@ def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD
         verify_md5(archive, md5)
     if mine:
         print(f"{own} is damaged ({mine[0][1]}); extracting it again from {archive}", file=sys.stderr)
-    extract_tar_safely(archive, data_dir)
+    extract_tar_safely(archive, data_dir, refresh=(FOLDER_NAME,) if mine else ())  # only a damaged own folder
     if _missing(own) != []:
         raise DatasetError(f"{archive}: extracted, but it holds no {FOLDER_NAME}/{TEST_FILE} and data batches")
     return _read_folder(own)
