@@ -43,7 +43,7 @@ from minicnn.distributed import abort_on_error
 from minicnn.interrupts import exit_code, signal_name, signals_as_interrupts
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.optim import SGD, Adam
-from minicnn.outputs import OutputError, check_writable, new_folders, remove_empty, write_text
+from minicnn.outputs import OutputError, check_writable, new_folders, remove_empty, run_files, write_text
 from minicnn.recipes import RECIPES, SCHEDULES, schedule  # --recipe's settings (an option given overrides one)
 from minicnn.whitening import init_first_conv_whitened
 
@@ -290,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--resume", action="store_true", help="continue the run in --out from its model.npz (default: off)")
     add(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in an --out that holds a run, replacing its files (default: off: such an --out is "
+        "refused, so that no run is lost by a repeated command)",
+    )
+    add(
         "--extend",
         action="store_true",
         help="with --resume: train to a new --epochs total, the schedule recomputed for it from the "
@@ -345,6 +351,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--extend goes with --resume (it lengthens the run being resumed)")
     if args.extend and args.epochs is None:
         p.error("--extend needs --epochs N, the new total")
+    if args.resume and args.overwrite:
+        p.error("--resume continues the run in --out, --overwrite replaces it: choose one")
+    held = run_files(args.out)
+    if held and not (args.resume or args.overwrite):
+        p.error(
+            f"--out {args.out} already holds a run ({', '.join(held)}): add --resume to continue it, "
+            f"--overwrite to replace it, or give another --out"
+        )
     if not args.resume and args.epochs is None:
         args.epochs = DEFAULT_EPOCHS
     named = args.data_dir or os.environ.get("MINICNN_DATA")
@@ -389,13 +403,12 @@ def plan_resume(args, say=print) -> int:
             f"--resume: there is no run to continue in --out {args.out} ({checkpoint} does not exist); "
             "leave out --resume to start one, or give the --out of the run to continue"
         )
-    saved = read_checkpoint(checkpoint)[0]["extra"]
-    config = saved.get("config", {})
+    done, config = ModelCheckpoint.run_state(read_checkpoint(checkpoint)[0]["extra"], checkpoint)
     if args.val_split is None and "val_split" in config:
         args.val_split = config["val_split"]
     with settings_as_flags():
         ModelCheckpoint.check_settings(config, {k: getattr(args, k) for k in RUN_KEYS}, LEGACY_CONFIG)
-    done, planned = int(saved.get("epoch", 0)), config.get("epochs")
+    planned = config.get("epochs")
     if planned is None:  # a checkpoint from before the total was recorded
         if args.epochs is None:
             raise ValueError(

@@ -10,7 +10,7 @@ import contextlib
 import csv
 from pathlib import Path
 
-from .checkpoint import CheckpointError, read_checkpoint
+from .checkpoint import CheckpointError, load_weights, read_checkpoint
 from .outputs import write_atomic
 
 
@@ -116,9 +116,22 @@ class ModelCheckpoint(Callback):
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"cannot resume: {path} does not exist")
-        extra = model.load_weights(path, optimizer=optimizer)
-        ModelCheckpoint.check_settings(extra.get("config", {}), config, defaults)
-        return int(extra["epoch"])
+        contents = read_checkpoint(path)
+        epoch, saved = ModelCheckpoint.run_state(contents[0]["extra"], path)
+        ModelCheckpoint.check_settings(saved, config, defaults)  # before anything is loaded
+        load_weights(model, path, optimizer=optimizer, contents=contents)
+        return epoch
+
+    @staticmethod
+    def run_state(extra: dict, path) -> tuple[int, dict]:
+        """``(epochs completed, the run's settings)`` from a checkpoint's ``extra``, type-checked:
+        CheckpointError naming the file and the field otherwise."""
+        epoch, config = extra.get("epoch", 0), extra.get("config", {})
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise CheckpointError(f"{path}: extra field 'epoch' must be an int >= 0, got {str(epoch)[:60]}")
+        if not isinstance(config, dict):
+            raise CheckpointError(f"{path}: extra field 'config' must be an object, got {str(config)[:60]}")
+        return epoch, config
 
     @staticmethod
     def check_settings(saved: dict, config: dict, defaults: dict | None = None) -> None:
@@ -143,6 +156,6 @@ class ModelCheckpoint(Callback):
     def completed_epochs(path) -> int:
         """Epochs held by the checkpoint at ``path``; 0 when there is none or it is unreadable."""
         try:
-            return int(read_checkpoint(path)[0]["extra"].get("epoch", 0))
-        except (CheckpointError, KeyError, TypeError, ValueError):
+            return ModelCheckpoint.run_state(read_checkpoint(path)[0]["extra"], path)[0]
+        except CheckpointError:
             return 0

@@ -11,7 +11,11 @@ Layout (every entry a plain array; nothing pickled, so loading never runs code):
 
 from __future__ import annotations
 
+import ast
 import json
+import math
+import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -39,18 +43,123 @@ def write_checkpoint(path, arrays: dict) -> None:
     outputs.write_atomic(path, lambda f: np.savez(f, **arrays))
 
 
+MAX_EXPANSION = 16  # the arrays may declare at most this many times the file's bytes, plus 64 MiB
+MAX_MEMBERS = 100_000
+_NPY_MAGIC = b"\x93NUMPY"
+_NPY_DESCR = re.compile(r"[<>|=]?(?:[fiu][1248]|b1|U[0-9]{1,9})")  # numbers and text: never objects or records
+_PREFIXES = ("layers/", "optimizer/", "extra/")
+
+
+def _npy_header(f, name: str) -> tuple[int, int]:
+    """Parse one ``.npy`` member's header in Python: ``(header bytes, data bytes it declares)``."""
+    head = f.read(8)
+    if len(head) < 8 or not head.startswith(_NPY_MAGIC) or head[6] not in (1, 2, 3):
+        raise CheckpointError(f"member {name!r} is not a .npy array")
+    width = 2 if head[6] == 1 else 4
+    length = int.from_bytes(f.read(width), "little")
+    if length > 65536:
+        raise CheckpointError(f"member {name!r} has a .npy header of {length} bytes")
+    text = f.read(length)
+    try:
+        header = ast.literal_eval(text.decode("latin1" if head[6] < 3 else "utf8"))
+    except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError, UnicodeDecodeError):
+        header = None
+    if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
+        raise CheckpointError(f"member {name!r} has a malformed .npy header")
+    descr, shape = header["descr"], header["shape"]
+    if not isinstance(descr, str) or not _NPY_DESCR.fullmatch(descr):
+        raise CheckpointError(f"member {name!r} has dtype {str(descr)[:60]}: only numbers and text are read")
+    if not (isinstance(shape, tuple) and len(shape) <= 8 and all(type(d) is int and d >= 0 for d in shape)):
+        raise CheckpointError(f"member {name!r} has shape {str(shape)[:60]}, not a tuple of sizes")
+    if not isinstance(header["fortran_order"], bool):
+        raise CheckpointError(f"member {name!r} has a malformed .npy header (fortran_order)")
+    kind_size = int(descr.lstrip("<>|=")[1:])
+    itemsize = 4 * kind_size if "U" in descr else kind_size
+    return 8 + width + length, math.prod(shape) * itemsize
+
+
+def check_npz(path: Path) -> None:
+    """Check a checkpoint's zip and every array's header in Python before NumPy reads anything:
+    only ``.npy`` members, numbers or text (never objects or records), and sizes that add up to
+    what each member holds and, together, to what the file can hold (no decompression bomb)."""
+    budget = MAX_EXPANSION * path.stat().st_size + 64 * 2**20
+    declared = 0
+    with zipfile.ZipFile(path) as z:
+        infos = z.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise CheckpointError(f"{len(infos)} members, more than {MAX_MEMBERS}")
+        for info in infos:
+            name = info.filename
+            if not name.endswith(".npy") or (name != "__meta__.npy" and not name.startswith(_PREFIXES)):
+                raise CheckpointError(f"unexpected member {name!r}")
+            declared += info.file_size
+            if declared > budget:
+                raise CheckpointError(f"its members declare more than {budget} bytes (at {name!r})")
+            with z.open(info) as f:
+                header, data = _npy_header(f, name)
+            if header + data != info.file_size:
+                raise CheckpointError(f"member {name!r} declares {data} bytes of data in {info.file_size} bytes")
+
+
+def _short(value) -> str:
+    text = json.dumps(value) if isinstance(value, (dict, list, str, int, float, bool, type(None))) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_meta(meta, path) -> None:
+    """Type-check every field of a checkpoint's ``__meta__``, naming the first wrong one."""
+
+    def need(ok: bool, field: str, want: str, got) -> None:
+        if not ok:
+            raise CheckpointError(f"{path}: __meta__ field {field} must be {want}, got {_short(got)}")
+
+    def is_int(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    need(isinstance(meta.get("minicnn_version"), str), "minicnn_version", "a string", meta.get("minicnn_version"))
+    model = meta.get("model")
+    need(isinstance(model, dict), "model", "an object", model)
+    shape = model.get("input_shape")
+    need(
+        isinstance(shape, list) and 1 <= len(shape) <= 4 and all(is_int(d) and d > 0 for d in shape),
+        "model.input_shape",
+        "a list of 1 to 4 positive ints",
+        shape,
+    )
+    need(model.get("dtype") in ("float32", "float64"), "model.dtype", '"float32" or "float64"', model.get("dtype"))
+    layers = model.get("layers")
+    need(isinstance(layers, list) and len(layers) > 0, "model.layers", "a non-empty list", layers)
+    for i, spec in enumerate(layers):
+        field = f"model.layers[{i}]"
+        need(isinstance(spec, dict) and set(spec) == {"class", "config"}, field, 'an object {"class", "config"}', spec)
+        need(isinstance(spec["class"], str), f"{field}.class", "a string", spec["class"])
+        config = spec["config"]
+        need(isinstance(config, dict), f"{field}.config", "an object", config)
+        need(config.get("name") is None or isinstance(config["name"], str), f"{field}.config.name", "a string", config)
+    need(isinstance(meta.get("extra", {}), dict), "extra", "an object", meta.get("extra"))
+    optimizer = meta.get("optimizer", {})
+    need(isinstance(optimizer, dict), "optimizer", "an object", optimizer)
+    for key, value in optimizer.items():
+        scalar = value is None or isinstance(value, (str, int, float, bool))
+        need(scalar, f"optimizer.{key}", "a number, a string, true/false or null", value)
+
+
 def read_checkpoint(path) -> tuple[dict, dict]:
     """Read a checkpoint fully into memory: ``(meta, arrays)``; raise CheckpointError if it is not one.
 
-    Everything is read (and every zip member's CRC checked) before anyone uses it, so a
-    truncated or corrupt file is refused as a whole.
+    The zip and every array header are checked in Python first (:func:`check_npz`), then
+    everything is read (and every member's CRC checked) before anyone uses it, so a truncated,
+    corrupt or crafted file is refused as a whole; ``__meta__`` is type-checked (:func:`check_meta`).
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
+        check_npz(path)
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: np.asarray(f[k]) for k in f.files}
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: not a minicnn checkpoint ({exc})") from None
     except Exception as exc:  # zip, npy-header and decompression errors all mean "corrupt"
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
     raw = arrays.pop("__meta__", None)
@@ -58,14 +167,35 @@ def read_checkpoint(path) -> tuple[dict, dict]:
         raise CheckpointError(f"{path}: not a minicnn checkpoint (no __meta__ entry)")
     try:
         meta = json.loads(str(raw))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise CheckpointError(f"{path}: corrupt __meta__ ({exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(
-            f"{path}: unknown checkpoint format {meta.get('format') if isinstance(meta, dict) else meta!r}, "
+            f"{path}: unknown checkpoint format {_short(meta.get('format') if isinstance(meta, dict) else meta)}, "
             f"expected {FORMAT!r}"
         )
+    check_meta(meta, path)
     return meta, arrays
+
+
+def check_parameters(model, arrays: dict, path) -> dict:
+    """Raise CheckpointError unless ``arrays`` holds exactly ``model``'s parameters, each with its
+    shape and dtype; return ``{key: the model's array}``. ``model`` may be a plan built under
+    :func:`minicnn.layers.base.shapes_only` (nothing allocated yet)."""
+    expected = {f"layers/{key}": layer.params[name] for key, layer, name in model.named_parameters()}
+    for key, param in expected.items():
+        if key not in arrays:
+            raise CheckpointError(f"{path}: missing {key} (the model has it, {param.dtype}{tuple(param.shape)})")
+        got = arrays[key]
+        if tuple(got.shape) != tuple(param.shape) or got.dtype != param.dtype:
+            raise CheckpointError(
+                f"{path}: {key} is {got.dtype}{tuple(got.shape)} in the checkpoint, "
+                f"{param.dtype}{tuple(param.shape)} in the model"
+            )
+    for key in arrays:
+        if key.startswith("layers/") and key not in expected:
+            raise CheckpointError(f"{path}: checkpoint has {key}, which the model lacks")
+    return expected
 
 
 def to_json_able(value):
@@ -109,27 +239,15 @@ def load_weights(model, path, optimizer=None, *, contents: tuple[dict, dict] | N
     (what :meth:`minicnn.Sequential.load_weights` does). ``contents``: ``(meta, arrays)`` already
     read by :func:`read_checkpoint`, so the file is not read twice."""
     meta, arrays = read_checkpoint(path) if contents is None else contents
-    layers_meta = meta.get("model", {}).get("layers", [])
+    layers_meta = meta["model"]["layers"]
     if len(layers_meta) != len(model.layers):
         raise CheckpointError(f"{path}: checkpoint has {len(layers_meta)} layers, the model has {len(model.layers)}")
     for i, (spec, layer) in enumerate(zip(layers_meta, model.layers)):
-        if spec.get("class") != type(layer).__name__:
+        if spec["class"] != type(layer).__name__:
             raise CheckpointError(
-                f"{path}: layer {i} is {spec.get('class')} in the checkpoint, {type(layer).__name__} in the model"
+                f"{path}: layer {i} is {spec['class']} in the checkpoint, {type(layer).__name__} in the model"
             )
-    expected = {f"layers/{key}": layer.params[name] for key, layer, name in model.named_parameters()}
-    for key, param in expected.items():
-        if key not in arrays:
-            raise CheckpointError(f"{path}: missing {key} (the model has it, {param.dtype}{tuple(param.shape)})")
-        got = arrays[key]
-        if tuple(got.shape) != tuple(param.shape) or got.dtype != param.dtype:
-            raise CheckpointError(
-                f"{path}: {key} is {got.dtype}{tuple(got.shape)} in the checkpoint, "
-                f"{param.dtype}{tuple(param.shape)} in the model"
-            )
-    for key in arrays:
-        if key.startswith("layers/") and key not in expected:
-            raise CheckpointError(f"{path}: checkpoint has {key}, which the model lacks")
+    expected = check_parameters(model, arrays, path)
     if optimizer is not None:
         if "optimizer" not in meta:
             raise CheckpointError(f"{path}: no optimizer state in this checkpoint")
@@ -145,6 +263,6 @@ def load_weights(model, path, optimizer=None, *, contents: tuple[dict, dict] | N
         param[...] = backend.asarray(arrays[key])
     if optimizer is not None:
         optimizer.load_state_dict(state)
-    extra = dict(meta.get("extra", {}))
+    extra = dict(meta.get("extra", {}))  # a dict: check_meta saw to it
     extra.update({k[len("extra/") :]: v for k, v in arrays.items() if k.startswith("extra/")})
     return extra

@@ -9,6 +9,7 @@ State (momenta, step count) is keyed by the parameter's checkpoint name
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,11 @@ from .averaging import WeightAveraging
 from .backend import get_array_module, get_backend, to_numpy
 
 Array = Any  # a NumPy or CuPy ndarray
+
+
+def _is_number(value) -> bool:
+    """A real number as JSON gives it back (bools included: they are settings too)."""
+    return isinstance(value, (int, float))
 
 
 class Optimizer(WeightAveraging):
@@ -96,6 +102,16 @@ class Optimizer(WeightAveraging):
         """Raise ValueError if ``state`` does not fit this optimizer and model; change nothing."""
         if state.get("class") != type(self).__name__:
             raise ValueError(f"optimizer state is for {state.get('class')!r}, not {type(self).__name__}")
+        # Every scalar as load_state_dict will read it, so that loading cannot fail half-way.
+        lr, iterations = state.get("lr"), state.get("iterations")
+        if not (_is_number(lr) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"optimizer state 'lr' must be a positive number, got {lr!r}")
+        if not (isinstance(iterations, int) and not isinstance(iterations, bool) and iterations >= 0):
+            raise ValueError(f"optimizer state 'iterations' must be an int >= 0, got {iterations!r}")
+        for name, now in {**self._hyper(), **self._averaging_hyper()}.items():
+            value = state.get(name, now)
+            if isinstance(now, bool) != isinstance(value, bool) or not _is_number(value) or not math.isfinite(value):
+                raise ValueError(f"optimizer state {name!r} must be {type(now).__name__} like {now!r}, got {value!r}")
         self._check_averaging_state(state)
         shapes = {
             key: (tuple(layer.params[name].shape), layer.params[name].dtype) for key, layer, name in self._params()

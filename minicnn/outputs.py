@@ -112,6 +112,14 @@ def check_writable(folder) -> Path:
     return folder
 
 
+RUN_FILES = ("model.npz", "history.csv")  # what a training run leaves in its folder
+
+
+def run_files(folder) -> list[str]:
+    """The files of a training run that ``folder`` already holds (``[]``: none, a fresh folder)."""
+    return [name for name in RUN_FILES if (Path(folder) / name).exists()]
+
+
 def new_folders(path) -> list[Path]:
     """The folders of ``path`` (itself included) that do not exist yet, deepest first: what a run
     that creates ``path`` would leave behind, for :func:`remove_empty` if it stops before writing."""

@@ -15,7 +15,7 @@ from . import training as _training  # (forward's `training` flag would hide the
 from .checkpoint import CheckpointError
 from .input_checks import check_images
 from .layers import LAYER_CLASSES, Dropout, Layer
-from .layers.base import snake_case
+from .layers.base import shapes_only, snake_case
 from .seeds import derive_seed
 from .training import TrainingDiverged  # noqa: F401  (re-exported: minicnn.TrainingDiverged)
 
@@ -197,10 +197,17 @@ class Sequential:
 
 def load_model(path) -> tuple[Sequential, dict]:
     """Rebuild a Sequential from a checkpoint's stored config and load its weights (one read of
-    the file). Returns ``(model, extra)``."""
+    the file). Returns ``(model, extra)``.
+
+    The config is first built as a plan without memory (:func:`~minicnn.layers.base.shapes_only`)
+    and its parameter shapes compared with the stored arrays: a config that asks for more than
+    the file holds is refused before anything is allocated."""
     meta, arrays = checkpoint.read_checkpoint(path)
     try:
-        model = Sequential.from_config(meta["model"])
-    except (KeyError, TypeError, ValueError) as exc:
+        with shapes_only():
+            plan = Sequential.from_config(meta["model"])
+    except (KeyError, TypeError, ValueError, OverflowError, MemoryError) as exc:
         raise CheckpointError(f"{path}: cannot rebuild the model from its stored config ({exc})") from None
+    checkpoint.check_parameters(plan, arrays, path)
+    model = Sequential.from_config(meta["model"])
     return model, checkpoint.load_weights(model, path, contents=(meta, arrays))

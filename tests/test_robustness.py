@@ -238,7 +238,7 @@ def test_missing_file_and_foreign_npz(tmp_path):
 def test_pickled_object_arrays_are_never_loaded(tmp_path):
     path = tmp_path / "evil.npz"
     np.savez(path, __meta__=np.array([{"format": "x"}], dtype=object))
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match=re.escape("has dtype |O: only numbers and text are read")):
         small_model().load_weights(path)
 
 

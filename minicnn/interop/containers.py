@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import zipfile
 import zlib
 
@@ -14,6 +15,8 @@ import numpy as np
 
 from ..h5guard import HDF5ReadError, read_hdf5
 from .format import KerasFormatError
+
+MAX_CONFIG_BYTES = 16 * 2**20  # a model's JSON: a few KB for a CNN
 
 
 def _read_zip(path, h5py):
@@ -26,6 +29,10 @@ def _read_zip(path, h5py):
             if "model.weights.h5" not in names:
                 sharded = " (sharded weights are not supported)" if "model.weights.json" in names else ""
                 raise KerasFormatError(f"the zip holds no model.weights.h5{sharded}")
+            budget = {"config.json": MAX_CONFIG_BYTES, "model.weights.h5": 16 * os.path.getsize(path) + 64 * 2**20}
+            for member, most in budget.items():  # declared sizes, before zipfile inflates anything
+                if z.getinfo(member).file_size > most:
+                    raise KerasFormatError(f"{member} declares {z.getinfo(member).file_size} bytes, over {most}")
             config_bytes = z.read("config.json")
             weights_bytes = z.read("model.weights.h5")
     except KerasFormatError:
@@ -104,7 +111,7 @@ def _string_list(values):
 def _parse_json(raw, what):
     try:
         config = json.loads(raw.decode("utf8") if isinstance(raw, bytes) else str(raw))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise KerasFormatError(f"{what} is not valid JSON ({exc})") from None
     if not isinstance(config, dict):
         raise KerasFormatError(f"{what} is not a JSON object")

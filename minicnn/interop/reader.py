@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import get_backend
+from ..layers.base import shapes_only
 from ..sequential import Sequential, load_model
 from .containers import _read_legacy_h5, _read_zip
 from .convert import _convert, _describe, _layer_name
@@ -71,12 +72,14 @@ def _build(config, weights, slots: bool) -> Sequential:
         layers.extend(made)
     if not layers:
         raise KerasFormatError("the model has no layers minicnn can run (an empty stack)")
-    try:
-        model = Sequential(layers, input_shape=input_shape, seed=0, name=name)
-    except ValueError as exc:
+    try:  # first as a plan without memory: a config asking for more than the file holds allocates nothing
+        with shapes_only():
+            Sequential(layers, input_shape=input_shape, seed=0, name=name)
+    except (ValueError, OverflowError, MemoryError) as exc:
         raise KerasFormatError(f"the stored layers do not fit together: {exc}") from None
     for entry, layer, arrays in loads:
         _check_shapes(entry, layer, arrays)
+    model = Sequential(layers, input_shape=input_shape, seed=0, name=name)
     backend = get_backend()
     for _entry, layer, arrays in loads:
         layer.params["W"][...] = backend.asarray(arrays[0].astype(np.float32))

@@ -40,6 +40,22 @@ def no_grad() -> Iterator[None]:
         _grad_enabled = previous
 
 
+_shapes_only = False
+
+
+@contextlib.contextmanager
+def shapes_only() -> Iterator[None]:
+    """Build layers without memory: each parameter is a read-only zero view of its shape
+    (``np.broadcast_to``, no bytes behind it) and no random number is drawn. For checking what
+    a stored configuration implies against a file's arrays before anything is allocated."""
+    global _shapes_only
+    previous, _shapes_only = _shapes_only, True
+    try:
+        yield
+    finally:
+        _shapes_only = previous
+
+
 def grad_enabled() -> bool:
     """False inside :func:`no_grad`: layers then keep no cache for backward."""
     return _grad_enabled
@@ -192,6 +208,8 @@ def glorot_uniform(shape, fan_in: int, fan_out: int, rng, dtype):
 
     Drawn on the host with NumPy, so a seed gives the same weights on every backend.
     """
+    if _shapes_only:
+        return np.broadcast_to(np.zeros((), dtype), shape)
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     w = rng.uniform(-limit, limit, size=shape).astype(dtype)
     return get_backend().asarray(w)
@@ -199,4 +217,6 @@ def glorot_uniform(shape, fan_in: int, fan_out: int, rng, dtype):
 
 def zeros(shape, dtype) -> Array:
     """A zero array on the current backend."""
+    if _shapes_only:
+        return np.broadcast_to(np.zeros((), dtype), shape)
     return get_backend().xp.zeros(shape, dtype=dtype)
