@@ -104,7 +104,7 @@ class Optimizer(WeightAveraging):
             raise ValueError(f"optimizer state is for {state.get('class')!r}, not {type(self).__name__}")
         # Every scalar as load_state_dict will read it, so that loading cannot fail half-way.
         lr, iterations = state.get("lr"), state.get("iterations")
-        if not (_is_number(lr) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0):
+        if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"optimizer state 'lr' must be a positive number, got {lr!r}")
         if not (isinstance(iterations, int) and not isinstance(iterations, bool) and iterations >= 0):
             raise ValueError(f"optimizer state 'iterations' must be an int >= 0, got {iterations!r}")

@@ -26,6 +26,7 @@ import tarfile
 import tempfile
 import zlib
 from pathlib import Path, PurePosixPath
+from typing import IO, cast
 
 from .errors import DatasetError
 
@@ -211,6 +212,10 @@ class _Capped:
         return data
 
 
+def _capped(raw, limit: int) -> IO[bytes]:
+    return cast(IO[bytes], _Capped(raw, limit))  # tarfile reads it as it reads a file
+
+
 def _open_decompressed(archive):
     """The archive's tar stream, decompressed by its magic bytes (gzip, bzip2, xz, or none)."""
     with open(archive, "rb") as f:
@@ -273,7 +278,7 @@ def extract_tar_safely(archive, dest_dir, refresh=(), max_bytes: int = MAX_TOTAL
     staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest_dir))
     try:
         try:
-            with _open_decompressed(archive) as raw, tarfile.open(fileobj=_Capped(raw, budget), mode="r|") as tar:
+            with _open_decompressed(archive) as raw, tarfile.open(fileobj=_capped(raw, budget), mode="r|") as tar:
                 for member in tar:
                     name = normalised(member.name)
                     if not name and member.isdir():
@@ -287,10 +292,10 @@ def extract_tar_safely(archive, dest_dir, refresh=(), max_bytes: int = MAX_TOTAL
                         target.mkdir(parents=True, exist_ok=True)
                         continue
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    source = tar.extractfile(member)
-                    assert source is not None  # a regular file always has data
-                    with source, open(target, "wb") as dst:
-                        shutil.copyfileobj(source, dst)
+                    data = tar.extractfile(member)
+                    assert data is not None  # a regular file always has data
+                    with data, open(target, "wb") as dst:
+                        shutil.copyfileobj(data, dst)
         except _Refused as exc:
             raise DatasetError(f"{archive}: refusing the archive: {exc}") from None
         except _READ_ERRORS as exc:
