@@ -116,7 +116,8 @@ def check_meta(meta, path) -> None:
     def is_int(v) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
 
-    need(isinstance(meta.get("minicnn_version"), str), "minicnn_version", "a string", meta.get("minicnn_version"))
+    version = meta.get("minicnn_version")
+    need(version is None or isinstance(version, str), "minicnn_version", "a string", version)  # (absent: 0.1)
     model = meta.get("model")
     need(isinstance(model, dict), "model", "an object", model)
     shape = model.get("input_shape")
@@ -142,6 +143,12 @@ def check_meta(meta, path) -> None:
     for key, value in optimizer.items():
         scalar = value is None or isinstance(value, (str, int, float, bool))
         need(scalar, f"optimizer.{key}", "a number, a string, true/false or null", value)
+    if optimizer:  # what every optimizer has; its own settings are its check_state_dict's
+        lr, iterations = optimizer.get("lr"), optimizer.get("iterations")
+        need(isinstance(optimizer.get("class"), str), "optimizer.class", "a string", optimizer.get("class"))
+        positive = isinstance(lr, (int, float)) and not isinstance(lr, bool) and math.isfinite(lr) and lr > 0
+        need(positive, "optimizer.lr", "a positive number", lr)
+        need(is_int(iterations) and iterations >= 0, "optimizer.iterations", "an int >= 0", iterations)
 
 
 def read_checkpoint(path) -> tuple[dict, dict]:

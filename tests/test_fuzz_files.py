@@ -4,23 +4,19 @@ and never changed values from a format that carries a checksum (the zip of a che
 ``.keras`` file: CRC-32 per member; the tar.gz: gzip's CRC-32 of the whole archive).
 
 A case is one damage of one kind: bits flipped, the file cut short, a range of up to 4 KB zeroed,
-bytes inserted, or a range of the file copied over another place. Each load runs under a hard time
-limit (:func:`hard_time_limit`). The suite runs ``MINICNN_FUZZ_CASES`` cases per format (default 15);
+bytes inserted, or a range of the file copied over another place. Each load runs in a child process
+(:mod:`loader_child`) under a time and memory limit, so a crash or a hang fails one case, not pytest.
+The suite runs ``MINICNN_FUZZ_CASES`` cases per format (default 15);
 ``MINICNN_FUZZ_REPORT=path`` writes the count of each outcome per format there, as a Markdown table::
 
     MINICNN_FUZZ_CASES=500 MINICNN_FUZZ_REPORT=fuzz.md python -m pytest tests/test_fuzz_files.py
 """
 
 import collections
-import contextlib
-import faulthandler
-import functools
 import json
 import os
 import re
-import signal
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +24,9 @@ import pytest
 from conftest import host
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
+from loader_child import LoaderChild
 
-from minicnn import CheckpointError, Sequential, h5guard, load_model
+from minicnn import CheckpointError, Sequential, h5guard, load_model  # noqa: F401  (h5guard: the child's)
 from minicnn.datasets.cifar10 import DatasetError, load_cifar10, read_batch, write_batch
 from minicnn.layers import Conv2D, Dense, Flatten, LeakyReLU, MaxPool2D
 from minicnn.optim import Adam
@@ -91,6 +88,7 @@ def _load_checkpoint(path):
 def _load_keras(path):
     from minicnn.interop import load_keras
 
+    h5guard.READ_SECONDS = 2.0  # (in the child) a stuck read costs 2 s, not 5
     return _model_values(load_keras(path))
 
 
@@ -118,10 +116,16 @@ def _archive():
 def _load_archive(path):
     """The archive alone in its folder, checked by no MD5 (as for a rebuilt copy): what the tar and
     gzip layers catch by themselves."""
+    path = Path(path)
     (x, y), (xt, yt) = load_cifar10(path.parent, download=False, md5=None)
     leftovers = [p.name for p in path.parent.iterdir() if p.name.startswith(".")]
     assert not leftovers, f"extraction left {leftovers} behind"
     return {"x": x, "y": y, "x_test": xt, "y_test": yt}
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
 
 
 def _keras_file(name):
@@ -148,15 +152,21 @@ def error_class(fmt):
     return fmt.error
 
 
-@functools.cache
-def original(name):
-    """The good file's bytes and the values it loads to."""
-    fmt = FORMATS[name]
-    valid = fmt.make()
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / name
-        path.write_bytes(valid)
-        return valid, fmt.load(path)
+ORIGINALS: dict = {}
+
+
+def original(child, name):
+    """The good file's bytes and the digest of the values it loads to (loaded in the child)."""
+    if name not in ORIGINALS:
+        fmt = FORMATS[name]
+        valid = fmt.make()
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / name
+            path.write_bytes(valid)
+            result = child.call("test_fuzz_files", fmt.load.__name__, str(path))
+        assert result.outcome == "returned", f"the good {name} does not load: {result.message}"
+        ORIGINALS[name] = valid, result.digest
+    return ORIGINALS[name]
 
 
 def same_values(a: dict, b: dict) -> bool:
@@ -201,32 +211,6 @@ def damage(data, valid: bytes) -> tuple[str, bytes]:
     return f"{len(chunk)} bytes from {source} copied to {at}", bytes(out)
 
 
-class Hang(BaseException):
-    """A load ran past its time limit (a BaseException: no loader's ``except Exception`` hides it)."""
-
-
-@contextlib.contextmanager
-def hard_time_limit(seconds: float, what: str):
-    """Fail a load that runs past ``seconds``, saying ``what`` it was: SIGALRM interrupts Python code
-    (where there is one); for a hang inside C code, faulthandler ends the run with every thread's stack."""
-    faulthandler.dump_traceback_later(2 * seconds, exit=True)
-    alarm = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if alarm:
-
-        def on_alarm(signum, frame):
-            raise Hang(f"the load ran past {seconds} s: {what}")
-
-        previous = signal.signal(signal.SIGALRM, on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        if alarm:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-        faulthandler.cancel_dump_traceback_later()
-
-
 # ---- the tests -------------------------------------------------------------------------------------
 COUNTS: collections.Counter = collections.Counter()  # (format, outcome) -> cases, for the report
 
@@ -257,6 +241,14 @@ def outcome_of_refusal(message: str) -> str:
     return "refused"
 
 
+@pytest.fixture(scope="module")
+def child(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")  # no CIFAR-10 from the machine's usual places
+    env = {"HOME": str(home), "USERPROFILE": str(home), "MINICNN_DATA": ""}
+    with LoaderChild(env=env, memory_mb=400, seconds=CASE_SECONDS) as c:
+        yield c
+
+
 @pytest.mark.parametrize("name", list(FORMATS))
 @settings(
     max_examples=CASES,
@@ -264,30 +256,28 @@ def outcome_of_refusal(message: str) -> str:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
-def test_damaged_file_is_refused_or_loads_unchanged(name, data, tmp_path, monkeypatch):
+def test_damaged_file_is_refused_or_loads_unchanged(name, data, tmp_path, child):
     fmt = FORMATS[name]
     if fmt.needs_h5py and h5py is None:
         pytest.skip('needs h5py: pip install -e ".[keras]"')
-    monkeypatch.setattr(h5guard, "READ_SECONDS", 2.0)  # a stuck read costs 2 s, not 5
-    monkeypatch.setenv("HOME", str(tmp_path))  # no CIFAR-10 from the machine's usual places
-    monkeypatch.setenv("USERPROFILE", str(tmp_path))
-    monkeypatch.delenv("MINICNN_DATA", raising=False)
-    valid, expected = original(name)
+    valid, expected = original(child, name)
     how, damaged = damage(data, valid)
     assume(damaged != valid)  # a damage that changed nothing (zeros over zeros) is no case
     note(f"{name}: {how}")
     with tempfile.TemporaryDirectory(dir=tmp_path) as folder:
         path = Path(folder) / name
         path.write_bytes(damaged)
-        (tmp_path / f"last-{name}").write_bytes(damaged)  # outlives the case: a hang ends the run
-        try:
-            with hard_time_limit(CASE_SECONDS, f"{name}, {how}, a copy kept in {tmp_path}"):
-                got = fmt.load(path)
-        except error_class(fmt) as exc:
-            assert str(path) in str(exc), f"the message does not name the file: {exc}"
-            COUNTS[name, outcome_of_refusal(str(exc))] += 1
-            return
-    if same_values(got, expected):
+        result = child.call("test_fuzz_files", fmt.load.__name__, str(path))
+    if result.outcome in ("crashed", "hung"):
+        (tmp_path / f"last-{name}").write_bytes(damaged)
+        pytest.fail(f"{name}, {how}: the load {result.outcome} ({result.message}); a copy is in {tmp_path}")
+    if result.outcome == "refused":
+        error = error_class(fmt).__name__
+        assert result.is_refusal(error), f"{name}, {how}: {result.error} instead of {error}: {result.message}"
+        assert str(path) in result.message, f"the message does not name the file: {result.message}"
+        COUNTS[name, outcome_of_refusal(result.message)] += 1
+        return
+    if result.digest == expected:
         COUNTS[name, "loaded identical"] += 1
     else:
         assert not fmt.checksum, f"{name} carries a checksum, yet loaded changed values ({how})"
@@ -343,7 +333,8 @@ def test_batch_naming_a_huge_memo_index_loads_without_allocating_for_it(tmp_path
     index only names a memo slot, so the batch loads as it was."""
     import tracemalloc
 
-    valid, expected = original("data_batch_1")
+    valid = _batch()
+    expected = _load_batch(_write(tmp_path / "good", valid))
     at = valid.index(b"q\x00")  # the first BINPUT (memo index 0, never fetched again)
     path = tmp_path / "data_batch_1"
     path.write_bytes(valid[:at] + b"r" + (2**26).to_bytes(4, "little") + valid[at + 2 :])

@@ -55,6 +55,12 @@ def test_one_short_epoch_writes_every_output(cifar_dir, tmp_path):
 
     model, extra = minicnn.load_model(out / "model.npz")
     assert model.count_params() == 1_084_234 and extra["epoch"] == 1 and extra["mean"].shape == (3,)
+    # The same command again would replace the finished run: refused, naming both ways on, nothing touched.
+    before = {name: (out / name).read_bytes() for name in ("model.npz", "history.csv")}
+    again = run(common(cifar_dir, out, 1))
+    assert again.returncode == 2 and "already holds a run" in again.stderr, again.stderr
+    assert "--resume" in again.stderr and "--overwrite" in again.stderr
+    assert all((out / name).read_bytes() == data for name, data in before.items())
     assert extra["config"]["seed"] == 3 and extra["rng_state"] == {"seed": 3, "next_epoch": 1}
 
     # visualize.py redraws the pictures from the checkpoint alone (and the history beside it).
@@ -193,3 +199,17 @@ def test_init_from_a_keras_file_fine_tunes_that_model(cifar_dir, tmp_path):
     save_keras(wrong, tmp_path / "wrong.keras")
     result = run(common(cifar_dir, tmp_path / "run2", 1) + ["--init-from", str(tmp_path / "wrong.keras")])
     assert result.returncode == 2 and "10 class scores" in result.stderr
+
+
+def test_overwrite_replaces_a_run_folder_and_excludes_resume(tmp_path, capsys):
+    sys.path.insert(0, str(ROOT / "examples"))
+    import train_cifar
+
+    (tmp_path / "history.csv").write_text("epoch\n")
+    assert train_cifar.parse_args(["--out", str(tmp_path), "--overwrite"]).overwrite
+    assert not train_cifar.parse_args(["--out", str(tmp_path / "fresh")]).overwrite
+    for argv in (["--out", str(tmp_path)], ["--out", str(tmp_path), "--resume", "--overwrite"]):
+        with pytest.raises(SystemExit) as stop:
+            train_cifar.parse_args(argv)
+        assert stop.value.code == 2
+    assert "already holds a run (history.csv)" in capsys.readouterr().err

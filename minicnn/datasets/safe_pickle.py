@@ -30,6 +30,9 @@ class _Recorded:
     """What the file said an object is: the call's arguments, then (once) its state."""
 
     kind = "object"
+    args: tuple = ()  # (also what NEWOBJ leaves, which skips __init__)
+    state = None
+    built = False
 
     def __init__(self, *args):
         self.args, self.state, self.built = args, None, False
@@ -62,8 +65,8 @@ class _RecordingUnpickler(pickle._Unpickler):
     """Rebuilds dicts, lists, strings and ints; arrays and dtypes only as inert records.
 
     ``find_class`` is the one door through which a pickle reaches code: it opens to four names
-    only, and each leads to a function of this module that records its arguments. Plain functions,
-    not classes, so pickle's ``NEWOBJ`` (which calls ``cls.__new__``) cannot use them.
+    only, and each leads to a class of this module that records its arguments (``NEWOBJ``, which
+    calls ``cls.__new__`` without ``__init__``, leaves a record with no arguments: refused later).
 
     It is pickle's pure-Python unpickler, as fast here (a batch is one big string): the C one
     grows its memo to the largest index a file names, so one damaged byte (``BINPUT`` turned
@@ -71,9 +74,9 @@ class _RecordingUnpickler(pickle._Unpickler):
     """
 
     NAMES = {
-        ("numpy.core.multiarray", "_reconstruct"): lambda *a: _ArrayRecord(*a),
-        ("numpy._core.multiarray", "_reconstruct"): lambda *a: _ArrayRecord(*a),
-        ("numpy", "dtype"): lambda *a: _DtypeRecord(*a),
+        ("numpy.core.multiarray", "_reconstruct"): _ArrayRecord,
+        ("numpy._core.multiarray", "_reconstruct"): _ArrayRecord,
+        ("numpy", "dtype"): _DtypeRecord,
         ("_codecs", "encode"): _encode,
     }
 
@@ -113,7 +116,7 @@ def _check_uint8(dtype) -> None:
     ``(version, "|", None, None, None, -1 or 1, -1 or 1, 0[, metadata None])``."""
     if not isinstance(dtype, _DtypeRecord):
         raise DatasetError(f"'data' has dtype {type(dtype).__name__}, expected uint8")
-    args = tuple(_text(a) for a in dtype.args)
+    args = tuple(_text(a) for a in dtype.args)  # (a record's args: a tuple, whatever the file did)
     if len(args) != 3 or args[0] not in ("u1", "|u1", "uint8") or args[1] not in (0, False) or args[2] not in (1, True):
         raise DatasetError(f"'data' has dtype {args!r}, expected uint8 ('u1')")
     state = dtype.state
@@ -141,9 +144,9 @@ def array_from_record(record) -> np.ndarray:
     """The ``(N, 3072)`` uint8 array a batch's ``data`` record describes, once every value is checked."""
     if not isinstance(record, _ArrayRecord):
         raise DatasetError(f"'data' must be a uint8 array of shape (N, 3072), got {type(record).__name__}")
-    args = record.args
+    args = getattr(record, "args", ())
     if len(args) != 3 or args[0] is not _NDARRAY or args[1] != (0,) or _text(args[2]) != "b":
-        raise DatasetError(f"'data' is not a plain ndarray (reconstructed from {str(args)[:200]})")
+        raise DatasetError("'data' is not a plain ndarray (_reconstruct(numpy.ndarray, (0,), b'b'))")
     state = record.state
     if not isinstance(state, tuple) or len(state) != 5:
         raise DatasetError("'data' has no array state (expected version, shape, dtype, order, bytes)")
