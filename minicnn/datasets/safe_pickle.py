@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ class _Recorded:
     """What the file said an object is: the call's arguments, then (once) its state."""
 
     kind = "object"
-    args: tuple = ()  # (also what NEWOBJ leaves, which skips __init__)
+    args: tuple[Any, ...] = ()  # (also what NEWOBJ leaves, which skips __init__)
     state = None
     built = False
 
@@ -144,7 +145,7 @@ def array_from_record(record) -> np.ndarray:
     """The ``(N, 3072)`` uint8 array a batch's ``data`` record describes, once every value is checked."""
     if not isinstance(record, _ArrayRecord):
         raise DatasetError(f"'data' must be a uint8 array of shape (N, 3072), got {type(record).__name__}")
-    args = getattr(record, "args", ())
+    args: tuple = record.args
     if len(args) != 3 or args[0] is not _NDARRAY or args[1] != (0,) or _text(args[2]) != "b":
         raise DatasetError("'data' is not a plain ndarray (_reconstruct(numpy.ndarray, (0,), b'b'))")
     state = record.state
