@@ -199,3 +199,15 @@ def signals_at_default():
     Ctrl-C handler, and ``signals_as_interrupts`` rightly leaves it ignored)."""
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.SIG_DFL)
+
+
+@pytest.fixture(scope="session")
+def loader(tmp_path_factory):
+    """A child process that runs loads of hostile bytes (tests/loader_child.py): a crash, a hang or a
+    runaway allocation fails the one test, not pytest. Its HOME is empty: no CIFAR-10 from the machine."""
+    from loader_child import LoaderChild
+
+    home = tmp_path_factory.mktemp("loader-home")
+    env = {"HOME": str(home), "USERPROFILE": str(home), "MINICNN_DATA": ""}
+    with LoaderChild(env=env, memory_mb=400, seconds=60) as child:
+        yield child

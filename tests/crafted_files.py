@@ -177,6 +177,16 @@ def write_scan_batch(path: str) -> None:
     write_batch(path, x, [7])
 
 
+def load_batch_checked(path: str) -> int:
+    """read_batch; if it loads, it must be a real batch (the fuzzers' invariant). Returns its rows."""
+    from minicnn.datasets.cifar10 import read_batch
+
+    x, y = read_batch(path)
+    assert x.dtype == np.uint8 and x.shape[1:] == (32, 32, 3) and y.shape == (len(x),) and y.dtype == np.int64
+    assert ((0 <= y) & (y <= 9)).all()
+    return len(x)
+
+
 def scan_batch_header(path: str) -> dict:
     """Every one-byte change of every byte outside the pixel data of the batch at ``path``: each
     loads or ends in DatasetError. Returns the count of each outcome (anything else raises)."""
@@ -472,6 +482,12 @@ def keras_config_bomb(source: str, path: str) -> None:
                     member.write(z.read(info))
             else:
                 out.writestr(info.filename, z.read(info))
+
+
+def load_keras_input_shape(path: str) -> list:
+    from minicnn.interop import load_keras
+
+    return list(load_keras(path).input_shape)
 
 
 def load_keras_file(path: str) -> dict:

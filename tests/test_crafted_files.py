@@ -19,11 +19,9 @@ MEMORY_MB = 400  # beyond the child's own imports: "a few hundred MB"
 KERAS = Path(__file__).parent / "data" / "keras" / "stack_keras3.keras"
 
 
-@pytest.fixture(scope="module")
-def child(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")  # no CIFAR-10 from the machine's usual places
-    with LoaderChild(env={"HOME": str(home), "MINICNN_DATA": ""}, memory_mb=MEMORY_MB, seconds=SECONDS) as c:
-        yield c
+@pytest.fixture
+def child(loader):
+    return loader
 
 
 def assert_refused(result, error: str, path=None):

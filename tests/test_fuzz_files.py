@@ -24,7 +24,6 @@ import pytest
 from conftest import host
 from hypothesis import HealthCheck, assume, given, note, settings
 from hypothesis import strategies as st
-from loader_child import LoaderChild
 
 from minicnn import CheckpointError, Sequential, h5guard, load_model  # noqa: F401  (h5guard: the child's)
 from minicnn.datasets.cifar10 import DatasetError, load_cifar10, read_batch, write_batch
@@ -241,12 +240,9 @@ def outcome_of_refusal(message: str) -> str:
     return "refused"
 
 
-@pytest.fixture(scope="module")
-def child(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")  # no CIFAR-10 from the machine's usual places
-    env = {"HOME": str(home), "USERPROFILE": str(home), "MINICNN_DATA": ""}
-    with LoaderChild(env=env, memory_mb=400, seconds=CASE_SECONDS) as c:
-        yield c
+@pytest.fixture
+def child(loader):
+    return loader
 
 
 @pytest.mark.parametrize("name", list(FORMATS))
