@@ -379,7 +379,7 @@ CIFAR-10 images reaches 80% (`examples/train_cifar.py`).
         "code",
         r"""
 model = small_cnn(lambda: LeakyReLU(0.1))
-print(model.summary())
+model.summary()
 history = model.fit(x_train, y_train, optimizer=Adam(model, lr=3e-3), epochs=4, batch_size=64,
                     validation_data=(x_val, y_val), verbose=2, seed=0)
 print(f"validation accuracy {history['val_accuracy'][-1]:.1%} (chance: {1 / len(class_names):.0%})")

@@ -566,7 +566,7 @@ def train(args, comm) -> int:
         say(f"resuming after epoch {initial_epoch} of {args.epochs} from {checkpoint}")
     if initial_epoch >= args.epochs:
         say(f"the checkpoint already has {initial_epoch} epochs (--epochs {args.epochs}); evaluating it")
-    summary = model.summary()
+    summary = "\n".join(model.summary_lines())
     say(summary)
     if root:
         write_text(out / "summary.txt", summary + "\n")

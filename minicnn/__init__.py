@@ -6,31 +6,35 @@ the weights) -> ``training`` (fit, evaluate, predict) -> ``datasets`` / ``interp
 ``viz`` (data in, what the network learnt, pictures out). README's table lists every module.
 """
 
-from . import (  # noqa: E402
-    callbacks,
-    datasets,
-    distributed,
-    gradcheck,
-    interrupts,
-    kernels,
-    layers,
-    losses,
-    models,  # noqa: E402
-    optim,
-    outputs,
-    training,
-)
+from . import kernels, layers, losses, models, optim, training  # the book: what one training step runs
 from ._version import __version__  # noqa: F401
-from .backend import get_array_module, get_backend, set_backend  # noqa: E402
-from .checkpoint import CheckpointError  # noqa: E402
-from .kernels import get_kernels, set_kernels, use_kernels  # noqa: E402
-from .layers import no_grad  # noqa: E402
-from .sequential import Sequential, TrainingDiverged, load_model  # noqa: E402
+from .backend import get_array_module, get_backend, set_backend
+from .checkpoint import CheckpointError
+from .kernels import get_kernels, set_kernels, use_kernels
+from .layers import no_grad
+from .layers.base import Input
+from .sequential import Sequential, TrainingDiverged, load_model
+
+# Loaded on first use (`minicnn.datasets`, `from minicnn import utils`), so `import minicnn` stays light:
+# data sets, MPI, plots and file formats are not imported until a program touches them.
+LAZY = (
+    "callbacks",
+    "datasets",
+    "distributed",
+    "gradcheck",
+    "interop",
+    "interpret",
+    "interrupts",
+    "keras_style",
+    "optimizers",
+    "outputs",
+    "utils",
+    "viz",
+)
 
 
 def __getattr__(name):
-    # viz pulls in matplotlib; import both on first use so `import minicnn` stays quick.
-    if name in ("viz", "interpret"):
+    if name in LAZY:
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
@@ -46,6 +50,7 @@ __all__ = [
     "get_kernels",
     "use_kernels",
     "Sequential",
+    "Input",
     "load_model",
     "TrainingDiverged",
     "CheckpointError",
@@ -64,4 +69,8 @@ __all__ = [
     "interpret",
     "viz",
     "no_grad",
+    "utils",
+    "optimizers",
+    "interop",
+    "keras_style",
 ]

@@ -295,3 +295,16 @@ def cupy_available() -> bool:
         return True
     except BackendError:
         return False
+
+
+def clear_session() -> None:
+    """Keras's ``clear_session()``: forget what earlier models left behind. minicnn keeps no global
+    graph or layer-name counter (names are numbered per model), so this frees memory: Python's
+    garbage, and on CuPy its memory pools (a GPU keeps freed blocks for reuse otherwise)."""
+    import gc
+
+    gc.collect()
+    if _current is not None and _current.name == "cupy":
+        cupy = cupy_module()
+        cupy.get_default_memory_pool().free_all_blocks()
+        cupy.get_default_pinned_memory_pool().free_all_blocks()

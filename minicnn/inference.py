@@ -4,6 +4,8 @@ threads (:func:`minicnn.parallel.execution`)."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from . import parallel
@@ -50,7 +52,7 @@ def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=Fa
     if communicator is not None:
         start, stop = communicator.shard_range(n)
         x, y = x[start:stop], y[start:stop]
-    with no_grad(), parallel.execution(model, threads=threads) as (runner, _):
+    with no_grad(), _emitting_logits(model), parallel.execution(model, threads=threads) as (runner, _):
         for idx in _batches(x.shape[0], batch_size):
             yb = backend.asarray(y[idx])
             logits = _logits(runner, backend.asarray(x[idx], dtype=model.dtype), tta)
@@ -77,10 +79,16 @@ def predict(model, x, batch_size=256, threads=None, tta=None) -> np.ndarray:
     backend = get_backend()
     threads = parallel.thread_count(threads)
     out = []
-    with no_grad(), parallel.execution(model, threads=threads) as (runner, _):
+    with no_grad(), _emitting_logits(model), parallel.execution(model, threads=threads) as (runner, _):
         for idx in _batches(x.shape[0], batch_size):
             out.append(softmax(_logits(runner, backend.asarray(x[idx], dtype=model.dtype), tta)))
     return to_numpy(backend.xp.concatenate(out))  # one host copy for the whole set
+
+
+def _emitting_logits(model):
+    """A model's final softmax skipped for the while (:meth:`minicnn.Sequential.emitting_logits`):
+    the loss and :func:`softmax` here take logits."""
+    return getattr(model, "emitting_logits", contextlib.nullcontext)()
 
 
 def _logits(runner, xb, tta=None):

@@ -113,3 +113,57 @@ class SoftmaxCrossEntropy:
             dz[rows, labels] += eps
         dz /= n
         return dz
+
+
+# -- Keras's names: what compile(loss=...) takes ------------------------------------------------------
+class CategoricalCrossentropy:
+    """Keras's loss for one-hot labels ``(N, K)``: ``-sum_k y_k log p_k``, averaged over the batch.
+
+    ``from_logits=False`` (Keras's default) expects the model to end in a softmax; minicnn then
+    folds that softmax into the loss (:meth:`minicnn.Sequential.emitting_logits`), as Keras does
+    when it recognises the pair, so training computes exactly :class:`SoftmaxCrossEntropy`'s
+    gradient ``p - y`` on the logits. ``label_smoothing`` as in :class:`SoftmaxCrossEntropy`.
+    """
+
+    one_hot = True
+
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, name: str | None = None):
+        if not 0 <= label_smoothing <= 1:
+            raise ValueError(f"{type(self).__name__}: label_smoothing must be in [0, 1], got {label_smoothing!r}")
+        self.from_logits, self.label_smoothing = bool(from_logits), float(label_smoothing)
+        self.name = name or snake_name(type(self).__name__)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(from_logits={self.from_logits}, label_smoothing={self.label_smoothing})"
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Keras's loss for integer labels ``(N,)`` or ``(N, 1)``: ``-log p[label]``, averaged."""
+
+    one_hot = False
+
+    def __init__(self, from_logits: bool = False, name: str | None = None):
+        super().__init__(from_logits=from_logits, name=name)
+
+
+def snake_name(class_name: str) -> str:
+    return {"CategoricalCrossentropy": "categorical_crossentropy"}.get(class_name, "sparse_categorical_crossentropy")
+
+
+LOSSES = {
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+}
+
+
+def get(identifier):
+    """A loss by Keras's name (``"categorical_crossentropy"``, ``"sparse_categorical_crossentropy"``)
+    or a loss object; a ValueError naming the known ones otherwise."""
+    if isinstance(identifier, CategoricalCrossentropy):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in LOSSES:
+        return LOSSES[identifier.lower()]()
+    raise ValueError(
+        f"unknown loss {identifier!r}: minicnn has {sorted(LOSSES)} (or minicnn.losses.CategoricalCrossentropy"
+        "(from_logits=...), SparseCategoricalCrossentropy(...)); a classifier's loss is all it trains with"
+    )

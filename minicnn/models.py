@@ -1,9 +1,29 @@
-"""Ready-made architectures."""
+"""Models: ``Sequential`` and ``load_model`` (Keras's ``keras.models``), and ready-made architectures."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D
 from .sequential import Sequential
+from .sequential import load_model as load_checkpoint
+
+__all__ = ["Sequential", "load_model", "cifar10_cnn"]
+
+
+def load_model(path) -> Sequential:
+    """Keras's ``load_model``: the model saved at ``path`` (``.keras``/``.h5`` Keras files, or a minicnn
+    ``.npz`` checkpoint, whose ``extra`` (e.g. the training set's ``mean``/``std``) lands in
+    ``model.saved_extra``). :func:`minicnn.load_model` returns ``(model, extra)`` instead."""
+    if Path(path).suffix.lower() in (".keras", ".h5", ".hdf5"):
+        from .interop import load_keras
+
+        model = load_keras(path)
+        model.saved_extra = {}
+        return model
+    model, extra = load_checkpoint(path)
+    model.saved_extra = extra
+    return model
 
 
 def cifar10_cnn(alpha=0.1, dropout=(0.25, 0.25, 0.5), seed=None, dtype="float32") -> Sequential:

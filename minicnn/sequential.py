@@ -6,17 +6,20 @@ backward:  dlogits -> ... -> layer 1 -> layer 0   (each layer fills its grads)
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
 
 from . import checkpoint
 from . import training as _training  # (forward's `training` flag would hide the module's name)
+from .backend import get_backend, to_numpy
+from .callbacks import History
 from .checkpoint import CheckpointError
 from .input_checks import check_images
 from .layers import LAYER_CLASSES, Dropout, Layer
-from .layers.base import shapes_only, snake_case
-from .seeds import derive_seed
+from .layers.base import Input, shapes_only, snake_case
+from .seeds import derive_seed, next_model_seed
 from .training import TrainingDiverged  # noqa: F401  (re-exported: minicnn.TrainingDiverged)
 
 
@@ -24,41 +27,120 @@ class Sequential:
     """Layers applied one after the other, built for ``input_shape`` (no batch axis).
 
     Args:
-        layers: list of :class:`~minicnn.layers.Layer`.
-        input_shape: e.g. ``(32, 32, 3)`` for CIFAR-10 images (NHWC without N).
+        layers: list of :class:`~minicnn.layers.Layer` (or none, then :meth:`add` them, Keras style).
+        input_shape: e.g. ``(32, 32, 3)`` for CIFAR-10 images (NHWC without N). Keras's ways work
+            too: ``input_shape=`` on the first layer, or ``minicnn.Input(shape)`` first. Without
+            any, the model is built by the first data it sees.
         dtype: ``"float32"`` (default) or ``"float64"`` (gradient checks).
-        seed: makes initial weights and dropout masks reproducible.
+        seed: makes initial weights and dropout masks reproducible (default: the seed of
+            :func:`minicnn.utils.set_random_seed`, if one was set).
     """
 
-    def __init__(self, layers, *, input_shape, dtype="float32", seed=None, name="sequential"):
-        self.layers = list(layers)
-        for i, layer in enumerate(self.layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"Sequential: layer {i} must be a minicnn layer, got {type(layer).__name__}")
-        if len(self.layers) == 0:
-            raise ValueError("Sequential: needs at least one layer")
+    def __init__(self, layers=None, *, input_shape=None, dtype="float32", seed=None, name="sequential"):
+        self.layers: list = []
         self.name = name
-        self.input_shape = tuple(int(d) for d in input_shape)
         self.dtype = np.dtype(dtype)
-        self.seed = seed
-        rng = np.random.default_rng(seed)
-        seen: dict[str, int] = {}
-        shape = self.input_shape
-        for i, layer in enumerate(self.layers):
-            if layer.name is None:  # Keras's naming: conv2d, conv2d_1, ...
-                base = snake_case(type(layer).__name__)
-                layer.name = base if base not in seen else f"{base}_{seen[base]}"
-                seen[base] = seen.get(base, 0) + 1
-            try:
-                shape = layer.build(shape, self.dtype, rng=rng)
-            except ValueError as exc:
-                raise ValueError(
-                    f"Sequential: cannot build layer {i} ({layer.name}, {type(layer).__name__}) "
-                    f"on input {(None,) + tuple(shape)}: {exc}"
-                ) from None
-            if isinstance(layer, Dropout) and seed is not None:
-                layer.reseed(derive_seed(seed, i))
+        self.seed = next_model_seed() if seed is None else seed
+        self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
+        self.output_shape = None
+        self.optimizer = None  # set by compile (Keras's model.optimizer)
+        self.stop_training = False
+        self._rng = np.random.default_rng(self.seed)
+        self._names: dict[str, int] = {}
+        for layer in list(layers or []):
+            self.add(layer, _build=False)
+        if not self.layers and layers is not None:
+            raise ValueError("Sequential: needs at least one layer")
+        if self.input_shape is not None and self.layers:
+            self.build(self.input_shape)
+
+    def add(self, layer, _build=True):
+        """Append ``layer`` (Keras's ``model.add``): built at once if the model's input shape is known.
+        ``minicnn.Input(shape)`` as the first thing added gives that shape."""
+        if isinstance(layer, Input):
+            if self.layers:
+                raise ValueError("Sequential.add: Input(shape) can only come first")
+            self.input_shape = layer.shape
+            return
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential: layer {len(self.layers)} must be a minicnn layer, got {type(layer).__name__}")
+        if not self.layers and self.input_shape is None and layer.declared_input_shape is not None:
+            self.input_shape = layer.declared_input_shape
+        if layer.name is None:  # Keras's naming: conv2d, conv2d_1, ...
+            base = snake_case(type(layer).__name__)
+            layer.name = base if base not in self._names else f"{base}_{self._names[base]}"
+            self._names[base] = self._names.get(base, 0) + 1
+        self.layers.append(layer)
+        if _build and self.output_shape is not None:
+            self._build_layer(len(self.layers) - 1, self.output_shape)
+        elif _build and self.input_shape is not None:
+            self.build(self.input_shape)
+
+    def build(self, input_shape=None):
+        """Create every layer's weights for inputs of ``input_shape`` (no batch axis)."""
+        shape = tuple(int(d) for d in (input_shape if input_shape is not None else self.input_shape or ()))
+        if not shape:
+            raise ValueError(
+                f"{self.name}: the input shape is unknown: give input_shape=(H, W, C) to Sequential or to the "
+                "first layer, start with minicnn.Input(shape), or call fit/predict, which build from the data"
+            )
+        if not self.layers:
+            raise ValueError("Sequential: needs at least one layer")
+        self.input_shape = shape
+        for i in range(len(self.layers)):
+            shape = self._build_layer(i, shape)
+
+    def _build_layer(self, i: int, shape) -> tuple:
+        layer = self.layers[i]
+        try:
+            shape = layer.build(shape, self.dtype, rng=self._rng)
+        except ValueError as exc:
+            raise ValueError(
+                f"Sequential: cannot build layer {i} ({layer.name}, {type(layer).__name__}) "
+                f"on input {(None,) + tuple(shape)}: {exc}"
+            ) from None
+        if isinstance(layer, Dropout) and self.seed is not None:
+            layer.reseed(derive_seed(self.seed, i))
         self.output_shape = shape
+        return shape
+
+    @property
+    def built(self) -> bool:
+        return self.output_shape is not None
+
+    def _ensure_built(self, x, where: str):
+        if not self.built:
+            if not hasattr(x, "shape") or len(x.shape) < 2:
+                raise ValueError(f"{where}: x must be an array of examples (N, ...), got {type(x).__name__}")
+            self.build(tuple(x.shape[1:]))
+
+    # -- a final softmax (Keras's classifiers end in one) ------------------------------------
+    @property
+    def outputs_probabilities(self) -> bool:
+        """True when the last layer ends in a softmax (``Dense(10, activation="softmax")`` or
+        ``Activation("softmax")``): the model's output is then probabilities, not logits."""
+        return bool(self.layers) and getattr(self.layers[-1], "activation", None) == "softmax"
+
+    @contextlib.contextmanager
+    def emitting_logits(self):
+        """Inside, a final softmax is skipped (the layer's ``emit_logits``): ``fit``, ``evaluate`` and
+        ``predict`` work on logits, so the softmax and the cross-entropy fuse into the exact gradient
+        ``p - y``, as Keras recognises the pair; outside, the model outputs probabilities."""
+        last = self.layers[-1] if self.outputs_probabilities else None
+        if last is None:
+            yield
+            return
+        previous, last.emit_logits = getattr(last, "emit_logits", False), True
+        try:
+            yield
+        finally:
+            last.emit_logits = previous
+
+    def __call__(self, x, training=False):
+        """``model(x)``: the forward pass on the current backend (probabilities if the model ends in a softmax)."""
+        backend = get_backend()
+        self._ensure_built(x, "model(x)")
+        return self.forward(backend.asarray(x, dtype=self.dtype), training=training)
 
     # -- the two passes ---------------------------------------------------------------
     def forward(self, x, training=False, start=0, stop=None):
@@ -142,9 +224,42 @@ class Sequential:
             layers.append(LAYER_CLASSES[spec["class"]](**spec["config"]))
         return cls(layers, input_shape=config["input_shape"], dtype=config["dtype"])
 
-    # -- the Keras 2 summary ----------------------------------------------------------
-    def summary(self) -> str:
-        """The Keras 2 summary table as a string (``print(model.summary())``)."""
+    # -- Keras's model API ------------------------------------------------------------------
+    def get_layer(self, name=None, index=None):
+        """The layer called ``name`` (or at position ``index``); a ValueError listing the names otherwise."""
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"{self.name} has no layer named {name!r}; its layers: {[l.name for l in self.layers]}")
+
+    def get_weights(self) -> list:
+        """Every parameter as a NumPy array, layer by layer (Keras's order: kernel, then bias)."""
+        return [to_numpy(layer.params[name]).copy() for _, layer, name in self.named_parameters()]
+
+    def set_weights(self, weights) -> None:
+        """Load :meth:`get_weights`'s list back; every shape is checked before any weight changes."""
+        slots = self.named_parameters()
+        weights = list(weights)
+        if len(weights) != len(slots):
+            raise ValueError(f"set_weights: the model has {len(slots)} weight arrays, got {len(weights)}")
+        for (key, layer, name), w in zip(slots, weights):
+            if tuple(np.shape(w)) != tuple(layer.params[name].shape):
+                raise ValueError(f"set_weights: {key} has shape {tuple(layer.params[name].shape)}, got {np.shape(w)}")
+        backend = get_backend()
+        for (_, layer, name), w in zip(slots, weights):
+            layer.params[name][...] = backend.asarray(np.asarray(w, dtype=layer.params[name].dtype))
+
+    def summary(self, line_length=None, positions=None, print_fn=None) -> None:
+        """Print the Keras 2 summary table (``print_fn(line)`` for each line instead of ``print``)."""
+        for line in self.summary_lines():
+            (print_fn or print)(line)
+
+    def summary_lines(self) -> list[str]:
+        """The summary table's lines (what :meth:`summary` prints)."""
+        if not self.built:
+            raise ValueError(f"{self.name} is not built yet: give it an input shape, or fit or call it first")
         width, cols = 65, (29, 55, 65)
 
         def row(fields):  # each field starts at the previous column's end, cut to fit
@@ -155,44 +270,106 @@ class Sequential:
 
         lines = [f'Model: "{self.name}"', "_" * width, row(["Layer (type)", "Output Shape", "Param #"]), "=" * width]
         for i, layer in enumerate(self.layers):
-            shape = (
-                "(None, " + ", ".join(map(str, layer.output_shape)) + ")"
-                if len(layer.output_shape) > 1
-                else f"(None, {layer.output_shape[0]})"
-            )
-            lines.append(row([f"{layer.name} ({type(layer).__name__})", shape, layer.count_params()]))
+            shape = "(None, " + ", ".join(map(str, layer.output_shape)) + ("," if len(layer.output_shape) == 1 else "")
+            lines.append(row([f"{layer.name} ({type(layer).__name__})", shape.rstrip(",") + ")", layer.count_params()]))
             lines.append("=" * width if i == len(self.layers) - 1 else "_" * width)
         total = self.count_params()
         lines += [f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0", "_" * width]
-        return "\n".join(lines)
+        return lines
+
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **unsupported):
+        """Keras's ``compile``: bind an optimizer (an object, or ``"adam"``, ``"sgd"``, ``"rmsprop"``,
+        ``"adamax"``, ``"adamw"``), a loss (``"categorical_crossentropy"``,
+        ``"sparse_categorical_crossentropy"`` or a :mod:`minicnn.losses` object) and
+        ``metrics=["accuracy"]``; then ``fit(x, y, ...)`` without an optimizer (:mod:`minicnn.keras_style`)."""
+        from .keras_style import compile_model
+
+        compile_model(self, optimizer, loss, metrics, unsupported)
 
     # -- training and inference: the loop lives in minicnn.training ------------------
-    def fit(self, x, y, *, optimizer, epochs, batch_size=32, **options):
-        """Train with mini-batch gradient descent; see :func:`minicnn.training.fit` for every option."""
-        return _training.fit(self, x, y, optimizer=optimizer, epochs=epochs, batch_size=batch_size, **options)
+    def fit(self, x=None, y=None, *, optimizer=None, epochs=1, batch_size=None, **options):
+        """Train with mini-batch gradient descent. With ``optimizer=`` minicnn's form (see
+        :func:`minicnn.training.fit` for every option); after :meth:`compile`, Keras's
+        (``validation_split``, one-hot labels, Keras callbacks; :func:`minicnn.keras_style.fit`).
+        Returns a :class:`~minicnn.callbacks.History` (a dict of per-epoch lists; ``.history`` too)."""
+        if optimizer is None:
+            from .keras_style import fit as keras_fit
 
-    def evaluate(self, x, y, batch_size=256, **options) -> dict:
-        """``{"loss": float, "accuracy": float}`` over ``(x, y)``; see :func:`minicnn.training.evaluate`."""
-        return _training.evaluate(self, x, y, batch_size=batch_size, **options)
+            return keras_fit(self, x, y, epochs=epochs, batch_size=batch_size, **options)
+        self._ensure_built(x, "fit")
+        history = _training.fit(
+            self, x, y, optimizer=optimizer, epochs=epochs, batch_size=batch_size or 32, **options
+        )
+        return History(history)
 
-    def predict(self, x, batch_size=256, threads=None, tta=None) -> np.ndarray:
-        """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy; ``tta="flip"``
-        averages the mirrored view's (see :func:`minicnn.training.predict`)."""
-        return _training.predict(self, x, batch_size=batch_size, threads=threads, tta=tta)
+    def evaluate(self, x, y, batch_size=None, **options):
+        """``{"loss": float, "accuracy": float}`` over ``(x, y)`` (see :func:`minicnn.training.evaluate`);
+        after :meth:`compile`, Keras's ``[loss, accuracy]`` (``return_dict=True``: the dict)."""
+        if self.loss_spec is not None:
+            from .keras_style import evaluate as keras_evaluate
 
-    # -- checkpoints (the format and the checks: minicnn.checkpoint) ------------------------
+            return keras_evaluate(self, x, y, batch_size=batch_size, **options)
+        return _training.evaluate(self, x, y, batch_size=batch_size or 256, **options)
+
+    def predict(self, x, batch_size=None, threads=None, tta=None, verbose=None) -> np.ndarray:
+        """Class probabilities ``(N, classes)`` as NumPy (the softmax of the logits, or the model's own
+        final softmax); ``tta="flip"`` averages the mirrored view's (see :func:`minicnn.training.predict`)."""
+        self._ensure_built(x, "predict")
+        return _training.predict(self, x, batch_size=batch_size or 256, threads=threads, tta=tta)
+
+    loss_spec = None  # set by compile: what fit and evaluate need to know of the loss
+
+    # -- files, told by their suffix as Keras does (minicnn.checkpoint for .npz) ----------------
     def save(self, path, optimizer=None, extra=None) -> None:
-        """Write weights (and optimizer state, and ``extra``) to one ``.npz``, atomically."""
+        """Write the model to ``path`` by its suffix: ``.npz`` minicnn's checkpoint (weights, the
+        optimizer's state, ``extra``), atomically; ``.keras`` Keras 3's file (Keras opens it).
+        Any other suffix is refused with the list of known ones."""
+        kind = _file_kind(path, ("npz", "keras"), "save")
+        if kind == "keras":
+            from .interop import save_keras
+
+            save_keras(self, path)
+            return
         checkpoint.save(self, path, optimizer=optimizer, extra=extra)
 
+    def save_weights(self, path) -> None:
+        """Write the weights alone by the suffix: ``.weights.h5`` Keras's weights file (Keras's
+        ``load_weights`` reads it), ``.npz`` minicnn's checkpoint without optimizer."""
+        kind = _file_kind(path, ("weights.h5", "npz"), "save_weights")
+        if kind == "npz":
+            checkpoint.save(self, path)
+            return
+        from .interop import save_keras_weights
+
+        save_keras_weights(self, path)
+
     def load_weights(self, path, optimizer=None) -> dict:
-        """Load weights (and optimizer state) saved by :meth:`save`; returns ``extra``.
+        """Load weights (and optimizer state) saved by :meth:`save` or :meth:`save_weights`; returns
+        ``extra`` (``{}`` for Keras files). ``.weights.h5``, ``.keras`` and ``.h5`` files, Keras's
+        own included, are read too.
 
         Everything is checked first — layer positions, classes, parameter shapes and dtypes,
         optimizer state — and the model changes only if all of it fits. Raises
-        :class:`~minicnn.checkpoint.CheckpointError` naming the file and the first mismatch.
+        :class:`~minicnn.checkpoint.CheckpointError` (or ``KerasFormatError``) naming the file and
+        the first mismatch.
         """
-        return checkpoint.load_weights(self, path, optimizer=optimizer)
+        kind = _file_kind(path, ("npz", "weights.h5", "keras", "h5"), "load_weights")
+        if kind == "npz":
+            return checkpoint.load_weights(self, path, optimizer=optimizer)
+        from .interop import load_keras_weights
+
+        load_keras_weights(self, path)
+        return {}
+
+
+def _file_kind(path, known: tuple, what: str) -> str:
+    """The suffix of ``path`` among ``known`` (``weights.h5`` before ``h5``); a ValueError listing them."""
+    name = str(path).lower()
+    for kind in sorted(known, key=len, reverse=True):
+        if name.endswith("." + kind):
+            return kind
+    listed = ", ".join("." + k for k in known)
+    raise ValueError(f"{what}: {path} has an unknown suffix; known: {listed}")
 
 
 def load_model(path) -> tuple[Sequential, dict]:

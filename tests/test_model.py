@@ -32,7 +32,7 @@ EXPECTED_ROWS = [
 
 def test_cifar10_cnn_summary_has_the_documented_rows():
     model = minicnn.models.cifar10_cnn()
-    text = model.summary()
+    text = "\n".join(model.summary_lines())
     rows = [line for line in text.splitlines() if line.endswith(tuple("0123456789")) and "(" in line]
     assert len(rows) == 17
     for line, (cls, shape, params) in zip(rows, EXPECTED_ROWS):

@@ -43,11 +43,19 @@ def default_data_dir() -> Path:
 def usual_places(data_dir: Path) -> list[Path]:
     """Where a ready ``cifar-10-batches-py`` may already be, in the order they are searched:
     in ``data_dir`` (a torchvision root), ``data_dir`` itself (the folder, e.g. Keras's),
-    then in ``$MINICNN_DATA``, ``~/.cache/minicnn`` and ``~/.keras/datasets`` (Keras's download)."""
+    then in ``$MINICNN_DATA``, ``~/.cache/minicnn``, where Keras 2 and 3 keep their download under
+    ``~/.keras/datasets``, and ``./data`` (torchvision's tutorials' root)."""
     places = [data_dir / FOLDER_NAME, data_dir]
     if os.environ.get("MINICNN_DATA"):
         places.append(Path(os.environ["MINICNN_DATA"]).expanduser() / FOLDER_NAME)
-    places += [Path.home() / ".cache" / "minicnn" / FOLDER_NAME, Path.home() / ".keras" / "datasets" / FOLDER_NAME]
+    keras = Path.home() / ".keras" / "datasets"
+    places += [
+        Path.home() / ".cache" / "minicnn" / FOLDER_NAME,
+        keras / FOLDER_NAME,  # Keras 2 and early Keras 3
+        keras / f"{FOLDER_NAME}-target" / FOLDER_NAME,  # later Keras 3
+        keras / f"{FOLDER_NAME}_extracted" / FOLDER_NAME,
+        Path("data") / FOLDER_NAME,  # torchvision's tutorials: CIFAR10(root="./data")
+    ]
     return list(dict.fromkeys(places))
 
 
@@ -149,3 +157,13 @@ def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD
     if _missing(own) != []:
         raise DatasetError(f"{archive}: extracted, but it holds no {FOLDER_NAME}/{TEST_FILE} and data batches")
     return _read_folder(own)
+
+
+def load_data(data_dir=None, **options):
+    """Keras's ``cifar10.load_data()``: ``(x_train, y_train), (x_test, y_test)`` with Keras's shapes and
+    dtypes: images ``(50000, 32, 32, 3)`` and ``(10000, 32, 32, 3)`` uint8, labels ``(N, 1)`` uint8.
+
+    Found where :func:`load_cifar10` looks (Keras's and torchvision's caches included), or
+    downloaded as it does; ``options`` are its (``download``, ``url``, ``md5``)."""
+    (x, y), (xt, yt) = load_cifar10(data_dir, **options)
+    return (x, y.astype(np.uint8).reshape(-1, 1)), (xt, yt.astype(np.uint8).reshape(-1, 1))

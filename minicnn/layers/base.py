@@ -13,6 +13,7 @@ and dtype, so an optimizer can walk them side by side.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -62,9 +63,30 @@ def grad_enabled() -> bool:
 
 
 class Layer:
-    """Base class: subclasses set ``params`` in ``build`` and implement ``forward``/``backward``."""
+    """Base class: subclasses set ``params`` in ``build`` and implement ``forward``/``backward``.
+
+    Every layer also takes Keras's ``input_shape=`` (without the batch axis), as the first layer
+    of a model is given it in Keras 2 style code: ``Conv2D(16, 3, input_shape=(32, 32, 3))``.
+    It is kept in ``declared_input_shape`` for :class:`~minicnn.Sequential` to build from.
+    """
 
     config_keys: tuple = ()  # constructor arguments that rebuild the layer (saved in checkpoints)
+    declared_input_shape: tuple | None = None
+
+    def __init_subclass__(cls, **kwargs):
+        # Each layer's own __init__ stays about its maths; `input_shape=` is taken off here, once for all.
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def __init__(self, *args, input_shape=None, **kw):
+            init(self, *args, **kw)
+            if input_shape is not None:
+                self.declared_input_shape = tuple(int(d) for d in input_shape)
+
+        cls.__init__ = __init__  # type: ignore[method-assign]
 
     def __init__(self, name: str | None = None):
         self.name = name
@@ -220,3 +242,15 @@ def zeros(shape, dtype) -> Array:
     if _shapes_only:
         return np.broadcast_to(np.zeros((), dtype), shape)
     return get_backend().xp.zeros(shape, dtype=dtype)
+
+
+class Input:
+    """Keras's ``Input(shape)``: the shape of one example (no batch axis), given first to a
+    Sequential (``Sequential([Input((32, 32, 3)), Conv2D(...), ...])`` or ``model.add(Input(...))``).
+    Not a layer: it holds no weights and computes nothing."""
+
+    def __init__(self, shape, batch_size=None, dtype=None, name=None):
+        shape = tuple(shape)
+        if not shape or not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
+            raise ValueError(f"Input: shape must be positive sizes, no batch axis, e.g. (32, 32, 3); got {shape}")
+        self.shape, self.name = tuple(int(d) for d in shape), name
