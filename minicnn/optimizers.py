@@ -216,7 +216,7 @@ class Adamax(Optimizer, optim.Adamax):
 
     arguments = ("beta_1", "beta_2", "epsilon", "weight_decay")
     beta_1 = _alias("beta1", "Decay of the first moment (Keras's name for ``beta1``).")
-    beta_2 = _alias("beta2", "Decay of the largest |gradient| (Keras's name for ``beta2``).")
+    beta_2 = _alias("beta2", "Decay of the largest ``|g|`` (Keras's name for ``beta2``).")
     epsilon = _alias("eps", "Added to u (Keras's name for ``eps``).")
 
     def __init__(
