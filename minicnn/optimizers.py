@@ -61,10 +61,11 @@ class Optimizer(optim.Optimizer):
     arguments: tuple[str, ...] = ()  # the constructor's own arguments, in order (repr, get_config)
     weight_decay_default: float | None = None
 
-    def _keras_init(self, name: str | None, learning_rate, options: dict) -> None:
-        """Check what optim.Optimizer does not know: Keras's name and its unsupported arguments."""
+    def _keras_init(self, name: str | None, learning_rate, options: dict) -> float:
+        """Check what optim.Optimizer does not know (Keras's name, its unsupported arguments); the
+        learning rate as a float, refused under Keras's name rather than ``lr``."""
         cls = type(self).__name__
-        optim.positive_number(learning_rate, f"{cls}: learning_rate")  # refused under Keras's name, not "lr"
+        lr = optim.positive_number(learning_rate, f"{cls}: learning_rate")
         unknown = sorted(set(options) - set(KERAS_DEFAULTS))
         if unknown:
             raise ValueError(f"{cls}: argument(s) not recognized: {unknown}")
@@ -74,6 +75,7 @@ class Optimizer(optim.Optimizer):
         if name is not None and not isinstance(name, str):
             raise ValueError(f"{cls}: name must be a string, got {name!r}")
         self.name = _snake_case(cls) if name is None else name
+        return lr
 
     # -- the model, given later -------------------------------------------------------
     @property
@@ -97,6 +99,8 @@ class Optimizer(optim.Optimizer):
     def bind(self, model):
         """Give the optimizer its model (``model.compile(optimizer=...)`` calls this): a no-op for the
         model it already has, a ValueError for another one. Returns the optimizer."""
+        if not hasattr(model, "named_parameters"):
+            raise TypeError(f"{type(self).__name__}.bind needs a minicnn model, got {type(model).__name__}")
         if self._model is not None and self._model is not model:
             raise ValueError(
                 f"{type(self).__name__} is already bound to another model: make a new optimizer for this one"
@@ -143,9 +147,9 @@ class SGD(Optimizer, optim.SGD):
     arguments = ("momentum", "nesterov", "weight_decay")
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None, name=None, **options):
-        self._keras_init(name, learning_rate, options)
+        lr = self._keras_init(name, learning_rate, options)
         # Keras takes nesterov without momentum (plain SGD then); the rule refuses it, so it is set after.
-        optim.SGD.__init__(self, None, learning_rate, momentum, False, _decay(weight_decay))
+        optim.SGD.__init__(self, None, lr, momentum, False, _decay(weight_decay))
         self.nesterov = bool(nesterov)
 
 
@@ -176,10 +180,10 @@ class Adam(Optimizer, optim.Adam):
         name=None,
         **options,
     ):
-        self._keras_init(name, learning_rate, options)
+        lr = self._keras_init(name, learning_rate, options)
         if amsgrad:
             raise ValueError(f"{type(self).__name__}: minicnn does not support amsgrad=True")
-        optim.Adam.__init__(self, None, learning_rate, beta_1, beta_2, epsilon, _decay(weight_decay))
+        optim.Adam.__init__(self, None, lr, beta_1, beta_2, epsilon, _decay(weight_decay))
 
 
 class AdamW(Adam):
@@ -222,8 +226,8 @@ class Adamax(Optimizer, optim.Adamax):
     def __init__(
         self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, weight_decay=None, name=None, **options
     ):
-        self._keras_init(name, learning_rate, options)
-        optim.Adamax.__init__(self, None, learning_rate, beta_1, beta_2, epsilon, _decay(weight_decay))
+        lr = self._keras_init(name, learning_rate, options)
+        optim.Adamax.__init__(self, None, lr, beta_1, beta_2, epsilon, _decay(weight_decay))
 
 
 class RMSprop(Optimizer, optim.RMSprop):
@@ -249,8 +253,8 @@ class RMSprop(Optimizer, optim.RMSprop):
         name=None,
         **options,
     ):
-        self._keras_init(name, learning_rate, options)
-        optim.RMSprop.__init__(self, None, learning_rate, rho, momentum, epsilon, centered, _decay(weight_decay))
+        lr = self._keras_init(name, learning_rate, options)
+        optim.RMSprop.__init__(self, None, lr, rho, momentum, epsilon, centered, _decay(weight_decay))
 
 
 CLASSES = {cls.__name__.lower(): cls for cls in (SGD, Adam, AdamW, Adamax, RMSprop)}

@@ -340,6 +340,7 @@ def test_a_learning_rate_that_is_not_a_positive_number_is_refused_by_name(make, 
     assert opt.learning_rate == make().learning_rate  # unchanged
     opt.learning_rate = np.float32(0.5)
     assert opt.learning_rate == 0.5 and type(opt.learning_rate) is float
+    assert make(learning_rate=np.float32(0.25)).learning_rate == 0.25
 
 
 # -- binding to a model ---------------------------------------------------------------------
@@ -360,6 +361,8 @@ def test_binding_the_same_model_again_is_a_no_op_another_is_an_error():
     with pytest.raises(ValueError, match="already bound to another model"):
         opt.bind(other)
     assert opt.model is model
+    with pytest.raises(TypeError, match="needs a minicnn model"):
+        ko.Adam().bind("model")
     rule = optim.Adamax(model)  # the model-first rules bind to their own model only
     assert rule.bind(model) is rule
     with pytest.raises(ValueError, match="another model"):
@@ -437,3 +440,16 @@ def test_step_in_blocks_on_threads_gives_the_same_bits(make):
     for a, b in zip(models[0].layers, models[1].layers):
         for name in a.params:
             np.testing.assert_array_equal(a.params[name], b.params[name])
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "adamax", "rmsprop"])
+def test_fit_trains_with_a_bound_keras_optimizer(name):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((128, 4)).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+    model = Sequential([Dense(8), Dense(2)], input_shape=(4,), seed=0)
+    opt = ko.get({"class_name": name, "config": {"learning_rate": 0.05}})
+    with pytest.raises(RuntimeError, match=r"model\.compile\(optimizer=\.\.\.\) first"):
+        model.fit(x, y, optimizer=opt, epochs=1, verbose=0)
+    history = model.fit(x, y, optimizer=opt.bind(model), epochs=4, batch_size=16, verbose=0, seed=0)
+    assert history["loss"][-1] < history["loss"][0] and opt.iterations == 4 * 8
