@@ -217,9 +217,10 @@ class ShardedOptimizer:
 
     def step(self) -> None:
         opt = self.optimizer
+        found = opt.gradients()  # first: an optimizer without a model raises with nothing changed
         opt.iterations += 1
         tasks = []
-        for key, param, grad in opt.gradients():
+        for key, param, grad in found:
             slots, work = opt.state(key, param)
             for rows in row_blocks(param):
                 block = {name: s[rows] for name, s in slots.items()}

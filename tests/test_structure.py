@@ -12,6 +12,8 @@ CORE = [
     "backend.py",
     "losses.py",
     "optim.py",
+    "optim_base.py",
+    "optimizers.py",
     "training.py",
     "sequential.py",
     "models.py",
