@@ -122,7 +122,7 @@ def fit(
             y,
             optimizer=model.optimizer,
             epochs=epochs,
-            batch_size=batch_size or 32,
+            batch_size=32 if batch_size is None else batch_size,
             validation_data=validation_data,
             shuffle=shuffle,
             verbose=_verbose(verbose),
@@ -139,5 +139,7 @@ def fit(
 def evaluate(model, x, y, batch_size=None, verbose="auto", return_dict=False, **options):
     """Keras's ``evaluate``: ``[loss, accuracy]``, or ``{"loss": ..., "accuracy": ...}`` with ``return_dict``."""
     _require_compiled(model, "evaluate")
-    result = _training.evaluate(model, x, class_ids(model, y, "evaluate"), batch_size=batch_size or 32, **options)
+    result = _training.evaluate(
+        model, x, class_ids(model, y, "evaluate"), batch_size=32 if batch_size is None else batch_size, **options
+    )
     return result if return_dict else [result["loss"], result["accuracy"]]

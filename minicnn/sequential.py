@@ -11,9 +11,9 @@ import warnings
 
 import numpy as np
 
-from . import checkpoint
+from . import checkpoint, model_files
 from . import training as _training  # (forward's `training` flag would hide the module's name)
-from .backend import get_backend, to_numpy
+from .backend import get_backend
 from .callbacks import History
 from .checkpoint import CheckpointError
 from .input_checks import check_images
@@ -43,7 +43,8 @@ class Sequential:
         self.seed = next_model_seed() if seed is None else seed
         self.input_shape = None if input_shape is None else tuple(int(d) for d in input_shape)
         self.output_shape = None
-        self.optimizer = None  # set by compile (Keras's model.optimizer)
+        self.optimizer = self.loss_spec = None  # set by compile (Keras's model.optimizer, and the loss)
+        self.saved_extra: dict = {}  # what a checkpoint kept beside the weights (minicnn.models.load_model)
         self.stop_training = False
         self._rng = np.random.default_rng(self.seed)
         self._names: dict[str, int] = {}
@@ -104,9 +105,7 @@ class Sequential:
         self.output_shape = shape
         return shape
 
-    @property
-    def built(self) -> bool:
-        return self.output_shape is not None
+    built = property(lambda self: self.output_shape is not None, doc="Are the layers' weights made?")
 
     def _ensure_built(self, x, where: str):
         if not self.built:
@@ -236,20 +235,11 @@ class Sequential:
 
     def get_weights(self) -> list:
         """Every parameter as a NumPy array, layer by layer (Keras's order: kernel, then bias)."""
-        return [to_numpy(layer.params[name]).copy() for _, layer, name in self.named_parameters()]
+        return model_files.get_weights(self)
 
     def set_weights(self, weights) -> None:
         """Load :meth:`get_weights`'s list back; every shape is checked before any weight changes."""
-        slots = self.named_parameters()
-        weights = list(weights)
-        if len(weights) != len(slots):
-            raise ValueError(f"set_weights: the model has {len(slots)} weight arrays, got {len(weights)}")
-        for (key, layer, name), w in zip(slots, weights):
-            if tuple(np.shape(w)) != tuple(layer.params[name].shape):
-                raise ValueError(f"set_weights: {key} has shape {tuple(layer.params[name].shape)}, got {np.shape(w)}")
-        backend = get_backend()
-        for (_, layer, name), w in zip(slots, weights):
-            layer.params[name][...] = backend.asarray(np.asarray(w, dtype=layer.params[name].dtype))
+        model_files.set_weights(self, weights)
 
     def summary(self, line_length=None, positions=None, print_fn=None) -> None:
         """Print the Keras 2 summary table (``print_fn(line)`` for each line instead of ``print``)."""
@@ -260,22 +250,7 @@ class Sequential:
         """The summary table's lines (what :meth:`summary` prints)."""
         if not self.built:
             raise ValueError(f"{self.name} is not built yet: give it an input shape, or fit or call it first")
-        width, cols = 65, (29, 55, 65)
-
-        def row(fields):  # each field starts at the previous column's end, cut to fit
-            line = ""
-            for field, end in zip(fields, cols):
-                line = (line + str(field))[:end].ljust(end)
-            return line.rstrip()
-
-        lines = [f'Model: "{self.name}"', "_" * width, row(["Layer (type)", "Output Shape", "Param #"]), "=" * width]
-        for i, layer in enumerate(self.layers):
-            shape = "(None, " + ", ".join(map(str, layer.output_shape)) + ("," if len(layer.output_shape) == 1 else "")
-            lines.append(row([f"{layer.name} ({type(layer).__name__})", shape.rstrip(",") + ")", layer.count_params()]))
-            lines.append("=" * width if i == len(self.layers) - 1 else "_" * width)
-        total = self.count_params()
-        lines += [f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0", "_" * width]
-        return lines
+        return model_files.summary_lines(self)
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **unsupported):
         """Keras's ``compile``: bind an optimizer (an object, or ``"adam"``, ``"sgd"``, ``"rmsprop"``,
@@ -298,7 +273,7 @@ class Sequential:
             return keras_fit(self, x, y, epochs=epochs, batch_size=batch_size, **options)
         self._ensure_built(x, "fit")
         history = _training.fit(
-            self, x, y, optimizer=optimizer, epochs=epochs, batch_size=batch_size or 32, **options
+            self, x, y, optimizer=optimizer, epochs=epochs, batch_size=_or(batch_size, 32), **options
         )
         return History(history)
 
@@ -309,39 +284,25 @@ class Sequential:
             from .keras_style import evaluate as keras_evaluate
 
             return keras_evaluate(self, x, y, batch_size=batch_size, **options)
-        return _training.evaluate(self, x, y, batch_size=batch_size or 256, **options)
+        return _training.evaluate(self, x, y, batch_size=_or(batch_size, 256), **options)
 
     def predict(self, x, batch_size=None, threads=None, tta=None, verbose=None) -> np.ndarray:
         """Class probabilities ``(N, classes)`` as NumPy (the softmax of the logits, or the model's own
         final softmax); ``tta="flip"`` averages the mirrored view's (see :func:`minicnn.training.predict`)."""
         self._ensure_built(x, "predict")
-        return _training.predict(self, x, batch_size=batch_size or 256, threads=threads, tta=tta)
+        return _training.predict(self, x, batch_size=_or(batch_size, 256), threads=threads, tta=tta)
 
-    loss_spec = None  # set by compile: what fit and evaluate need to know of the loss
-
-    # -- files, told by their suffix as Keras does (minicnn.checkpoint for .npz) ----------------
+    # -- files, told by their suffix as Keras does (minicnn.model_files) ---------------------------
     def save(self, path, optimizer=None, extra=None) -> None:
         """Write the model to ``path`` by its suffix: ``.npz`` minicnn's checkpoint (weights, the
         optimizer's state, ``extra``), atomically; ``.keras`` Keras 3's file (Keras opens it).
         Any other suffix is refused with the list of known ones."""
-        kind = _file_kind(path, ("npz", "keras"), "save")
-        if kind == "keras":
-            from .interop import save_keras
-
-            save_keras(self, path)
-            return
-        checkpoint.save(self, path, optimizer=optimizer, extra=extra)
+        model_files.save(self, path, optimizer=optimizer, extra=extra)
 
     def save_weights(self, path) -> None:
         """Write the weights alone by the suffix: ``.weights.h5`` Keras's weights file (Keras's
         ``load_weights`` reads it), ``.npz`` minicnn's checkpoint without optimizer."""
-        kind = _file_kind(path, ("weights.h5", "npz"), "save_weights")
-        if kind == "npz":
-            checkpoint.save(self, path)
-            return
-        from .interop import save_keras_weights
-
-        save_keras_weights(self, path)
+        model_files.save_weights(self, path)
 
     def load_weights(self, path, optimizer=None) -> dict:
         """Load weights (and optimizer state) saved by :meth:`save` or :meth:`save_weights`; returns
@@ -353,23 +314,11 @@ class Sequential:
         :class:`~minicnn.checkpoint.CheckpointError` (or ``KerasFormatError``) naming the file and
         the first mismatch.
         """
-        kind = _file_kind(path, ("npz", "weights.h5", "keras", "h5"), "load_weights")
-        if kind == "npz":
-            return checkpoint.load_weights(self, path, optimizer=optimizer)
-        from .interop import load_keras_weights
-
-        load_keras_weights(self, path)
-        return {}
+        return model_files.load_weights(self, path, optimizer=optimizer)
 
 
-def _file_kind(path, known: tuple, what: str) -> str:
-    """The suffix of ``path`` among ``known`` (``weights.h5`` before ``h5``); a ValueError listing them."""
-    name = str(path).lower()
-    for kind in sorted(known, key=len, reverse=True):
-        if name.endswith("." + kind):
-            return kind
-    listed = ", ".join("." + k for k in known)
-    raise ValueError(f"{what}: {path} has an unknown suffix; known: {listed}")
+def _or(value, default):
+    return default if value is None else value  # (0 stays 0: fit refuses it by name)
 
 
 def load_model(path) -> tuple[Sequential, dict]:

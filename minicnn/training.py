@@ -29,6 +29,7 @@ import numpy as np
 
 from . import parallel
 from .backend import get_backend, to_numpy
+from .callbacks.base import call_hook, overrides
 from .inference import _emitting_logits, _evaluate, evaluate, predict  # noqa: F401  (documented as minicnn.training's)
 from .input_checks import check_images, check_labels
 from .losses import SoftmaxCrossEntropy
@@ -148,109 +149,46 @@ def fit(
         getattr(cb, "set_model", lambda m: None)(model)
     model.stop_training = False  # a callback sets it to end training (Keras's EarlyStopping does)
     with _emitting_logits(model):  # a final softmax is folded into the loss, as Keras does
-        _hook(callbacks, "on_train_begin", {})
+        call_hook(callbacks, "on_train_begin", {})
         for epoch in range(initial_epoch, epochs):
-            _hook(callbacks, "on_epoch_begin", epoch, {})
-            logs = _fit_epoch(
+            call_hook(callbacks, "on_epoch_begin", epoch, {})
+            start = time.perf_counter()
+            loss_sum, correct, seen = train_epoch(
                 model,
+                loss_fn,
+                optimizer,
                 x,
                 y,
-                optimizer,
-                loss_fn,
-                callbacks,
-                epoch,
-                epochs,
-                batch_size,
-                seed,
-                shuffle,
-                augment,
-                lr_schedule,
-                verbose,
-                comm,
-                threads,
-                validation_data,
-                last_step,
+                epoch=epoch,
+                epochs=epochs,
+                batch_size=batch_size,
+                seed=seed,
+                shuffle=shuffle,
+                augment=augment,
+                lr_schedule=lr_schedule,
+                verbose=verbose,
+                communicator=comm,
+                threads=threads,
+                batch_callbacks=[cb for cb in callbacks if overrides(cb, "on_train_batch_end")],
             )
-            seen = logs.pop("_seen")
+            logs = {
+                "loss": _finite_loss(loss_sum, seen, epoch, last_step, optimizer),
+                "accuracy": float(correct) / seen,
+            }
+            if validation_data is not None:
+                with optimizer.averaged_weights():  # with an EMA, validate what a checkpoint will hold
+                    val = _evaluate(model, *validation_data, max(batch_size, 256), None, comm, threads=threads)
+                logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
+            logs.update(lr=optimizer.lr, seconds=time.perf_counter() - start)
             for k, v in logs.items():
                 history[k].append(v)
             if verbose:
                 _epoch_line(epoch, epochs, logs, seen)
-            _hook(callbacks, "on_epoch_end", epoch, logs)
+            call_hook(callbacks, "on_epoch_end", epoch, logs)
             if model.stop_training:
                 break
-        _hook(callbacks, "on_train_end", dict(logs) if history["loss"] else {})
+        call_hook(callbacks, "on_train_end", dict(logs) if history["loss"] else {})
     return history
-
-
-def _hook(callbacks, name, *args):
-    """Call ``name`` on every callback that has it (plain objects with a few hooks work too)."""
-    for cb in callbacks:
-        method = getattr(cb, name, None)
-        if method is not None:
-            method(*args)
-
-
-def _fit_epoch(
-    model,
-    x,
-    y,
-    optimizer,
-    loss_fn,
-    callbacks,
-    epoch,
-    epochs,
-    batch_size,
-    seed,
-    shuffle,
-    augment,
-    lr_schedule,
-    verbose,
-    comm,
-    threads,
-    validation_data,
-    last_step,
-) -> dict:
-    """One epoch of :func:`fit` and its validation: the epoch's logs (``_seen``: images trained on)."""
-    start = time.perf_counter()
-    loss_sum, correct, seen = train_epoch(
-        model,
-        loss_fn,
-        optimizer,
-        x,
-        y,
-        epoch=epoch,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
-        shuffle=shuffle,
-        augment=augment,
-        lr_schedule=lr_schedule,
-        verbose=verbose,
-        communicator=comm,
-        threads=threads,
-        batch_callbacks=[cb for cb in callbacks if _overrides(cb, "on_train_batch_end")],
-    )
-    logs = {
-        "loss": _finite_loss(loss_sum, seen, epoch, last_step, optimizer),
-        "accuracy": float(correct) / seen,
-    }
-    if validation_data is not None:
-        with optimizer.averaged_weights():  # with an EMA, validate what a checkpoint will hold
-            val = _evaluate(model, *validation_data, max(batch_size, 256), None, comm, threads=threads)
-        logs.update(val_loss=val["loss"], val_accuracy=val["accuracy"])
-    logs.update(lr=optimizer.lr, seconds=time.perf_counter() - start)
-    logs["_seen"] = seen
-    return logs
-
-
-def _overrides(callback, name: str) -> bool:
-    """Does ``callback`` do something in hook ``name`` (not the base class's no-op)? Batch hooks
-    read the loss on the host: a GPU sync per step that only a callback that wants it should pay."""
-    from .callbacks import Callback
-
-    method = getattr(type(callback), name, None)
-    return method is not None and method is not getattr(Callback, name, None)
 
 
 def train_epoch(
@@ -309,7 +247,7 @@ def train_epoch(
                 seen += len(idx)
                 if batch_callbacks:
                     batch_logs = {"loss": float(batch_loss), "accuracy": float(batch_correct) / len(idx)}
-                    _hook(batch_callbacks, "on_train_batch_end", step, batch_logs)
+                    call_hook(batch_callbacks, "on_train_batch_end", step, batch_logs)
                     if getattr(model, "stop_training", False):
                         break
             else:  # a rank with no examples still joins the average

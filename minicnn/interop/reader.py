@@ -42,9 +42,11 @@ def load_keras(path) -> Sequential:
         head = f.read(8)
     try:
         if head.startswith(_ZIP_SIGNATURE):
-            return _build(*_read_zip(path, h5py), slots=True)
+            config, weights = _read_zip(path, h5py)
+            return _build(config, weights, slots=True)
         if head == _HDF5_SIGNATURE:
-            return _build(*_read_legacy_h5(path, h5py), slots=False)
+            config, weights = _read_legacy_h5(path, h5py)
+            return _build(config, weights, slots=False)
         raise KerasFormatError("not a Keras file: neither a zip (.keras) nor HDF5 (legacy .h5)")
     except KerasFormatError as exc:
         raise KerasFormatError(f"{path}: {exc}") from None

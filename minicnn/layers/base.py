@@ -86,7 +86,7 @@ class Layer:
             if input_shape is not None:
                 self.declared_input_shape = tuple(int(d) for d in input_shape)
 
-        cls.__init__ = __init__  # type: ignore[method-assign]
+        cls.__init__ = __init__
 
     def __init__(self, name: str | None = None):
         self.name = name

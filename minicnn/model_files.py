@@ -1,0 +1,92 @@
+"""A model's files, weights and summary: the kind of file told by its suffix, as Keras does.
+
+``.npz``          minicnn's checkpoint (:mod:`minicnn.checkpoint`): weights, optimizer state, ``extra``
+``.keras``        Keras 3's model file (:func:`minicnn.interop.save_keras`; Keras opens it)
+``.weights.h5``   Keras 3's weights file (:mod:`minicnn.interop.weights`)
+``.h5``           a legacy Keras model file (read only)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import checkpoint
+from .backend import get_backend, to_numpy
+
+
+def file_kind(path, known: tuple, what: str) -> str:
+    """The suffix of ``path`` among ``known`` (``weights.h5`` before ``h5``); a ValueError listing them."""
+    name = str(path).lower()
+    for kind in sorted(known, key=len, reverse=True):
+        if name.endswith("." + kind):
+            return kind
+    listed = ", ".join("." + k for k in known)
+    raise ValueError(f"{what}: {path} has an unknown suffix; known: {listed}")
+
+
+def save(model, path, optimizer=None, extra=None) -> None:
+    """:meth:`minicnn.Sequential.save`."""
+    if file_kind(path, ("npz", "keras"), "save") == "keras":
+        from .interop import save_keras
+
+        save_keras(model, path)
+        return
+    checkpoint.save(model, path, optimizer=optimizer, extra=extra)
+
+
+def save_weights(model, path) -> None:
+    """:meth:`minicnn.Sequential.save_weights`."""
+    if file_kind(path, ("weights.h5", "npz"), "save_weights") == "npz":
+        checkpoint.save(model, path)
+        return
+    from .interop import save_keras_weights
+
+    save_keras_weights(model, path)
+
+
+def load_weights(model, path, optimizer=None) -> dict:
+    """:meth:`minicnn.Sequential.load_weights`."""
+    if file_kind(path, ("npz", "weights.h5", "keras", "h5"), "load_weights") == "npz":
+        return checkpoint.load_weights(model, path, optimizer=optimizer)
+    from .interop import load_keras_weights
+
+    load_keras_weights(model, path)
+    return {}
+
+
+def summary_lines(model) -> list[str]:
+    """The Keras 2 summary table of a built model, line by line."""
+    width, cols = 65, (29, 55, 65)
+
+    def row(fields):  # each field starts at the previous column's end, cut to fit
+        line = ""
+        for field, end in zip(fields, cols):
+            line = (line + str(field))[:end].ljust(end)
+        return line.rstrip()
+
+    lines = [f'Model: "{model.name}"', "_" * width, row(["Layer (type)", "Output Shape", "Param #"]), "=" * width]
+    for i, layer in enumerate(model.layers):
+        shape = "(None, " + ", ".join(map(str, layer.output_shape)) + ")"
+        lines.append(row([f"{layer.name} ({type(layer).__name__})", shape, layer.count_params()]))
+        lines.append("=" * width if i == len(model.layers) - 1 else "_" * width)
+    total = model.count_params()
+    lines += [f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0", "_" * width]
+    return lines
+
+
+def get_weights(model) -> list:
+    """:meth:`minicnn.Sequential.get_weights` (host copies)."""
+    return [to_numpy(layer.params[name]).copy() for _, layer, name in model.named_parameters()]
+
+
+def set_weights(model, weights) -> None:
+    """:meth:`minicnn.Sequential.set_weights`: all shapes checked, then every weight set."""
+    slots, weights = model.named_parameters(), list(weights)
+    if len(weights) != len(slots):
+        raise ValueError(f"set_weights: the model has {len(slots)} weight arrays, got {len(weights)}")
+    for (key, layer, name), w in zip(slots, weights):
+        if tuple(np.shape(w)) != tuple(layer.params[name].shape):
+            raise ValueError(f"set_weights: {key} has shape {tuple(layer.params[name].shape)}, got {np.shape(w)}")
+    backend = get_backend()
+    for (_, layer, name), w in zip(slots, weights):
+        layer.params[name][...] = backend.asarray(np.asarray(w, dtype=layer.params[name].dtype))
