@@ -65,6 +65,7 @@ class Layer:
     """Base class: subclasses set ``params`` in ``build`` and implement ``forward``/``backward``."""
 
     config_keys: tuple = ()  # constructor arguments that rebuild the layer (saved in checkpoints)
+    accepts_raw_pixels = False  # True: casts integer pixels (uint8 0..255) itself, so a model may start with it
 
     def __init__(self, name: str | None = None):
         self.name = name
@@ -140,10 +141,7 @@ class Layer:
         """Hand the forward's cache to backward, once."""
         cache, self.cache = self.cache, None
         if cache is None:
-            raise RuntimeError(
-                f"{self.describe()}: backward() needs a forward() first "
-                f"(and one outside minicnn.no_grad(), which keeps no cache)"
-            )
+            raise no_forward_error(self)
         return cache
 
     def forward(self, x: Array, training: bool = False) -> Array:
@@ -162,6 +160,14 @@ class Layer:
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def no_forward_error(layer: Layer) -> RuntimeError:
+    """The error of a backward with nothing kept: no forward, or one under :func:`no_grad`."""
+    return RuntimeError(
+        f"{layer.describe()}: backward() needs a forward() first "
+        f"(and one outside minicnn.no_grad(), which keeps no cache)"
+    )
 
 
 def snake_case(class_name: str) -> str:
