@@ -33,6 +33,14 @@ def check_images(x, input_shape, where: str):
             raise ValueError(f"{where}: x must be finite, but example {bad} holds NaN or inf")
 
 
+def takes_raw_pixels(model) -> bool:
+    """True when ``model``'s first layer casts integer pixels itself (its class sets
+    ``accepts_raw_pixels``: Rescaling, Normalization), so uint8 images 0..255 are the input it
+    expects. :func:`check_images` accepts integer images for every model (``fit``, ``evaluate``
+    and ``predict`` cast each batch to the model's dtype); this says whether they are meant."""
+    return bool(model.layers and getattr(model.layers[0], "accepts_raw_pixels", False))
+
+
 def check_labels(y, n: int, classes: int, where: str):
     """``y`` must be ``n`` integer class ids in ``[0, classes)``."""
     if not hasattr(y, "shape") or not hasattr(y, "dtype"):

@@ -20,7 +20,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import minicnn
-from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
+from minicnn.layers import (
+    Activation,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    MaxPool2D,
+    MaxPooling2D,
+    Normalization,
+    ReLU,
+    Rescaling,
+)
 
 try:
     import h5py
@@ -92,6 +104,52 @@ def test_stack_rebuilt_layer_for_layer(writer, ext):
     assert [layer.name for layer in model.layers[:3]] == [conv0.name, f"{conv0.name}_relu", leaky.name]
 
 
+COURSE = ["course_layers", "course_layers_given"]  # written by Keras 3 only, fed uint8 pixels
+
+
+@needs_h5py
+@pytest.mark.parametrize("ext", [".keras", ".h5"])
+@pytest.mark.parametrize("name", COURSE)
+def test_keras_course_layers_predict_as_keras_did(name, ext):
+    """Rescaling, Normalization (adapted: weights; given: config) and every activation, from Keras."""
+    fixture = np.load(DATA / f"{name}_keras3.npz", allow_pickle=False)
+    model = load_keras(DATA / f"{name}_keras3{ext}")
+    assert fixture["x"].dtype == np.uint8
+    np.testing.assert_allclose(model.predict(fixture["x"]), fixture["y"], rtol=1e-5, atol=1e-6)
+    kinds = [type(layer) for layer in model.layers]
+    if name == "course_layers":
+        assert kinds == [
+            Rescaling,
+            Normalization,
+            Conv2D,
+            ReLU,
+            MaxPool2D,
+            Conv2D,
+            Activation,
+            Activation,
+            Flatten,
+            Dense,
+            LeakyReLU,
+            Dense,
+            Activation,
+            Activation,
+            Dense,
+        ]  # activation= became a layer after its Conv2D/Dense; the last softmax folded
+        tanh, sigmoid, leaky, softmax = model.layers[6], model.layers[7], model.layers[10], model.layers[12]
+        assert (tanh.name, tanh.activation, sigmoid.activation, softmax.activation) == (
+            "conv2d_1_tanh",
+            "tanh",
+            "sigmoid",
+            "softmax",
+        )
+        assert leaky.alpha == pytest.approx(0.2)  # Keras 3's leaky_relu activation
+        assert model.layers[1].mean.shape == (3,) and model.layers[0].scale == pytest.approx(1 / 255)
+    else:
+        norm = model.layers[1]
+        assert norm.mean.tolist() == pytest.approx([0.1, -0.2]) and norm.variance.tolist() == pytest.approx([0.3, 0.5])
+        assert (model.layers[0].scale, model.layers[0].offset) == (pytest.approx(1 / 127.5), -1.0)
+
+
 # ---- minicnn -> Keras -> minicnn --------------------------------------------------------------
 def with_random_biases(model, seed=0):
     rng = np.random.default_rng(seed)
@@ -142,6 +200,135 @@ def test_round_trip(tmp_path, build):
     assert_same_model(model, back, x)
 
 
+def keras_layers_model(seed=0):
+    """Every layer kind Keras's names brought: preprocessing, fused and standalone activations."""
+    norm = Normalization()
+    norm.adapt(np.random.default_rng(seed).integers(0, 256, (32, 6, 6, 3)).astype(np.uint8))
+    return minicnn.Sequential(
+        [
+            Rescaling(1 / 127.5, offset=-1.0),
+            norm,
+            Conv2D(4, 3, padding="same", activation="relu"),
+            MaxPooling2D(2),
+            Conv2D(4, 2, activation="tanh"),
+            Activation("sigmoid"),
+            Flatten(),
+            Dense(6, activation="leaky_relu"),
+            Dense(5, activation="softmax"),
+            Activation("tanh"),
+            Dense(4, activation="sigmoid"),
+            Activation("relu"),
+            Dense(3),
+        ],
+        input_shape=(6, 6, 3),
+        seed=seed,
+    )
+
+
+@needs_h5py
+def test_round_trip_with_every_new_layer_kind(tmp_path):
+    model = with_random_biases(keras_layers_model())
+    save_keras(model, tmp_path / "m.keras")
+    back = load_keras(tmp_path / "m.keras")
+    x = np.random.default_rng(2).integers(0, 256, (5, 6, 6, 3)).astype(np.uint8)
+    np.testing.assert_allclose(back.predict(x), model.predict(x), rtol=1e-6, atol=1e-7)
+    # Each activation= comes back as a layer of its own after its Conv2D/Dense (see load_keras).
+    assert [type(layer).__name__ for layer in back.layers] == [
+        "Rescaling",
+        "Normalization",
+        "Conv2D",
+        "ReLU",
+        "MaxPool2D",
+        "Conv2D",
+        "Activation",
+        "Activation",
+        "Flatten",
+        "Dense",
+        "LeakyReLU",
+        "Dense",
+        "Activation",
+        "Activation",
+        "Dense",
+        "Activation",
+        "ReLU",
+        "Dense",
+    ]
+    np.testing.assert_allclose(back.layers[1].mean, model.layers[1].mean, rtol=1e-7)  # through float32
+
+
+@needs_h5py
+def test_save_keras_course_layout_matches_keras(tmp_path):
+    """The twin of course_layers_keras3.keras, written by save_keras: Keras's own config and weights layout."""
+    twin = minicnn.Sequential(
+        [
+            Rescaling(1 / 255),
+            Normalization(),
+            Conv2D(4, 3, padding="same", activation="relu"),
+            MaxPooling2D(),
+            Conv2D(5, 3, activation="tanh"),
+            Activation("sigmoid"),
+            Flatten(),
+            Dense(6, activation="leaky_relu"),
+            Dense(5, activation="softmax"),
+            Activation("tanh"),
+            Dense(3, activation="softmax"),
+        ],
+        input_shape=(8, 8, 3),
+        seed=0,
+    )
+    twin.layers[-1].emit_logits = True  # the model hands out logits; Keras gets this layer's softmax
+    save_keras(twin, tmp_path / "ours.keras")
+    _, ours = read_zip(tmp_path / "ours.keras")
+    _, ref = read_zip(DATA / "course_layers_keras3.keras")
+    assert strip(json.loads(ours["config.json"])) == strip(json.loads(ref["config.json"]))
+    assert h5_layout(ours["model.weights.h5"]) == h5_layout(ref["model.weights.h5"])
+    with h5py.File(io.BytesIO(ours["model.weights.h5"]), "r") as f:
+        mean, variance = twin.layers[1].statistics()
+        np.testing.assert_array_equal(f["layers/normalization/vars/0"][()], mean.astype(np.float32))
+        np.testing.assert_array_equal(f["layers/normalization/vars/1"][()], variance.astype(np.float32))
+
+
+@needs_h5py
+def test_normalization_given_in_config_or_weights_loads_alike(tmp_path):
+    """Keras keeps given statistics in the config (no weights), adapted ones as weights."""
+    model = keras_layers_model()
+    save_keras(model, tmp_path / "adapted.keras")
+    mean, variance = model.layers[1].statistics()
+
+    def given(config):
+        entry = layer(config, "normalization")
+        entry["mean"], entry["variance"] = mean.tolist(), variance.tolist()
+
+    path = edit_keras_config(tmp_path / "adapted.keras", tmp_path / "given.keras", given)
+    with pytest.raises(
+        KerasFormatError, match=r"'normalization' \(Normalization\) has 3 stored weight arrays.*needs 0"
+    ):
+        load_keras(path)  # given statistics and stored ones: which? refused
+
+    def no_vars(f):
+        for i in range(3):
+            del f[f"layers/normalization/vars/{i}"]
+
+    back = load_keras(rewrite_keras_weights(tmp_path / "given.keras", tmp_path / "given3.keras", no_vars))
+    np.testing.assert_array_equal(back.layers[1].mean, mean)  # float64, from the JSON
+    x = np.random.default_rng(3).integers(0, 256, (4, 6, 6, 3)).astype(np.uint8)
+    np.testing.assert_allclose(back.predict(x), model.predict(x), rtol=1e-6, atol=1e-7)
+
+    def bad_variance(f):
+        replace_dataset(f, "layers/normalization/vars/1", (3,))
+        f["layers/normalization/vars/1"][...] = -1
+
+    with pytest.raises(KerasFormatError, match="stored variance has negative values"):
+        load_keras(rewrite_keras_weights(tmp_path / "adapted.keras", tmp_path / "bad.keras", bad_variance))
+    wrong = rewrite_keras_weights(
+        tmp_path / "adapted.keras",
+        tmp_path / "wrong.keras",
+        lambda f: replace_dataset(f, "layers/normalization/vars/0", (4,)),
+    )
+    with pytest.raises(KerasFormatError, match=r"stored mean \(4,\) and variance \(3,\)"):
+        load_keras(wrong)
+
+
 @needs_h5py
 def test_int_padding_written_as_keras_padding(tmp_path):
     model = minicnn.Sequential(
@@ -167,6 +354,29 @@ def test_save_softmax_placement(tmp_path):
     assert a[-1]["config"]["activation"] == "softmax"
     assert [e["class_name"] for e in b] == ["InputLayer", "Flatten", "Dense", "ReLU", "Activation"]
     assert b[-1]["config"]["activation"] == "softmax" and b[-3]["config"]["activation"] == "linear"
+    # A last Dense with an activation of its own keeps it, and the softmax comes after it.
+    tanh_last = minicnn.Sequential([Flatten(), Dense(3, activation="tanh")], input_shape=(2, 2, 1), seed=0)
+    save_keras(tanh_last, tmp_path / "c.keras")
+    c = json.loads(zipfile.ZipFile(tmp_path / "c.keras").read("config.json"))["config"]["layers"]
+    assert [(e["class_name"], e["config"]["activation"]) for e in c[2:]] == [
+        ("Dense", "tanh"),
+        ("Activation", "softmax"),
+    ]
+
+
+@needs_h5py
+@pytest.mark.parametrize("last", [lambda: Dense(3, activation="softmax"), lambda: Activation("softmax")])
+def test_save_keeps_the_models_own_softmax_under_emit_logits(tmp_path, last):
+    """A model whose last layer has activation "softmax" (with emit_logits on, as a model that
+    trains on its logits sets it) gets no second softmax: Keras predicts softmax(logits)."""
+    body = [Flatten()] if isinstance(last(), Dense) else [Flatten(), Dense(3)]
+    model = with_random_biases(minicnn.Sequential(body + [last()], input_shape=(2, 2, 2), seed=0))
+    model.layers[-1].emit_logits = True
+    save_keras(model, tmp_path / "m.keras")
+    entries = json.loads(zipfile.ZipFile(tmp_path / "m.keras").read("config.json"))["config"]["layers"]
+    assert [e["config"].get("activation") for e in entries].count("softmax") == 1
+    x = np.random.default_rng(0).standard_normal((4, 2, 2, 2)).astype(np.float32)
+    np.testing.assert_allclose(load_keras(tmp_path / "m.keras").predict(x), model.predict(x), rtol=1e-6)
 
 
 @needs_h5py
@@ -326,8 +536,8 @@ def rename_class(name, class_name):
 CONFIG_REFUSALS = [
     (set_value("conv2d", "dilation_rate", [2, 2]), r"'conv2d' \(Conv2D\): dilation_rate \[2, 2\]"),
     (set_value("conv2d", "groups", 3), r"'conv2d' \(Conv2D\): groups=3"),
-    (set_value("conv2d", "activation", "tanh"), r"'conv2d' \(Conv2D\): activation 'tanh'"),
-    (set_value("dense", "activation", "softmax"), r"'dense' \(Dense\): softmax is only supported on the last"),
+    (set_value("conv2d", "activation", "gelu"), r"'conv2d' \(Conv2D\): activation 'gelu' is not supported"),
+    (set_value("activation", "activation", "selu"), r"'activation' \(Activation\): activation 'selu'"),
     (set_value("max_pooling2d", "padding", "same"), r"'max_pooling2d' \(MaxPooling2D\): padding 'same'"),
     (set_value("re_lu", "max_value", 6.0), r"'re_lu' \(ReLU\): max_value=6.0"),
     (rename_class("conv2d_1", "DepthwiseConv2D"), r"'conv2d_1' \(DepthwiseConv2D\): this layer type"),

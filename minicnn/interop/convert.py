@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ..layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
+import numpy as np
+
+from ..layers import Activation, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, Normalization, ReLU, Rescaling
+from ..layers.keras_activations import KERAS_ACTIVATIONS, LEAKY_RELU_SLOPE
 from .format import SUPPORTED, KerasFormatError
 
 
@@ -43,11 +46,12 @@ def _conv2d(entry, c, last):
     layer = Conv2D(
         c["filters"], _pair(c["kernel_size"]), _pair(c.get("strides", 1)), c["padding"], name=_layer_name(entry)
     )
-    return [layer] + _activation(entry, c.get("activation", "linear"), last)
+    return [layer] + _activation(entry, c.get("activation", "linear"), last, f"{_layer_name(entry)}_")
 
 
 def _dense(entry, c, last):
-    return [Dense(c["units"], name=_layer_name(entry))] + _activation(entry, c.get("activation", "linear"), last)
+    dense = Dense(c["units"], name=_layer_name(entry))
+    return [dense] + _activation(entry, c.get("activation", "linear"), last, f"{_layer_name(entry)}_")
 
 
 def _max_pooling2d(entry, c, last):
@@ -75,22 +79,63 @@ def _relu(entry, c, last):
 
 
 def _activation_layer(entry, c, last):
-    if c.get("activation") == "relu":
-        return [ReLU(name=_layer_name(entry))]
-    return _activation(entry, c.get("activation"), last)
+    return _activation(entry, c.get("activation"), last, "")
 
 
-def _activation(entry, activation, last):
-    """What ``activation=`` adds after a layer: nothing, a ReLU, or a final softmax (folded away)."""
-    if activation in ("linear", None):
+def _activation(entry, activation, last, prefix):
+    """The layer an activation becomes: nothing for ``linear`` or a last softmax (minicnn's
+    predict and loss apply it to the logits), a ReLU or LeakyReLU(0.2) layer, else an
+    Activation layer. Named ``prefix + activation`` (``conv2d_relu``), or the entry's own
+    name for an Activation entry (empty ``prefix``)."""
+    if activation in ("linear", None) or (activation == "softmax" and last):
         return []
+    if activation not in KERAS_ACTIVATIONS:
+        _refuse(entry, f"activation {activation!r} is not supported (only {', '.join(KERAS_ACTIVATIONS)})")
+    name = f"{prefix}{activation}" if prefix else _layer_name(entry)
     if activation == "relu":
-        return [ReLU(name=f"{_layer_name(entry)}_relu")]
-    if activation == "softmax":
-        if last:
-            return []  # minicnn's predict (and loss) apply it to the logits
-        _refuse(entry, "softmax is only supported on the last layer")
-    _refuse(entry, f"activation {activation!r} is not supported")
+        return [ReLU(name=name)]
+    if activation == "leaky_relu":
+        return [LeakyReLU(LEAKY_RELU_SLOPE, name=name)]
+    return [Activation(activation, name=name)]
+
+
+def _rescaling(entry, c, last):
+    scale, offset = c.get("scale"), c.get("offset", 0.0)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (scale, offset)):
+        _refuse(entry, f"scale={scale!r} / offset={offset!r}: only numbers are supported (not per-channel arrays)")
+    return [Rescaling(scale, offset, name=_layer_name(entry))]
+
+
+def _normalization(entry, c, last):
+    """Normalization: its statistics come from the config (given to the constructor) or from
+    the stored weights (adapted), which the reader sets with :func:`set_normalization_weights`."""
+    if c.get("invert", False):
+        _refuse(entry, "invert=True is not supported")
+    axis = c.get("axis", -1)
+    axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+    mean, variance = c.get("mean"), c.get("variance")
+    return [Normalization(axis, mean, variance, name=_layer_name(entry))]
+
+
+def normalization_weights(entry) -> list[str]:
+    """The weights a stored Normalization holds: mean, variance and count when it was adapted
+    (its config has no mean), none when it was given its statistics."""
+    return ["mean", "variance", "count"] if entry["config"].get("mean") is None else []
+
+
+def set_normalization_weights(entry, layer, arrays):
+    """Load an adapted Normalization's stored ``[mean, variance, count]`` into ``layer``."""
+    mean, variance = arrays[0], arrays[1]
+    for role, array in (("mean", mean), ("variance", variance)):
+        if array.dtype.kind not in "fiu":
+            raise KerasFormatError(f"{_describe(entry)}: stored {role} is {array.dtype}, not a number")
+    if mean.shape != variance.shape or not (np.isfinite(mean).all() and np.isfinite(variance).all()):
+        raise KerasFormatError(
+            f"{_describe(entry)}: stored mean {mean.shape} and variance {variance.shape} must be finite, of one shape"
+        )
+    if (variance < 0).any():
+        raise KerasFormatError(f"{_describe(entry)}: stored variance has negative values")
+    layer.mean, layer.variance = mean.astype("float64"), variance.astype("float64")
 
 
 def _dropout(entry, c, last):
@@ -113,6 +158,8 @@ def _pair(value):
 
 _CONVERTERS = {
     "Conv2D": _conv2d,
+    "Rescaling": _rescaling,
+    "Normalization": _normalization,
     "Dense": _dense,
     "MaxPooling2D": _max_pooling2d,
     "LeakyReLU": _leaky_relu,

@@ -40,8 +40,9 @@ from ..layers.base import snake_case
 
 SUPPORTED = (
     "InputLayer, Conv2D (channels_last, dilation 1, groups 1), Dense, LeakyReLU, ReLU, "
-    "Activation('relu' or 'linear'), MaxPooling2D (padding 'valid'), Dropout, Flatten; "
-    "activation= 'linear' or 'relu' on Conv2D/Dense; 'softmax' only on the last layer"
+    "Activation, MaxPooling2D (padding 'valid'), Dropout, Flatten, Rescaling (numbers), "
+    "Normalization (invert False); activations 'linear', 'relu', 'leaky_relu', 'sigmoid', "
+    "'tanh', 'softmax' (as Activation or activation= on Conv2D/Dense)"
 )
 
 # The Keras release whose .keras layout save_keras writes (and was checked against).

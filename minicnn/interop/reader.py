@@ -10,7 +10,7 @@ from ..backend import get_backend
 from ..layers.base import shapes_only
 from ..sequential import Sequential, load_model
 from .containers import _read_legacy_h5, _read_zip
-from .convert import _convert, _describe, _layer_name
+from .convert import _convert, _describe, _layer_name, normalization_weights, set_normalization_weights
 from .format import _HDF5_SIGNATURE, _ZIP_SIGNATURE, KERAS_SUFFIXES, KerasFormatError, _import_h5py, _slots
 
 
@@ -69,7 +69,10 @@ def _build(config, weights, slots: bool) -> Sequential:
                 f"{_describe(entry)} has {len(arrays)} stored weight arrays, its configuration "
                 f"needs {len(expected)} ({', '.join(expected) or 'none'})"
             )
-        if expected:
+        if entry["class_name"] == "Normalization":
+            if arrays:  # its statistics: set before the build, which checks them against the input
+                set_normalization_weights(entry, made[0], arrays)
+        elif expected:
             loads.append((entry, made[0], arrays))
         layers.extend(made)
     if not layers:
@@ -217,6 +220,8 @@ def _layer_weights(entry, weights, slot_of):
 
 
 def _expected_weights(entry):
+    if entry["class_name"] == "Normalization":
+        return normalization_weights(entry)
     if entry["class_name"] in ("Conv2D", "Dense"):
         return ["kernel", "bias"] if entry["config"].get("use_bias", True) else ["kernel"]
     return []

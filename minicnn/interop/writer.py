@@ -12,7 +12,7 @@ import numpy as np
 
 from .._version import __version__
 from ..backend import get_backend
-from ..layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
+from ..layers import Activation, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, Normalization, ReLU, Rescaling
 from ..layers.im2col import padding_amounts
 from ..outputs import write_atomic
 from ..sequential import Sequential
@@ -28,9 +28,14 @@ def save_keras(model: Sequential, path):
 
     The output: minicnn's model ends in logits and its ``predict`` applies a softmax, so the
     Keras model is given that softmax — ``activation="softmax"`` on the last layer when it
-    is a Dense, otherwise an ``Activation("softmax")`` layer appended — and Keras's
-    ``predict`` returns the same probabilities as minicnn's ``predict``. (``load_keras``
-    folds that softmax away again.)
+    is a Dense without an activation, otherwise an ``Activation("softmax")`` layer appended —
+    and Keras's ``predict`` returns the same probabilities as minicnn's ``predict``.
+    (``load_keras`` folds that softmax away again.) A model whose last layer already has
+    ``activation == "softmax"`` gets none added: that layer hands the model logits under its
+    ``emit_logits`` flag, and Keras applies its softmax.
+
+    Rescaling and Normalization are written as Keras's; a Normalization as an adapted one
+    (config ``mean: null``, weights ``mean``, ``variance``, ``count``), whatever it was given.
 
     Integer Conv2D padding is written as ``"same"`` or ``"valid"`` when it equals one of them
     for the layer's input; otherwise, and for layers Keras lacks, a :class:`~minicnn.interop.KerasFormatError`
@@ -44,7 +49,10 @@ def save_keras(model: Sequential, path):
     entries = [_input_layer(model)]
     for layer, name in zip(model.layers, names):
         entries.append(_layer_entry(layer, name))
-    if isinstance(model.layers[-1], Dense):
+    last = model.layers[-1]
+    if getattr(last, "activation", None) == "softmax":
+        pass  # the model's own softmax (see above)
+    elif isinstance(last, Dense) and last.activation == "linear":
         entries[-1]["config"]["activation"] = "softmax"
     else:
         entries.append(_keras_entry("Activation", _unique(names, "softmax"), {"activation": "softmax"}))
@@ -138,7 +146,7 @@ def _layer_entry(layer, name):
                 "data_format": "channels_last",
                 "dilation_rate": [1, 1],
                 "groups": 1,
-                "activation": "linear",
+                "activation": layer.activation,
                 "use_bias": True,
                 **_INITIALIZERS,
                 "activity_regularizer": None,
@@ -153,7 +161,7 @@ def _layer_entry(layer, name):
             name,
             {
                 "units": layer.units,
-                "activation": "linear",
+                "activation": layer.activation,
                 "use_bias": True,
                 **_INITIALIZERS,
                 "kernel_constraint": None,
@@ -177,13 +185,21 @@ def _layer_entry(layer, name):
                 "data_format": "channels_last",
             },
         )
+    if isinstance(layer, Activation):
+        return _keras_entry("Activation", name, {"activation": layer.activation})
+    if isinstance(layer, Rescaling):
+        return _keras_entry("Rescaling", name, {"scale": layer.scale, "offset": layer.offset}, layer.input_shape)
+    if isinstance(layer, Normalization):
+        axis = [layer.axis] if isinstance(layer.axis, int) else list(layer.axis or ())  # Keras: None is ()
+        config = {"axis": axis, "invert": False, "mean": None, "variance": None}
+        return _keras_entry("Normalization", name, config, layer.input_shape)
     if isinstance(layer, Dropout):
         return _keras_entry("Dropout", name, {"rate": layer.rate, "seed": None, "noise_shape": None})
     if isinstance(layer, Flatten):
         return _keras_entry("Flatten", name, {"data_format": "channels_last"}, layer.input_shape)
     raise KerasFormatError(
         f"save_keras: layer {name!r} ({type(layer).__name__}) has no Keras counterpart here; "
-        f"supported: Conv2D, Dense, LeakyReLU, ReLU, MaxPool2D, Dropout, Flatten"
+        f"supported: Conv2D, Dense, Activation, LeakyReLU, ReLU, MaxPool2D, Dropout, Flatten, Rescaling, Normalization"
     )
 
 
@@ -231,5 +247,10 @@ def _weights_h5(model, entries, h5py) -> bytes:
             if isinstance(layer, (Conv2D, Dense)):
                 group.create_dataset("0", data=backend.to_numpy(layer.params["W"]).astype(np.float32))
                 group.create_dataset("1", data=backend.to_numpy(layer.params["b"]).astype(np.float32))
+            if isinstance(layer, Normalization):  # Keras's adapted variables: mean, variance, count (unused)
+                mean, variance = layer.statistics()
+                group.create_dataset("0", data=mean.astype(np.float32))
+                group.create_dataset("1", data=variance.astype(np.float32))
+                group.create_dataset("2", data=np.int32(0))  # int32 as Keras writes it (int64 under TensorFlow)
         f.create_group("vars").attrs["name"] = model.name
     return buffer.getvalue()

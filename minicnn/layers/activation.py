@@ -1,4 +1,4 @@
-"""Element-wise activations: LeakyReLU and ReLU."""
+"""Activations as layers: LeakyReLU, ReLU, and Activation (any activation Keras names)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from .. import kernels
 from ..backend import get_array_module
 from ..kernels.activation import leaky_relu_forward
 from .base import Array, Layer, grad_enabled
+from .keras_activations import ActivatedLayer
 
 
 class LeakyReLU(Layer):
@@ -64,3 +65,42 @@ class ReLU(Layer):
 
     def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
         return dy * self.pop_cache()
+
+
+class Activation(ActivatedLayer):
+    r"""``y = f(x)`` for an activation Keras names (``keras.layers.Activation``).
+
+    ``f`` and its backward, given the output ``y``
+    (:mod:`minicnn.layers.keras_activations`)::
+
+        "linear"      y = x                              dx = dy
+        "relu"        y = max(x, 0)                      dx = dy * (y > 0)
+        "leaky_relu"  y = x if x > 0 else 0.2 * x        dx = dy * (1 if y > 0 else 0.2)
+        "sigmoid"     y = 1 / (1 + exp(-x))              dx = dy * y * (1 - y)
+        "tanh"        y = tanh(x)                        dx = dy * (1 - y**2)
+        "softmax"     y = exp(x) / sum(exp(x), axis=-1)  dx = y * (dy - sum(dy * y, axis=-1))
+
+    Softmax's line is its Jacobian-vector product: ``dy_i/dx_k = y_i * (delta_ik - y_k)``.
+
+    Shapes: ``x``, ``y``, ``dy``, ``dx`` share one shape (any rank; softmax over the last
+    axis). Cache: ``y`` (the returned array itself, no copy), in ``_activation_cache``.
+    ``emit_logits`` (a softmax only): forward returns ``x`` and backward ``dy`` unchanged
+    (:class:`~minicnn.layers.keras_activations.ActivatedLayer`).
+
+    Args:
+        activation: None (``"linear"``), ``"relu"``, ``"leaky_relu"``, ``"sigmoid"``, ``"tanh"``
+            or ``"softmax"``; any other name is a ValueError listing these.
+    """
+
+    config_keys = ("activation",)
+
+    def __init__(self, activation, name=None):
+        super().__init__(name)
+        self._set_activation(activation)
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        self._ensure_built(x)
+        return self._activate(x, in_place=False)  # x is the previous layer's output: never written
+
+    def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
+        return self._activation_backward(dy)

@@ -87,6 +87,7 @@ class Layer:
                 self.declared_input_shape = tuple(int(d) for d in input_shape)
 
         cls.__init__ = __init__
+    accepts_raw_pixels = False  # True: casts integer pixels (uint8 0..255) itself, so a model may start with it
 
     def __init__(self, name: str | None = None):
         self.name = name
@@ -162,10 +163,7 @@ class Layer:
         """Hand the forward's cache to backward, once."""
         cache, self.cache = self.cache, None
         if cache is None:
-            raise RuntimeError(
-                f"{self.describe()}: backward() needs a forward() first "
-                f"(and one outside minicnn.no_grad(), which keeps no cache)"
-            )
+            raise no_forward_error(self)
         return cache
 
     def forward(self, x: Array, training: bool = False) -> Array:
@@ -184,6 +182,14 @@ class Layer:
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def no_forward_error(layer: Layer) -> RuntimeError:
+    """The error of a backward with nothing kept: no forward, or one under :func:`no_grad`."""
+    return RuntimeError(
+        f"{layer.describe()}: backward() needs a forward() first "
+        f"(and one outside minicnn.no_grad(), which keeps no cache)"
+    )
 
 
 def snake_case(class_name: str) -> str:

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 from .. import kernels
 from ..kernels import conv as conv_kernels
-from .base import Array, Layer, as_pair, expect_rank, glorot_uniform, grad_enabled, positive_int, zeros
+from .base import Array, as_pair, expect_rank, glorot_uniform, grad_enabled, positive_int, zeros
 from .im2col import col2im, conv_output_size, im2col, pad2d, padding_amounts
+from .keras_activations import ActivatedLayer
 
 
-class Conv2D(Layer):
+class Conv2D(ActivatedLayer):
     r"""2-D convolution over NHWC images.
 
     Maths (one output pixel, padded input ``xp``)::
 
-        y[n, i, j, f] = b[f] + sum_{a, b', c} xp[n, i*sh + a, j*sw + b', c] * W[a, b', c, f]
+        z[n, i, j, f] = b[f] + sum_{a, b', c} xp[n, i*sh + a, j*sw + b', c] * W[a, b', c, f]
+        y = f(z)            f: the activation, element-wise (softmax: over F); none by default
 
     Computed as one matrix product: ``cols = im2col(xp)`` of shape ``(N*Ho*Wo, kh*kw*C)``,
-    then ``y = cols @ W.reshape(kh*kw*C, F) + b``.
+    then ``z = cols @ W.reshape(kh*kw*C, F) + b``.
 
     Shapes:
         x:  ``(N, H, W, C)``             input
@@ -28,10 +30,13 @@ class Conv2D(Layer):
             ``cols (N*Ho*Wo, kh*kw*C)`` the patch matrix (for ``dW``; a reused work array,
             so the cache lives until the next forward), ``padded_shape`` ``(N, H+pad_h,
             W+pad_w, C)`` (where ``dx`` is assembled before the padding is cut off), and
-            ``x_shape`` ``(N, H, W, C)`` (what that cut leaves)
+            ``x_shape`` ``(N, H, W, C)`` (what that cut leaves); with an activation, also
+            ``y`` (the returned array itself) in ``_activation_cache``
 
-    Backward, given ``dy (N, Ho, Wo, F)`` and ``dy2 = dy.reshape(-1, F)``:
-        ``db = dy.sum over N, Ho, Wo`` — the bias touches every output pixel;
+    Backward, given ``dy (N, Ho, Wo, F)``: first ``dz``, the gradient with respect to ``z``, from
+    ``dy`` and the kept ``y`` (:mod:`minicnn.layers.keras_activations`; ``dz = dy`` when linear),
+    then with ``dy2 = dz.reshape(-1, F)``:
+        ``db = dz.sum over N, Ho, Wo`` — the bias touches every output pixel;
         ``dW = cols.T @ dy2`` — each weight met every patch it multiplied;
         ``dx``: each input pixel fed every output whose window covered it, so
         ``dcols = dy2 @ W2.T`` is added back where each patch came from (``col2im``: one
@@ -46,12 +51,16 @@ class Conv2D(Layer):
         strides: int or pair ``(sh, sw)``.
         padding: ``"valid"`` (none), ``"same"`` (output ``ceil(H / sh)``, as Keras) or an int
             added on every side.
+        activation: None (``"linear"``), ``"relu"``, ``"leaky_relu"`` (slope 0.2), ``"sigmoid"``,
+            ``"tanh"`` or ``"softmax"`` (over the filters), as Keras names them; ``emit_logits``:
+            see :class:`~minicnn.layers.keras_activations.ActivatedLayer`.
     """
 
     config_keys = ("filters", "kernel_size", "strides", "padding")
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", name=None):
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None, name=None):
         super().__init__(name)
+        self._set_activation(activation)
         self.filters = positive_int(filters, "filters", "Conv2D")
         self.kernel_size = as_pair(kernel_size, "kernel_size", "Conv2D")
         self.strides = as_pair(strides, "strides", "Conv2D")
@@ -94,9 +103,10 @@ class Conv2D(Layer):
         y = cols @ W.reshape(-1, f)
         y += b  # in place: no second (N*Ho*Wo, F) array
         self.cache = (cols, x_pad.shape, x.shape) if grad_enabled() else None
-        return y.reshape(x.shape[0], ho, wo, f)
+        return self._activate(y.reshape(x.shape[0], ho, wo, f), in_place=True)
 
     def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
+        dy = self._activation_backward(dy)
         if kernels.fast() and self.strides == (1, 1):
             return conv_kernels.backward_stride1(self, dy, need_input_grad)
         cols, pad_shape, x_shape = self.pop_cache()

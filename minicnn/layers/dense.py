@@ -4,31 +4,38 @@ from __future__ import annotations
 
 from .. import kernels
 from ..kernels.bias import sum_rows
-from .base import Array, Layer, expect_rank, glorot_uniform, grad_enabled, positive_int, zeros
+from .base import Array, expect_rank, glorot_uniform, grad_enabled, positive_int, zeros
+from .keras_activations import ActivatedLayer
 
 
-class Dense(Layer):
-    r"""``y = x @ W + b``.
+class Dense(ActivatedLayer):
+    r"""``y = f(x @ W + b)``, ``f`` the activation (none by default; softmax over the units).
 
     Shapes:
         x: ``(N, D)``    W: ``(D, U)``    b: ``(U,)``    y: ``(N, U)``, ``U = units``
-        cache: ``x``
+        cache: ``x``; with an activation, also ``y`` (the returned array) in ``_activation_cache``
 
-    Backward (matrix calculus of a product):
-        ``dW = x.T @ dy`` ``(D, U)``: each weight scaled one input into one output;
-        ``db = dy.sum(0)`` ``(U,)``;
-        ``dx = dy @ W.T`` ``(N, D)``.
+    Backward: first ``dz``, the gradient with respect to ``z = x @ W + b``, from ``dy`` and the
+    kept ``y`` (:mod:`minicnn.layers.keras_activations`; ``dz = dy`` when linear); then the
+    matrix calculus of a product:
+        ``dW = x.T @ dz`` ``(D, U)``: each weight scaled one input into one output;
+        ``db = dz.sum(0)`` ``(U,)``;
+        ``dx = dz @ W.T`` ``(N, D)``.
 
-    Fast path (:mod:`minicnn.kernels.bias`): ``db`` as ``ones @ dy``, one BLAS call.
+    Fast path (:mod:`minicnn.kernels.bias`): ``db`` as ``ones @ dz``, one BLAS call.
 
     Args:
         units: number of outputs ``U``.
+        activation: None (``"linear"``), ``"relu"``, ``"leaky_relu"`` (slope 0.2), ``"sigmoid"``,
+            ``"tanh"`` or ``"softmax"``, as Keras names them; ``emit_logits``: see
+            :class:`~minicnn.layers.keras_activations.ActivatedLayer`.
     """
 
     config_keys = ("units",)
 
-    def __init__(self, units, name=None):
+    def __init__(self, units, activation=None, name=None):
         super().__init__(name)
+        self._set_activation(activation)
         self.units = positive_int(units, "units", "Dense")
 
     def _build(self, input_shape, rng):
@@ -46,9 +53,10 @@ class Dense(Layer):
         self.cache = x if grad_enabled() else None
         y = x @ self.params["W"]
         y += self.params["b"]  # in place: no second (N, U) array
-        return y
+        return self._activate(y, in_place=True)
 
     def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
+        dy = self._activation_backward(dy)
         x = self.pop_cache()
         self.grads["W"] = x.T @ dy
         self.grads["b"] = sum_rows(dy) if kernels.fast() else dy.sum(axis=0)

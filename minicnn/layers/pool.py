@@ -85,3 +85,6 @@ class MaxPool2D(Layer):
             # Windows whose winner sits at offset k send their gradient there; overlaps add up.
             dx[self.window_offset(*divmod(k, pw))] += dy * (argmax == k)
         return dx
+
+
+MaxPooling2D = MaxPool2D  # Keras's name: the same class, so checkpoints keep writing "MaxPool2D"
