@@ -1,4 +1,4 @@
-"""Keras's ``keras.utils`` that a CNN course uses: one-hot labels and one seed for everything."""
+"""Keras's ``keras.utils`` that a CNN course uses: one-hot labels, one seed for everything, a folder of pictures."""
 
 from __future__ import annotations
 
@@ -31,3 +31,11 @@ def set_random_seed(seed: int) -> None:
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"set_random_seed: seed must be an int >= 0, got {seed!r}")
     set_global_seed(int(seed))
+
+
+def image_dataset_from_directory(directory, *args, **options):
+    """Keras's ``keras.utils.image_dataset_from_directory``: a folder of class sub-folders of pictures as
+    an :class:`~minicnn.datasets.images.ImageDataset` (:func:`minicnn.datasets.images.image_dataset_from_directory`)."""
+    from .datasets.images import image_dataset_from_directory as read_folder  # on first use: utils stays light
+
+    return read_folder(directory, *args, **options)

@@ -2,6 +2,7 @@
 
 from ..training import minibatches  # the iterator fit uses, re-exported for scripts
 from .cifar10 import CIFAR10_CLASSES, OFFICIAL_MD5, OFFICIAL_URL, DatasetError, default_data_dir, load_cifar10
+from .images import ImageDataset, image_dataset_from_directory
 from .preprocessing import augment, channel_stats, crop_flip, standardize
 from .splits import SplitLeavesNoTraining, cifar10_splits
 
@@ -19,4 +20,6 @@ __all__ = [
     "standardize",
     "cifar10_splits",
     "SplitLeavesNoTraining",
+    "image_dataset_from_directory",
+    "ImageDataset",
 ]

@@ -21,6 +21,7 @@ import numpy as np
 from ..outputs import new_folders, remove_empty
 from .download import download_file, file_md5, verify_md5  # noqa: F401  (re-exported, as before)
 from .errors import DatasetError
+from .image_files import holds_images
 from .safe_pickle import read_batch, safe_unpickle, write_batch  # noqa: F401
 from .safe_tar import extract_tar_safely
 
@@ -98,6 +99,22 @@ def _damaged(folder: Path, what: str, data_dir: Path) -> str:
     )
 
 
+def refuse_a_folder_of_pictures(data_dir: Path) -> None:
+    """Raise :class:`DatasetError` when ``data_dir`` holds pictures (or class sub-folders of them) and
+    none of CIFAR-10's files: one's own pictures given as ``--data-dir`` are named as such, rather
+    than CIFAR-10 being searched elsewhere or downloaded into that folder."""
+    if any((data_dir / name).exists() for name in (ARCHIVE_NAME, FOLDER_NAME, *BATCH_FILES)):
+        return
+    if holds_images(data_dir):
+        raise DatasetError(
+            f"{data_dir} is a folder of pictures, not CIFAR-10 (it holds neither {FOLDER_NAME} nor {ARCHIVE_NAME}). "
+            f"To train on these pictures, read them with minicnn.datasets.images.image_dataset_from_directory"
+            f"('{data_dir}', image_size=(32, 32)) (one sub-folder per class); to classify them with a trained model, "
+            f"run python -m minicnn.predict MODEL PICTURE...; for CIFAR-10, give the folder that holds it, "
+            f"or an empty one to download it into"
+        )
+
+
 def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD5):
     """``(x_train, y_train), (x_test, y_test)``: uint8 NHWC images and int64 labels ``(N,)``.
 
@@ -111,9 +128,11 @@ def load_cifar10(data_dir=None, download=True, url=OFFICIAL_URL, md5=OFFICIAL_MD
 
     A damaged folder (a batch file missing or unreadable, as an extraction stopped
     half-way leaves it) is extracted again from the archive beside it, once verified;
-    without the archive, :class:`DatasetError` names the file and says how to recover.
+    without the archive, :class:`DatasetError` names the file and says how to recover. A folder
+    of pictures without CIFAR-10's files is refused at once (:func:`refuse_a_folder_of_pictures`).
     """
     data_dir = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
+    refuse_a_folder_of_pictures(data_dir)
     archive, own = data_dir / ARCHIVE_NAME, data_dir / FOLDER_NAME
     damaged = []  # (folder, what is wrong with it)
     for folder in usual_places(data_dir):

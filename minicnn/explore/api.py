@@ -23,21 +23,11 @@ import numpy as np
 
 from .. import interpret
 from ..backend import get_backend, to_numpy
+from ..datasets.model_inputs import class_names  # shared with python -m minicnn.predict
 from ..layers import Conv2D, no_grad
 from ..losses import softmax
 from .one_number import conv_pixel
 from .wire import ApiError, b64, integer
-
-
-def class_names(model, extra) -> list[str]:
-    """The checkpoint's own class names, else CIFAR-10's for a 10-class model, else the indices."""
-    from ..datasets import CIFAR10_CLASSES
-
-    k = model.output_shape[-1]
-    names = [str(n) for n in np.atleast_1d(extra["class_names"])] if "class_names" in extra else []
-    if len(names) == k:
-        return names
-    return list(CIFAR10_CLASSES) if k == len(CIFAR10_CLASSES) else [str(i) for i in range(k)]
 
 
 def read_history(path: Path) -> dict | None:

@@ -87,6 +87,7 @@ class Layer:
                 self.declared_input_shape = tuple(int(d) for d in input_shape)
 
         cls.__init__ = __init__
+
     accepts_raw_pixels = False  # True: casts integer pixels (uint8 0..255) itself, so a model may start with it
 
     def __init__(self, name: str | None = None):
