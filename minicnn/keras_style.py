@@ -37,10 +37,7 @@ def compile_model(model, optimizer, loss, metrics, unsupported: dict) -> None:
         if metric not in METRICS:
             raise ValueError(f"compile: unknown metric {metric!r}; minicnn reports 'accuracy' (and the loss)")
     optimizer = optimizers.get(optimizer)
-    if getattr(optimizer, "model", None) not in (None, model):
-        raise ValueError("compile: this optimizer is bound to another model; give this model its own optimizer")
-    if hasattr(optimizer, "bind"):
-        optimizer.bind(model)
+    optimizer.bind(model)  # (a ValueError if it is bound to another model: each model its own optimizer)
     if model.built and not loss.from_logits and not model.outputs_probabilities:
         raise ValueError(
             f"compile: {loss.name} with from_logits=False expects probabilities, but the last layer "

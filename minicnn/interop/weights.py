@@ -55,7 +55,8 @@ def _stored(path: Path) -> dict:
     if str(path).lower().endswith(".weights.h5"):
         with _refused_as_damaged("weights file"), read_hdf5(path) as f:
             layers = f.get("layers")
-            return {f"layers/{s}": _vars_arrays(layers[s], s) for s in (layers if layers is not None else {})}
+            found = {f"layers/{s}": _vars_arrays(layers[s], s) for s in (layers if layers is not None else {})}
+            return {slot: arrays for slot, arrays in found.items() if arrays}  # weightless layers have none
     stored = _read_legacy_h5(path, h5py)[1]
     return {name: [a for _, a in arrays] for name, arrays in stored.items() if arrays}
 

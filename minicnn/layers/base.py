@@ -90,8 +90,10 @@ class Layer:
 
     accepts_raw_pixels = False  # True: casts integer pixels (uint8 0..255) itself, so a model may start with it
 
-    def __init__(self, name: str | None = None):
+    def __init__(self, name: str | None = None, input_shape=None):
         self.name = name
+        if input_shape is not None:  # (layers with an __init__ of their own get it taken off above)
+            self.declared_input_shape = tuple(int(d) for d in input_shape)
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array | None] = {}
         self.input_shape: Any = None  # a tuple without the batch axis, once built (None before)
