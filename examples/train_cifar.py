@@ -42,6 +42,7 @@ from minicnn.datasets.cifar10 import ARCHIVE_NAME
 from minicnn.distributed import abort_on_error
 from minicnn.interrupts import exit_code, signal_name, signals_as_interrupts
 from minicnn.losses import SoftmaxCrossEntropy
+from minicnn.models import with_preprocessing
 from minicnn.optim import SGD, Adam
 from minicnn.outputs import OutputError, check_writable, new_folders, remove_empty, run_files, write_text
 from minicnn.recipes import RECIPES, SCHEDULES, schedule  # --recipe's settings (an option given overrides one)
@@ -646,6 +647,8 @@ def finish(model, data, stats, out, args, backend, rows, comm=None):
         "processes": 1 if comm is None else comm.size,
     }
     write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    # The same network with its preprocessing in front: it predicts on raw 0..255 pixels.
+    with_preprocessing(model, *stats).save(out / "predictor.npz", extra={"class_names": list(CIFAR10_CLASSES)})
     print(
         f"\ntest accuracy: {test['accuracy']:.4f}  (test loss {test['loss']:.4f}, {len(y_test)} images"
         + (f"; TTA {args.tta}, one view {single['accuracy']:.4f})" if tta else ")")

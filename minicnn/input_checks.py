@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .backend import get_array_module, to_numpy
@@ -39,6 +41,26 @@ def takes_raw_pixels(model) -> bool:
     expects. :func:`check_images` accepts integer images for every model (``fit``, ``evaluate``
     and ``predict`` cast each batch to the model's dtype); this says whether they are meant."""
     return bool(model.layers and getattr(model.layers[0], "accepts_raw_pixels", False))
+
+
+RAW_PIXEL_LIMIT = 16.0  # |x| beyond this looks like 0..255 pixels: standardised or x/255 inputs stay far below
+
+
+def warn_if_raw_pixels(model, x, where: str) -> None:
+    """Warn when ``x`` looks like raw pixels (uint8, or values beyond ``RAW_PIXEL_LIMIT``) but the model
+    carries no preprocessing of its own: it was trained on scaled inputs and would answer with confidence
+    on numbers it never saw (the trap of a model saved without its preprocessing)."""
+    if takes_raw_pixels(model) or not hasattr(x, "dtype") or x.dtype.kind not in "fiu" or not x.size:
+        return
+    head = np.asarray(to_numpy(x[:256]), np.float64)  # a look at the first examples is enough
+    if x.dtype == np.uint8 or float(np.abs(head).max()) > RAW_PIXEL_LIMIT:
+        warnings.warn(
+            f"{where}: the input looks like raw pixels (values up to {head.max():g}) but the model has no "
+            "Rescaling or Normalization layer first: scale it as the training data was (e.g. x / 255 - 0.5, "
+            "or the checkpoint's mean/std), or put that preprocessing in the model",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def check_labels(y, n: int, classes: int, where: str):

@@ -8,7 +8,7 @@ from .layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D
 from .sequential import Sequential
 from .sequential import load_model as load_checkpoint
 
-__all__ = ["Sequential", "load_model", "cifar10_cnn"]
+__all__ = ["Sequential", "load_model", "cifar10_cnn", "with_preprocessing"]
 
 
 def load_model(path) -> Sequential:
@@ -58,3 +58,17 @@ def cifar10_cnn(alpha=0.1, dropout=(0.25, 0.25, 0.5), seed=None, dtype="float32"
         dtype=dtype,
         seed=seed,
     )
+
+
+def with_preprocessing(model: Sequential, mean, std) -> Sequential:
+    """A copy of ``model`` that takes raw pixels: a ``Normalization`` layer holding the training set's
+    per-channel ``mean`` and ``std`` first, then ``model``'s layers with its weights. Its ``predict`` on
+    0..255 images gives what ``model.predict(standardize(images, mean, std))`` gives (to float rounding):
+    the model carries its preprocessing, as a Keras model with a Normalization layer does."""
+    config = model.get_config()
+    variance = [float(s) ** 2 for s in std]
+    norm = {"class": "Normalization", "config": {"axis": -1, "mean": [float(m) for m in mean], "variance": variance}}
+    config["layers"] = [norm] + config["layers"]
+    copy = Sequential.from_config(config)
+    copy.set_weights(model.get_weights())
+    return copy

@@ -16,7 +16,7 @@ from . import training as _training  # (forward's `training` flag would hide the
 from .backend import get_backend
 from .callbacks import History
 from .checkpoint import CheckpointError
-from .input_checks import check_images
+from .input_checks import check_images, warn_if_raw_pixels
 from .layers import LAYER_CLASSES, Dropout, Layer
 from .layers.base import Input, shapes_only, snake_case
 from .seeds import derive_seed, next_model_seed
@@ -290,6 +290,7 @@ class Sequential:
         """Class probabilities ``(N, classes)`` as NumPy (the softmax of the logits, or the model's own
         final softmax); ``tta="flip"`` averages the mirrored view's (see :func:`minicnn.training.predict`)."""
         self._ensure_built(x, "predict")
+        warn_if_raw_pixels(self, x, "predict")
         return _training.predict(self, x, batch_size=_or(batch_size, 256), threads=threads, tta=tta)
 
     # -- files, told by their suffix as Keras does (minicnn.model_files) ---------------------------

@@ -274,3 +274,19 @@ def test_cifar10_load_data_finds_keras_cache_with_keras_shapes(tmp_path, monkeyp
     (x, y), (xt, yt) = minicnn.datasets.cifar10.load_data(tmp_path / "elsewhere", download=False)
     assert x.shape == (20, 32, 32, 3) and x.dtype == np.uint8 and y.shape == (20, 1) and y.dtype == np.uint8
     assert xt.shape == (5, 32, 32, 3) and yt.shape == (5, 1)
+
+
+def test_predict_warns_on_raw_pixels_unless_the_model_carries_its_preprocessing():
+    x, _ = make_images(4, seed=10)
+    bare = Sequential([Flatten(input_shape=(32, 32, 3)), Dense(10)], seed=0)
+    with pytest.warns(UserWarning, match="looks like raw pixels"):
+        bare.predict(x)
+    with pytest.warns(UserWarning, match="looks like raw pixels"):
+        bare.predict(x.astype(np.float32))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bare.predict(x / 255 - 0.5)
+        carried = Sequential([keras.layers.Rescaling(1 / 255, -0.5), Flatten(), Dense(10)], input_shape=(32, 32, 3))
+        carried.predict(x)

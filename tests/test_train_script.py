@@ -55,6 +55,14 @@ def test_one_short_epoch_writes_every_output(cifar_dir, tmp_path):
 
     model, extra = minicnn.load_model(out / "model.npz")
     assert model.count_params() == 1_084_234 and extra["epoch"] == 1 and extra["mean"].shape == (3,)
+    # predictor.npz carries the preprocessing: raw pixels in, the model's answers out.
+    from minicnn.datasets import standardize
+
+    raw = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    predictor = minicnn.models.load_model(out / "predictor.npz")
+    expected = model.predict(standardize(raw, extra["mean"], extra["std"]))
+    np.testing.assert_allclose(predictor.predict(raw), expected, rtol=1e-4, atol=1e-6)
+    assert predictor.saved_extra["class_names"][0] == "airplane"
     # The same command again would replace the finished run: refused, naming both ways on, nothing touched.
     before = {name: (out / name).read_bytes() for name in ("model.npz", "history.csv")}
     again = run(common(cifar_dir, out, 1))
