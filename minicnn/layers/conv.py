@@ -36,6 +36,7 @@ class Conv2D(ActivatedLayer):
     Backward, given ``dy (N, Ho, Wo, F)``: first ``dz``, the gradient with respect to ``z``, from
     ``dy`` and the kept ``y`` (:mod:`minicnn.layers.keras_activations`; ``dz = dy`` when linear),
     then with ``dy2 = dz.reshape(-1, F)``:
+
         ``db = dz.sum over N, Ho, Wo`` — the bias touches every output pixel;
         ``dW = cols.T @ dy2`` — each weight met every patch it multiplied;
         ``dx``: each input pixel fed every output whose window covered it, so

@@ -18,6 +18,7 @@ class Dense(ActivatedLayer):
     Backward: first ``dz``, the gradient with respect to ``z = x @ W + b``, from ``dy`` and the
     kept ``y`` (:mod:`minicnn.layers.keras_activations`; ``dz = dy`` when linear); then the
     matrix calculus of a product:
+
         ``dW = x.T @ dz`` ``(D, U)``: each weight scaled one input into one output;
         ``db = dz.sum(0)`` ``(U,)``;
         ``dx = dz @ W.T`` ``(N, D)``.
