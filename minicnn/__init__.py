@@ -33,11 +33,24 @@ LAZY = (
 )
 
 
+# Keras names minicnn does not have, each refused with what to do instead.
+NOT_IN_MINICNN = {
+    "Model": "minicnn has no functional API (keras.Model(inputs, outputs)) nor subclassed models: build a Sequential",
+    "Functional": "minicnn has no functional API: build a Sequential",
+    "ops": "minicnn has no keras.ops: its layers compute with NumPy/CuPy (minicnn.get_backend().xp)",
+    "mixed_precision": "minicnn has no mixed precision: a model is float32 or float64 (Sequential(dtype=...))",
+    "distribution": "minicnn has no distribution strategies: see minicnn.distributed (MPI) and threads in fit",
+    "applications": "minicnn has no pretrained applications: minicnn.models.cifar10_cnn is its ready-made model",
+}
+
+
 def __getattr__(name):
     if name in LAZY:
         import importlib
 
         return importlib.import_module(f".{name}", __name__)
+    if name in NOT_IN_MINICNN:
+        raise layers.NotInMinicnn(f"minicnn.{name}: {NOT_IN_MINICNN[name]} (docs/from_keras.md)")
     raise AttributeError(f"module 'minicnn' has no attribute {name!r}")
 
 

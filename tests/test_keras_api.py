@@ -290,3 +290,13 @@ def test_predict_warns_on_raw_pixels_unless_the_model_carries_its_preprocessing(
         bare.predict(x / 255 - 0.5)
         carried = Sequential([keras.layers.Rescaling(1 / 255, -0.5), Flatten(), Dense(10)], input_shape=(32, 32, 3))
         carried.predict(x)
+
+
+def test_what_keras_has_and_minicnn_does_not_is_refused_by_name():
+    with pytest.raises(ImportError, match="minicnn.layers has no LSTM: Keras has it"):
+        from minicnn.layers import LSTM  # noqa: F401
+    with pytest.raises(ImportError, match="no functional API"):
+        keras.Model  # noqa: B018
+    with pytest.raises(ValueError, match="Nadam"):
+        keras.optimizers.get("nadam")
+    assert not hasattr(keras.layers, "NoSuchThing")

@@ -35,3 +35,27 @@ LAYER_CLASSES = {
     for cls in (Conv2D, LeakyReLU, ReLU, Activation, MaxPool2D, Dropout, Flatten, Dense, Rescaling, Normalization)
 }
 LAYER_CLASSES["MaxPooling2D"] = MaxPooling2D
+
+
+# Keras layers minicnn does not have: a clear refusal instead of a bare "cannot import name".
+NOT_IN_MINICNN = (
+    "Conv1D Conv3D Conv2DTranspose SeparableConv2D DepthwiseConv2D BatchNormalization LayerNormalization "
+    "GroupNormalization AveragePooling2D GlobalAveragePooling2D GlobalMaxPooling2D MaxPooling1D AveragePooling1D "
+    "LSTM GRU SimpleRNN Bidirectional Embedding MultiHeadAttention Attention Add Concatenate Multiply Average "
+    "Reshape Permute RepeatVector ZeroPadding2D UpSampling2D Cropping2D SpatialDropout2D GaussianNoise "
+    "GaussianDropout AlphaDropout RandomFlip RandomCrop RandomRotation RandomZoom Resizing CenterCrop Lambda "
+    "PReLU ELU Softmax ThresholdedReLU TimeDistributed InputLayer"
+).split()
+
+
+class NotInMinicnn(ImportError):
+    """A Keras name minicnn does not have (an ImportError, so ``from minicnn.layers import LSTM`` says so)."""
+
+
+def __getattr__(name):
+    if name in NOT_IN_MINICNN:
+        raise NotInMinicnn(
+            f"minicnn.layers has no {name}: Keras has it, minicnn has the layers a CNN course uses "
+            f"({', '.join(n for n in __all__ if n[0].isupper() and n != 'KERAS_ACTIVATIONS')}); see docs/from_keras.md"
+        )
+    raise AttributeError(f"module 'minicnn.layers' has no attribute {name!r}")
