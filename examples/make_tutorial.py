@@ -52,6 +52,48 @@ print(f"minicnn {minicnn.__version__}, backend {backend.name} on {backend.device
     (
         "md",
         r"""
+## 0. Keras code, as it is
+
+If you know Keras, you already know minicnn: `import minicnn as keras` and the code of a Keras
+course runs (`docs/from_keras.md`), on layers whose every line is NumPy you can read below. Here
+the whole cycle on made-up images (a bright row, column or diagonal, in noise): build, compile,
+fit, evaluate.
+""",
+    ),
+    (
+        "code",
+        r"""
+import minicnn as keras
+from minicnn.layers import Activation, Conv2D, Dense, Flatten, LeakyReLU, MaxPooling2D
+from minicnn.models import Sequential
+
+rng = np.random.default_rng(0)
+labels = rng.integers(0, 3, 600)
+images = rng.normal(0, 0.3, (600, 8, 8, 1)).astype(np.float32)
+for img, label, k in zip(images, labels, rng.integers(1, 7, 600)):
+    if label == 0: img[k, :, 0] += 1.5
+    elif label == 1: img[:, k, 0] += 1.5
+    else: img[np.arange(8), np.arange(8), 0] += 1.5
+
+keras.utils.set_random_seed(0)
+model = Sequential()
+model.add(Conv2D(8, (3, 3), padding="same", input_shape=(8, 8, 1)))
+model.add(LeakyReLU(0.1))
+model.add(MaxPooling2D(pool_size=(2, 2)))
+model.add(Flatten())
+model.add(Dense(3))
+model.add(Activation("softmax"))
+model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adamax(learning_rate=1e-2),
+              metrics=["accuracy"])
+history = model.fit(images[:500], keras.utils.to_categorical(labels[:500], 3), batch_size=32, epochs=5,
+                    validation_split=0.2, verbose=0)
+loss, accuracy = model.evaluate(images[500:], keras.utils.to_categorical(labels[500:], 3), verbose=0)
+print(f"validation accuracy per epoch: {np.round(history.history['val_accuracy'], 3)}; held-out accuracy {accuracy:.3f}")
+""",
+    ),
+    (
+        "md",
+        r"""
 ## 1. One layer and its shapes
 
 Images are **NHWC**: `(batch, height, width, channels)`. A `Conv2D` with $F$ filters of size
