@@ -88,7 +88,8 @@ model.compile(loss="categorical_crossentropy", optimizer=keras.optimizers.Adamax
 history = model.fit(images[:500], keras.utils.to_categorical(labels[:500], 3), batch_size=32, epochs=5,
                     validation_split=0.2, verbose=0)
 loss, accuracy = model.evaluate(images[500:], keras.utils.to_categorical(labels[500:], 3), verbose=0)
-print(f"validation accuracy per epoch: {np.round(history.history['val_accuracy'], 3)}; held-out accuracy {accuracy:.3f}")
+print(f"validation accuracy by epoch: {np.round(history.history['val_accuracy'], 3)}")
+print(f"held-out accuracy: {accuracy:.3f}")
 """,
     ),
     (
