@@ -80,6 +80,13 @@ def class_ids(model, y, where: str):
     return y
 
 
+def _arrays(x, y):
+    """``(x, y)``; an image dataset (``minicnn.utils.image_dataset_from_directory``) gives its arrays."""
+    if y is None and hasattr(x, "to_arrays"):
+        return x.to_arrays()
+    return x, y
+
+
 def _verbose(verbose) -> int:
     return 1 if verbose == "auto" else int(verbose)
 
@@ -101,6 +108,11 @@ def fit(
 ) -> History:
     """Keras's ``fit`` (see the module): returns a :class:`History` (``history.history["val_accuracy"]``)."""
     _require_compiled(model, "fit")
+    x, y = _arrays(x, y)
+    if isinstance(validation_data, (tuple, list)) or validation_data is None:
+        pass
+    else:  # an ImageDataset as validation data, as Keras takes a dataset
+        validation_data = _arrays(validation_data, None)
     model._ensure_built(x, "fit")
     y = class_ids(model, y, "fit")
     if not 0 <= validation_split < 1:
@@ -136,6 +148,7 @@ def fit(
 def evaluate(model, x, y, batch_size=None, verbose="auto", return_dict=False, **options):
     """Keras's ``evaluate``: ``[loss, accuracy]``, or ``{"loss": ..., "accuracy": ...}`` with ``return_dict``."""
     _require_compiled(model, "evaluate")
+    x, y = _arrays(x, y)
     result = _training.evaluate(
         model, x, class_ids(model, y, "evaluate"), batch_size=32 if batch_size is None else batch_size, **options
     )

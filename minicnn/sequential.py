@@ -277,7 +277,7 @@ class Sequential:
         )
         return History(history)
 
-    def evaluate(self, x, y, batch_size=None, **options):
+    def evaluate(self, x, y=None, batch_size=None, **options):
         """``{"loss": float, "accuracy": float}`` over ``(x, y)`` (see :func:`minicnn.training.evaluate`);
         after :meth:`compile`, Keras's ``[loss, accuracy]`` (``return_dict=True``: the dict)."""
         if self.loss_spec is not None:

@@ -300,3 +300,21 @@ def test_what_keras_has_and_minicnn_does_not_is_refused_by_name():
     with pytest.raises(ValueError, match="Nadam"):
         keras.optimizers.get("nadam")
     assert not hasattr(keras.layers, "NoSuchThing")
+
+
+def test_fit_and_evaluate_take_an_image_dataset(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(11)
+    for name in ("cats", "dogs"):
+        (tmp_path / name).mkdir()
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(tmp_path / name / f"{i}.png")
+    data = keras.utils.image_dataset_from_directory(tmp_path, image_size=(8, 8), batch_size=4, seed=0)
+    assert data.class_names == ["cats", "dogs"]
+    model = Sequential([keras.layers.Rescaling(1 / 255), Flatten(), Dense(2), Activation("softmax")], seed=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(data, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and model.input_shape == (8, 8, 3)
+    loss, accuracy = model.evaluate(data, verbose=0)
+    assert np.isfinite(loss) and 0 <= accuracy <= 1
