@@ -48,7 +48,7 @@ class Residual(Layer):
         return self.layers + ([self.projection] if self.projection is not None else [])
 
     @property
-    def mixes_examples(self) -> bool:  # type: ignore[override]
+    def mixes_examples(self) -> bool:
         """True if a layer inside couples a batch's examples in training (BatchNormalization)."""
         return any(getattr(layer, "mixes_examples", False) for layer in self.sublayers())
 
