@@ -6,7 +6,7 @@ import copy
 
 import numpy as np
 
-from .base import Array, Layer, count_values
+from .base import Array, Layer
 from .conv import Conv2D
 from .dense import Dense
 
@@ -88,9 +88,6 @@ class Residual(Layer):
             layer.astype(dtype)
         self._gather()
         return self
-
-    def count_params(self) -> int:
-        return count_values(self.params) + count_values(self.state)
 
     def forward(self, x: Array, training: bool = False) -> Array:
         self._ensure_built(x)
