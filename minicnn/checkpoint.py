@@ -5,6 +5,7 @@ Layout (every entry a plain array; nothing pickled, so loading never runs code):
     __meta__                   0-d string: JSON with the format, minicnn version, the model's
                                layer configs, optimizer scalars and JSON-able ``extra`` values
     layers/00_Conv2D/W         parameters, keyed by position and class
+    layers/01_BatchNormalization/moving_mean    a layer's non-trainable ``state``, after its parameters
     optimizer/m/00_Conv2D/W    optimizer slots (momenta), when an optimizer is saved
     extra/<name>               array values of ``extra`` (e.g. normalisation statistics)
 """
@@ -185,11 +186,24 @@ def read_checkpoint(path) -> tuple[dict, dict]:
     return meta, arrays
 
 
+def stored_arrays(model) -> list[tuple[str, dict, str]]:
+    """``[(key, table, name)]``, ``table[name]`` being the array: each layer's parameters, then its
+    ``state`` (BatchNormalization's moving statistics, which no optimizer sees), keyed by position
+    and class as :meth:`~minicnn.Sequential.named_parameters` (``"01_BatchNormalization/moving_mean"``).
+    What checkpoints and ``get_weights`` hold, in Keras's ``get_weights`` order."""
+    return [
+        (f"{i:02d}_{type(layer).__name__}/{name}", table, name)
+        for i, layer in enumerate(model.layers)
+        for table in (layer.params, getattr(layer, "state", {}))
+        for name in table
+    ]
+
+
 def check_parameters(model, arrays: dict, path) -> dict:
-    """Raise CheckpointError unless ``arrays`` holds exactly ``model``'s parameters, each with its
+    """Raise CheckpointError unless ``arrays`` holds exactly ``model``'s parameters (and state), each with its
     shape and dtype; return ``{key: the model's array}``. ``model`` may be a plan built under
     :func:`minicnn.layers.base.shapes_only` (nothing allocated yet)."""
-    expected = {f"layers/{key}": layer.params[name] for key, layer, name in model.named_parameters()}
+    expected = {f"layers/{key}": table[name] for key, table, name in stored_arrays(model)}
     for key, param in expected.items():
         if key not in arrays:
             raise CheckpointError(f"{path}: missing {key} (the model has it, {param.dtype}{tuple(param.shape)})")
@@ -229,7 +243,7 @@ def split_extra(extra: dict | None) -> tuple[dict, dict]:
 def save(model, path, optimizer=None, extra=None) -> None:
     """Write ``model``'s weights (and ``optimizer``'s state, and ``extra``) to one ``.npz``, atomically
     (what :meth:`minicnn.Sequential.save` does)."""
-    arrays = {f"layers/{key}": to_numpy(layer.params[name]) for key, layer, name in model.named_parameters()}
+    arrays = {f"layers/{key}": to_numpy(table[name]) for key, table, name in stored_arrays(model)}
     extra_arrays, extra_values = split_extra(extra)
     arrays.update({f"extra/{k}": v for k, v in extra_arrays.items()})
     meta = {"format": FORMAT, "minicnn_version": __version__, "model": model.get_config(), "extra": extra_values}

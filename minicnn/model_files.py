@@ -12,6 +12,7 @@ import numpy as np
 
 from . import checkpoint
 from .backend import get_backend, to_numpy
+from .layers.base import count_values
 
 
 def file_kind(path, known: tuple, what: str) -> str:
@@ -70,23 +71,29 @@ def summary_lines(model) -> list[str]:
         lines.append(row([f"{layer.name} ({type(layer).__name__})", shape, layer.count_params()]))
         lines.append("=" * width if i == len(model.layers) - 1 else "_" * width)
     total = model.count_params()
-    lines += [f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0", "_" * width]
+    frozen = sum(count_values(getattr(layer, "state", {})) for layer in model.layers)  # moving statistics
+    lines += [
+        f"Total params: {total:,}",
+        f"Trainable params: {total - frozen:,}",
+        f"Non-trainable params: {frozen:,}",
+        "_" * width,
+    ]
     return lines
 
 
 def get_weights(model) -> list:
-    """:meth:`minicnn.Sequential.get_weights` (host copies)."""
-    return [to_numpy(layer.params[name]).copy() for _, layer, name in model.named_parameters()]
+    """:meth:`minicnn.Sequential.get_weights` (host copies): parameters, then state, layer by layer."""
+    return [to_numpy(table[name]).copy() for _, table, name in checkpoint.stored_arrays(model)]
 
 
 def set_weights(model, weights) -> None:
     """:meth:`minicnn.Sequential.set_weights`: all shapes checked, then every weight set."""
-    slots, weights = model.named_parameters(), list(weights)
+    slots, weights = checkpoint.stored_arrays(model), list(weights)
     if len(weights) != len(slots):
         raise ValueError(f"set_weights: the model has {len(slots)} weight arrays, got {len(weights)}")
-    for (key, layer, name), w in zip(slots, weights):
-        if tuple(np.shape(w)) != tuple(layer.params[name].shape):
-            raise ValueError(f"set_weights: {key} has shape {tuple(layer.params[name].shape)}, got {np.shape(w)}")
+    for (key, table, name), w in zip(slots, weights):
+        if tuple(np.shape(w)) != tuple(table[name].shape):
+            raise ValueError(f"set_weights: {key} has shape {tuple(table[name].shape)}, got {np.shape(w)}")
     backend = get_backend()
-    for (_, layer, name), w in zip(slots, weights):
-        layer.params[name][...] = backend.asarray(np.asarray(w, dtype=layer.params[name].dtype))
+    for (_, table, name), w in zip(slots, weights):
+        table[name][...] = backend.asarray(np.asarray(w, dtype=table[name].dtype))

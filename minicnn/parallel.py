@@ -24,6 +24,12 @@ Why any thread count gives the same bits: the shards depend only on the batch si
 ``k`` always runs on replica ``k`` (Dropout stream :func:`shard_seed`), gradients are added in
 shard order, and BLAS runs on one thread: 1, 2 or 4 threads do the same operations in the
 same order. (Different, by rounding, from one unsharded pass.) Figures: benchmarks/RESULTS.md.
+
+BatchNormalization: its training forward normalises by the *batch's* statistics, so a shard's
+would differ from the batch's, and the result would depend on the shards. A model with such a
+layer (``mixes_examples``, inside a Residual too) therefore runs its training forward and
+backward as one shard on one thread: exactly one unsharded pass, whatever the thread count
+(the optimizer's update is still threaded; inference, on moving statistics, is still sharded).
 """
 
 from __future__ import annotations
@@ -80,6 +86,11 @@ def head_start(model) -> int:
     """Index of the first layer of the dense head: the layer after the last Flatten (none: no head)."""
     flattens = [i for i, layer in enumerate(model.layers) if isinstance(layer, Flatten)]
     return flattens[-1] + 1 if flattens else len(model.layers)
+
+
+def mixes_examples(model) -> bool:
+    """True if a layer's training forward couples the examples of a batch (BatchNormalization)."""
+    return any(getattr(layer, "mixes_examples", False) for layer in model.layers)
 
 
 def shard_seed(seed: int, shard: int) -> int:
@@ -172,9 +183,11 @@ class ShardedModel:
         return self.replicas[:k]
 
     def forward(self, x, training: bool = False):
-        """Logits of the batch ``x``: the body in shards, then the head in halves."""
+        """Logits of the batch ``x``: the body in shards, then the head in halves (one shard
+        each in training when a layer mixes a batch's examples: see the module docstring)."""
         n, h = len(x), self.head
-        self._bounds = bounds = (shard_bounds(n), head_bounds(n))
+        whole = training and mixes_examples(self.model)
+        self._bounds = bounds = ([(0, n)], [(0, n)]) if whole else (shard_bounds(n), head_bounds(n))
         self.ensure_replicas(max(len(bounds[0]), len(bounds[1])))
         features = _join(self.run(lambda r, lo, hi: r.forward(x[lo:hi], training=training, stop=h), bounds[0]))
         return _join(self.run(lambda r, lo, hi: r.forward(features[lo:hi], training=training, start=h), bounds[1]))

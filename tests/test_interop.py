@@ -475,11 +475,6 @@ def test_keras_file_through_minicnn_keeps_its_weights(tmp_path):
 @pytest.mark.parametrize(
     "fixture, match",
     [
-        (
-            "refuse_batchnorm_keras3.keras",
-            r"'batch_normalization' \(BatchNormalization\): this layer type is not supported",
-        ),
-        ("refuse_batchnorm_keras2.h5", r"'batch_normalization' \(BatchNormalization\)"),
         ("refuse_channels_first_keras3.keras", r"\(Conv2D\): data_format='channels_first'"),
         ("refuse_channels_first_keras2.h5", r"\(Conv2D\): data_format='channels_first'"),
         ("refuse_lambda_keras3.keras", r"'lambda' \(Lambda\): this layer type is not supported"),
@@ -494,6 +489,27 @@ def test_unsupported_models_refused(fixture, match):
     assert fixture in str(info.value)
     if "branching" not in fixture:
         assert "Supported: InputLayer, Conv2D" in str(info.value)
+
+
+@needs_h5py
+@pytest.mark.parametrize("fixture", ["refuse_batchnorm_keras3.keras", "refuse_batchnorm_keras2.h5"])
+def test_keras_batchnorm_files_load_in_keras_weight_order(fixture, tmp_path):
+    """Keras's own files with a BatchNormalization (once refused): gamma, beta, moving_mean,
+    moving_variance in that order, whether Keras 3 numbers them or legacy .h5 names them."""
+    model = load_keras(DATA / fixture)
+    assert [type(layer).__name__ for layer in model.layers] == ["Conv2D", "BatchNormalization", "Flatten", "Dense"]
+    assert [w.tolist() for w in model.get_weights()[2:6]] == [[1, 1], [0, 0], [0, 0], [1, 1]]  # Keras's initial
+    if fixture.endswith(".keras"):
+
+        def distinct(f):
+            for i in range(4):
+                replace_dataset(f, f"layers/batch_normalization/vars/{i}", (2,))
+                f[f"layers/batch_normalization/vars/{i}"][...] = [i + 1, i + 2]
+
+        back = load_keras(rewrite_keras_weights(DATA / fixture, tmp_path / "bn.keras", distinct))
+        bn = back.layers[1]
+        assert bn.params["gamma"].tolist() == [1, 2] and bn.params["beta"].tolist() == [2, 3]
+        assert bn.state["moving_mean"].tolist() == [3, 4] and bn.state["moving_variance"].tolist() == [4, 5]
 
 
 def edit_keras_config(src, dst, edit):

@@ -26,6 +26,7 @@ def model_copy(model, dtype=None) -> Sequential:
     clone = Sequential(layers, input_shape=model.input_shape, dtype=dtype or model.dtype, seed=0)
     backend = get_backend()
     for src, dst in zip(model.layers, clone.layers):
-        for k, v in src.params.items():
-            dst.params[k][...] = backend.asarray(v, dtype=dst.params[k].dtype)
+        for mine, theirs in ((dst.params, src.params), (dst.state, src.state)):  # state: moving statistics
+            for k, v in theirs.items():
+                mine[k][...] = backend.asarray(v, dtype=mine[k].dtype)
     return clone

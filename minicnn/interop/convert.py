@@ -4,7 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..layers import Activation, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, Normalization, ReLU, Rescaling
+from ..layers import (
+    Activation,
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    LeakyReLU,
+    MaxPool2D,
+    Normalization,
+    ReLU,
+    Rescaling,
+)
 from ..layers.keras_activations import KERAS_ACTIVATIONS, LEAKY_RELU_SLOPE
 from .format import SUPPORTED, KerasFormatError
 
@@ -61,6 +75,42 @@ def _max_pooling2d(entry, c, last):
     pool = _pair(c.get("pool_size", 2))
     strides = pool if c.get("strides") is None else _pair(c["strides"])
     return [MaxPool2D(pool, strides, name=_layer_name(entry))]
+
+
+def _average_pooling2d(entry, c, last):
+    _channels_last(entry, c)
+    if c.get("padding", "valid") not in ("valid", "same"):
+        _refuse(entry, f"padding {c.get('padding')!r} is not supported")
+    pool = _pair(c.get("pool_size", 2))
+    strides = pool if c.get("strides") is None else _pair(c["strides"])
+    return [AveragePooling2D(pool, strides, c.get("padding", "valid"), name=_layer_name(entry))]
+
+
+def _global_average_pooling2d(entry, c, last):
+    _channels_last(entry, c)
+    if c.get("keepdims", False):
+        _refuse(entry, "keepdims=True is not supported")
+    return [GlobalAveragePooling2D(name=_layer_name(entry))]
+
+
+def _batch_normalization(entry, c, last):
+    """BatchNormalization over the last axis; its weights (gamma, beta, moving_mean,
+    moving_variance) are loaded by the reader like any layer's."""
+    for option in ("renorm", "virtual_batch_size", "adjustment"):  # tf.keras 2 extras
+        if c.get(option):
+            _refuse(entry, f"{option}={c[option]!r} is not supported")
+    axis = c.get("axis", -1)
+    axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+    keys = ("momentum", "epsilon", "center", "scale")
+    options = {k: c[k] for k in keys if k in c}
+    return [BatchNormalization(axis, **options, name=_layer_name(entry))]
+
+
+def batch_normalization_weights(entry) -> list[str]:
+    """The weights a stored BatchNormalization holds, in Keras's order."""
+    c = entry["config"]
+    trained = ["gamma"] * bool(c.get("scale", True)) + ["beta"] * bool(c.get("center", True))
+    return trained + ["moving_mean", "moving_variance"]
 
 
 def _leaky_relu(entry, c, last):
@@ -162,6 +212,9 @@ _CONVERTERS = {
     "Normalization": _normalization,
     "Dense": _dense,
     "MaxPooling2D": _max_pooling2d,
+    "AveragePooling2D": _average_pooling2d,
+    "GlobalAveragePooling2D": _global_average_pooling2d,
+    "BatchNormalization": _batch_normalization,
     "LeakyReLU": _leaky_relu,
     "ReLU": _relu,
     "Activation": _activation_layer,

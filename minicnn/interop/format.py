@@ -41,7 +41,8 @@ from ..layers.base import snake_case
 SUPPORTED = (
     "InputLayer, Conv2D (channels_last, dilation 1, groups 1), Dense, LeakyReLU, ReLU, "
     "Activation, MaxPooling2D (padding 'valid'), Dropout, Flatten, Rescaling (numbers), "
-    "Normalization (invert False); activations 'linear', 'relu', 'leaky_relu', 'sigmoid', "
+    "Normalization (invert False), BatchNormalization (last axis), AveragePooling2D, "
+    "GlobalAveragePooling2D (keepdims False); activations 'linear', 'relu', 'leaky_relu', 'sigmoid', "
     "'tanh', 'softmax' (as Activation or activation= on Conv2D/Dense)"
 )
 
@@ -65,6 +66,12 @@ def _import_h5py():
 
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def layer_arrays(layer) -> list:
+    """A layer's arrays in Keras's weight order: its parameters, then its non-trainable state
+    (BatchNormalization: gamma, beta, moving_mean, moving_variance)."""
+    return list(layer.params.values()) + list(getattr(layer, "state", {}).values())
 
 
 def _slots(class_names):

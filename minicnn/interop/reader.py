@@ -10,8 +10,23 @@ from ..backend import get_backend
 from ..layers.base import shapes_only
 from ..sequential import Sequential, load_model
 from .containers import _read_legacy_h5, _read_zip
-from .convert import _convert, _describe, _layer_name, normalization_weights, set_normalization_weights
-from .format import _HDF5_SIGNATURE, _ZIP_SIGNATURE, KERAS_SUFFIXES, KerasFormatError, _import_h5py, _slots
+from .convert import (
+    _convert,
+    _describe,
+    _layer_name,
+    batch_normalization_weights,
+    normalization_weights,
+    set_normalization_weights,
+)
+from .format import (
+    _HDF5_SIGNATURE,
+    _ZIP_SIGNATURE,
+    KERAS_SUFFIXES,
+    KerasFormatError,
+    _import_h5py,
+    _slots,
+    layer_arrays,
+)
 
 
 def load_any(path):
@@ -86,9 +101,9 @@ def _build(config, weights, slots: bool) -> Sequential:
         _check_shapes(entry, layer, arrays)
     model = Sequential(layers, input_shape=input_shape, seed=0, name=name)
     backend = get_backend()
-    for _entry, layer, arrays in loads:
-        layer.params["W"][...] = backend.asarray(arrays[0].astype(np.float32))
-        layer.params["b"][...] = backend.asarray(arrays[1].astype(np.float32)) if len(arrays) > 1 else 0
+    for _entry, layer, arrays in loads:  # in Keras's order (a bias left out stays 0)
+        for target, array in zip(layer_arrays(layer), arrays):
+            target[...] = backend.asarray(array.astype(np.float32))
     return model
 
 
@@ -222,13 +237,16 @@ def _layer_weights(entry, weights, slot_of):
 def _expected_weights(entry):
     if entry["class_name"] == "Normalization":
         return normalization_weights(entry)
+    if entry["class_name"] == "BatchNormalization":
+        return batch_normalization_weights(entry)
     if entry["class_name"] in ("Conv2D", "Dense"):
         return ["kernel", "bias"] if entry["config"].get("use_bias", True) else ["kernel"]
     return []
 
 
 def _check_shapes(entry, layer, arrays):
-    for role, array, want in zip(("kernel", "bias"), arrays, (layer.params["W"].shape, layer.params["b"].shape)):
+    for role, array, target in zip(_expected_weights(entry), arrays, layer_arrays(layer)):
+        want = target.shape
         if tuple(array.shape) != tuple(want):
             raise KerasFormatError(
                 f"{_describe(entry)}: stored {role} has shape {tuple(array.shape)}, the "

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import get_backend
 from ..outputs import write_atomic
-from .format import KerasFormatError, _import_h5py, _slots
+from .format import KerasFormatError, _import_h5py, _slots, layer_arrays
 
 
 def _weighted(model) -> list:
@@ -24,7 +24,7 @@ def _weighted(model) -> list:
 
     entries = [_layer_entry(layer, name) for layer, name in zip(model.layers, _unique_names(model))]
     slots = _slots(e["class_name"] for e in entries)
-    return [(slot, layer) for slot, layer in zip(slots, model.layers) if layer.params]
+    return [(slot, layer) for slot, layer in zip(slots, model.layers) if layer_arrays(layer)]
 
 
 def save_keras_weights(model, path) -> None:
@@ -85,11 +85,11 @@ def load_keras_weights(model, path) -> None:
             raise KerasFormatError(f"{path}: weights for {missing} missing, {extra} unexpected (the layers differ)")
         pairs = [((slot, layer), stored[slot]) for slot, layer in weighted]
     for (slot, layer), arrays in pairs:
-        want = [tuple(p.shape) for p in layer.params.values()]
+        want = [tuple(p.shape) for p in layer_arrays(layer)]
         got = [tuple(a.shape) for a in arrays]
         if got != want or any(a.dtype.kind != "f" for a in arrays):
             raise KerasFormatError(f"{path}: {slot} ({layer.name}) stores {got}, the model needs {want}")
     backend = get_backend()
     for (_, layer), arrays in pairs:
-        for param, array in zip(layer.params.values(), arrays):
+        for param, array in zip(layer_arrays(layer), arrays):
             param[...] = backend.asarray(np.asarray(array, dtype=param.dtype))

@@ -12,11 +12,26 @@ import numpy as np
 
 from .._version import __version__
 from ..backend import get_backend
-from ..layers import Activation, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, Normalization, ReLU, Rescaling
+from ..layers import (
+    Activation,
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    LeakyReLU,
+    MaxPool2D,
+    Normalization,
+    ReLU,
+    Rescaling,
+    Residual,
+)
 from ..layers.im2col import padding_amounts
 from ..outputs import write_atomic
 from ..sequential import Sequential
-from .format import KERAS_LAYOUT_VERSION, KerasFormatError, _import_h5py, _slots
+from .format import KERAS_LAYOUT_VERSION, KerasFormatError, _import_h5py, _slots, layer_arrays
 
 
 def save_keras(model: Sequential, path):
@@ -193,14 +208,51 @@ def _layer_entry(layer, name):
         axis = [layer.axis] if isinstance(layer.axis, int) else list(layer.axis or ())  # Keras: None is ()
         config = {"axis": axis, "invert": False, "mean": None, "variance": None}
         return _keras_entry("Normalization", name, config, layer.input_shape)
+    if isinstance(layer, BatchNormalization):
+        return _keras_entry("BatchNormalization", name, _batch_normalization_config(layer), layer.input_shape)
+    if isinstance(layer, AveragePooling2D):
+        config = {"pool_size": list(layer.pool_size), "padding": layer.padding, "strides": list(layer.strides)}
+        return _keras_entry("AveragePooling2D", name, {**config, "data_format": "channels_last"})
+    if isinstance(layer, GlobalAveragePooling2D):
+        return _keras_entry("GlobalAveragePooling2D", name, {"data_format": "channels_last", "keepdims": False})
+    if isinstance(layer, Residual):
+        raise KerasFormatError(
+            f"save_keras: layer {name!r} is a Residual block, which no Keras Sequential can hold (its "
+            f"shortcut adds two branches: a Functional model); save it as a minicnn checkpoint (.npz)"
+        )
     if isinstance(layer, Dropout):
         return _keras_entry("Dropout", name, {"rate": layer.rate, "seed": None, "noise_shape": None})
     if isinstance(layer, Flatten):
         return _keras_entry("Flatten", name, {"data_format": "channels_last"}, layer.input_shape)
     raise KerasFormatError(
         f"save_keras: layer {name!r} ({type(layer).__name__}) has no Keras counterpart here; "
-        f"supported: Conv2D, Dense, Activation, LeakyReLU, ReLU, MaxPool2D, Dropout, Flatten, Rescaling, Normalization"
+        f"supported: Conv2D, Dense, Activation, LeakyReLU, ReLU, MaxPool2D, Dropout, Flatten, Rescaling, "
+        f"Normalization, BatchNormalization, AveragePooling2D, GlobalAveragePooling2D"
     )
+
+
+def _initializer(class_name):
+    return {"module": "keras.initializers", "class_name": class_name, "config": {}, "registered_name": None}
+
+
+def _batch_normalization_config(layer):
+    """Keras 3's BatchNormalization config for ``layer`` (its initialisers are Keras's defaults)."""
+    return {
+        "axis": -1,
+        "momentum": layer.momentum,
+        "epsilon": layer.epsilon,
+        "center": layer.center,
+        "scale": layer.scale,
+        "beta_initializer": _initializer("Zeros"),
+        "gamma_initializer": _initializer("Ones"),
+        "moving_mean_initializer": _initializer("Zeros"),
+        "moving_variance_initializer": _initializer("Ones"),
+        "beta_regularizer": None,
+        "gamma_regularizer": None,
+        "beta_constraint": None,
+        "gamma_constraint": None,
+        "synchronized": False,
+    }
 
 
 def _keras_padding(layer):
@@ -244,9 +296,9 @@ def _weights_h5(model, entries, h5py) -> bytes:
             group = f.create_group(f"{slot}/vars")
             group.attrs["name"] = entry["config"]["name"]
             layer = model.layers[i] if i < len(model.layers) else None  # past the end: the softmax
-            if isinstance(layer, (Conv2D, Dense)):
-                group.create_dataset("0", data=backend.to_numpy(layer.params["W"]).astype(np.float32))
-                group.create_dataset("1", data=backend.to_numpy(layer.params["b"]).astype(np.float32))
+            if isinstance(layer, (Conv2D, Dense, BatchNormalization)):  # kernel, bias; gamma, beta, moving_*
+                for k, array in enumerate(layer_arrays(layer)):
+                    group.create_dataset(str(k), data=backend.to_numpy(array).astype(np.float32))
             if isinstance(layer, Normalization):  # Keras's adapted variables: mean, variance, count (unused)
                 mean, variance = layer.statistics()
                 group.create_dataset("0", data=mean.astype(np.float32))

@@ -1,7 +1,9 @@
 """Hand-written layers: each module holds one layer, its forward beside its backward."""
 
 from .activation import Activation, LeakyReLU, ReLU
+from .average_pool import AveragePooling2D, GlobalAveragePooling2D
 from .base import Layer, grad_enabled, no_grad
+from .batchnorm import BatchNormalization
 from .conv import Conv2D
 from .dense import Dense
 from .dropout import Dropout
@@ -10,6 +12,7 @@ from .keras_activations import KERAS_ACTIVATIONS
 from .normalization import Normalization
 from .pool import MaxPool2D, MaxPooling2D
 from .rescaling import Rescaling
+from .residual import Residual
 
 __all__ = [
     "no_grad",
@@ -27,20 +30,25 @@ __all__ = [
     "Dense",
     "Rescaling",
     "Normalization",
+    "BatchNormalization",
+    "AveragePooling2D",
+    "GlobalAveragePooling2D",
+    "Residual",
 ]
 
 # Every class a checkpoint may name, by class name (MaxPooling2D, Keras's name, is MaxPool2D itself).
 LAYER_CLASSES = {
     cls.__name__: cls
     for cls in (Conv2D, LeakyReLU, ReLU, Activation, MaxPool2D, Dropout, Flatten, Dense, Rescaling, Normalization)
+    + (BatchNormalization, AveragePooling2D, GlobalAveragePooling2D, Residual)
 }
 LAYER_CLASSES["MaxPooling2D"] = MaxPooling2D
 
 
 # Keras layers minicnn does not have: a clear refusal instead of a bare "cannot import name".
 NOT_IN_MINICNN = (
-    "Conv1D Conv3D Conv2DTranspose SeparableConv2D DepthwiseConv2D BatchNormalization LayerNormalization "
-    "GroupNormalization AveragePooling2D GlobalAveragePooling2D GlobalMaxPooling2D MaxPooling1D AveragePooling1D "
+    "Conv1D Conv3D Conv2DTranspose SeparableConv2D DepthwiseConv2D LayerNormalization "
+    "GroupNormalization GlobalMaxPooling2D MaxPooling1D AveragePooling1D "
     "LSTM GRU SimpleRNN Bidirectional Embedding MultiHeadAttention Attention Add Concatenate Multiply Average "
     "Reshape Permute RepeatVector ZeroPadding2D UpSampling2D Cropping2D SpatialDropout2D GaussianNoise "
     "GaussianDropout AlphaDropout RandomFlip RandomCrop RandomRotation RandomZoom Resizing CenterCrop Lambda "

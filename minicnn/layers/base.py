@@ -7,7 +7,9 @@ A layer is a pair of functions written by hand::
                                           (``dx`` is None when not needed)
 
 ``params`` and ``grads`` are dicts from name to array with the same keys, shapes
-and dtype, so an optimizer can walk them side by side.
+and dtype, so an optimizer can walk them side by side. ``state`` holds what a layer keeps
+but no optimizer trains (BatchNormalization's moving statistics): checkpoints and
+``get_weights`` store it after ``params``, the optimizer never sees it.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class Layer:
             self.declared_input_shape = tuple(int(d) for d in input_shape)
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array | None] = {}
+        self.state: dict[str, Array] = {}  # non-trainable arrays, updated in place by forward
         self.input_shape: Any = None  # a tuple without the batch axis, once built (None before)
         self.output_shape: Any = None
         self.dtype: np.dtype | None = None
@@ -143,6 +146,8 @@ class Layer:
         for k, v in self.params.items():
             # In place for the dict, so that later lookups see the new arrays.
             self.params[k] = v.astype(self.dtype)
+        for k, v in self.state.items():
+            self.state[k] = v.astype(self.dtype)
         self.grads = {k: None for k in self.params}
         return self
 
@@ -155,8 +160,8 @@ class Layer:
         return config
 
     def count_params(self) -> int:
-        """The number of values in this layer's parameters."""
-        return int(sum(int(np.prod(v.shape)) for v in self.params.values()))
+        """The number of values in this layer's parameters and state (Keras counts both)."""
+        return count_values(self.params) + count_values(self.state)
 
     def describe(self) -> str:
         """The layer for an error message: its class and its name, e.g. ``Conv2D layer 'conv2d_1'``."""
@@ -185,6 +190,11 @@ class Layer:
 
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def count_values(arrays: dict) -> int:
+    """The number of values in a dict of arrays."""
+    return int(sum(int(np.prod(v.shape)) for v in arrays.values()))
 
 
 def no_forward_error(layer: Layer) -> RuntimeError:
@@ -248,9 +258,14 @@ def glorot_uniform(shape, fan_in: int, fan_out: int, rng, dtype):
 
 def zeros(shape, dtype) -> Array:
     """A zero array on the current backend."""
+    return filled(shape, 0, dtype)
+
+
+def filled(shape, value, dtype) -> Array:
+    """An array of ``value`` on the current backend (a read-only view under :func:`shapes_only`)."""
     if _shapes_only:
-        return np.broadcast_to(np.zeros((), dtype), shape)
-    return get_backend().xp.zeros(shape, dtype=dtype)
+        return np.broadcast_to(np.full((), value, dtype), shape)
+    return get_backend().xp.full(shape, value, dtype=dtype)
 
 
 class Input:

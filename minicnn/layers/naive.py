@@ -147,3 +147,76 @@ def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray):
         grad[i] = p
         grad[i, labels[i]] = -np.delete(p, labels[i]).sum()
     return loss, grad / n
+
+
+def avgpool_forward(x: np.ndarray, pool: tuple[int, int], strides: tuple[int, int], pads) -> np.ndarray:
+    """``y[n, i, j, c]`` = the mean of the *real* pixels of the ``(ph, pw)`` window at ``(i*sh - top,
+    j*sw - left)``: padding (``pads = (top, bottom, left, right)``) is not counted, as in Keras."""
+    (ph, pw), (sh, sw) = pool, strides
+    pt, pb, pl, pr = pads
+    n, h, w, c = x.shape
+    ho, wo = (h + pt + pb - ph) // sh + 1, (w + pl + pr - pw) // sw + 1
+    y = np.zeros((n, ho, wo, c), dtype=x.dtype)
+    for i in range(ho):
+        for j in range(wo):
+            top, left = max(i * sh - pt, 0), max(j * sw - pl, 0)
+            bottom, right = min(i * sh - pt + ph, h), min(j * sw - pl + pw, w)
+            y[:, i, j, :] = x[:, top:bottom, left:right, :].sum(axis=(1, 2)) / ((bottom - top) * (right - left))
+    return y
+
+
+def avgpool_backward(x_shape, dy: np.ndarray, pool: tuple[int, int], strides: tuple[int, int], pads) -> np.ndarray:
+    """``dx`` of :func:`avgpool_forward`: each window's ``dy`` shared evenly by its real pixels."""
+    (ph, pw), (sh, sw) = pool, strides
+    pt, _, pl, _ = pads
+    _, h, w, _ = x_shape
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    for i in range(dy.shape[1]):
+        for j in range(dy.shape[2]):
+            top, left = max(i * sh - pt, 0), max(j * sw - pl, 0)
+            bottom, right = min(i * sh - pt + ph, h), min(j * sw - pl + pw, w)
+            share = dy[:, i, j, :] / ((bottom - top) * (right - left))
+            dx[:, top:bottom, left:right, :] += share[:, None, None, :]
+    return dx
+
+
+def batchnorm_forward(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float):
+    """Training-mode batch normalisation, one channel at a time, as a graph of small steps:
+    ``mu -> xc = x - mu -> var -> std -> xhat = xc / std -> y = gamma * xhat + beta``.
+
+    x: ``(..., C)`` (every axis but the last is reduced). Returns ``(y, cache)``; the cache
+    holds each channel's intermediate values for :func:`batchnorm_backward`."""
+    columns = x.reshape(-1, x.shape[-1])
+    m = columns.shape[0]
+    y, cache = np.zeros_like(columns), []
+    for ch in range(columns.shape[1]):
+        col = columns[:, ch]
+        mu = sum(col) / m
+        xc = col - mu
+        var = sum(xc * xc) / m
+        std = np.sqrt(var + eps)
+        xhat = xc / std
+        y[:, ch] = gamma[ch] * xhat + beta[ch]
+        cache.append((xc, std, xhat, gamma[ch]))
+    return y.reshape(x.shape), cache
+
+
+def batchnorm_backward(dy: np.ndarray, cache):
+    """``(dx, dgamma, dbeta)`` of :func:`batchnorm_forward`, backwards through its graph node by
+    node (no closed form): the compact formula of :class:`~minicnn.layers.BatchNormalization` must
+    agree with it."""
+    rows = dy.reshape(-1, dy.shape[-1])
+    m = rows.shape[0]
+    dx, dgamma, dbeta = np.zeros_like(rows), np.zeros(rows.shape[1]), np.zeros(rows.shape[1])
+    for ch, (xc, std, xhat, g) in enumerate(cache):
+        d = rows[:, ch]
+        dbeta[ch] = sum(d)  # y = gamma * xhat + beta
+        dgamma[ch] = sum(d * xhat)
+        dxhat = d * g
+        dxc = dxhat / std  # xhat = xc / std: through the numerator...
+        dstd = -sum(dxhat * xc) / std**2  # ...and through the denominator
+        dvar = dstd / (2 * std)  # std = sqrt(var + eps)
+        dxc = dxc + dvar * 2 * xc / m  # var = sum(xc^2) / m
+        dmu = -sum(dxc)  # xc = x - mu
+        dx[:, ch] = dxc + dmu / m  # mu = sum(x) / m
+    return dx.reshape(dy.shape), dgamma, dbeta

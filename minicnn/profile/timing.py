@@ -79,7 +79,8 @@ def profile_model(
     n_classes = int(np.prod(model.output_shape))
     y = backend.asarray(rng.integers(0, n_classes, batch_size))
     layers = model.layers
-    saved = [{k: v.copy() for k, v in layer.params.items()} for layer in layers]
+    # Training steps move the weights and BatchNormalization's moving statistics: both are put back.
+    saved = [{k: v.copy() for k, v in (layer.params | layer.state).items()} for layer in layers]
     loss_fn = SoftmaxCrossEntropy()
     opt = Adam(model, lr=1e-3)
     sync = backend.synchronize
@@ -137,9 +138,9 @@ def profile_model(
             if timed:
                 update_times.append(t1 - t0)
     finally:
-        for layer, params in zip(layers, saved):
-            for k, v in params.items():
-                layer.params[k][...] = v
+        for layer, arrays in zip(layers, saved):
+            for k, v in arrays.items():
+                (layer.params if k in layer.params else layer.state)[k][...] = v
         for layer in layers:
             layer.cache = None
             if isinstance(layer, Dropout):
