@@ -121,10 +121,13 @@ const minicnn = (() => {
 
   // The weights: base64 of float32 little-endian values; each layer's arrays as [offset, shape] in values.
   function decodeWeights(base64, layers) {
-    const bytes = Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0));
-    const view = new DataView(bytes.buffer);
-    const all = new Float32Array(bytes.length / 4);
-    for (let i = 0; i < all.length; i++) all[i] = view.getFloat32(4 * i, true); // little-endian on any machine
+    const text = atob(base64), bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+    let all = new Float32Array(bytes.buffer); // read in the machine's byte order: right where it is little-endian
+    if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) {
+      const view = new DataView(bytes.buffer); // a big-endian machine: read each value as little-endian
+      all = Float32Array.from({ length: bytes.length / 4 }, (_, i) => view.getFloat32(4 * i, true));
+    }
     return layers.map((layer) => {
       const arrays = {};
       for (const [key, [offset, shape]] of Object.entries(layer.weights)) {

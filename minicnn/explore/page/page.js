@@ -13,7 +13,7 @@ window.minicnnPredict = (pixels) => Promise.resolve(model.probabilities(model.fo
 
 // RGBA canvas pixels -> the model's colour mode: grayscale as Pillow's convert("L") computes it.
 function canvasPixels(canvas) {
-  const rgba = canvas.getContext("2d").getImageData(0, 0, W, H).data;
+  const rgba = canvas.getContext("2d", { willReadFrequently: true }).getImageData(0, 0, W, H).data;
   const out = new Float32Array(H * W * C);
   for (let p = 0; p < H * W; p++) {
     const [r, g, b, a] = rgba.subarray(4 * p, 4 * p + 4);
@@ -28,7 +28,7 @@ function classify(source) {
   const view = $("input-view");
   view.width = W;
   view.height = H;
-  const ctx = view.getContext("2d");
+  const ctx = view.getContext("2d", { willReadFrequently: true }); // read back once per picture
   ctx.fillStyle = "#fff"; // transparent parts of a picture count as white
   ctx.fillRect(0, 0, W, H);
   ctx.drawImage(source, 0, 0, W, H);
