@@ -122,3 +122,10 @@ def test_an_unsupported_layer_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="'twice' \\(Doubling\\)"):
         export_page(model, {}, tmp_path / "page")
     assert not (tmp_path / "page").exists()
+
+
+def test_the_command_refuses_a_model_that_takes_no_pictures(tmp_path, capsys):
+    Sequential([Dense(3)], input_shape=(5,)).save(tmp_path / "vectors.npz")
+    assert main([str(tmp_path / "vectors.npz"), "--export-page", str(tmp_path / "page")]) == 2
+    assert "not a picture" in capsys.readouterr().err
+    assert not (tmp_path / "page").exists()

@@ -4,6 +4,9 @@ Two models: the documented CIFAR-10 CNN, and one with every other layer kind (ea
 odd strides and paddings, Rescaling, Normalization). onnxruntime runs on the CPU, in float32.
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -110,3 +113,8 @@ def test_an_unsupported_layer_is_refused_by_name_before_writing(tmp_path):
 def test_an_opset_older_than_13_is_refused(tmp_path):
     with pytest.raises(ValueError, match="opset"):
         save_onnx(minicnn.models.cifar10_cnn(seed=0), tmp_path / "m.onnx", opset=11)
+
+
+def test_import_minicnn_never_imports_onnx():
+    code = "import sys, minicnn, minicnn.interop; assert 'onnx' not in sys.modules, 'onnx imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

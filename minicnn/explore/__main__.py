@@ -92,7 +92,8 @@ def main(argv=None) -> int:
     minicnn.set_backend(args.backend)
     try:
         model, extra = load_any(args.model)
-        test = load_test_set(args.data_dir, model.input_shape) if args.data_dir is not None else None
+        serving = args.export_page is None  # the page classifies visitors' pictures: no test set
+        test = load_test_set(args.data_dir, model.input_shape) if args.data_dir is not None and serving else None
     except (OSError, ValueError, ImportError) as exc:  # CheckpointError, KerasFormatError, DatasetError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -63,8 +63,9 @@ function showChannels(x) {
   const box = $("channels");
   box.innerHTML = "";
   const layer = arch.layers[firstPictureLayer()];
+  box.parentElement.hidden = x.shape.length !== 3; // a model of vectors only: no channels to show
+  if (box.parentElement.hidden) return;
   $("channels-title").textContent = `The channels of ${layer.name} (${layer.kind})`;
-  if (x.shape.length !== 3) return;
   const [h, w, c] = x.shape;
   for (let ch = 0; ch < c; ch++) {
     let lo = Infinity, hi = -Infinity;
