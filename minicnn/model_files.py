@@ -4,6 +4,7 @@
 ``.keras``        Keras 3's model file (:func:`minicnn.interop.save_keras`; Keras opens it)
 ``.weights.h5``   Keras 3's weights file (:mod:`minicnn.interop.weights`)
 ``.h5``           a legacy Keras model file (read only)
+``.onnx``         an ONNX graph, pictures in, probabilities out (:func:`minicnn.interop.save_onnx`; write only)
 """
 
 from __future__ import annotations
@@ -27,10 +28,16 @@ def file_kind(path, known: tuple, what: str) -> str:
 
 def save(model, path, optimizer=None, extra=None) -> None:
     """:meth:`minicnn.Sequential.save`."""
-    if file_kind(path, ("npz", "keras"), "save") == "keras":
+    kind = file_kind(path, ("npz", "keras", "onnx"), "save")
+    if kind == "keras":
         from .interop import save_keras
 
         save_keras(model, path)
+        return
+    if kind == "onnx":
+        from .interop import save_onnx
+
+        save_onnx(model, path)
         return
     checkpoint.save(model, path, optimizer=optimizer, extra=extra)
 

@@ -296,8 +296,8 @@ class Sequential:
     # -- files, told by their suffix as Keras does (minicnn.model_files) ---------------------------
     def save(self, path, optimizer=None, extra=None) -> None:
         """Write the model to ``path`` by its suffix: ``.npz`` minicnn's checkpoint (weights, the
-        optimizer's state, ``extra``), atomically; ``.keras`` Keras 3's file (Keras opens it).
-        Any other suffix is refused with the list of known ones."""
+        optimizer's state, ``extra``), atomically; ``.keras`` Keras 3's file (Keras opens it); ``.onnx``
+        an ONNX graph (:func:`minicnn.interop.save_onnx`). Other suffixes: refused, the known ones listed."""
         model_files.save(self, path, optimizer=optimizer, extra=extra)
 
     def save_weights(self, path) -> None:

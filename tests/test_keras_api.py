@@ -99,8 +99,8 @@ def test_save_by_suffix_and_unknown_suffixes_are_refused(tmp_path):
     model = Sequential([Flatten(input_shape=(4, 4, 1)), Dense(3)])
     model.save(tmp_path / "m.npz")
     assert minicnn.models.load_model(tmp_path / "m.npz").count_params() == model.count_params()
-    for name in ("m.onnx", "m.ckpt", "m"):
-        with pytest.raises(ValueError, match="unknown suffix; known: .npz, .keras"):
+    for name in ("m.pt", "m.ckpt", "m"):
+        with pytest.raises(ValueError, match="unknown suffix; known: .npz, .keras, .onnx"):
             model.save(tmp_path / name)
     with pytest.raises(ValueError, match="unknown suffix"):
         model.save_weights(tmp_path / "w.h5")  # Keras 3 also insists on .weights.h5

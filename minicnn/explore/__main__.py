@@ -1,4 +1,7 @@
-"""``python -m minicnn.explore MODEL [--data-dir DIR] [--port N] [--host 127.0.0.1]``: serve the explorer page."""
+"""``python -m minicnn.explore MODEL [--data-dir DIR] [--port N] [--host 127.0.0.1]``: serve the explorer page.
+
+``python -m minicnn.explore MODEL --export-page DIR``: write a page that classifies in the browser
+with no server (:mod:`.export_page`) instead."""
 
 from __future__ import annotations
 
@@ -29,6 +32,14 @@ def parse_args(argv=None):
     )
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000; 0: any free port)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument(
+        "--export-page",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write a self-contained page to DIR (open DIR/index.html from disk, even offline) that classifies "
+        "dropped or drawn pictures in the browser, and exit: no server",
+    )
     p.add_argument("--backend", choices=["auto", "numpy", "cupy"], default="numpy")
     p.add_argument("--quiet", action="store_true", help="do not log each request")
     args = p.parse_args(argv)
@@ -58,6 +69,21 @@ def load_test_set(data_dir: Path, input_shape):
     return x, y
 
 
+def write_page(model, extra, folder: Path) -> int:
+    """``--export-page``: the folder written, each file's size said."""
+    from .export_page import export_page
+
+    try:
+        sizes = export_page(model, extra, folder)
+    except (OSError, ValueError) as exc:  # OutputError is an OSError
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for name, size in sizes.items():
+        print(f"  {folder / name}  {size:,} bytes")
+    print(f"open {(folder / 'index.html').resolve().as_uri()}  (no server needed)")
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import minicnn
@@ -66,11 +92,14 @@ def main(argv=None) -> int:
     minicnn.set_backend(args.backend)
     try:
         model, extra = load_any(args.model)
-        test = load_test_set(args.data_dir, model.input_shape) if args.data_dir is not None else None
+        serving = args.export_page is None  # the page classifies visitors' pictures: no test set
+        test = load_test_set(args.data_dir, model.input_shape) if args.data_dir is not None and serving else None
     except (OSError, ValueError, ImportError) as exc:  # CheckpointError, KerasFormatError, DatasetError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"loaded {args.model} ({model.count_params():,} parameters)")
+    if args.export_page is not None:
+        return write_page(model, extra, args.export_page)
     if test is not None:
         print(f"predicting the {len(test[0]):,} test images once ...", flush=True)
     explorer = Explorer(model, extra, test=test, run_dir=args.model.parent, name=args.model.name)

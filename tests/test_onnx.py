@@ -1,0 +1,120 @@
+"""ONNX export checked by onnxruntime: the graph computes what minicnn's ``predict`` does.
+
+Two models: the documented CIFAR-10 CNN, and one with every other layer kind (each activation,
+odd strides and paddings, Rescaling, Normalization). onnxruntime runs on the CPU, in float32.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minicnn
+from minicnn import Sequential
+from minicnn.interop import save_onnx
+from minicnn.layers import (
+    Activation,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    LeakyReLU,
+    MaxPool2D,
+    MaxPooling2D,
+    Normalization,
+    ReLU,
+    Rescaling,
+)
+
+onnx = pytest.importorskip("onnx", reason='the onnx package is not installed: pip install -e ".[onnx,test]"')
+ort = pytest.importorskip("onnxruntime", reason='onnxruntime is not installed: pip install -e ".[test]"')
+
+
+def every_layer_kind(last_activation=None) -> Sequential:
+    """Every layer kind and activation minicnn has, with strides, paddings and statistics that are not the defaults."""
+    return Sequential(
+        [
+            Rescaling(1 / 127.5, offset=-1),
+            Normalization(mean=[0.1, -0.2, 0.3], variance=[0.5, 1.0, 2.0]),
+            Conv2D(4, (3, 2), strides=(2, 1), padding=1, activation="relu"),
+            Conv2D(5, 3, padding="same", activation="leaky_relu"),
+            Conv2D(3, 2, strides=2, padding="same", activation="sigmoid"),
+            Conv2D(4, 2, activation="tanh"),
+            Conv2D(4, 1, activation="softmax"),
+            MaxPooling2D(2, strides=1),
+            MaxPool2D((2, 1)),
+            ReLU(),
+            LeakyReLU(0.3),
+            *(Activation(a) for a in ("tanh", "sigmoid", "relu", "leaky_relu", "linear", None)),
+            Dropout(0.5),
+            Flatten(),
+            Dense(7, activation="relu"),
+            Dense(6, activation="sigmoid"),
+            Dense(5, activation="tanh"),
+            Dense(4, activation="leaky_relu"),
+            Dense(3, activation=last_activation),
+        ],
+        input_shape=(13, 11, 3),
+        seed=0,
+    )
+
+
+def onnx_predict(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (probabilities,) = session.run(None, {"input": x})
+    return probabilities
+
+
+@pytest.mark.parametrize(
+    "make, pixels",
+    [
+        (lambda: minicnn.models.cifar10_cnn(seed=0), False),
+        (every_layer_kind, True),
+        (lambda: every_layer_kind("softmax"), True),
+    ],
+    ids=["cifar10_cnn", "every_layer_kind", "ends_in_softmax"],
+)
+def test_onnxruntime_gives_minicnn_predictions(tmp_path, make, pixels):
+    model = make()
+    rng = np.random.default_rng(0)
+    shape = (6, *model.input_shape)
+    x = (rng.uniform(0, 255, shape) if pixels else rng.normal(size=shape)).astype(np.float32)
+    save_onnx(model, tmp_path / "m.onnx")
+    proto = onnx.load(tmp_path / "m.onnx")
+    onnx.checker.check_model(proto, full_check=True)
+    assert proto.opset_import[0].version == 17
+    assert proto.graph.node[-1].op_type == "Softmax"  # probabilities out, whether the model ends in logits or not
+    assert [n.op_type for n in proto.graph.node[-2:]].count("Softmax") == 1
+    got = onnx_predict(tmp_path / "m.onnx", x)
+    assert got.dtype == np.float32 and got.shape == (6, model.output_shape[-1])
+    np.testing.assert_allclose(got, model.predict(x), rtol=0, atol=1e-5)
+    assert onnx_predict(tmp_path / "m.onnx", x[:1]).shape[0] == 1  # the batch axis is symbolic
+
+
+def test_model_save_by_suffix_writes_the_same_graph(tmp_path):
+    model = minicnn.models.cifar10_cnn(seed=0)
+    model.save(tmp_path / "x.onnx")
+    save_onnx(model, tmp_path / "y.onnx")
+    assert (tmp_path / "x.onnx").read_bytes() == (tmp_path / "y.onnx").read_bytes()
+
+
+def test_an_unsupported_layer_is_refused_by_name_before_writing(tmp_path):
+    class Doubling(ReLU):
+        def forward(self, x, training=False):
+            return 2 * x
+
+    model = Sequential([Flatten(), Doubling(name="twice"), Dense(2)], input_shape=(2, 2, 1))
+    with pytest.raises(ValueError, match="'twice' \\(Doubling\\)"):
+        save_onnx(model, tmp_path / "m.onnx")
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_opset_older_than_13_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="opset"):
+        save_onnx(minicnn.models.cifar10_cnn(seed=0), tmp_path / "m.onnx", opset=11)
+
+
+def test_import_minicnn_never_imports_onnx():
+    code = "import sys, minicnn, minicnn.interop; assert 'onnx' not in sys.modules, 'onnx imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
