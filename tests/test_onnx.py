@@ -1,7 +1,9 @@
 """ONNX export checked by onnxruntime: the graph computes what minicnn's ``predict`` does.
 
 Two models: the documented CIFAR-10 CNN, and one with every other layer kind (each activation,
-odd strides and paddings, Rescaling, Normalization). onnxruntime runs on the CPU, in float32.
+odd strides and paddings, Rescaling, Normalization, BatchNormalization with moving statistics that
+are not the initial ones, average pooling "valid" and "same", global average pooling, Residuals
+with and without a projection, one nested). onnxruntime runs on the CPU, in float32.
 """
 
 import subprocess
@@ -9,22 +11,27 @@ import sys
 
 import numpy as np
 import pytest
+from export_fixture import randomize_batchnorm
 
 import minicnn
 from minicnn import Sequential
 from minicnn.interop import save_onnx
 from minicnn.layers import (
     Activation,
+    AveragePooling2D,
+    BatchNormalization,
     Conv2D,
     Dense,
     Dropout,
     Flatten,
+    GlobalAveragePooling2D,
     LeakyReLU,
     MaxPool2D,
     MaxPooling2D,
     Normalization,
     ReLU,
     Rescaling,
+    Residual,
 )
 
 onnx = pytest.importorskip("onnx", reason='the onnx package is not installed: pip install -e ".[onnx,test]"')
@@ -33,10 +40,17 @@ ort = pytest.importorskip("onnxruntime", reason='onnxruntime is not installed: p
 
 def every_layer_kind(last_activation=None) -> Sequential:
     """Every layer kind and activation minicnn has, with strides, paddings and statistics that are not the defaults."""
-    return Sequential(
+    model = Sequential(
         [
             Rescaling(1 / 127.5, offset=-1),
             Normalization(mean=[0.1, -0.2, 0.3], variance=[0.5, 1.0, 2.0]),
+            BatchNormalization(),
+            AveragePooling2D(2, strides=1),  # "valid": 15x11 -> 14x10
+            AveragePooling2D(3, strides=1, padding="same"),  # the border windows average fewer pixels
+            AveragePooling2D(2, strides=1, padding="same"),  # padding only after: bottom and right
+            Residual([Conv2D(3, 3, padding="same", activation="relu"), BatchNormalization(center=False)]),
+            Residual([Conv2D(4, 3, padding="same"), BatchNormalization(scale=False)]),  # a 1x1 Conv2D shortcut
+            Residual([Residual([Conv2D(4, 1)]), Dropout(0.5)], projection=Conv2D(4, 1)),
             Conv2D(4, (3, 2), strides=(2, 1), padding=1, activation="relu"),
             Conv2D(5, 3, padding="same", activation="leaky_relu"),
             Conv2D(3, 2, strides=2, padding="same", activation="sigmoid"),
@@ -48,16 +62,17 @@ def every_layer_kind(last_activation=None) -> Sequential:
             LeakyReLU(0.3),
             *(Activation(a) for a in ("tanh", "sigmoid", "relu", "leaky_relu", "linear", None)),
             Dropout(0.5),
-            Flatten(),
+            Residual([Flatten(), Dense(4, activation="tanh"), BatchNormalization()], GlobalAveragePooling2D()),
             Dense(7, activation="relu"),
             Dense(6, activation="sigmoid"),
             Dense(5, activation="tanh"),
             Dense(4, activation="leaky_relu"),
             Dense(3, activation=last_activation),
         ],
-        input_shape=(13, 11, 3),
+        input_shape=(15, 11, 3),
         seed=0,
     )
+    return randomize_batchnorm(model)
 
 
 def onnx_predict(path, x):
@@ -88,6 +103,7 @@ def test_onnxruntime_gives_minicnn_predictions(tmp_path, make, pixels):
     assert [n.op_type for n in proto.graph.node[-2:]].count("Softmax") == 1
     got = onnx_predict(tmp_path / "m.onnx", x)
     assert got.dtype == np.float32 and got.shape == (6, model.output_shape[-1])
+    print(f"max |onnxruntime - predict| = {np.abs(got - model.predict(x)).max():.2e}")
     np.testing.assert_allclose(got, model.predict(x), rtol=0, atol=1e-5)
     assert onnx_predict(tmp_path / "m.onnx", x[:1]).shape[0] == 1  # the batch axis is symbolic
 
@@ -107,7 +123,24 @@ def test_an_unsupported_layer_is_refused_by_name_before_writing(tmp_path):
     model = Sequential([Flatten(), Doubling(name="twice"), Dense(2)], input_shape=(2, 2, 1))
     with pytest.raises(ValueError, match="'twice' \\(Doubling\\)"):
         save_onnx(model, tmp_path / "m.onnx")
+    inside = Sequential([Residual([Doubling(name="inner")]), Flatten(), Dense(2)], input_shape=(2, 2, 1))
+    with pytest.raises(ValueError, match="'inner' \\(Doubling\\)"):  # found inside a Residual too
+        save_onnx(inside, tmp_path / "m.onnx")
     assert not list(tmp_path.iterdir())
+
+
+def test_the_new_layers_become_the_documented_ops(tmp_path):
+    save_onnx(every_layer_kind(), tmp_path / "m.onnx")
+    nodes = onnx.load(tmp_path / "m.onnx").graph.node
+    ops = {n.op_type for n in nodes}
+    assert {"AveragePool", "GlobalAveragePool", "Add", "Mul", "Sub"} <= ops
+    assert "BatchNormalization" not in ops  # folded into Sub, Mul, Add on the NHWC tensor
+    pools = [n for n in nodes if n.op_type == "AveragePool"]
+    assert all(
+        onnx.helper.get_attribute_value(a) == 0 for n in pools for a in n.attribute if a.name == "count_include_pad"
+    )
+    assert len({n.name for n in nodes}) == len(nodes)
+    assert any(n.name.endswith("/0_Residual/0_Conv2D/conv") for n in nodes)  # a Residual in a Residual
 
 
 def test_an_opset_older_than_13_is_refused(tmp_path):

@@ -8,6 +8,10 @@ probabilities ``[N, classes]``. One layer becomes these ONNX ops::
     Conv2D          Transpose(NHWC->NCHW), Conv (pads, strides), Transpose(NCHW->NHWC), activation
     Dense           Gemm (x @ W + b), activation
     MaxPool2D       Transpose(NHWC->NCHW), MaxPool (kernel, strides), Transpose(NCHW->NHWC)
+    AveragePooling2D  Transpose, AveragePool (kernel, strides, pads, count_include_pad 0), Transpose
+    GlobalAveragePooling2D  Transpose, GlobalAveragePool, Flatten (axis 1): (N, C)
+    BatchNormalization  Sub (moving_mean), Mul (gamma / sqrt(moving_variance + epsilon)), Add (beta)
+    Residual        the block's layers' ops, the projection's (if any), Add; names nested in the Residual's
     ReLU            Relu
     LeakyReLU       LeakyRelu (alpha)
     Activation      Relu | LeakyRelu (alpha 0.2) | Sigmoid | Tanh | Softmax (last axis) | nothing (linear)
@@ -18,8 +22,9 @@ probabilities ``[N, classes]``. One layer becomes these ONNX ops::
     (the end)       Softmax (last axis), unless the last layer's own softmax is already there
 
 Between layers the tensor stays NHWC, as in minicnn: ONNX's Conv and MaxPool want NCHW, so
-each wraps itself in a pair of Transposes (runtimes cancel the pairs that meet), and every
-other op, Flatten and Normalization's per-channel constants included, sees minicnn's layout.
+each wraps itself in a pair of Transposes (runtimes cancel the pairs that meet), as the pools
+do, and every other op, Flatten and the per-channel constants of Normalization and
+BatchNormalization (inference: the moving statistics, folded) included, sees minicnn's layout.
 """
 
 from __future__ import annotations
@@ -28,14 +33,34 @@ import numpy as np
 
 from .._version import __version__
 from ..backend import to_numpy
-from ..layers import Activation, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, Normalization, ReLU, Rescaling
+from ..layers import (
+    Activation,
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    LeakyReLU,
+    MaxPool2D,
+    Normalization,
+    ReLU,
+    Rescaling,
+    Residual,
+)
 from ..layers.keras_activations import LEAKY_RELU_SLOPE
 from ..layers.normalization import EPSILON
 from ..outputs import write_atomic
 
 MIN_OPSET = 13  # Softmax over one axis (not "flatten from axis") since opset 13
 TO_NCHW, TO_NHWC = [0, 3, 1, 2], [0, 2, 3, 1]
-SUPPORTED = (Conv2D, Dense, MaxPool2D, ReLU, LeakyReLU, Activation, Dropout, Flatten, Rescaling, Normalization)
+SUPPORTED = (Conv2D, Dense, MaxPool2D, ReLU, LeakyReLU, Activation, Dropout, Flatten, Rescaling, Normalization) + (
+    BatchNormalization,
+    AveragePooling2D,
+    GlobalAveragePooling2D,
+    Residual,
+)
 
 
 def save_onnx(model, path, opset: int = 17) -> None:
@@ -48,7 +73,7 @@ def save_onnx(model, path, opset: int = 17) -> None:
     ``onnx.checker.check_model(full_check=True)`` and written atomically. Needs the ``onnx``
     package (``pip install -e ".[onnx]"``).
     """
-    for layer in model.layers:
+    for layer in _every_layer(model.layers):
         if type(layer) not in SUPPORTED:
             raise ValueError(
                 f"save_onnx: layer {layer.name!r} ({type(layer).__name__}) has no ONNX form here; "
@@ -158,7 +183,55 @@ class _GraphBuilder:
             shape = layer._broadcast_shape
             x = self.node("Sub", [x, self.constant(f"{name}/mean", mean.reshape(shape))], f"{name}/sub")
             return self.node("Div", [x, self.constant(f"{name}/denominator", d.reshape(shape))], f"{name}/div")
+        if isinstance(layer, BatchNormalization):
+            return self.batchnorm(layer, x, name)
+        if isinstance(layer, AveragePooling2D):
+            pt, pb, pl, pr = layer.pads
+            x = self.node("Transpose", [x], f"{name}/to_nchw", perm=TO_NCHW)
+            x = self.node(
+                "AveragePool", [x], f"{name}/average_pool", kernel_shape=list(layer.pool_size),
+                strides=list(layer.strides), pads=[pt, pl, pb, pr], count_include_pad=0,
+            )  # fmt: skip
+            return self.node("Transpose", [x], f"{name}/to_nhwc", perm=TO_NHWC)
+        if isinstance(layer, GlobalAveragePooling2D):
+            x = self.node("Transpose", [x], f"{name}/to_nchw", perm=TO_NCHW)
+            x = self.node("GlobalAveragePool", [x], f"{name}/global_average_pool")  # (N, C, 1, 1)
+            return self.node("Flatten", [x], f"{name}/flatten", axis=1)
+        if isinstance(layer, Residual):
+            return self.residual(layer, x, name)
         raise ValueError(f"save_onnx: no ONNX form for {type(layer).__name__}")
+
+    def batchnorm(self, layer, x: str, name: str) -> str:
+        """Inference's ``gamma * (x - moving_mean) / sqrt(moving_variance + eps) + beta``, over the last
+        axis: three element-wise ops whose ``(C,)`` constants broadcast over NHWC (or ``(N, C)``)."""
+        state = {k: to_numpy(v).astype(np.float32) for k, v in layer.state.items()}
+        invstd = np.float32(1) / np.sqrt(state["moving_variance"] + np.float32(layer.epsilon))  # float32, as the layer
+        scale = invstd * to_numpy(layer.params["gamma"]).astype(np.float32) if layer.scale else invstd
+        x = self.node("Sub", [x, self.constant(f"{name}/moving_mean", state["moving_mean"])], f"{name}/sub")
+        x = self.node("Mul", [x, self.constant(f"{name}/scale", scale)], f"{name}/mul")
+        if not layer.center:
+            return x
+        return self.node("Add", [x, self.constant(f"{name}/beta", to_numpy(layer.params["beta"]))], f"{name}/add")
+
+    def residual(self, layer, x: str, name: str) -> str:
+        """``F(x) + P(x)``: the block's ops one after the other, the projection's beside them, an Add.
+
+        Inner names are ``<residual>/<j>_<Class>`` and ``<residual>/projection_<Class>``, as the
+        Residual keys its parameters, so they stay unique however deep Residuals nest."""
+        f = x
+        for j, inner in enumerate(layer.layers):
+            f = self.layer(inner, f, f"{name}/{j}_{type(inner).__name__}")
+        projection = layer.projection
+        p = x if projection is None else self.layer(projection, x, f"{name}/projection_{type(projection).__name__}")
+        return self.node("Add", [f, p], f"{name}/add")
+
+
+def _every_layer(layers):
+    """``layers`` and, depth first, the layers inside each Residual (its block, its projection)."""
+    for layer in layers:
+        yield layer
+        if isinstance(layer, Residual):
+            yield from _every_layer(layer.sublayers())
 
 
 def _import_onnx():
