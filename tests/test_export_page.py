@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from export_fixture import randomize_batchnorm
 
 import minicnn
 from minicnn import Sequential
@@ -18,15 +19,20 @@ from minicnn.explore.__main__ import main
 from minicnn.explore.export_page import export_page
 from minicnn.layers import (
     Activation,
+    AveragePooling2D,
+    BatchNormalization,
     Conv2D,
     Dense,
     Dropout,
     Flatten,
+    GlobalAveragePooling2D,
     LeakyReLU,
     MaxPool2D,
     Normalization,
     ReLU,
     Rescaling,
+    Residual,
+    no_grad,
 )
 
 playwright_api = pytest.importorskip(
@@ -65,11 +71,19 @@ def page_predictions(browser, folder, images):
 
 
 def grayscale_every_layer_kind() -> Sequential:
-    """The layers minicnn.js must know, with odd sizes, strides and paddings, on one-channel pictures."""
-    return Sequential(
+    """The layers minicnn.js must know, with odd sizes, strides and paddings, on one-channel pictures;
+    BatchNormalization with moving statistics that are not the initial ones."""
+    model = Sequential(
         [
             Rescaling(1 / 255),
             Normalization(mean=0.4, variance=0.09),
+            BatchNormalization(),
+            AveragePooling2D(2, strides=1),  # "valid": 29x20 -> 28x19
+            AveragePooling2D(3, strides=1, padding="same"),  # the border windows average fewer pixels
+            AveragePooling2D(3, strides=2, padding="same"),  # -> 14x10, pads 0/1 rows, 1/1 columns
+            Residual([Conv2D(1, 3, padding="same", activation="relu"), BatchNormalization(center=False)]),
+            Residual([Conv2D(3, 3, padding="same"), BatchNormalization(scale=False)]),  # a 1x1 Conv2D shortcut
+            Residual([Residual([Conv2D(3, 1)]), Dropout(0.5)], projection=Conv2D(3, 1)),
             Conv2D(4, (3, 2), strides=(2, 1), padding=1, activation="relu"),
             Conv2D(5, 3, padding="same", activation="leaky_relu"),
             Conv2D(3, 2, strides=2, padding="same", activation="sigmoid"),
@@ -79,13 +93,14 @@ def grayscale_every_layer_kind() -> Sequential:
             LeakyReLU(0.3),
             *(Activation(a) for a in ("tanh", "sigmoid", "relu", "leaky_relu", "linear")),
             Dropout(0.5),
-            Flatten(),
+            Residual([Flatten(), Dense(4, activation="tanh"), BatchNormalization()], GlobalAveragePooling2D()),
             Dense(6, activation="tanh"),
             Dense(3, activation="softmax"),
         ],
-        input_shape=(13, 10, 1),
+        input_shape=(29, 20, 1),
         seed=0,
     )
+    return randomize_batchnorm(model)
 
 
 def test_the_page_predicts_as_python_for_a_checkpoint_with_mean_and_std(browser, tmp_path, capsys):
@@ -107,7 +122,7 @@ def test_the_page_predicts_as_python_for_a_checkpoint_with_mean_and_std(browser,
 def test_the_page_applies_the_models_own_preprocessing_and_every_layer_kind(browser, tmp_path):
     model = grayscale_every_layer_kind()
     export_page(model, {}, tmp_path / "page")
-    images = np.random.default_rng(1).integers(0, 256, (4, 13, 10, 1), dtype=np.uint8)
+    images = np.random.default_rng(1).integers(0, 256, (4, *model.input_shape), dtype=np.uint8)
     got, errors = page_predictions(browser, tmp_path / "page", images)
     print(f"max |page - python| = {np.abs(got - model.predict(images.astype(np.float32))).max():.2e}")
     assert errors == []
@@ -129,3 +144,24 @@ def test_the_command_refuses_a_model_that_takes_no_pictures(tmp_path, capsys):
     assert main([str(tmp_path / "vectors.npz"), "--export-page", str(tmp_path / "page")]) == 2
     assert "not a picture" in capsys.readouterr().err
     assert not (tmp_path / "page").exists()
+
+
+def test_every_layers_output_in_the_page_is_pythons(browser, tmp_path):
+    # Layer by layer, not only the probabilities: a final softmax can squash a wrong layer's error.
+    model = grayscale_every_layer_kind()
+    export_page(model, {}, tmp_path / "page")
+    image = np.random.default_rng(2).integers(0, 256, model.input_shape, dtype=np.uint8)
+    page, errors = browser.new_page(), []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto((tmp_path / "page" / "index.html").resolve().as_uri())
+    page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+    script = "p => minicnn.load(window.MINICNN_MODEL, window.MINICNN_WEIGHTS).forward(p).map(t => Array.from(t.data))"
+    outputs = page.evaluate(script, image.reshape(-1).tolist())
+    page.close()
+    assert errors == []
+    x = image[None].astype(np.float32)
+    with no_grad():
+        for layer, got in zip(model.layers, outputs, strict=True):
+            x = layer.forward(x)
+            worst = np.abs(np.asarray(got) - x.reshape(-1)).max()
+            assert worst <= 1e-4 * max(1.0, np.abs(x).max()), f"{layer.name}: {worst:.2e}"

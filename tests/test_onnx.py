@@ -16,6 +16,7 @@ from export_fixture import randomize_batchnorm
 import minicnn
 from minicnn import Sequential
 from minicnn.interop import save_onnx
+from minicnn.interop.onnx_export import onnx_model
 from minicnn.layers import (
     Activation,
     AveragePooling2D,
@@ -32,6 +33,7 @@ from minicnn.layers import (
     ReLU,
     Rescaling,
     Residual,
+    no_grad,
 )
 
 onnx = pytest.importorskip("onnx", reason='the onnx package is not installed: pip install -e ".[onnx,test]"')
@@ -45,9 +47,9 @@ def every_layer_kind(last_activation=None) -> Sequential:
             Rescaling(1 / 127.5, offset=-1),
             Normalization(mean=[0.1, -0.2, 0.3], variance=[0.5, 1.0, 2.0]),
             BatchNormalization(),
-            AveragePooling2D(2, strides=1),  # "valid": 15x11 -> 14x10
+            AveragePooling2D(2, strides=1),  # "valid": 29x22 -> 28x21
             AveragePooling2D(3, strides=1, padding="same"),  # the border windows average fewer pixels
-            AveragePooling2D(2, strides=1, padding="same"),  # padding only after: bottom and right
+            AveragePooling2D(3, strides=2, padding="same"),  # -> 14x11, pads 0/1 rows, 1/1 columns
             Residual([Conv2D(3, 3, padding="same", activation="relu"), BatchNormalization(center=False)]),
             Residual([Conv2D(4, 3, padding="same"), BatchNormalization(scale=False)]),  # a 1x1 Conv2D shortcut
             Residual([Residual([Conv2D(4, 1)]), Dropout(0.5)], projection=Conv2D(4, 1)),
@@ -69,7 +71,7 @@ def every_layer_kind(last_activation=None) -> Sequential:
             Dense(4, activation="leaky_relu"),
             Dense(3, activation=last_activation),
         ],
-        input_shape=(15, 11, 3),
+        input_shape=(29, 22, 3),
         seed=0,
     )
     return randomize_batchnorm(model)
@@ -151,3 +153,26 @@ def test_an_opset_older_than_13_is_refused(tmp_path):
 def test_import_minicnn_never_imports_onnx():
     code = "import sys, minicnn, minicnn.interop; assert 'onnx' not in sys.modules, 'onnx imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_layers_output_in_onnxruntime_is_minicnns(tmp_path):
+    # Layer by layer, not only the probabilities: a final softmax can squash a wrong layer's error.
+    model = every_layer_kind()
+    proto = onnx_model(model)
+    last_output = {}  # layer index -> the output of its last node (layers with no node are left out)
+    for node in proto.graph.node:
+        index = node.name.split("_", 1)[0]
+        if index.isdigit():
+            last_output[int(index)] = node.output[0]
+    for name in last_output.values():
+        proto.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    onnx.save(proto, tmp_path / "m.onnx")
+    x = np.random.default_rng(1).uniform(0, 255, (3, *model.input_shape)).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"input": x}), strict=True))
+    with no_grad():
+        for i, layer in enumerate(model.layers):
+            x = layer.forward(x)
+            if i in last_output:
+                worst = np.abs(got[last_output[i]] - x).max()
+                assert worst <= 1e-5 * max(1.0, np.abs(x).max()), f"{layer.name}: {worst:.2e}"

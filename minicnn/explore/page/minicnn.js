@@ -117,10 +117,69 @@ const minicnn = (() => {
     return y;
   }
 
-  const LAYERS = { Conv2D, Dense, MaxPool2D, Flatten, Dropout, ReLU, LeakyReLU, Activation, Rescaling, Normalization };
+  // BatchNormalization at inference, per channel c (the last axis), with the moving statistics:
+  // y = gamma[c] * (x - moving_mean[c]) / sqrt(moving_variance[c] + epsilon) + beta[c].
+  // gamma is 1 and beta 0 when the layer learns neither (scale=False, center=False).
+  function BatchNormalization(layer, x, w) {
+    const c = x.shape[x.shape.length - 1], y = tensor(x.shape);
+    const invstd = w.moving_variance.map((v) => 1 / Math.sqrt(Math.fround(v + layer.epsilon))); // float32, as NumPy
+    for (let i = 0; i < x.data.length; i++) {
+      const k = i % c, xhat = Math.fround(Math.fround(x.data[i] - w.moving_mean[k]) * invstd[k]);
+      y.data[i] = (w.gamma ? Math.fround(xhat * w.gamma[k]) : xhat) + (w.beta ? w.beta[k] : 0);
+    }
+    return y;
+  }
 
-  // The weights: base64 of float32 little-endian values; each layer's arrays as [offset, shape] in values.
-  function decodeWeights(base64, layers) {
+  // AveragePooling2D: y[i, j, c] = (1 / count) * sum of x[i*sh + a - pt, j*sw + b - pl, c] over the
+  // window (a < ph, b < pw), count the window's real pixels: "same"'s zero padding is left out of
+  // the mean (Keras's rule), so a border window averages fewer pixels. pads: top, bottom, left, right.
+  function AveragePooling2D(layer, x) {
+    const [h, wd, c] = x.shape, [ph, pw] = layer.pool_size, [sh, sw] = layer.strides;
+    const [pt, , pl] = layer.pads, [ho, wo] = layer.output_shape, y = tensor([ho, wo, c]);
+    for (let i = 0; i < ho; i++) {
+      for (let j = 0; j < wo; j++) {
+        for (let ch = 0; ch < c; ch++) {
+          let sum = 0, count = 0;
+          for (let row = i * sh - pt; row < i * sh - pt + ph; row++) {
+            if (row < 0 || row >= h) continue; // a padding row: not in the mean
+            for (let col = j * sw - pl; col < j * sw - pl + pw; col++) {
+              if (col < 0 || col >= wd) continue;
+              sum += x.data[(row * wd + col) * c + ch];
+              count++;
+            }
+          }
+          y.data[(i * wo + j) * c + ch] = sum / count;
+        }
+      }
+    }
+    return y;
+  }
+
+  // GlobalAveragePooling2D: y[c] = (1 / (H*W)) * sum over i, j of x[i, j, c]; (H, W, C) -> (C,).
+  function GlobalAveragePooling2D(layer, x) {
+    const [h, wd, c] = x.shape, sums = new Float64Array(c);
+    for (let i = 0; i < h * wd * c; i++) sums[i % c] += x.data[i];
+    return tensor([c], Float32Array.from(sums, (v) => v / (h * wd)));
+  }
+
+  // Residual: y = F(x) + P(x), F the block's layers one after the other, P the projection (a layer
+  // of the entry's own, say a 1x1 Conv2D) or the identity. run(entry, x) runs an inner layer with its weights.
+  function Residual(layer, x, w, run) {
+    let f = x;
+    for (const inner of layer.layers) f = run(inner, f);
+    const p = layer.projection ? run(layer.projection, x) : x, y = tensor(f.shape);
+    for (let i = 0; i < y.data.length; i++) y.data[i] = f.data[i] + p.data[i];
+    return y;
+  }
+
+  const LAYERS = { Conv2D, Dense, MaxPool2D, Flatten, Dropout, ReLU, LeakyReLU, Activation, Rescaling, Normalization };
+  Object.assign(LAYERS, { BatchNormalization, AveragePooling2D, GlobalAveragePooling2D, Residual });
+
+  // A layer's entry and the entries inside it (a Residual's block and projection), depth first.
+  const entries = (layer) => [layer, ...(layer.layers || []).concat(layer.projection || []).flatMap(entries)];
+
+  // The weights: base64 of float32 little-endian values, as one Float32Array.
+  function decodeWeights(base64) {
     const text = atob(base64), bytes = new Uint8Array(text.length);
     for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
     let all = new Float32Array(bytes.buffer); // read in the machine's byte order: right where it is little-endian
@@ -128,21 +187,26 @@ const minicnn = (() => {
       const view = new DataView(bytes.buffer); // a big-endian machine: read each value as little-endian
       all = Float32Array.from({ length: bytes.length / 4 }, (_, i) => view.getFloat32(4 * i, true));
     }
-    return layers.map((layer) => {
-      const arrays = {};
-      for (const [key, [offset, shape]] of Object.entries(layer.weights)) {
-        arrays[key] = all.subarray(offset, offset + shape.reduce((a, b) => a * b, 1));
-      }
-      return arrays;
-    });
+    return all;
+  }
+
+  // A layer's arrays: views of all, each at the [offset, shape] (in values) its entry gives.
+  function arraysOf(layer, all) {
+    const arrays = {};
+    for (const [key, [offset, shape]] of Object.entries(layer.weights)) {
+      arrays[key] = all.subarray(offset, offset + shape.reduce((a, b) => a * b, 1));
+    }
+    return arrays;
   }
 
   // A model from its architecture (model.json) and weights: forward gives every layer's output.
   function load(architecture, base64) {
-    for (const layer of architecture.layers) {
+    for (const layer of architecture.layers.flatMap(entries)) {
       if (!LAYERS[layer.kind]) throw new Error(`minicnn.js has no layer ${layer.kind}`);
     }
-    const weights = decodeWeights(base64, architecture.layers);
+    const all = decodeWeights(base64);
+    const weights = new Map(architecture.layers.flatMap(entries).map((layer) => [layer, arraysOf(layer, all)]));
+    const run = (layer, x) => LAYERS[layer.kind](layer, x, weights.get(layer), run);
     // Pixels 0-255 as the model was trained on them: by its own layers, or the stored mean and std.
     function prepare(pixels) {
       const x = tensor(architecture.input_shape, Float32Array.from(pixels));
@@ -155,7 +219,7 @@ const minicnn = (() => {
     function forward(pixels) {
       const outputs = [];
       let x = prepare(pixels);
-      architecture.layers.forEach((layer, i) => outputs.push((x = LAYERS[layer.kind](layer, x, weights[i]))));
+      for (const layer of architecture.layers) outputs.push((x = run(layer, x)));
       return outputs;
     }
     // Class probabilities: the model's own final softmax, else the softmax of its logits (as predict).
