@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from .layers import (
@@ -90,7 +91,7 @@ def resnet_cifar(width=(32, 64, 128), seed=None, dtype="float32") -> Sequential:
     309,898 parameters (Keras's count): 308,938 trained, and 960 moving statistics of the BN layers
     (``layer.state``). The course's CNN has 1,084,234, 97% in its first Dense layer; here the global
     average pool leaves the head 1,290. About 0.098 GFLOP per image forward (a multiply-add is 2;
-    the course's CNN: 0.046). The convolutions keep their biases, which the BN after each makes
+    the course's CNN: 0.027). The convolutions keep their biases, which the BN after each makes
     redundant (minicnn's Conv2D has no ``use_bias``).
     """
     if len(width) not in (2, 3):
@@ -112,7 +113,7 @@ def resnet_cifar(width=(32, 64, 128), seed=None, dtype="float32") -> Sequential:
 
 
 # The ready-made models the command lines (doctor, profile, train_cifar.py's --model) name.
-BUILT_IN = {"course": cifar10_cnn, "resnet": resnet_cifar}
+BUILT_IN: dict[str, Callable[..., Sequential]] = {"course": cifar10_cnn, "resnet": resnet_cifar}
 
 
 def model_by_name(spec: str, seed=0) -> Sequential:
