@@ -4,6 +4,7 @@
     python examples/train_cifar.py --train-limit 10000 --epochs 3 --out runs/quick   # a first try
     python examples/train_cifar.py --backend cupy          # on a GPU
     python examples/train_cifar.py --backend numpy         # on the CPU
+    python examples/train_cifar.py --model resnet          # a small ResNet with batch norm (docs/resnet.md)
     python examples/train_cifar.py --recipe fast           # 10 epochs, lighter regularisation, whitening, flip TTA
     python examples/train_cifar.py --resume                # continue an interrupted run
     mpiexec -n 2 python examples/train_cifar.py --distributed   # data-parallel over 2 processes
@@ -50,6 +51,7 @@ from minicnn.whitening import init_first_conv_whitened
 
 # The settings that a resumed run must share with the run it continues.
 RUN_KEYS = (
+    "model",
     "optimizer",
     "lr",
     "batch_size",
@@ -71,6 +73,7 @@ RUN_KEYS = (
 DEFAULT_EPOCHS = 30
 # What checkpoints written before a setting existed were trained with (so they still resume).
 LEGACY_CONFIG = {
+    "model": "course",
     "schedule": "cosine",
     "label_smoothing": 0.0,
     "ema": 0.0,
@@ -142,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "numpy", "cupy"],
         default="auto",
         help="array backend; auto takes CuPy where a GPU is usable, else NumPy (default: auto)",
+    )
+    add(
+        "--model",
+        choices=["course", "resnet"],
+        default="course",
+        help="course: the documented CNN (minicnn.models.cifar10_cnn); resnet: a small ResNet with batch "
+        "normalisation (minicnn.models.resnet_cifar, docs/resnet.md) (default: course)",
     )
     add(
         "--recipe",
@@ -338,10 +348,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.dropout is not None and args.init_from:
         p.error("--dropout sets the rates of the documented model; --init-from keeps the given model's: choose one")
+    if args.dropout is not None and args.model == "resnet":
+        p.error("--dropout sets the rates of the course model's Dropout layers; --model resnet has none")
+    if args.model == "resnet" and args.init_from:
+        p.error("--init-from fine-tunes the given model; --model builds one: leave out --model resnet")
     for key, value in RECIPES[args.recipe].items():
         if getattr(args, key) is None and not (key == "epochs" and args.resume):  # a resume: the run's own
             setattr(args, key, value)
-    args.dropout = None if args.init_from else list(args.dropout)  # JSON keeps a list: compared on resume
+    no_dropout = args.init_from or args.model == "resnet"  # a model whose dropout the script does not set
+    args.dropout = None if no_dropout else list(args.dropout)  # JSON keeps a list: compared on resume
     if args.lr is None:
         args.lr = 2e-3 if args.optimizer == "adam" else 0.05
     if not 0 <= args.label_smoothing <= 1 or not 0 <= args.ema < 1 or args.ema_start_epoch < 0:
@@ -546,9 +561,11 @@ def train(args, comm) -> int:
         split_note = f" (--val-split {args.val_split})"
     say(f"data: {len(x_train)} training, {held_out} validation{split_note}, {len(data['test'][0])} test images")
 
-    # The recipe: the documented model, Adam (or Nesterov SGD), warm-up then the recipe's decay.
+    # The recipe: the documented model (or --model's), Adam (or Nesterov SGD), warm-up then the recipe's decay.
     if args.init_from:
         model = initial_model(args.init_from)
+    elif args.model == "resnet":
+        model = minicnn.models.resnet_cifar(seed=args.seed)
     else:
         model = minicnn.models.cifar10_cnn(seed=args.seed, dropout=tuple(args.dropout))
     if args.whiten_init and not args.resume:  # a resumed run loads its weights instead

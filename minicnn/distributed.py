@@ -178,15 +178,25 @@ class Communicator:
     def broadcast_parameters(self, model):
         """Copy rank 0's weights into every rank's model, in place (replicas start identical
         even when each rank built its model with a different seed)."""
-        params = [layer.params[name] for _, layer, name in model.named_parameters()]
-        if self.size == 1 or not params:
+        self._broadcast_arrays([layer.params[name] for _, layer, name in model.named_parameters()])
+
+    def broadcast_state(self, model):
+        """Copy rank 0's non-trained arrays (BatchNormalization's moving statistics, ``layer.state``)
+        into every rank's model, in place. In training each rank normalises its own share and moves
+        its own statistics (as Keras and PyTorch do without a synchronised BN); ``fit`` calls this at
+        the end of every epoch, so validation, the checkpoint (rank 0's) and the test see one model."""
+        self._broadcast_arrays([a for layer in model.layers for _, a in sorted(layer.state.items())])
+
+    def _broadcast_arrays(self, arrays):
+        """Rank 0's values of ``arrays`` (same shapes on every rank) in every rank's, in one message."""
+        if self.size == 1 or not arrays:
             return
-        host = np.concatenate([to_numpy(p).reshape(-1) for p in params])
+        host = np.concatenate([to_numpy(a).reshape(-1) for a in arrays])
         self.comm.Bcast(host, root=0)
         offset = 0
-        for p in params:
-            p[...] = get_array_module(p).asarray(host[offset : offset + p.size].reshape(p.shape))
-            offset += p.size
+        for a in arrays:
+            a[...] = get_array_module(a).asarray(host[offset : offset + a.size].reshape(a.shape))
+            offset += a.size
 
     def broadcast(self, obj):
         """Rank 0's ``obj`` (any picklable value) on every rank."""

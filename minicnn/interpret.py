@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .backend import get_array_module, get_backend, to_numpy
-from .layers import Conv2D, LeakyReLU, ReLU, no_grad
+from .layers import BatchNormalization, Conv2D, LeakyReLU, ReLU, no_grad
 from .losses import softmax
 
 __all__ = [
@@ -38,13 +38,16 @@ def conv_layer_indices(model) -> list[int]:
 
 
 def after_activation(model, index: int) -> int:
-    """``index + 1`` when layer ``index`` is followed by a LeakyReLU/ReLU, else ``index``.
+    """The LeakyReLU/ReLU that follows layer ``index`` (past one BatchNormalization between them), else ``index``.
 
-    The documented model puts each convolution's activation in a layer of its own; a
-    filter's response is what comes out of that activation.
+    The documented model puts each convolution's activation in a layer of its own, a ResNet puts
+    a BatchNormalization before it (conv -> BN -> ReLU); a filter's response is what comes out of
+    that activation.
     """
-    nxt = index + 1
-    if nxt < len(model.layers) and isinstance(model.layers[nxt], (LeakyReLU, ReLU)):
+    layers, nxt = model.layers, index + 1
+    if nxt < len(layers) and isinstance(layers[nxt], BatchNormalization):
+        nxt += 1  # conv -> BN -> ReLU: the response is what leaves both
+    if nxt < len(layers) and isinstance(layers[nxt], (LeakyReLU, ReLU)):
         return nxt
     return index
 

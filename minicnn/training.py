@@ -171,6 +171,8 @@ def fit(
                 threads=threads,
                 batch_callbacks=[cb for cb in callbacks if overrides(cb, "on_train_batch_end")],
             )
+            if comm is not None:  # rank 0's BN moving statistics everywhere: one model to validate and save
+                comm.broadcast_state(model)
             logs = {
                 "loss": _finite_loss(loss_sum, seen, epoch, last_step, optimizer),
                 "accuracy": float(correct) / seen,

@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 from conftest import signals_at_default
 
+from minicnn.datasets import load_cifar10, standardize
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -282,3 +284,20 @@ def test_sigterm_to_mpiexec_stops_every_rank_cleanly_and_resume_gives_the_uninte
     straight = tmp_path / "straight"
     assert mpirun(script(cifar_dir, straight, 2, "--verbose", "0", "--no-plots"), timeout=180).returncode == 0
     assert_same_weights(out / "model.npz", straight / "model.npz")
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_batch_norm_ranks_share_rank_0s_moving_statistics_after_each_epoch(cifar_dir, tmp_path):
+    # Each rank normalises its own 16 images; fit then copies rank 0's moving statistics to every
+    # rank, so the distributed test evaluation is that of the checkpoint (rank 0's).
+    out = tmp_path / "run"
+    result = mpirun(script(cifar_dir, out, 1, "--verbose", "0", "--no-plots", "--model", "resnet"), timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+    import minicnn
+
+    model, extra = minicnn.load_model(out / "model.npz")
+    metrics = json.loads((out / "metrics.json").read_text())
+    x, y = load_cifar10(cifar_dir, download=False)[1]
+    test = model.evaluate(standardize(x, extra["mean"], extra["std"]), y)
+    assert test["accuracy"] == pytest.approx(metrics["test_accuracy_single_view"], abs=1e-9)

@@ -221,3 +221,18 @@ def test_overwrite_replaces_a_run_folder_and_excludes_resume(tmp_path, capsys):
             train_cifar.parse_args(argv)
         assert stop.value.code == 2
     assert "already holds a run (history.csv)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_model_resnet_trains_and_a_resume_keeps_its_model(cifar_dir, tmp_path):
+    out = tmp_path / "run"
+    result = run(common(cifar_dir, out, 1) + ["--verbose", "0", "--model", "resnet"])
+    assert result.returncode == 0, result.stderr
+    assert "Total params: 309,898" in result.stdout
+    for name in ["model.npz", "summary.txt", "history.csv", "metrics.json", "predictor.npz"] + PICTURES:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    assert json.loads((out / "metrics.json").read_text())["config"]["model"] == "resnet"
+    again = run(common(cifar_dir, out, 2) + ["--verbose", "0", "--no-plots", "--resume", "--model", "course"])
+    assert again.returncode == 2 and "--model resnet vs course" in again.stderr, again.stderr
+    refused = run(common(cifar_dir, tmp_path / "other", 1) + ["--model", "resnet", "--dropout", "0.1,0.1,0.1"])
+    assert refused.returncode == 2 and "--model resnet has none" in refused.stderr

@@ -1,4 +1,4 @@
-"""``python -m minicnn.doctor``: the checks on the documented CIFAR-10 model."""
+"""``python -m minicnn.doctor``: the checks on the documented CIFAR-10 model (or ``--model``)."""
 
 from __future__ import annotations
 
@@ -21,13 +21,27 @@ def main(argv=None) -> int:
         default=None,
         help="CIFAR-10 folder (as load_cifar10 takes it, never downloaded); random data otherwise",
     )
+    p.add_argument(
+        "--model",
+        default="course",
+        metavar="course|resnet|PATH",
+        help="course: the documented CNN; resnet: minicnn.models.resnet_cifar; or a saved model file, "
+        "input (32, 32, 3) (default: course)",
+    )
     p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
     p.add_argument("--examples", type=int, default=64, help="examples to overfit (default 64)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     set_backend(args.backend)
-    from ..models import cifar10_cnn
+    from ..models import model_by_name
+
+    try:
+        model = model_by_name(args.model, seed=args.seed)
+    except ValueError as exc:
+        p.error(str(exc))
+    if model.input_shape != (32, 32, 3):
+        p.error(f"--model {args.model}: takes {model.input_shape}; the doctor feeds CIFAR-10 images (32, 32, 3)")
 
     rng = np.random.default_rng(args.seed)
     n = max(args.examples, 256)
@@ -43,7 +57,7 @@ def main(argv=None) -> int:
         y = rng.integers(0, 10, n)
         print(f"{n} random images (standard normal) with random labels (no --data-dir)")
     results = diagnose(
-        cifar10_cnn(seed=args.seed),
+        model,
         x,
         y,
         overfit_examples=args.examples,

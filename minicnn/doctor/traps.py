@@ -29,7 +29,20 @@ def gradient_verdict(error: float, kinked: bool = False) -> tuple[str, bool]:
 
 
 def _is_kinked(layer) -> bool:
-    return isinstance(layer, (ReLU, LeakyReLU, MaxPool2D))
+    inner = layer.sublayers() if hasattr(layer, "sublayers") else []  # a Residual block is kinked inside
+    return isinstance(layer, (ReLU, LeakyReLU, MaxPool2D)) or any(_is_kinked(sub) for sub in inner)
+
+
+def cancelled_biases(layer) -> dict:
+    """``{parameter key: why}`` for the biases inside a block (a Residual) that a BatchNormalization
+    right after their layer cancels: BN subtracts the batch mean, so adding a constant per channel
+    changes nothing, the true gradient is 0 and a gradient check compares rounding noise."""
+    inner = getattr(layer, "layers", [])
+    return {
+        f"{j}_{type(sub).__name__}/b": f"the bias of block layer {j} is cancelled by the BatchNormalization after it"
+        for j, (sub, after) in enumerate(zip(inner, inner[1:]))
+        if "b" in sub.params and type(after).__name__ == "BatchNormalization"
+    }
 
 
 def gradient_traps(layer, x, eps: float = 1e-6) -> dict:

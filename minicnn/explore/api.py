@@ -136,7 +136,9 @@ class Explorer:
     # -- the answers --------------------------------------------------------------------
     def info(self) -> dict:
         """``GET /api/model``: the layers, the classes, the normalisation, what data there is."""
-        layers = []
+        layers, conv_of = [], {}
+        for c in interpret.conv_layer_indices(self.model):  # conv -> [BN] -> activation: all explained by the conv
+            conv_of.update({k: c for k in range(c + 1, interpret.after_activation(self.model, c) + 1)})
         for i, layer in enumerate(self.model.layers):
             entry = {
                 "index": i,
@@ -148,12 +150,8 @@ class Explorer:
             if isinstance(layer, Conv2D):
                 entry.update(kernel_size=list(layer.kernel_size), strides=list(layer.strides), padding=layer.padding)
                 entry["explains"] = i
-            elif (
-                i
-                and isinstance(self.model.layers[i - 1], Conv2D)
-                and interpret.after_activation(self.model, i - 1) == i
-            ):
-                entry["explains"] = i - 1  # the activation of a conv: its pixels are explained by that conv
+            elif conv_of.get(i) is not None:
+                entry["explains"] = conv_of[i]  # a conv's BN or activation: its pixels are explained by that conv
             layers.append(entry)
         return {
             "name": self.name,
@@ -211,6 +209,8 @@ class Explorer:
             "output": float(outputs[index][i, j, f]),
             "activation": None if act == index else type(self.model.layers[act]).__name__,
             "activated": float(outputs[act][i, j, f]),
+            # conv -> BN -> activation: the value between them (None without a BN)
+            "normalised": float(outputs[index + 1][i, j, f]) if act > index + 1 else None,
         }
 
     def stimulus(self, layer, channel) -> dict:

@@ -1,4 +1,4 @@
-"""``python -m minicnn.profile``: one training step of the documented model, profiled."""
+"""``python -m minicnn.profile``: one training step of the documented model (or another), profiled."""
 
 from __future__ import annotations
 
@@ -10,10 +10,16 @@ from .timing import profile_model
 
 
 def main(argv=None) -> int:
-    """``python -m minicnn.profile``: print the per-layer profile of the documented model."""
+    """``python -m minicnn.profile``: print the per-layer profile of ``--model`` (default: the documented one)."""
     p = argparse.ArgumentParser(
         prog="python -m minicnn.profile",
-        description="Per-layer profile of one training step of the documented CIFAR-10 CNN.",
+        description="Per-layer profile of one training step of the documented CIFAR-10 CNN (or --model).",
+    )
+    p.add_argument(
+        "--model",
+        default="course",
+        metavar="course|resnet|PATH",
+        help="course: the documented CNN; resnet: minicnn.models.resnet_cifar; or a saved model file (default: course)",
     )
     p.add_argument("--batch-size", type=int, default=128, metavar="N")
     p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
@@ -22,8 +28,12 @@ def main(argv=None) -> int:
     if args.batch_size < 1 or args.repeats < 1:
         p.error("--batch-size and --repeats must be positive")
     set_backend(args.backend)
-    from ..models import cifar10_cnn
+    from ..models import model_by_name
 
-    rows = profile_model(cifar10_cnn(seed=0), batch_size=args.batch_size, repeats=args.repeats)
+    try:
+        model = model_by_name(args.model, seed=0)
+    except ValueError as exc:
+        p.error(str(exc))
+    rows = profile_model(model, batch_size=args.batch_size, repeats=args.repeats)
     print(report(rows))
     return 0

@@ -5,7 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import is_device_array
-from ..layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
+from ..layers import (
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Residual,
+)
 
 
 def layer_flops(layer, batch_size: int, need_input_grad: bool = True) -> tuple[int, int]:
@@ -13,8 +25,13 @@ def layer_flops(layer, batch_size: int, need_input_grad: bool = True) -> tuple[i
 
     A multiply-add counts 2. Conv2D: ``2·N·Ho·Wo·kh·kw·Cin·Cout`` forward; backward the same
     for ``dW`` plus the same for ``dx`` when ``need_input_grad``. Dense: ``2·N·D·U``, likewise.
-    Every other layer: 0 (element-wise: see :func:`profile_model`'s ``bytes``).
+    Residual: its layers' and its projection's sums (inside a block every layer but the first
+    computes ``dx``). Every other layer: 0 (element-wise: see :func:`profile_model`'s ``bytes``).
     """
+    if isinstance(layer, Residual):
+        needs = [j > 0 or need_input_grad for j in range(len(layer.layers))] + [need_input_grad]
+        counts = [layer_flops(sub, batch_size, need) for sub, need in zip(layer.sublayers(), needs)]
+        return sum(f for f, _ in counts), sum(b for _, b in counts)
     if isinstance(layer, Conv2D):
         ho, wo, cout = layer.output_shape
         kh, kw = layer.kernel_size
@@ -41,6 +58,16 @@ def describe(layer) -> str:
         return f"maxpool {layer.pool_size[0]}×{layer.pool_size[1]}"
     if isinstance(layer, Dropout):
         return f"dropout {layer.rate:g}"
+    if isinstance(layer, AveragePooling2D):
+        return f"avgpool {layer.pool_size[0]}×{layer.pool_size[1]}"
+    if isinstance(layer, BatchNormalization):
+        return "batchnorm"
+    if isinstance(layer, GlobalAveragePooling2D):
+        return "global avgpool"
+    if isinstance(layer, Residual):  # e.g. residual 32→64 (conv, batchnorm, relu, conv, batchnorm; 1×1 shortcut)
+        inner = ", ".join(describe(sub).split(" ")[0] for sub in layer.layers)
+        shortcut = "identity" if layer.projection is None else describe(layer.projection)
+        return f"residual {layer.input_shape[-1]}→{layer.output_shape[-1]} ({inner}; shortcut {shortcut})"
     if isinstance(layer, (ReLU, Flatten)):
         return type(layer).__name__.lower()
     return layer.name or type(layer).__name__
@@ -67,7 +94,10 @@ def _owner(a):
 
 def work_arrays(layer) -> dict:
     """``{name: bytes}`` of the arrays the layer holds now: its ``_scratch`` entries by key,
-    then whatever its ``cache`` adds (``cache``, ``cache[1]``, ...), each buffer once."""
+    then whatever its ``cache`` adds (``cache``, ``cache[1]``, ...), each buffer once; a Residual's are
+    its inner layers', keyed ``"<j>/<name>"``."""
+    if isinstance(layer, Residual):
+        return {f"{j}/{k}": v for j, sub in enumerate(layer.sublayers()) for k, v in work_arrays(sub).items()}
     seen, out = set(), {}
     for key, buf in layer._scratch.items():
         owner = _owner(buf)

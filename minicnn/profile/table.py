@@ -43,14 +43,15 @@ def _mb(n: float) -> str:
 def reading(rows) -> str:
     """One line a learner can act on: which kind of layer takes the step, how close the
     slowest convolution comes to the machine's peak, and how big its patch matrix is."""
-    t = totals(rows)
-    conv = [r for r in rows if r["type"] == "Conv2D"]
+    conv = [r for r in rows if r["type"] in ("Conv2D", "Residual")]  # a residual block is its convolutions
     if not conv:
         top = max(rows, key=lambda r: r["share"])
         return f"{top['share']:.0%} of the step is {top['layer']}"
     worst = max(conv, key=lambda r: r["fwd_ms"] + r["bwd_ms"])
     text = (
-        f"{t['shares'].get('Conv2D', 0):.0%} of the step is convolution; {worst['layer'].rsplit(' ', 1)[0]} "
+        f"{sum(r['share'] for r in conv):.0%} of the step is convolution"
+        + (" (residual blocks whole)" if len(conv) > len([r for r in rows if r["type"] == "Conv2D"]) else "")
+        + f"; {worst['layer'].rsplit(' ', 1)[0]} "
         f"(the slowest) runs at {worst['peak_fraction']:.0%} of peak"
     )
     if "cols" in worst["work"]:

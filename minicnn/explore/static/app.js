@@ -270,13 +270,14 @@ async function explain(row, col) {
     terms = e.per_channel.map((v, k) => `Σ${k}(${fmt(v)})`);
   }
   const equation = `${terms.join(" + ")}\n  + bias ${fmt(e.bias)}\n  = ${fmt(e.dot)} + ${fmt(e.bias)} = ${fmt(e.sum, 6)}`;
-  const heat = shown === conv ? e.output : e.activated;
+  const heat = shown === conv ? e.output : shown === conv + 1 && e.normalised !== null ? e.normalised : e.activated;
   detail.replaceChildren(
     c > shownChannels ? el("div", { class: "small", text: `the first ${shownChannels} of ${c} input channels:` }) : "",
     grids,
     el("div", { class: "small", text: c <= 3 ? "every product, then the bias:" : "the sum over each input channel (Σk), then the bias:" }),
     el("div", { class: "equation", text: equation }),
     el("div", { class: "result" }, `computed here: ${fmt(e.sum, 6)}; the model's forward pass gave ${fmt(e.output, 6)}`,
+      e.normalised !== null ? ` → after BatchNormalization: ${fmt(e.normalised, 6)}` : "",
       e.activation ? ` → after ${e.activation}: ${fmt(e.activated, 6)}` : "",
       el("br"), el("span", { class: "small", text: `(the heatmap you clicked shows ${fmt(heat, 6)} at this pixel)` })));
 }
