@@ -24,6 +24,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax served from the site itself: the docs render maths offline
     "sphinx.ext.viewcode",
 ]
 
@@ -68,7 +69,8 @@ _api_pages()
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
-nb_execution_mode = "off"  # the notebook is shown as committed; tests/test_tutorial.py runs it
+nb_execution_mode = "force"  # the tutorial is run at build time, so its page shows every output
+nb_execution_timeout = 600
 myst_enable_extensions = ["dollarmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 suppress_warnings = ["myst.header"]  # pages moved from the README start at level 2 in places
