@@ -1,6 +1,9 @@
 """Keras code runs on minicnn with the import changed: the course's notebook, compile/fit/evaluate,
 callbacks, files by suffix, and the errors a Keras user meets instead of silent traps."""
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from cifar_fixture import make_cifar_folder, make_images
@@ -8,7 +11,7 @@ from cifar_fixture import make_cifar_folder, make_images
 import minicnn
 import minicnn as keras
 from minicnn.callbacks import Callback, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau
-from minicnn.layers import Activation, Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPooling2D
+from minicnn.layers import Activation, Conv2D, Dense, Flatten
 from minicnn.models import Sequential
 from minicnn.optimizers import Adam, Adamax
 from minicnn.utils import set_random_seed, to_categorical
@@ -18,28 +21,12 @@ def h5py_or_skip():
     pytest.importorskip("h5py", reason='Keras files need h5py: pip install -e ".[keras]"')
 
 
-def course_model(classes=10):
-    """The course's first CNN, written as its notebook writes it (Keras 2 style, `input_shape=`)."""
-    model = Sequential()
-    model.add(Conv2D(filters=16, kernel_size=(3, 3), padding="same", input_shape=(32, 32, 3)))
-    model.add(LeakyReLU(0.1))
-    model.add(Conv2D(filters=32, kernel_size=(3, 3), padding="same"))
-    model.add(LeakyReLU(0.1))
-    model.add(MaxPooling2D(pool_size=(2, 2)))
-    model.add(Dropout(0.25))
-    model.add(Conv2D(filters=32, kernel_size=(3, 3), padding="same"))
-    model.add(LeakyReLU(0.1))
-    model.add(Conv2D(filters=64, kernel_size=(3, 3), padding="same"))
-    model.add(LeakyReLU(0.1))
-    model.add(MaxPooling2D(pool_size=(2, 2)))
-    model.add(Dropout(0.25))
-    model.add(Flatten())
-    model.add(Dense(256))
-    model.add(LeakyReLU(0.1))
-    model.add(Dropout(0.5))
-    model.add(Dense(classes))
-    model.add(Activation("softmax"))
-    return model
+def course_model():
+    """The course's first CNN, as examples/keras_course.py (its notebook) writes it."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from keras_course import make_model
+
+    return make_model()
 
 
 def test_the_course_notebook_runs_with_the_import_changed(tmp_path, capsys):
