@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from ..backend import set_backend
+from ..backend import BackendError, set_backend
 from ..optim import Adam
 from .checks import diagnose
 
@@ -28,12 +28,20 @@ def main(argv=None) -> int:
         help="course: the documented CNN; resnet: minicnn.models.resnet_cifar; or a saved model file, "
         "input (32, 32, 3) (default: course)",
     )
-    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+    p.add_argument(
+        "--backend",
+        choices=("numpy", "cupy"),
+        default="numpy",
+        help='"numpy" (CPU) or "cupy" (GPU; needs CuPy: pip install -e ".[gpu]") (default: %(default)s)',
+    )
     p.add_argument("--examples", type=int, default=64, help="examples to overfit (default 64)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate (default 1e-3)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    set_backend(args.backend)
+    try:
+        set_backend(args.backend)
+    except BackendError as exc:  # no CuPy, no GPU: one line, as the training script says it
+        p.exit(2, f"error: {exc}\n")
     from ..models import model_by_name
 
     try:

@@ -22,7 +22,9 @@ def parse_args(argv=None):
         description="Serve a local page that shows inside a trained model: every layer's output for an image, "
         "the predictions, how a convolution computes one number, the training run and the filters.",
     )
-    p.add_argument("model", type=Path, help="a minicnn checkpoint (model.npz) or a Keras .keras/.h5 file")
+    p.add_argument(
+        "model", type=Path, help="a minicnn checkpoint (model.npz), a run folder that holds one, or a Keras file"
+    )
     p.add_argument(
         "--data-dir",
         type=Path,
@@ -40,7 +42,12 @@ def parse_args(argv=None):
         help="write a self-contained page to DIR (open DIR/index.html from disk, even offline) that classifies "
         "dropped or drawn pictures in the browser, and exit: no server",
     )
-    p.add_argument("--backend", choices=["auto", "numpy", "cupy"], default="numpy")
+    p.add_argument(
+        "--backend",
+        choices=["auto", "numpy", "cupy"],
+        default="numpy",
+        help='the array backend: "numpy" (CPU), "cupy" (GPU; needs CuPy) or "auto" (default: %(default)s)',
+    )
     p.add_argument("--quiet", action="store_true", help="do not log each request")
     args = p.parse_args(argv)
     if not 0 <= args.port < 65536:
@@ -89,7 +96,13 @@ def main(argv=None) -> int:
     import minicnn
     from minicnn.interop import load_any
 
-    minicnn.set_backend(args.backend)
+    try:
+        minicnn.set_backend(args.backend)
+    except minicnn.backend.BackendError as exc:  # no CuPy, no GPU: one line, as the training script says it
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.model.is_dir():  # a run folder: its checkpoint
+        args.model = args.model / "model.npz"
     try:
         model, extra = load_any(args.model)
         serving = args.export_page is None  # the page classifies visitors' pictures: no test set

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..backend import set_backend
+from ..backend import BackendError, set_backend
 from .table import report
 from .timing import profile_model
 
@@ -22,12 +22,20 @@ def main(argv=None) -> int:
         help="course: the documented CNN; resnet: minicnn.models.resnet_cifar; or a saved model file (default: course)",
     )
     p.add_argument("--batch-size", type=int, default=128, metavar="N")
-    p.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+    p.add_argument(
+        "--backend",
+        choices=("numpy", "cupy"),
+        default="numpy",
+        help='"numpy" (CPU) or "cupy" (GPU; needs CuPy: pip install -e ".[gpu]") (default: %(default)s)',
+    )
     p.add_argument("--repeats", type=int, default=5, metavar="N", help="timed steps after one warm-up (median)")
     args = p.parse_args(argv)
     if args.batch_size < 1 or args.repeats < 1:
         p.error("--batch-size and --repeats must be positive")
-    set_backend(args.backend)
+    try:
+        set_backend(args.backend)
+    except BackendError as exc:  # no CuPy, no GPU: one line, as the training script says it
+        p.exit(2, f"error: {exc}\n")
     from ..models import model_by_name
 
     try:
