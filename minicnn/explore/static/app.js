@@ -35,6 +35,8 @@ function bytes(b64) {
   return out;
 }
 const floats = (b64) => new Float32Array(bytes(b64).buffer);
+// the one-number view writes every number the same way: fixed point, 4 decimals, never an exponent
+const fixed = (v) => { const t = Number(v).toFixed(4); return /^-0\.0+$/.test(t) ? t.slice(1) : t; };
 const fmt = (v, digits = 4) => (Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(2) : v.toFixed(digits));
 
 // -- drawing ---------------------------------------------------------------------------------
@@ -70,6 +72,7 @@ function drawHeatmap(canvas, values, h, w, c, channel) {
   }
   ctx.putImageData(img, 0, 0);
   canvas.title = `channel ${channel}: min ${fmt(lo)}, max ${fmt(hi)}`;
+  canvas.dataset.min = lo; canvas.dataset.max = hi;
   return canvas;
 }
 
@@ -101,6 +104,12 @@ function thumb(image, shape, onclick) {
   return canvas;
 }
 
+function markSelected() {
+  // the thumbnail of the image shown (in the picker and in a confusion cell's list)
+  const index = state.spec && state.spec.index !== undefined ? String(state.spec.index) : null;
+  document.querySelectorAll(".thumbs canvas").forEach((c) => c.classList.toggle("selected", c.dataset.index === index));
+}
+
 async function listImages() {
   const cls = $("class-select").value;
   const query = new URLSearchParams({ count: 96 });
@@ -109,10 +118,12 @@ async function listImages() {
   const reply = await api(`/api/images?${query}`);
   $("thumbs").replaceChildren(...reply.images.map((im) => thumb(im, reply.shape)));
   if (!reply.images.length) $("thumbs").append(el("span", { class: "small", text: "no such images" }));
+  markSelected();
 }
 
 async function select(spec) {
   state.spec = spec;
+  markSelected();
   state.forward = await api("/api/forward", spec);
   showImage();
   showOverview();
@@ -198,6 +209,14 @@ function showOverview() {
         maps.append(canvas);
       }
       column.append(maps);
+    } else if (values.length === info.classes.length) { // one number per class: name each
+      const lo = Math.min(...values), hi = Math.max(...values);
+      const table = el("table", { class: "outputs", "data-layer": i }, ...Array.from(values, (v, k) => {
+        const [r, g, b] = colour(hi > lo ? (v - lo) / (hi - lo) : 0.5);
+        return el("tr", {}, el("td", { class: "cell", style: `background: rgb(${r},${g},${b})` }),
+          el("td", { text: info.classes[k] }), el("td", { class: "value", text: fmt(v, 3) }));
+      }));
+      column.append(table, el("div", { class: "small", text: `${values.length} numbers, one per class` }));
     } else {
       const n = values.length;
       const canvas = drawHeatmap(el("canvas", { class: "vector" }), values, 1, n, 1, 0);
@@ -229,6 +248,9 @@ function drawChannel() {
   const { shown, channel } = state.chosen;
   const { shape, values } = layerOutput(shown);
   const canvas = drawHeatmap($("channel-canvas"), values, shape[0], shape[1], shape[2], channel);
+  $("scale-min").textContent = `dark: min ${fixed(canvas.dataset.min)}`;
+  $("scale-max").textContent = `bright: max ${fixed(canvas.dataset.max)}`;
+  $("channel-scale").hidden = false;
   if (state.pixel) { // mark the explained pixel
     const ctx = canvas.getContext("2d");
     ctx.strokeStyle = "#ff3030"; ctx.lineWidth = 0.25;
@@ -236,8 +258,8 @@ function drawChannel() {
   }
 }
 
-function grid(values2d, digits) {
-  return el("table", { class: "grid" }, ...values2d.map((row) => el("tr", {}, ...row.map((v) => el("td", { text: fmt(v, digits) })))));
+function grid(values2d) {
+  return el("table", { class: "grid" }, ...values2d.map((row) => el("tr", {}, ...row.map((v) => el("td", { text: fixed(v) })))));
 }
 
 async function explain(row, col) {
@@ -259,27 +281,35 @@ async function explain(row, col) {
   for (let k = 0; k < shownChannels; k++) {
     const pick = (a) => a.map((r) => r.map((v) => v[k]));
     grids.append(el("div", { class: "pair" }, el("div", { class: "small", text: `input channel ${k}: patch · kernel` }),
-      el("div", { class: "row top" }, grid(pick(e.patch), 3), grid(pick(e.kernel), 3)),
-      el("div", { class: "small", text: `Σ patch×kernel = ${fmt(e.per_channel[k])}` })));
+      el("div", { class: "row top" }, grid(pick(e.patch)), grid(pick(e.kernel))),
+      el("div", { class: "small", text: `Σ patch×kernel = ${fixed(e.per_channel[k])}` })));
   }
-  let terms;
-  if (c <= 3) { // write every product out
-    terms = [];
-    e.patch.forEach((r, a) => r.forEach((px, b) => px.forEach((v, k) => terms.push(`${fmt(v, 3)}×${fmt(e.kernel[a][b][k], 3)}`))));
+  // the products in the grids' order: input channel 0's patch row by row, then channel 1's, ...
+  const equation = el("div", { class: "equation" });
+  const term = (text) => el("span", { class: "term", text });
+  if (c <= 3) { // write every product out, one line per input channel
+    for (let k = 0; k < c; k++) {
+      const products = [];
+      e.patch.forEach((r, a) => r.forEach((px, b) => products.push(`${fixed(px[k])}×${fixed(e.kernel[a][b][k])}`)));
+      equation.append(k ? "\n+ " : "  ");
+      products.forEach((t, j) => equation.append(j ? " + " : "", term(t)));
+      equation.append(`   (input channel ${k})`);
+    }
   } else {
-    terms = e.per_channel.map((v, k) => `Σ${k}(${fmt(v)})`);
+    equation.append("  ");
+    e.per_channel.forEach((v, k) => equation.append(k ? " + " : "", term(`Σ${k}(${fixed(v)})`)));
   }
-  const equation = `${terms.join(" + ")}\n  + bias ${fmt(e.bias)}\n  = ${fmt(e.dot)} + ${fmt(e.bias)} = ${fmt(e.sum, 6)}`;
+  equation.append("\n+ bias ", term(fixed(e.bias)), "\n= ", term(fixed(e.dot)), " + ", term(fixed(e.bias)), " = ", term(fixed(e.sum)));
   const heat = shown === conv ? e.output : shown === conv + 1 && e.normalised !== null ? e.normalised : e.activated;
   detail.replaceChildren(
     c > shownChannels ? el("div", { class: "small", text: `the first ${shownChannels} of ${c} input channels:` }) : "",
     grids,
     el("div", { class: "small", text: c <= 3 ? "every product, then the bias:" : "the sum over each input channel (Σk), then the bias:" }),
-    el("div", { class: "equation", text: equation }),
-    el("div", { class: "result" }, `computed here: ${fmt(e.sum, 6)}; the model's forward pass gave ${fmt(e.output, 6)}`,
-      e.normalised !== null ? ` → after BatchNormalization: ${fmt(e.normalised, 6)}` : "",
-      e.activation ? ` → after ${e.activation}: ${fmt(e.activated, 6)}` : "",
-      el("br"), el("span", { class: "small", text: `(the heatmap you clicked shows ${fmt(heat, 6)} at this pixel)` })));
+    equation,
+    el("div", { class: "result" }, `computed here: ${fixed(e.sum)}; the model's forward pass gave ${fixed(e.output)}`,
+      e.normalised !== null ? ` → after BatchNormalization: ${fixed(e.normalised)}` : "",
+      e.activation ? ` → after ${e.activation}: ${fixed(e.activated)}` : "",
+      el("br"), el("span", { class: "small", text: `(the heatmap you clicked shows ${fixed(heat)} at this pixel)` })));
 }
 
 $("channel-canvas").addEventListener("click", (ev) => {
@@ -291,34 +321,68 @@ $("channel-canvas").addEventListener("click", (ev) => {
 });
 
 // -- the run: curves, per-class accuracy, confusion matrix ---------------------------------------
+function niceTicks(lo, hi, count = 5) {
+  // round numbers from lo to hi, about `count` of them: steps of 1, 2 or 5 times a power of ten
+  const raw = (hi - lo) / (count - 1), power = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
+  const digits = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  const ticks = [];
+  for (let v = Math.floor(lo / step) * step; v <= hi + step * 1e-6; v += step) ticks.push(+v.toFixed(digits));
+  return { ticks, digits, lo: Math.min(lo, ticks[0]), hi: Math.max(hi, ticks[ticks.length - 1]) };
+}
+
 function drawCurves(history) {
+  // loss and accuracy per epoch; the legend sits above each plot, never on the lines
   const canvas = $("curves"), ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   const panels = [["loss", "val_loss"], ["accuracy", "val_accuracy"]], pw = canvas.width / 2;
   const epochs = history.epoch || history[Object.keys(history)[0]].map((_, i) => i + 1);
+  const boxes = { plots: [], legends: [], yticks: [], xticks: [] };
   panels.forEach((keys, p) => {
     const series = keys.filter((k) => history[k]);
     const all = series.flatMap((k) => history[k]).filter((v) => v !== null);
     if (!all.length) return;
     let lo = Math.min(...all), hi = Math.max(...all);
     if (hi === lo) { hi += 1; lo -= 1; }
-    const x0 = p * pw + 40, y0 = 20, w = pw - 60, h = canvas.height - 50;
+    const y = niceTicks(lo, hi);
+    lo = y.lo; hi = y.hi;
+    const x0 = p * pw + 48, y0 = 34, w = pw - 64, h = canvas.height - 70;
     const X = (i) => x0 + (epochs.length > 1 ? (i / (epochs.length - 1)) * w : w / 2);
     const Y = (v) => y0 + h - ((v - lo) / (hi - lo)) * h;
+    ctx.font = "11px sans-serif"; ctx.textBaseline = "middle";
+    y.ticks.forEach((v) => { // grid line and label
+      ctx.strokeStyle = "#eee"; ctx.beginPath(); ctx.moveTo(x0, Y(v)); ctx.lineTo(x0 + w, Y(v)); ctx.stroke();
+      ctx.fillStyle = "#333"; ctx.textAlign = "right"; ctx.fillText(v.toFixed(y.digits), x0 - 5, Y(v));
+    });
+    const every = Math.ceil(epochs.length / 10), xticks = epochs.map((e, i) => i).filter((i) => i % every === 0);
+    ctx.textAlign = "center"; ctx.textBaseline = "top";
+    xticks.forEach((i) => {
+      ctx.strokeStyle = "#999"; ctx.beginPath(); ctx.moveTo(X(i), y0 + h); ctx.lineTo(X(i), y0 + h + 4); ctx.stroke();
+      ctx.fillText(String(epochs[i]), X(i), y0 + h + 6);
+    });
+    ctx.fillText("epoch", x0 + w / 2, y0 + h + 20);
     ctx.strokeStyle = "#999"; ctx.strokeRect(x0, y0, w, h);
-    ctx.fillStyle = "#333"; ctx.font = "11px sans-serif";
-    ctx.fillText(keys[0], x0, 12);
-    ctx.fillText(fmt(hi, 3), x0 - 38, y0 + 8); ctx.fillText(fmt(lo, 3), x0 - 38, y0 + h);
-    ctx.fillText(`epoch ${epochs[0]}`, x0, y0 + h + 14);
-    ctx.fillText(`${epochs[epochs.length - 1]}`, x0 + w - 10, y0 + h + 14);
+    ctx.textAlign = "left"; ctx.textBaseline = "alphabetic"; ctx.font = "bold 12px sans-serif";
+    ctx.fillText(keys[0], x0, 14);
+    ctx.font = "11px sans-serif";
+    let lx = x0 + w;
+    series.slice().reverse().forEach((k) => { // legend right-aligned above the plot
+      const s = series.indexOf(k), label = s ? "validation" : "training", tw = ctx.measureText(label).width;
+      lx -= tw + 26;
+      ctx.strokeStyle = s ? "#e2862a" : "#2a7ae2"; ctx.lineWidth = 2;
+      ctx.beginPath(); ctx.moveTo(lx, 10); ctx.lineTo(lx + 16, 10); ctx.stroke(); ctx.lineWidth = 1;
+      ctx.fillStyle = "#333"; ctx.fillText(label, lx + 20, 14);
+      boxes.legends.push([lx, 2, tw + 20, 16]);
+    });
     series.forEach((k, s) => {
       ctx.strokeStyle = s ? "#e2862a" : "#2a7ae2"; ctx.fillStyle = ctx.strokeStyle; ctx.beginPath();
       history[k].forEach((v, i) => { if (v === null) return; if (i === 0) ctx.moveTo(X(i), Y(v)); else ctx.lineTo(X(i), Y(v)); });
       ctx.stroke();
       history[k].forEach((v, i) => { if (v !== null) ctx.fillRect(X(i) - 2, Y(v) - 2, 4, 4); });
-      ctx.fillText(s ? "validation" : "training", x0 + w - 70, y0 + 14 + 13 * s);
     });
+    boxes.plots.push([x0, y0, w, h]); boxes.yticks.push(y.ticks.length); boxes.xticks.push(xticks.length);
   });
+  canvas.dataset.boxes = JSON.stringify(boxes);
 }
 
 async function showRun() {
@@ -327,6 +391,7 @@ async function showRun() {
   else { $("curves").hidden = true; $("curves-note").textContent = "no history.csv beside the model file: no curves"; }
   if (!run.confusion) {
     $("accuracy-note").textContent = "no test images (start with --data-dir): no accuracy or confusion matrix";
+    $("confusion-heading").hidden = true; $("confusion-row").hidden = true;
     return;
   }
   $("accuracy-note").textContent = `test accuracy ${(100 * run.accuracy).toFixed(2)}%; per class:`;
@@ -352,6 +417,7 @@ async function showCell(t, p, cell) {
   $("cell-note").textContent = `${reply.total} test images of ${names[t]} predicted as ${names[p]}` +
     (reply.total > reply.images.length ? ` (the first ${reply.images.length})` : "") + "; click one to look inside";
   $("cell-thumbs").replaceChildren(...reply.images.map((im) => thumb(im, reply.shape)));
+  markSelected();
 }
 
 // -- the first layer's filters ----------------------------------------------------------------------
@@ -369,7 +435,17 @@ async function showFilters() {
 }
 
 // -- start ------------------------------------------------------------------------------------
+function drawScales() {
+  // the heatmaps' colour scale, left (a channel's minimum) to right (its maximum)
+  document.querySelectorAll("canvas.scale").forEach((canvas) => {
+    const ctx = canvas.getContext("2d"), img = ctx.createImageData(canvas.width, 1);
+    for (let x = 0; x < canvas.width; x++) img.data.set([...colour(x / (canvas.width - 1)), 255], 4 * x);
+    ctx.putImageData(img, 0, 0);
+  });
+}
+
 async function start() {
+  drawScales();
   const info = state.info = await api("/api/model");
   $("model-title").textContent = `${info.name}: ${info.layers.length} layers, ${info.params.toLocaleString()} parameters, ` +
     `input ${shapeText(info.input_shape)}`;
