@@ -180,5 +180,87 @@ def test_a_keras_file_without_data(browser, tmp_path):
         page.wait_for_function("() => document.querySelector('#conv-detail').dataset.layer === '0'")
         check_conv_detail(page)
         assert "no test images" in page.inner_text("#accuracy-note")
+        assert page.is_hidden("#confusion-heading") and page.is_hidden("#confusion")
         page.screenshot(path=str(tmp_path / "keras.png"), full_page=True)
+        assert errors == []
+
+
+def boxes_overlap(a, b):
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
+
+
+def test_the_page_explains_what_it_draws(browser, tmp_path):
+    """The newcomers' frictions: legends, the selection, every layer in view, labels, scales, one number format."""
+    path, data_dir, (x, y) = tiny_run(tmp_path)
+    model, extra = load_any(path)
+    explorer = Explorer(model, extra, test=(x, y), run_dir=path.parent, name=path.name)
+    with serving(explorer) as base:
+        page, errors = open_page(browser, base)
+        page.set_viewport_size({"width": 640, "height": 900})  # narrower than the overview's row of layers
+        # The thumbnails' and the bars' marks are explained; the upload says it crops.
+        assert "misclassified" in page.inner_text("#thumb-legend")
+        assert "true label" in page.inner_text("#bars-legend")
+        assert "centre-cropped" in page.inner_text("#upload-note")
+
+        # The clicked thumbnail is highlighted, and only it.
+        second = page.locator("#thumbs canvas").nth(1)
+        index = second.get_attribute("data-index")
+        second.click()
+        page.wait_for_function(f"() => document.querySelector('#image-caption').textContent.includes('#{index}')")
+        assert page.eval_on_selector_all("#thumbs canvas.selected", "cs => cs.map(c => c.dataset.index)") == [index]
+        assert page.eval_on_selector("#thumbs canvas.selected", "c => getComputedStyle(c).outlineStyle") == "solid"
+
+        # Every layer's block lies inside the overview panel: the layers wrap, nothing hides off to the right.
+        panel = page.locator("#layers").bounding_box()
+        blocks = [page.locator(".layer").nth(i).bounding_box() for i in range(page.locator(".layer").count())]
+        assert len(blocks) == len(model.layers) + 1
+        assert all(panel["x"] - 1 <= b["x"] and b["x"] + b["width"] <= panel["x"] + panel["width"] + 1 for b in blocks)
+
+        # The last Dense layer's ten outputs are named by class, with the values the page received.
+        rows = page.eval_on_selector_all(
+            f".layer[data-layer='{len(model.layers) - 1}'] table.outputs tr",
+            "trs => trs.map(tr => [tr.cells[1].textContent, +tr.cells[2].textContent])",
+        )
+        logits = page.evaluate(f"() => Array.from(explorer.forward.layers[{len(model.layers) - 1}].values)")
+        assert [name for name, _ in rows] == [f"class{k}" for k in range(10)]
+        np.testing.assert_allclose([v for _, v in rows], logits, atol=5e-4)
+
+        # A chosen channel shows its colour scale: dark its minimum, bright its maximum.
+        page.click(".maps canvas[data-layer='1'][data-channel='2']")
+        page.wait_for_function("() => document.querySelector('#conv-detail').dataset.channel === '2'")
+        channel = np.asarray(
+            page.evaluate("() => { const o = explorer.forward.layers[1]; return Array.from(o.values); }")
+        ).reshape(32, 32, 4)[:, :, 2]
+        assert page.is_visible("#channel-scale") and page.locator("#overview-scale canvas.scale").is_visible()
+        assert page.inner_text("#scale-min") == f"dark: min {channel.min():.4f}"
+        assert page.inner_text("#scale-max") == f"bright: max {channel.max():.4f}"
+
+        # The one-number view: one format (fixed point, 4 decimals), no number broken across lines,
+        # the products in the grids' order (input channel 0's patch row by row, then channel 1's, ...).
+        import re
+
+        text = page.inner_text("#conv-detail")
+        assert not re.search(r"\de[-+]?\d", text), "no exponent notation"
+        numbers = re.findall(r"-?\d+\.\d+", text)
+        assert numbers and all(re.fullmatch(r"-?\d+\.\d{4}", n) for n in numbers)
+        assert page.eval_on_selector_all(".equation .term", "ts => ts.map(t => t.getClientRects().length)") == [1] * 31
+        pairs = page.eval_on_selector_all(
+            "#conv-detail .pair",
+            """ps => ps.map(p => [...p.querySelectorAll('table')]
+                .map(t => [...t.querySelectorAll('td')].map(td => td.textContent)))""",
+        )
+        products = [
+            t.split("×") for t in page.eval_on_selector_all(".equation .term", "ts => ts.map(t => t.textContent)")[:27]
+        ]
+        assert [p for p, _ in products] == [v for patch, _ in pairs for v in patch]
+        assert [k for _, k in products] == [v for _, kernel in pairs for v in kernel]
+
+        # The curves: the legend off the plots, ticks on both axes.
+        boxes = page.eval_on_selector("#curves", "c => JSON.parse(c.dataset.boxes)")
+        assert len(boxes["plots"]) == 2 and len(boxes["legends"]) >= 2
+        assert not any(boxes_overlap(legend, plot) for legend in boxes["legends"] for plot in boxes["plots"])
+        assert min(boxes["yticks"]) >= 3 and boxes["xticks"] == [2, 2]
+        page.screenshot(path=str(tmp_path / "narrow.png"), full_page=True)
         assert errors == []
