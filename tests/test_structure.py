@@ -119,3 +119,16 @@ def test_the_explorer_stays_out_of_import_minicnn():
         "import minicnn.explore; assert 'matplotlib' not in sys.modules, 'the explorer imported matplotlib'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_main_jobs_room_stays_out_of_the_library():
+    """``minicnn.run`` (the command line of ``examples/train_cifar.py``: options, resume, safety,
+    report) sits above everything: no other module imports it, and ``import minicnn`` does not load it."""
+    for path in PACKAGE.rglob("*.py"):
+        if path.relative_to(PACKAGE).parts[0] == "run":
+            continue
+        for module, level in imports(path):
+            named = module.split(".")[0] == "run" and level or module.startswith("minicnn.run")
+            assert not named, f"{path.relative_to(PACKAGE)} imports minicnn.run"
+    code = "import sys, minicnn; assert 'minicnn.run' not in sys.modules, 'minicnn.run imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)

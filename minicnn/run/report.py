@@ -1,0 +1,76 @@
+"""The main job's last step: the test set evaluated once (one view, and as the recipe's TTA),
+``metrics.json``, ``predictor.npz`` (the model with its preprocessing in front) and the pictures.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..datasets import CIFAR10_CLASSES
+from ..models import with_preprocessing
+from ..outputs import write_text
+from .resume import run_config
+
+
+def finish(model, data, stats, out, args, backend, rows, comm=None):
+    """Evaluate on the test set once (one view, and as the recipe's TTA), write metrics.json, draw the pictures."""
+    x_test, y_test = data["test"]
+    tta = None if args.tta == "none" else args.tta
+    single = model.evaluate(x_test, y_test, communicator=comm)
+    test = model.evaluate(x_test, y_test, communicator=comm, return_predictions=True, tta=tta) if tta else None
+    test = test or model.evaluate(x_test, y_test, communicator=comm, return_predictions=True)
+    pred = test.pop("predictions") if comm is None else comm.gather(test.pop("predictions"))
+    if comm is not None and not comm.is_root:  # each rank predicted its share; rank 0 writes
+        return
+    per_class = {
+        name: float((pred[y_test == k] == k).mean()) for k, name in enumerate(CIFAR10_CLASSES) if np.any(y_test == k)
+    }
+    seconds = sum(float(r["seconds"]) for r in rows)
+    versions = backend.versions()
+    if comm is not None:
+        versions.update(comm.versions())
+    metrics = {
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "test_accuracy_single_view": single["accuracy"],
+        "test_loss_single_view": single["loss"],
+        "tta": args.tta,
+        "recipe": args.recipe,
+        "per_class_accuracy": per_class,
+        "epochs": len(rows),
+        "train_images_processed": len(data["train"][0]) * len(rows),
+        "backend": backend.name,
+        "train_seconds": seconds,
+        "train_images_per_second": len(data["train"][0]) * len(rows) / seconds if seconds else None,
+        "final_val_accuracy": float(rows[-1]["val_accuracy"]) if rows and rows[-1].get("val_accuracy") else None,
+        "train_images": len(data["train"][0]),
+        "config": run_config(args),
+        "versions": versions,
+        "processes": 1 if comm is None else comm.size,
+    }
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    # The same network with its preprocessing in front: it predicts on raw 0..255 pixels.
+    with_preprocessing(model, *stats).save(out / "predictor.npz", extra={"class_names": list(CIFAR10_CLASSES)})
+    print(
+        f"\ntest accuracy: {test['accuracy']:.4f}  (test loss {test['loss']:.4f}, {len(y_test)} images"
+        + (f"; TTA {args.tta}, one view {single['accuracy']:.4f})" if tta else ")")
+    )
+    print("per class: " + ", ".join(f"{k} {v:.3f}" for k, v in per_class.items()))
+    if args.plots:
+        from .. import viz
+
+        written = viz.plot_model(
+            model,
+            out,
+            mean=stats[0],
+            std=stats[1],
+            x_test=x_test,
+            y_test=y_test,
+            y_pred=pred,
+            class_names=CIFAR10_CLASSES,
+            history=out / "history.csv",
+        )
+        print("wrote " + ", ".join(str(Path(p).name) for p in written.values()) + f" to {out}/")
