@@ -117,3 +117,21 @@ def test_the_conv_forward_variants_agree_with_im2col_in_float64():
     np.testing.assert_allclose(reference, naive, rtol=1e-12, atol=1e-12)
     for name in ("winograd", "shifted"):
         np.testing.assert_allclose(fns[name](), naive, rtol=1e-10, atol=1e-10, err_msg=name)
+
+
+def test_the_onnxruntime_anchor_runs_and_agrees():
+    """benchmarks/onnx_anchor.py with tiny settings: it runs and minicnn and onnxruntime give the same
+    probabilities (the figures are not checked)."""
+    pytest.importorskip("onnxruntime", reason="onnxruntime not installed (the test extra installs it)")
+    pytest.importorskip("onnx", reason="onnx not installed (the test extra installs it)")
+    argv = ["--batch-size", "2", "--batches", "1", "--rounds", "1", "--threads", "1"]
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "onnx_anchor.py"), *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "predict / onnxruntime:" in result.stdout
+    gap = float(result.stdout.rsplit("max |difference|", 1)[1].split()[0])
+    assert gap < 1e-5
