@@ -77,6 +77,8 @@ suppress_warnings = ["myst.header"]  # pages moved from the README start at leve
 
 autodoc_default_options = {"members": True, "show-inheritance": True, "member-order": "bysource"}
 autodoc_typehints = "description"
+# `Array = Any` (a NumPy or CuPy ndarray): show the alias's name, not "Any", in every signature.
+autodoc_type_aliases = {"Array": "minicnn.layers.base.Array"}
 autodoc_mock_imports = ["cupy", "mpi4py", "h5py"]
 napoleon_numpy_docstring = False
 napoleon_google_docstring = True  # the docstrings use Args:, Returns:, Raises:
