@@ -389,8 +389,10 @@ check = diagnose(small_cnn(lambda: LeakyReLU(0.1)), raw, y_train[:256], checks=(
 
 A training step is four lines: **forward** (class scores for a batch), **loss** (how wrong they
 are), **backward** (every layer's `grads`, by the chain rule from the loss down) and **update**
-(the optimizer moves every parameter against its gradient). Here they are by hand, a few times on
-one batch of 64 images: the loss falls.
+(the optimizer moves every parameter against its gradient). Here they are by hand, five times on
+one batch of 64 images. Expect the loss to jump about before it settles lower: dropout draws a new
+mask every step, and Adam's first steps are as large as its learning rate whatever the gradient, so a
+single step can overshoot; over the five, the loss ends below where it started.
 """,
     ),
     (
