@@ -104,3 +104,14 @@ def set_weights(model, weights) -> None:
     backend = get_backend()
     for (_, table, name), w in zip(slots, weights):
         table[name][...] = backend.asarray(np.asarray(w, dtype=table[name].dtype))
+
+
+def export(model, filepath, format="onnx", opset=17) -> None:
+    """Keras's ``model.export(filepath, format="onnx")``: the ONNX graph :func:`minicnn.interop.save_onnx`
+    writes, whatever the suffix. The only format: Keras's others ("tf_saved_model", "openvino") need
+    their runtimes."""
+    if format != "onnx":
+        raise ValueError(f"export: format={format!r} is not available in minicnn; it exports format='onnx'")
+    from .interop import save_onnx
+
+    save_onnx(model, filepath, opset=opset)

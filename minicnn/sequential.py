@@ -294,6 +294,8 @@ class Sequential:
         return _training.predict(self, x, batch_size=_or(batch_size, 256), threads=threads, tta=tta)
 
     # -- files, told by their suffix as Keras does (minicnn.model_files) ---------------------------
+    export = model_files.export  # Keras's model.export(filepath, format="onnx")
+
     def save(self, path, optimizer=None, extra=None) -> None:
         """Write the model to ``path`` by its suffix: ``.npz`` minicnn's checkpoint (weights, the
         optimizer's state, ``extra``), atomically; ``.keras`` Keras 3's file (Keras opens it); ``.onnx``
@@ -323,12 +325,10 @@ def _or(value, default):
 
 
 def load_model(path) -> tuple[Sequential, dict]:
-    """Rebuild a Sequential from a checkpoint's stored config and load its weights (one read of
-    the file). Returns ``(model, extra)``.
-
-    The config is first built as a plan without memory (:func:`~minicnn.layers.base.shapes_only`)
-    and its parameter shapes compared with the stored arrays: a config that asks for more than
-    the file holds is refused before anything is allocated."""
+    """Rebuild a Sequential from a checkpoint's stored config and load its weights (one read of the file):
+    ``(model, extra)``. The config is first planned without memory (:func:`~minicnn.layers.base.shapes_only`)
+    and its shapes compared with the stored arrays, so a config asking for more than the file holds allocates
+    nothing."""
     meta, arrays = checkpoint.read_checkpoint(path)
     try:
         with shapes_only():

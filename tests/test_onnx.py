@@ -179,3 +179,13 @@ def test_every_layers_output_in_onnxruntime_is_minicnns(tmp_path):
                 assert worst <= 1e-5 * max(1.0, np.abs(x).max()), f"{layer.name}: {worst:.2e}"
                 worst_of_all = max(worst_of_all, worst)
     print(f"\nlayer by layer, max |onnxruntime - minicnn| = {worst_of_all:.2e}")
+
+
+def test_keras_export_writes_the_onnx_graph(tmp_path):
+    import onnx
+
+    model = minicnn.models.Sequential([Flatten(input_shape=(4, 4, 3)), Dense(5)], seed=0)
+    model.export(tmp_path / "m.onnx")
+    onnx.checker.check_model(onnx.load(str(tmp_path / "m.onnx")), full_check=True)
+    with pytest.raises(ValueError, match="format='tf_saved_model' is not available"):
+        model.export(tmp_path / "m", format="tf_saved_model")
