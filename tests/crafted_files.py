@@ -511,3 +511,22 @@ def with_pickle_protocol(path: str, protocol: int) -> None:
 def tar_of(path: str, folder: str) -> None:
     with tarfile.open(path, "w:gz") as tar:
         tar.add(folder, arcname=Path(folder).name)
+
+
+# ---- pictures ------------------------------------------------------------------------------------------
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG of a few dozen bytes whose header claims ``width`` x ``height`` RGB pixels (a decompression bomb's
+    first step: the decoder would allocate for the claim)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    body = chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + body
+
+
+def load_picture(path: str) -> list:
+    from minicnn.datasets.image_files import read_image
+
+    return list(read_image(path, (8, 8))[0].shape)

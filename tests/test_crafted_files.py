@@ -240,3 +240,13 @@ def test_the_unchanged_keras_copy_loads(child, tmp_path):
     result = child.call("crafted_files", "load_keras_file", str(path))
     assert result.outcome == "returned", result.message
     assert json.dumps(result.value)
+
+
+@pytest.mark.parametrize("size", [(10_000, 10_000), (9_000, 8_000), (70_000_000, 1)])
+def test_a_picture_claiming_too_many_pixels_is_refused_before_decoding(child, tmp_path, size):
+    """Between 64 and 179 million pixels Pillow would decode (it only warns): hundreds of MB for a tiny file."""
+    path = tmp_path / "photo.png"
+    path.write_bytes(crafted.png_claiming(*size))
+    result = child.call("crafted_files", "load_picture", str(path))
+    assert_refused(result, "DatasetError", path)
+    assert "pixels, more than the" in result.message

@@ -22,6 +22,9 @@ CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3")
 
 
+MAX_PIXELS = 64_000_000  # a 64-megapixel photo; Pillow itself refuses only beyond 179 million
+
+
 def is_image_file(name) -> bool:
     """True for a name ending in one of :data:`IMAGE_SUFFIXES` (any case), as Keras tells them."""
     return str(name).lower().endswith(IMAGE_SUFFIXES)
@@ -74,9 +77,14 @@ def read_image(
 
     height, width = image_size
     try:
-        with Image.open(path) as opened:
+        with Image.open(path) as opened:  # reads the header only: the size the file claims
+            w, h = opened.size
+            if w * h > MAX_PIXELS:  # checked before the decoder allocates for it (a tiny PNG can claim gigapixels)
+                raise DatasetError(f"{path}: the picture claims {w}x{h} pixels, more than the {MAX_PIXELS:,} allowed")
             opened.load()
             image = ImageOps.exif_transpose(opened) if upright else opened.copy()
+    except DatasetError:
+        raise
     except Exception as exc:  # Pillow raises OSError, ValueError, SyntaxError, DecompressionBombError...
         raise DatasetError(f"{path}: cannot read this picture ({type(exc).__name__}: {exc})") from None
     if image.mode == "P" and "transparency" in image.info:
