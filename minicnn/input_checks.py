@@ -52,15 +52,23 @@ def warn_if_raw_pixels(model, x, where: str) -> None:
     on numbers it never saw (the trap of a model saved without its preprocessing)."""
     if takes_raw_pixels(model) or not hasattr(x, "dtype") or x.dtype.kind not in "fiu" or not x.size:
         return
-    head = np.asarray(to_numpy(x[:256]), np.float64)  # a look at the first examples is enough
-    if x.dtype == np.uint8 or float(np.abs(head).max()) > RAW_PIXEL_LIMIT:
+    # One number from the first examples, where they are (no host copy of a GPU batch).
+    top = float(get_array_module(x).abs(x[:256]).max())
+    if x.dtype == np.uint8 or top > RAW_PIXEL_LIMIT:
         warnings.warn(
-            f"{where}: the input looks like raw pixels (values up to {head.max():g}) but the model has no "
+            f"{where}: the input looks like raw pixels (values up to {top:g}) but the model has no "
             "Rescaling or Normalization layer first: scale it as the training data was (e.g. x / 255 - 0.5, "
             "or the checkpoint's mean/std), or put that preprocessing in the model",
             UserWarning,
             stacklevel=3,
         )
+
+
+def whole_numbers_as_ints(y: np.ndarray) -> np.ndarray:
+    """Labels written as floats that are whole numbers (``[3., 0.]``, as Keras code often has) -> int64."""
+    if y.dtype.kind == "f" and np.array_equal(y, np.round(y)):
+        return y.astype(np.int64)
+    return y
 
 
 def check_labels(y, n: int, classes: int, where: str):

@@ -20,6 +20,7 @@ import numpy as np
 from . import losses
 from . import training as _training
 from .callbacks import History
+from .input_checks import whole_numbers_as_ints
 
 METRICS = ("accuracy", "acc")
 
@@ -75,8 +76,7 @@ def class_ids(model, y, where: str):
             f"{where}: sparse_categorical_crossentropy takes class ids (N,) or (N, 1), got shape {y.shape}"
             + (" (one-hot labels? use loss='categorical_crossentropy')" if y.ndim == 2 else "")
         )
-    if y.dtype.kind == "f" and np.array_equal(y, np.round(y)):
-        y = y.astype(np.int64)
+    y = whole_numbers_as_ints(y)
     return y
 
 

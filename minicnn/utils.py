@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .input_checks import whole_numbers_as_ints
 from .seeds import set_global_seed
 
 
@@ -11,8 +12,7 @@ def to_categorical(y, num_classes=None) -> np.ndarray:
     """Class ids -> one-hot rows, as Keras 3: ``(N,)`` or ``(N, 1)`` ints -> ``(N, num_classes)`` float64
     (``num_classes`` defaults to ``max(y) + 1``). ``y.argmax(-1)`` turns it back."""
     y = np.asarray(y)
-    if y.dtype.kind == "f" and np.array_equal(y, np.round(y)):
-        y = y.astype(np.int64)
+    y = whole_numbers_as_ints(y)
     if y.dtype.kind not in "iu":
         raise ValueError(f"to_categorical: y must hold integer class ids, got dtype {y.dtype}")
     shape = y.shape[:-1] if y.ndim > 1 and y.shape[-1] == 1 else y.shape
