@@ -125,6 +125,10 @@ class Communicator:
         start, stop = self.shard_range(len(items))
         return items[start:stop]
 
+    def distributed_optimizer(self, optimizer, model=None) -> DistributedOptimizer:
+        """``optimizer`` wrapped so that its ``step()`` averages every rank's gradients first."""
+        return DistributedOptimizer(optimizer, self, model)
+
     # -- collectives ----------------------------------------------------------------------
     def average_gradients(self, model, count: int, total: int):
         """Replace every layer's grads by the gradient of the global batch.
@@ -266,6 +270,30 @@ class Communicator:
         # message still in the pipe would be lost (seen on a loaded machine). A moment lets it through.
         time.sleep(0.2)
         self.comm.Abort(code)
+
+
+class DistributedOptimizer:
+    """An optimizer whose ``step()`` first averages the gradients of all ranks (the pattern of
+    Horovod's and ChainerMN's distributed optimizers): the training step stays the same four
+    lines, and this wrapper is the only thing data parallelism adds to it.
+
+    Before each step the loop says how many of the global batch's ``total`` examples this rank's
+    gradients came from (:meth:`share`); a rank with none still calls ``step()``, contributing
+    zeros, because the average is a collective every rank must join.
+    """
+
+    def __init__(self, optimizer, comm: Communicator, model=None):
+        self.optimizer, self.comm = optimizer, comm
+        self.model = optimizer.model if model is None else model
+        self.count = self.total = 0
+
+    def share(self, count: int, total: int) -> None:
+        """This rank's examples in the coming step, and the global batch's."""
+        self.count, self.total = count, total
+
+    def step(self) -> None:
+        self.comm.average_gradients(self.model, self.count, self.total)
+        self.optimizer.step()
 
 
 @contextlib.contextmanager

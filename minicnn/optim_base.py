@@ -5,8 +5,10 @@ gradients, per-parameter state arrays ("slots") keyed by the parameter's checkpo
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -73,11 +75,23 @@ class Optimizer(WeightAveraging):
     def step(self) -> None:
         """Update every parameter that has a gradient, in place: ``update(p, g, slots, work)``,
         then its weight average when there is one."""
+        for update in self.updates():
+            update()
+
+    def updates(self, blocks: Callable[[Array], list] | None = None) -> list[Callable[[], None]]:
+        """One step's work, counted as done (``iterations + 1``), as argument-free calls to run in
+        order or at once: one per parameter, or one per block of rows with ``blocks(param) ->
+        [row slices]`` (the rules are element-wise, so blocks give the same bits as the whole)."""
         found = self.gradients()  # first: an optimizer without a model raises with nothing changed
         self.iterations += 1
+        tasks = []
         for key, param, grad in found:
             slots, work = self.state(key, param)
-            self.update_and_average(param, grad, slots, work)
+            for rows in [...] if blocks is None else blocks(param):
+                block = {name: s[rows] for name, s in slots.items()}
+                tmp = None if work is None else work[rows]
+                tasks.append(functools.partial(self.update_and_average, param[rows], grad[rows], block, tmp))
+        return tasks
 
     def gradients(self) -> list[tuple[str, Array, Array]]:
         """``(key, param, grad)`` for every parameter that has a gradient, in model order."""

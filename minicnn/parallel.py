@@ -222,24 +222,18 @@ def row_blocks(param) -> list:
 
 class ShardedOptimizer:
     """``optimizer.step()`` with large parameters cut into blocks of rows updated at once on the
-    threads of ``sharded``. The update rules are element-wise (:meth:`Optimizer.update`), so
-    this gives the same bits as one call. Everything else is the optimizer's own."""
+    threads of ``sharded``: the optimizer's own work (:meth:`Optimizer.updates`), run on threads.
+    The update rules are element-wise, so this gives the same bits as one call."""
 
     def __init__(self, optimizer, sharded: ShardedModel):
         self.optimizer, self.sharded = optimizer, sharded
 
     def step(self) -> None:
-        opt = self.optimizer
-        found = opt.gradients()  # first: an optimizer without a model raises with nothing changed
-        opt.iterations += 1
-        tasks = []
-        for key, param, grad in found:
-            slots, work = opt.state(key, param)
-            for rows in row_blocks(param):
-                block = {name: s[rows] for name, s in slots.items()}
-                tmp = None if work is None else work[rows]
-                tasks.append(functools.partial(opt.update_and_average, param[rows], grad[rows], block, tmp))
-        self.sharded.call(tasks)
+        self.sharded.call(self.optimizer.updates(row_blocks))
+
+    @property
+    def model(self):
+        return self.optimizer.model
 
 
 @contextlib.contextmanager
@@ -252,15 +246,6 @@ def execution(model, optimizer=None, threads: int = 1) -> Iterator[tuple[Any, An
         return
     with one_blas_thread(), ShardedModel(model, threads) as sharded:
         yield sharded, (None if optimizer is None else ShardedOptimizer(optimizer, sharded))
-
-
-def sharded_train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None, *, threads: int = 1):
-    """One :func:`minicnn.training.train_step` on :func:`execution` (kept for its old callers; a
-    loop should hold one ``execution`` for all its steps, as ``train_epoch`` does)."""
-    from .training import train_step
-
-    with execution(model, optimizer, threads) as (runner, updater):
-        return train_step(runner, loss_fn, updater, xb, yb, reduce_gradients)
 
 
 _controller = None

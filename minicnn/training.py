@@ -21,7 +21,6 @@ would make the CPU wait for the GPU after every step.
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
 
@@ -52,21 +51,19 @@ def minibatches(n: int, batch_size: int, rng: np.random.Generator | None = None)
         yield order[start : start + batch_size]
 
 
-def train_step(model, loss_fn, optimizer, xb, yb, reduce_gradients=None):
+def train_step(model, loss_fn, optimizer, xb, yb):
     """One step of mini-batch gradient descent on ``xb (B, *input_shape)``, ``yb (B,)``.
 
-    ``reduce_gradients()``, if given, runs between backward and update (data-parallel
-    training averages the gradients of all processes there). ``fit`` calls this very
-    function; on NumPy with ``model`` and ``optimizer`` from :func:`minicnn.parallel.execution`,
-    whose forward, backward and step run in shards on threads.
+    ``fit`` calls this very function, with wrappers where it runs in parallel: on NumPy the
+    model and optimizer of :func:`minicnn.parallel.execution` (the same calls, run in shards on
+    threads), under MPI an optimizer whose ``step()`` averages the gradients of every process
+    first (:class:`minicnn.distributed.DistributedOptimizer`).
     Returns ``(loss, correct)``: the batch's mean loss and its number of right answers, as
     device scalars (no GPU sync).
     """
     logits = model.forward(xb, training=True)
     loss = loss_fn.forward(logits, yb)
     model.backward(loss_fn.backward())
-    if reduce_gradients is not None:
-        reduce_gradients()
     optimizer.step()
     return loss, (logits.argmax(axis=1) == yb).sum()
 
@@ -233,17 +230,19 @@ def train_epoch(
     )
     # The step's model and optimizer: on NumPy their work runs in shards on `threads` threads.
     with bar, parallel.execution(model, optimizer, threads) as (step_model, step_optimizer):
+        if comm is not None:  # its step() averages the gradients of every process first
+            step_optimizer = comm.distributed_optimizer(step_optimizer, model)
         for step, idx in enumerate(minibatches(n, batch_size, rng if shuffle else None)):
             if lr_schedule is not None:
                 optimizer.lr = float(lr_schedule(epoch + step / steps))
             batch_n = len(idx)
             if comm is not None:
                 idx = comm.shard(idx)  # this rank's share of the global batch
-            reduce = None if comm is None else functools.partial(comm.average_gradients, model, len(idx), batch_n)
+                step_optimizer.share(len(idx), batch_n)
             if len(idx):
                 xb = x[idx] if augment is None else _augmented(augment, x[idx], aug_rng)
                 xb, yb = backend.asarray(xb, dtype=model.dtype), backend.asarray(y[idx])
-                batch_loss, batch_correct = train_step(step_model, loss_fn, step_optimizer, xb, yb, reduce)
+                batch_loss, batch_correct = train_step(step_model, loss_fn, step_optimizer, xb, yb)
                 loss_sum = loss_sum + batch_loss * len(idx)
                 correct = correct + batch_correct
                 seen += len(idx)
@@ -252,9 +251,8 @@ def train_epoch(
                     call_hook(batch_callbacks, "on_train_batch_end", step, batch_logs)
                     if getattr(model, "stop_training", False):
                         break
-            else:  # a rank with no examples still joins the average
-                reduce()
-                optimizer.step()
+            else:  # a rank with no examples still joins the average, with zeros
+                step_optimizer.step()
             bar.update(batch_n)
             now = time.perf_counter()
             if verbose == 1 and now - last_shown > 0.5 and seen:

@@ -90,7 +90,8 @@ def test_sharded_step_takes_the_gradient_of_the_whole_batch():
                 layer.rate = 0.0
     xb = x.astype(np.float64)
     minicnn.training.train_step(whole, SoftmaxCrossEntropy(), SGD(whole, lr=0.1), xb, y)
-    loss, correct = parallel.sharded_train_step(sharded, SoftmaxCrossEntropy(), SGD(sharded, lr=0.1), xb, y, threads=2)
+    with parallel.execution(sharded, SGD(sharded, lr=0.1), threads=2) as (runner, updater):
+        minicnn.training.train_step(runner, SoftmaxCrossEntropy(), updater, xb, y)
     for (_, a, n), (_, b, _) in zip(whole.named_parameters(), sharded.named_parameters()):
         np.testing.assert_allclose(b.params[n], a.params[n], rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(b.grads[n], a.grads[n], rtol=1e-10, atol=1e-13)
