@@ -1,4 +1,4 @@
-"""Weight averaging: an exponential moving average (EMA) of the weights, kept by the optimizer.
+"""Weight averaging: an exponential moving average (EMA) of the weights, kept beside the optimizer.
 
 SGD's weights jitter around a minimum from step to step; their running average sits nearer its
 middle, and often scores better than the last step's weights. Keras's optimizers have it as
@@ -14,9 +14,12 @@ number) averages only the end of a run. The horizon is about ``1 / (1 - m)`` ste
 1,000 steps, too slow for a 1,760-step run (it then mostly remembers weights from before the
 learning rate came down); 0.99 (100 steps) suits short runs.
 
-The average lives in the optimizer's ``"average"`` slot, so ``state_dict()`` and checkpoints
-carry it and a resumed run continues it exactly. :meth:`WeightAveraging.averaged_weights`
-swaps it into the model for a while (``fit`` validates inside it, :class:`ModelCheckpoint`
+A :class:`WeightAverage` is a part the optimizer holds (``optimizer.averaging``), not its base
+class: the update rules know nothing of it; the optimizer calls :meth:`WeightAverage.update` on
+each block of rows it has just updated (still in cache). The average lives in the optimizer's
+``"average"`` slot, so ``state_dict()`` and checkpoints carry it and a resumed run continues it
+exactly. :meth:`WeightAverage.averaged_weights` (also ``optimizer.averaged_weights()``) swaps it
+into the model for a while (``fit`` validates inside it, :class:`ModelCheckpoint`
 saves inside it, so a checkpoint's weights *are* the averaged ones, the training weights
 riding in the optimizer state until a resume swaps them back).
 """
@@ -28,88 +31,82 @@ import contextlib
 from .backend import get_array_module
 
 
-class WeightAveraging:
-    """The EMA part of :class:`minicnn.optim.Optimizer` (a mixin: it uses the optimizer's slots)."""
+def check_settings(owner: str, ema_momentum, ema_start) -> None:
+    """ValueError naming ``owner`` unless ``ema_momentum`` is None or in (0, 1) and ``ema_start`` an int >= 0."""
+    if ema_momentum is not None and not (isinstance(ema_momentum, (int, float)) and 0 < ema_momentum < 1):
+        raise ValueError(f"{owner}: ema_momentum must be None or in (0, 1), got {ema_momentum!r}")
+    if not isinstance(ema_start, int) or ema_start < 0:
+        raise ValueError(f"{owner}: ema_start must be a step number >= 0, got {ema_start!r}")
 
-    def _init_averaging(self, ema_momentum, ema_start):
-        if ema_momentum is not None and not (isinstance(ema_momentum, (int, float)) and 0 < ema_momentum < 1):
-            raise ValueError(f"{type(self).__name__}: ema_momentum must be None or in (0, 1), got {ema_momentum!r}")
-        if not isinstance(ema_start, int) or ema_start < 0:
-            raise ValueError(f"{type(self).__name__}: ema_start must be a step number >= 0, got {ema_start!r}")
-        self.ema_momentum = None if ema_momentum is None else float(ema_momentum)
-        self.ema_start = ema_start
-        self.average_in_model = False  # True inside averaged_weights(): the slot then holds the training weights
 
-    @property
-    def average_slots(self) -> tuple:
-        return () if self.ema_momentum is None else ("average",)
+class WeightAverage:
+    """The EMA of ``optimizer``'s parameters, in its ``"average"`` slot (see the module docstring)."""
 
-    def average(self, p, avg, work):
+    slot = "average"
+
+    def __init__(self, optimizer, momentum: float, start: int = 0):
+        check_settings(type(optimizer).__name__, momentum, start)
+        self.optimizer, self.momentum, self.start = optimizer, float(momentum), start
+        self.in_model = False  # True inside averaged_weights(): the slot then holds the training weights
+
+    def update(self, p, avg, work) -> None:
         """Move the average ``avg`` of ``p`` towards it, in place (after ``p``'s update; ``work``: a
-        temporary like ``p``). Element-wise, so blocks of rows average alike. No-op without EMA."""
-        if self.ema_momentum is None or avg is None:
-            return
-        n = self.iterations - max(self.ema_start, 1)
+        temporary like ``p``). Element-wise, so blocks of rows average alike."""
+        n = self.optimizer.iterations - max(self.start, 1)
         if n <= 0:  # not averaging yet: the average is the weights
             avg[...] = p
             return
-        m = min(self.ema_momentum, (1 + n) / (10 + n))
-        tmp = work
-        get_array_module(p).subtract(p, avg, out=tmp)
-        tmp *= p.dtype.type(1 - m)
-        avg += tmp  # a + (1 - m)(p - a) = m a + (1 - m) p
+        m = min(self.momentum, (1 + n) / (10 + n))
+        get_array_module(p).subtract(p, avg, out=work)
+        work *= p.dtype.type(1 - m)
+        avg += work  # a + (1 - m)(p - a) = m a + (1 - m) p
 
-    def swap_average(self):
-        """Exchange, in place, every parameter with its average (a no-op without one)."""
-        table = self.slots.get("average", {})
-        for key, layer, name in self._params():
+    def swap(self) -> None:
+        """Exchange, in place, every parameter with its average (a no-op before the first step)."""
+        opt = self.optimizer
+        table = opt.slots.get(self.slot, {})
+        for key, layer, name in opt._params():
             if key in table:
                 p, avg = layer.params[name], table[key]
-                tmp = self.state(key, p)[1]
+                tmp = opt.state(key, p)[1]
                 tmp[...] = p
                 p[...] = avg
                 avg[...] = tmp
         if table:
-            self.average_in_model = not self.average_in_model
+            self.in_model = not self.in_model
 
     @contextlib.contextmanager
     def averaged_weights(self):
-        """``with optimizer.averaged_weights(): model.evaluate(...)``: the model holds the averaged
-        weights inside the block and its training weights again after it (also on an error).
-        Without an average (no EMA, no step yet) the model is left as it is."""
-        if self.average_in_model or not self.slots.get("average"):
+        """The model holds the averaged weights inside the block and its training weights again
+        after it (also on an error)."""
+        if self.in_model or not self.optimizer.slots.get(self.slot):
             yield
             return
-        self.swap_average()
+        self.swap()
         try:
             yield
         finally:
-            self.swap_average()
+            self.swap()
 
-    # -- persistence ---------------------------------------------------------------
-    def _averaging_hyper(self) -> dict:
-        if self.ema_momentum is None:
-            return {}
-        return {
-            "ema_momentum": self.ema_momentum,
-            "ema_start": self.ema_start,
-            "average_in_model": self.average_in_model,
-        }
+    # -- persistence: the settings beside the optimizer's -----------------------------------
+    def hyper(self) -> dict:
+        return {"ema_momentum": self.momentum, "ema_start": self.start, "average_in_model": self.in_model}
 
-    def _check_averaging_state(self, state: dict):
-        saved = state.get("ema_momentum")
-        if (saved is None) != (self.ema_momentum is None):
-            raise ValueError(
-                f"optimizer state was saved {'without' if saved is None else f'with ema_momentum={saved}'}, "
-                f"this optimizer has ema_momentum={self.ema_momentum}"
-            )
-
-    def _load_averaging_state(self, state: dict):
+    def load(self, state: dict) -> None:
         """After the slots are loaded: take the saved settings, and if the checkpoint was written
         inside :meth:`averaged_weights` (the model now holds the average), swap back to train."""
-        if self.ema_momentum is None:
-            return
-        self.ema_momentum, self.ema_start = float(state["ema_momentum"]), int(state["ema_start"])
-        self.average_in_model = bool(state.get("average_in_model", False))
-        if self.average_in_model:
-            self.swap_average()
+        self.momentum, self.start = float(state["ema_momentum"]), int(state["ema_start"])
+        self.in_model = bool(state.get("average_in_model", False))
+        if self.in_model:
+            self.swap()
+
+
+def check_state(state: dict, averaging: WeightAverage | None) -> None:
+    """ValueError unless a saved optimizer state and this optimizer agree on having an average."""
+    saved = state.get("ema_momentum")
+    mine = None if averaging is None else averaging.momentum
+    if (saved is None) != (mine is None):
+        raise ValueError(
+            f"optimizer state was saved {'without' if saved is None else f'with ema_momentum={saved}'}, "
+            f"this optimizer has ema_momentum={mine}"
+        )

@@ -5,6 +5,7 @@ gradients, per-parameter state arrays ("slots") keyed by the parameter's checkpo
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import numbers
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .averaging import WeightAveraging
+from .averaging import WeightAverage, check_settings, check_state
 from .backend import get_array_module, get_backend, to_numpy
 
 Array = Any  # a NumPy or CuPy ndarray
@@ -32,7 +33,7 @@ def positive_number(value, what: str) -> float:
     raise ValueError(f"{what} must be a positive number, got {value!r}")
 
 
-class Optimizer(WeightAveraging):
+class Optimizer:
     """What the update rules share: the model's parameters, ``lr`` (which a schedule may set before
     every step), ``step()``, the optional weight average and a state dict for checkpoints."""
 
@@ -43,7 +44,18 @@ class Optimizer(WeightAveraging):
         self.lr = float(lr)
         self.iterations = 0
         self.slots: dict[str, dict] = {}  # slot name -> {param key -> array}
-        self._init_averaging(ema_momentum, ema_start)
+        check_settings(type(self).__name__, ema_momentum, ema_start)
+        self.averaging = None if ema_momentum is None else WeightAverage(self, ema_momentum, ema_start)
+
+    # The weight average's settings and swap, under the names the optimizers' arguments give them.
+    ema_momentum = property(lambda self: None if self.averaging is None else self.averaging.momentum)
+    ema_start = property(lambda self: 0 if self.averaging is None else self.averaging.start)
+    average_in_model = property(lambda self: self.averaging is not None and self.averaging.in_model)
+
+    def averaged_weights(self):
+        """``with optimizer.averaged_weights(): model.evaluate(...)``: the model holds the averaged
+        weights inside the block (:mod:`minicnn.averaging`); without an average, as it is."""
+        return contextlib.nullcontext() if self.averaging is None else self.averaging.averaged_weights()
 
     def _params(self):
         """(key, layer, name) for every parameter, in model order."""
@@ -104,12 +116,13 @@ class Optimizer(WeightAveraging):
         saved; one per parameter, so that updates running at once never share one)."""
         xp = get_array_module(param)
         slots = {}
-        for slot in self.slot_names + self.average_slots:
+        average = () if self.averaging is None else (WeightAverage.slot,)
+        for slot in self.slot_names + average:
             table = self.slots.setdefault(slot, {})
             if key not in table:
                 table[key] = xp.zeros_like(param)  # on the parameter's device
             slots[slot] = table[key]
-        if not (self.uses_work or self.average_slots):  # the average needs a temporary too
+        if not (self.uses_work or average):  # the average needs a temporary too
             return slots, None
         work = self.__dict__.setdefault("_work_arrays", {})
         buf = work.get(key)
@@ -125,7 +138,8 @@ class Optimizer(WeightAveraging):
     def update_and_average(self, p: Array, g: Array, slots: dict[str, Array], work: Array | None) -> None:
         """:meth:`update`, then the same rows' weight average (just updated: still in cache)."""
         self.update(p, g, slots, work)
-        self.average(p, slots.get("average"), work)
+        if self.averaging is not None:
+            self.averaging.update(p, slots[WeightAverage.slot], work)
 
     def decay_weights(self, p: Array, work: Array | None) -> None:
         """Decoupled weight decay (Loshchilov & Hutter; Keras's ``weight_decay``), in place:
@@ -139,7 +153,7 @@ class Optimizer(WeightAveraging):
         """``{"class", "lr", "iterations", ...hyperparameters, "slot/key": array}``; arrays as NumPy."""
         state = {"class": self._state_class(), "lr": self.lr, "iterations": self.iterations}
         state.update(self._hyper())
-        state.update(self._averaging_hyper())
+        state.update({} if self.averaging is None else self.averaging.hyper())
         for slot, table in self.slots.items():
             for key, arr in table.items():
                 state[f"{slot}/{key}"] = to_numpy(arr)
@@ -155,11 +169,11 @@ class Optimizer(WeightAveraging):
             raise ValueError(f"optimizer state 'lr' must be a positive number, got {lr!r}")
         if not (isinstance(iterations, int) and not isinstance(iterations, bool) and iterations >= 0):
             raise ValueError(f"optimizer state 'iterations' must be an int >= 0, got {iterations!r}")
-        for name, now in {**self._hyper(), **self._averaging_hyper()}.items():
+        for name, now in {**self._hyper(), **({} if self.averaging is None else self.averaging.hyper())}.items():
             value = state.get(name, now)
             if isinstance(now, bool) != isinstance(value, bool) or not _is_number(value) or not math.isfinite(value):
                 raise ValueError(f"optimizer state {name!r} must be {type(now).__name__} like {now!r}, got {value!r}")
-        self._check_averaging_state(state)
+        check_state(state, self.averaging)
         shapes = {
             key: (tuple(layer.params[name].shape), layer.params[name].dtype) for key, layer, name in self._params()
         }
@@ -189,7 +203,8 @@ class Optimizer(WeightAveraging):
             if "/" in k:
                 slot, key = k.split("/", 1)
                 self.slots.setdefault(slot, {})[key] = backend.asarray(np.array(v))
-        self._load_averaging_state(state)
+        if self.averaging is not None:
+            self.averaging.load(state)
 
     def _hyper(self) -> dict:
         return {}
