@@ -6,10 +6,9 @@ the weights) -> ``training`` (fit, evaluate, predict) -> ``datasets`` / ``interp
 ``viz`` (data in, what the network learnt, pictures out). README's table lists every module.
 """
 
-from . import kernels, layers, losses, models, optim, training  # the book: what one training step runs
+from . import kernels, layers, losses, optim, training  # the book: what one training step runs
 from ._version import __version__  # noqa: F401
 from .backend import get_array_module, get_backend, set_backend
-from .checkpoint import CheckpointError
 from .kernels import get_kernels, set_kernels, use_kernels
 from .layers import no_grad
 from .layers.base import Input
@@ -26,6 +25,7 @@ LAZY = (
     "interpret",
     "interrupts",
     "keras_style",
+    "models",
     "optimizers",
     "outputs",
     "utils",
@@ -44,11 +44,16 @@ NOT_IN_MINICNN = {
 }
 
 
+# Names from the tools' rooms, found there on first use: {name: module}.
+LAZY_NAMES = {"CheckpointError": "checkpoint"}
+
+
 def __getattr__(name):
-    if name in LAZY:
+    if name in LAZY or name in LAZY_NAMES:
         import importlib
 
-        return importlib.import_module(f".{name}", __name__)
+        module = importlib.import_module(f".{LAZY_NAMES.get(name, name)}", __name__)
+        return getattr(module, name) if name in LAZY_NAMES else module
     if name in NOT_IN_MINICNN:
         raise layers.NotInMinicnn(f"minicnn.{name}: {NOT_IN_MINICNN[name]} (docs/from_keras.md)")
     raise AttributeError(f"module 'minicnn' has no attribute {name!r}")

@@ -19,7 +19,6 @@ modules (NCCL, device selection, CUDA streams) ask :func:`cupy_module` for it.
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
 
@@ -126,49 +125,6 @@ def to_numpy(a, out=None):
     return np.asarray(a)
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """True when ``exc`` is a failed allocation: NumPy's ``MemoryError``, CuPy's
-    ``cupy.cuda.memory.OutOfMemoryError``, or a CUDA/cuBLAS allocation error. CuPy's
-    classes are recognised by name and module, so asking never imports CuPy."""
-    if isinstance(exc, MemoryError):
-        return True
-    if not _raised_by_cupy(exc):
-        return False
-    if any(cls.__name__ == "OutOfMemoryError" for cls in type(exc).__mro__):
-        return True
-    return any(s in str(exc) for s in ("ALLOC_FAILED", "cudaErrorMemoryAllocation", "out of memory"))
-
-
-def _raised_by_cupy(exc: BaseException) -> bool:
-    """True when ``exc``'s class comes from CuPy (by module name: asking never imports CuPy)."""
-    return any(cls.__module__.split(".", 1)[0] in ("cupy", "cupy_backends") for cls in type(exc).__mro__)
-
-
-def requested_bytes(exc: BaseException) -> int | None:
-    """The size of the allocation that failed, when the error says it: CuPy's "Out of memory
-    allocating 1,234 bytes", NumPy's "Unable to allocate 3.00 GiB"; else None."""
-    text = str(exc)
-    m = re.search(r"allocating ([\d,]+) bytes", text)
-    if m:
-        return int(m.group(1).replace(",", ""))
-    m = re.search(r"Unable to allocate ([\d.]+) (B|KiB|MiB|GiB|TiB|PiB|EiB)", text)
-    if m:
-        return int(float(m.group(1)) * 1024 ** ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"].index(m.group(2)))
-    return None
-
-
-def describe_out_of_memory(exc: BaseException, batch_size: int) -> str:
-    """What to tell the user when a batch did not fit: the batch size, the memory asked for, advice."""
-    asked = requested_bytes(exc)
-    where = "GPU memory" if _raised_by_cupy(exc) else "memory"
-    return (
-        f"out of {where} with batches of {batch_size}"
-        + (f" (asked for {asked / 2**20:,.1f} MiB more)" if asked else "")
-        + f": {exc}; try a smaller batch size, e.g. {max(1, batch_size // 2)}, in a new run "
-        "(a resumed run keeps its batch size)"
-    )
-
-
 def cupy_module():
     """The ``cupy`` module itself, for GPU-only code paths (streams, devices, NCCL).
 
@@ -201,7 +157,7 @@ def cupy_cublas():
 _NUMPY = Backend("numpy", np)
 _CUPY: Backend | None = None  # made once, like _NUMPY: Dropout compares backends by identity
 _current: Backend | None = None
-_local_rank: int | None = None  # this process's rank on its machine, set by distributed.Communicator
+_on_cupy_selected: list = []  # calls f(cupy) each time CuPy is selected (the distributed room pins a GPU)
 
 
 def _cupy_backend() -> Backend:
@@ -218,36 +174,9 @@ def _cupy_backend() -> Backend:
         raise BackendError("backend 'cupy': CuPy is installed but no GPU was found; use the numpy backend")
     if _CUPY is None or _CUPY.xp is not cupy:
         _CUPY = Backend("cupy", cupy)
-    _pin_local_gpu(cupy)
+    for hook in _on_cupy_selected:
+        hook(cupy)
     return _CUPY
-
-
-def pin_local_gpu(local_rank: int, now: bool = False) -> int | None:
-    """Make this process use GPU ``local_rank % number of GPUs`` for every CuPy array it makes.
-
-    ``local_rank`` is the process's rank among the processes on its machine (a
-    :class:`~minicnn.distributed.Communicator` passes it). The GPU is chosen at once when the
-    CuPy backend is current, else as soon as ``set_backend`` selects it. Returns the GPU's
-    index, or None while the backend is NumPy (CuPy is not imported for it) unless ``now``,
-    which selects the GPU at once whatever the backend. Build the model after this: arrays stay
-    on the GPU they were made on.
-    """
-    global _local_rank
-    _local_rank = int(local_rank)
-    if now:
-        return _pin_local_gpu(cupy_module())
-    if _current is None or _current.name != "cupy":
-        return None
-    return _pin_local_gpu(_current.xp)
-
-
-def _pin_local_gpu(cupy) -> int | None:
-    """Select GPU ``_local_rank % device count`` when a local rank was given; its index."""
-    if _local_rank is None:
-        return None
-    device = _local_rank % cupy.cuda.runtime.getDeviceCount()
-    cupy.cuda.Device(device).use()
-    return device
 
 
 def set_backend(name: str) -> Backend:
@@ -308,3 +237,20 @@ def clear_session() -> None:
         cupy = cupy_module()
         cupy.get_default_memory_pool().free_all_blocks()
         cupy.get_default_pinned_memory_pool().free_all_blocks()
+
+
+# Moved in 0.3.0 to the rooms of the tools that use them; the old names still work.
+_MOVED = {
+    "is_out_of_memory": "minicnn.run.memory",
+    "requested_bytes": "minicnn.run.memory",
+    "describe_out_of_memory": "minicnn.run.memory",
+    "pin_local_gpu": "minicnn.distributed.devices",
+}
+
+
+def __getattr__(name):
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module 'minicnn.backend' has no attribute {name!r}")

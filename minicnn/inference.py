@@ -8,12 +8,10 @@ import contextlib
 
 import numpy as np
 
-from . import parallel
 from .backend import get_backend, to_numpy
 from .input_checks import check_images, check_labels
 from .layers import no_grad
 from .losses import SoftmaxCrossEntropy, softmax
-from .tta import check_tta, log_mean_softmax, views
 
 
 def _batches(n: int, batch_size: int):
@@ -36,6 +34,9 @@ def evaluate(
     ``tta="flip"`` (or ``"flip_shift"``) scores the mean of the views' probabilities
     (:mod:`minicnn.tta`); the loss is then the cross-entropy of that mean.
     """
+    from . import parallel  # the doors to the tools: threads and test-time augmentation
+    from .tta import check_tta
+
     check_tta(tta, "evaluate")
     check_images(x, model.input_shape, "evaluate")
     check_labels(y, x.shape[0], model.output_shape[-1], "evaluate")
@@ -45,6 +46,8 @@ def evaluate(
 
 def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=False, threads=1, tta=None) -> dict:
     """:func:`evaluate` without the input checks (``fit`` checked its validation data once)."""
+    from . import parallel
+
     backend = get_backend()
     loss_fn = loss or SoftmaxCrossEntropy()
     loss_sum, correct, predictions = 0.0, 0, []
@@ -74,6 +77,9 @@ def predict(model, x, batch_size=256, threads=None, tta=None) -> np.ndarray:
     """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy (``threads`` as in :func:`fit`).
 
     ``tta="flip"`` or ``"flip_shift"``: the mean of the views' probabilities (:mod:`minicnn.tta`)."""
+    from . import parallel
+    from .tta import check_tta
+
     check_tta(tta, "predict")
     check_images(x, model.input_shape, "predict")
     backend = get_backend()
@@ -95,5 +101,7 @@ def _logits(runner, xb, tta=None):
     """Inference-mode forward of a batch through ``runner`` (the model, or its sharded view). With
     ``tta``, the log of the views' mean probabilities, which a loss takes as logits."""
     if tta is not None:
+        from .tta import log_mean_softmax, views
+
         return log_mean_softmax([runner.forward(view, training=False) for view in views(xb, tta)])
     return runner.forward(xb, training=False)

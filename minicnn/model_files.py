@@ -13,7 +13,7 @@ import numpy as np
 
 from . import checkpoint
 from .backend import get_backend, to_numpy
-from .layers.base import count_values
+from .layers.base import count_values, shapes_only
 
 
 def file_kind(path, known: tuple, what: str) -> str:
@@ -115,3 +115,18 @@ def export(model, filepath, format="onnx", opset=17) -> None:
     from .interop import save_onnx
 
     save_onnx(model, filepath, opset=opset)
+
+
+def load_checkpoint(path, model_class) -> tuple:
+    """``(model, extra)`` from a minicnn checkpoint: its stored config is first planned without memory
+    (:func:`~minicnn.layers.base.shapes_only`) and the plan's shapes compared with the stored arrays, so a
+    config asking for more than the file holds allocates nothing; then built and loaded (one read of the file)."""
+    meta, arrays = checkpoint.read_checkpoint(path)
+    try:
+        with shapes_only():
+            plan = model_class.from_config(meta["model"])
+    except (KeyError, TypeError, ValueError, OverflowError, MemoryError) as exc:
+        raise checkpoint.CheckpointError(f"{path}: cannot rebuild the model from its stored config ({exc})") from None
+    checkpoint.check_parameters(plan, arrays, path)
+    model = model_class.from_config(meta["model"])
+    return model, checkpoint.load_weights(model, path, contents=(meta, arrays))

@@ -11,14 +11,11 @@ import warnings
 
 import numpy as np
 
-from . import checkpoint, model_files
 from . import training as _training  # (forward's `training` flag would hide the module's name)
 from .backend import get_backend
-from .callbacks import History
-from .checkpoint import CheckpointError
 from .input_checks import check_images, warn_if_raw_pixels
 from .layers import LAYER_CLASSES, Dropout, Layer
-from .layers.base import Input, shapes_only, snake_case
+from .layers.base import Input, snake_case
 from .seeds import derive_seed, next_model_seed
 from .training import TrainingDiverged  # noqa: F401  (re-exported: minicnn.TrainingDiverged)
 
@@ -235,11 +232,11 @@ class Sequential:
 
     def get_weights(self) -> list:
         """Every parameter as a NumPy array, layer by layer (Keras's order: kernel, then bias)."""
-        return model_files.get_weights(self)
+        return _files().get_weights(self)
 
     def set_weights(self, weights) -> None:
         """Load :meth:`get_weights`'s list back; every shape is checked before any weight changes."""
-        model_files.set_weights(self, weights)
+        _files().set_weights(self, weights)
 
     def summary(self, line_length=None, positions=None, print_fn=None) -> None:
         """Print the Keras 2 summary table (``print_fn(line)`` for each line instead of ``print``)."""
@@ -250,7 +247,7 @@ class Sequential:
         """The summary table's lines (what :meth:`summary` prints)."""
         if not self.built:
             raise ValueError(f"{self.name} is not built yet: give it an input shape, or fit or call it first")
-        return model_files.summary_lines(self)
+        return _files().summary_lines(self)
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, **unsupported):
         """Keras's ``compile``: bind an optimizer (an object, or ``"adam"``, ``"sgd"``, ``"rmsprop"``,
@@ -275,6 +272,8 @@ class Sequential:
         history = _training.fit(
             self, x, y, optimizer=optimizer, epochs=epochs, batch_size=_or(batch_size, 32), **options
         )
+        from .callbacks import History  # Keras's return value
+
         return History(history)
 
     def evaluate(self, x, y=None, batch_size=None, **options):
@@ -293,19 +292,21 @@ class Sequential:
         warn_if_raw_pixels(self, x, "predict")
         return _training.predict(self, x, batch_size=_or(batch_size, 256), threads=threads, tta=tta)
 
-    # -- files, told by their suffix as Keras does (minicnn.model_files) ---------------------------
-    export = model_files.export  # Keras's model.export(filepath, format="onnx")
+    # -- files, told by their suffix as Keras does (minicnn.model_files, loaded on first use) -----------------------
+    def export(self, filepath, format="onnx", opset=17) -> None:
+        """Keras's ``model.export(filepath, format="onnx")``: an ONNX graph of the model."""
+        _files().export(self, filepath, format, opset)
 
     def save(self, path, optimizer=None, extra=None) -> None:
         """Write the model to ``path`` by its suffix: ``.npz`` minicnn's checkpoint (weights, the
         optimizer's state, ``extra``), atomically; ``.keras`` Keras 3's file (Keras opens it); ``.onnx``
         an ONNX graph (:func:`minicnn.interop.save_onnx`). Other suffixes: refused, the known ones listed."""
-        model_files.save(self, path, optimizer=optimizer, extra=extra)
+        _files().save(self, path, optimizer=optimizer, extra=extra)
 
     def save_weights(self, path) -> None:
         """Write the weights alone by the suffix: ``.weights.h5`` Keras's weights file (Keras's
         ``load_weights`` reads it), ``.npz`` minicnn's checkpoint without optimizer."""
-        model_files.save_weights(self, path)
+        _files().save_weights(self, path)
 
     def load_weights(self, path, optimizer=None) -> dict:
         """Load weights (and optimizer state) saved by :meth:`save` or :meth:`save_weights`; returns
@@ -317,7 +318,7 @@ class Sequential:
         :class:`~minicnn.checkpoint.CheckpointError` (or ``KerasFormatError``) naming the file and
         the first mismatch.
         """
-        return model_files.load_weights(self, path, optimizer=optimizer)
+        return _files().load_weights(self, path, optimizer=optimizer)
 
 
 def _or(value, default):
@@ -325,16 +326,12 @@ def _or(value, default):
 
 
 def load_model(path) -> tuple[Sequential, dict]:
-    """Rebuild a Sequential from a checkpoint's stored config and load its weights (one read of the file):
-    ``(model, extra)``. The config is first planned without memory (:func:`~minicnn.layers.base.shapes_only`)
-    and its shapes compared with the stored arrays, so a config asking for more than the file holds allocates
-    nothing."""
-    meta, arrays = checkpoint.read_checkpoint(path)
-    try:
-        with shapes_only():
-            plan = Sequential.from_config(meta["model"])
-    except (KeyError, TypeError, ValueError, OverflowError, MemoryError) as exc:
-        raise CheckpointError(f"{path}: cannot rebuild the model from its stored config ({exc})") from None
-    checkpoint.check_parameters(plan, arrays, path)
-    model = Sequential.from_config(meta["model"])
-    return model, checkpoint.load_weights(model, path, contents=(meta, arrays))
+    """Rebuild a Sequential from a checkpoint's stored config and load its weights: ``(model, extra)``
+    (:func:`minicnn.model_files.load_checkpoint`: the file is checked before anything is built)."""
+    return _files().load_checkpoint(path, Sequential)
+
+
+def _files():
+    from . import model_files  # file formats are a tool, loaded on the first save or load
+
+    return model_files

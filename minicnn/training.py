@@ -26,9 +26,7 @@ import time
 
 import numpy as np
 
-from . import parallel
 from .backend import get_backend, to_numpy
-from .callbacks.base import call_hook, overrides
 from .inference import _emitting_logits, _evaluate, evaluate, predict  # noqa: F401  (documented as minicnn.training's)
 from .input_checks import check_images, check_labels
 from .losses import SoftmaxCrossEntropy
@@ -119,6 +117,9 @@ def fit(
             ``$MINICNN_THREADS``, else every core this process may use (shared among the processes
             of an MPI job). The result does not depend on it: 1, 2 or 4 threads give the same weights.
     """
+    from . import parallel  # the doors to the tools: threads, and the callbacks' hooks
+    from .callbacks.base import call_hook, overrides
+
     _check_fit_arguments(model, x, y, optimizer, epochs, batch_size, validation_data, initial_epoch)
     verbose = effective_verbose(verbose)
     comm = communicator
@@ -214,6 +215,9 @@ def train_epoch(
     mean by its size). ``threads``: see :func:`fit`. ``batch_callbacks``: their
     ``on_train_batch_end(step, logs)`` after every step; ``model.stop_training`` ends the epoch."""
     from tqdm.auto import tqdm
+
+    from . import parallel
+    from .callbacks.base import call_hook
 
     comm = communicator
     backend = get_backend()
