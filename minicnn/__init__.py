@@ -6,13 +6,15 @@ the weights) -> ``training`` (fit, evaluate, predict) -> ``datasets`` / ``interp
 ``viz`` (data in, what the network learnt, pictures out). README's table lists every module.
 """
 
-from . import kernels, layers, losses, optim, training  # the book: what one training step runs
+from . import _moved, kernels, layers, losses, optim, training  # the book: what one training step runs
 from ._version import __version__  # noqa: F401
 from .backend import get_array_module, get_backend, set_backend
 from .kernels import get_kernels, set_kernels, use_kernels
 from .layers import no_grad
 from .layers.base import Input
 from .sequential import Sequential, TrainingDiverged, load_model
+
+_moved.install()  # minicnn.checkpoint, minicnn.parallel, ...: the 0.2 names of modules now in rooms
 
 # Loaded on first use (`minicnn.datasets`, `from minicnn import utils`), so `import minicnn` stays light:
 # data sets, MPI, plots and file formats are not imported until a program touches them.
@@ -28,6 +30,7 @@ LAZY = (
     "models",
     "optimizers",
     "outputs",
+    "run",
     "utils",
     "viz",
 )
@@ -45,14 +48,14 @@ NOT_IN_MINICNN = {
 
 
 # Names from the tools' rooms, found there on first use: {name: module}.
-LAZY_NAMES = {"CheckpointError": "checkpoint"}
+LAZY_NAMES = {"CheckpointError": "run.checkpoint"}
 
 
 def __getattr__(name):
-    if name in LAZY or name in LAZY_NAMES:
+    if name in LAZY or name in LAZY_NAMES or f"minicnn.{name}" in _moved.MOVED:
         import importlib
 
-        module = importlib.import_module(f".{LAZY_NAMES.get(name, name)}", __name__)
+        module = importlib.import_module(_moved.new_name(f"minicnn.{name}") or f"minicnn.{LAZY_NAMES.get(name, name)}")
         return getattr(module, name) if name in LAZY_NAMES else module
     if name in NOT_IN_MINICNN:
         raise layers.NotInMinicnn(f"minicnn.{name}: {NOT_IN_MINICNN[name]} (docs/from_keras.md)")

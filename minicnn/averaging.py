@@ -99,14 +99,3 @@ class WeightAverage:
         self.in_model = bool(state.get("average_in_model", False))
         if self.in_model:
             self.swap()
-
-
-def check_state(state: dict, averaging: WeightAverage | None) -> None:
-    """ValueError unless a saved optimizer state and this optimizer agree on having an average."""
-    saved = state.get("ema_momentum")
-    mine = None if averaging is None else averaging.momentum
-    if (saved is None) != (mine is None):
-        raise ValueError(
-            f"optimizer state was saved {'without' if saved is None else f'with ema_momentum={saved}'}, "
-            f"this optimizer has ema_momentum={mine}"
-        )

@@ -34,8 +34,8 @@ def evaluate(
     ``tta="flip"`` (or ``"flip_shift"``) scores the mean of the views' probabilities
     (:mod:`minicnn.tta`); the loss is then the cross-entropy of that mean.
     """
-    from . import parallel  # the doors to the tools: threads and test-time augmentation
-    from .tta import check_tta
+    from .distributed import threads as parallel  # the doors to the tools: threads and test-time augmentation
+    from .run.tta import check_tta
 
     check_tta(tta, "evaluate")
     check_images(x, model.input_shape, "evaluate")
@@ -46,7 +46,7 @@ def evaluate(
 
 def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=False, threads=1, tta=None) -> dict:
     """:func:`evaluate` without the input checks (``fit`` checked its validation data once)."""
-    from . import parallel
+    from .distributed import threads as parallel
 
     backend = get_backend()
     loss_fn = loss or SoftmaxCrossEntropy()
@@ -77,8 +77,8 @@ def predict(model, x, batch_size=256, threads=None, tta=None) -> np.ndarray:
     """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy (``threads`` as in :func:`fit`).
 
     ``tta="flip"`` or ``"flip_shift"``: the mean of the views' probabilities (:mod:`minicnn.tta`)."""
-    from . import parallel
-    from .tta import check_tta
+    from .distributed import threads as parallel
+    from .run.tta import check_tta
 
     check_tta(tta, "predict")
     check_images(x, model.input_shape, "predict")
@@ -101,7 +101,7 @@ def _logits(runner, xb, tta=None):
     """Inference-mode forward of a batch through ``runner`` (the model, or its sharded view). With
     ``tta``, the log of the views' mean probabilities, which a loss takes as logits."""
     if tta is not None:
-        from .tta import log_mean_softmax, views
+        from .run.tta import log_mean_softmax, views
 
         return log_mean_softmax([runner.forward(view, training=False) for view in views(xb, tta)])
     return runner.forward(xb, training=False)

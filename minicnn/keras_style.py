@@ -19,8 +19,8 @@ import numpy as np
 
 from . import losses
 from . import training as _training
-from .callbacks import History
 from .input_checks import whole_numbers_as_ints
+from .run.callbacks import History
 
 METRICS = ("accuracy", "acc")
 

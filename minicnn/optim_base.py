@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from .averaging import WeightAverage, check_settings, check_state
 from .backend import get_array_module, get_backend, to_numpy
 
 Array = Any  # a NumPy or CuPy ndarray
@@ -44,8 +43,12 @@ class Optimizer:
         self.lr = float(lr)
         self.iterations = 0
         self.slots: dict[str, dict] = {}  # slot name -> {param key -> array}
-        check_settings(type(self).__name__, ema_momentum, ema_start)
-        self.averaging = None if ema_momentum is None else WeightAverage(self, ema_momentum, ema_start)
+        self.averaging = None  # a minicnn.averaging.WeightAverage when asked for: beside the rule, not in it
+        if ema_momentum is not None or ema_start:
+            from .averaging import WeightAverage, check_settings
+
+            check_settings(type(self).__name__, ema_momentum, ema_start)
+            self.averaging = None if ema_momentum is None else WeightAverage(self, ema_momentum, ema_start)
 
     # The weight average's settings and swap, under the names the optimizers' arguments give them.
     ema_momentum = property(lambda self: None if self.averaging is None else self.averaging.momentum)
@@ -96,7 +99,7 @@ class Optimizer:
         [row slices]`` (the rules are element-wise, so blocks give the same bits as the whole)."""
         found = self.gradients()  # first: an optimizer without a model raises with nothing changed
         self.iterations += 1
-        tasks = []
+        tasks: list[Callable[[], None]] = []
         for key, param, grad in found:
             slots, work = self.state(key, param)
             for rows in [...] if blocks is None else blocks(param):
@@ -116,7 +119,7 @@ class Optimizer:
         saved; one per parameter, so that updates running at once never share one)."""
         xp = get_array_module(param)
         slots = {}
-        average = () if self.averaging is None else (WeightAverage.slot,)
+        average = () if self.averaging is None else (self.averaging.slot,)
         for slot in self.slot_names + average:
             table = self.slots.setdefault(slot, {})
             if key not in table:
@@ -139,7 +142,7 @@ class Optimizer:
         """:meth:`update`, then the same rows' weight average (just updated: still in cache)."""
         self.update(p, g, slots, work)
         if self.averaging is not None:
-            self.averaging.update(p, slots[WeightAverage.slot], work)
+            self.averaging.update(p, slots[self.averaging.slot], work)
 
     def decay_weights(self, p: Array, work: Array | None) -> None:
         """Decoupled weight decay (Loshchilov & Hutter; Keras's ``weight_decay``), in place:
@@ -173,7 +176,12 @@ class Optimizer:
             value = state.get(name, now)
             if isinstance(now, bool) != isinstance(value, bool) or not _is_number(value) or not math.isfinite(value):
                 raise ValueError(f"optimizer state {name!r} must be {type(now).__name__} like {now!r}, got {value!r}")
-        check_state(state, self.averaging)
+        saved = state.get("ema_momentum")
+        if (saved is None) != (self.averaging is None):
+            raise ValueError(
+                f"optimizer state was saved {'without' if saved is None else f'with ema_momentum={saved}'}, "
+                f"this optimizer has ema_momentum={self.ema_momentum}"
+            )
         shapes = {
             key: (tuple(layer.params[name].shape), layer.params[name].dtype) for key, layer, name in self._params()
         }

@@ -7,7 +7,6 @@ backward:  dlogits -> ... -> layer 1 -> layer 0   (each layer fills its grads)
 from __future__ import annotations
 
 import contextlib
-import warnings
 
 import numpy as np
 
@@ -162,20 +161,12 @@ class Sequential:
             outputs.append(x)
         return outputs
 
-    def backward(self, dlogits, need_input_grad=False, start=0, stop=None, *, input_grad=None):
+    def backward(self, dlogits, need_input_grad=False, start=0, stop=None):
         """Backpropagate ``dlogits``; every layer fills ``grads``. Returns ``dx`` if ``need_input_grad``
         (the name :meth:`Layer.backward` uses; training never needs the gradient with respect to the
         images, so by default the first layer skips it and None comes back). ``start``/``stop``:
         through ``layers[start:stop]`` only, ``dlogits`` being the gradient of ``layers[stop - 1]``'s
-        output and ``dx`` that of ``layers[start]``'s input. ``input_grad=`` is the old name of
-        ``need_input_grad`` (still accepted, with a :class:`DeprecationWarning`)."""
-        if input_grad is not None:
-            warnings.warn(
-                "Sequential.backward(input_grad=) is now need_input_grad=, as in Layer.backward",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            need_input_grad = input_grad
+        output and ``dx`` that of ``layers[start]``'s input."""
         dy = dlogits
         stop = len(self.layers) if stop is None else stop
         for i in reversed(range(start, stop)):
@@ -272,7 +263,7 @@ class Sequential:
         history = _training.fit(
             self, x, y, optimizer=optimizer, epochs=epochs, batch_size=_or(batch_size, 32), **options
         )
-        from .callbacks import History  # Keras's return value
+        from .run.callbacks import History  # Keras's return value
 
         return History(history)
 
@@ -332,6 +323,6 @@ def load_model(path) -> tuple[Sequential, dict]:
 
 
 def _files():
-    from . import model_files  # file formats are a tool, loaded on the first save or load
+    from .interop import model_files  # file formats are a tool, loaded on the first save or load
 
     return model_files

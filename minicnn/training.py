@@ -117,8 +117,8 @@ def fit(
             ``$MINICNN_THREADS``, else every core this process may use (shared among the processes
             of an MPI job). The result does not depend on it: 1, 2 or 4 threads give the same weights.
     """
-    from . import parallel  # the doors to the tools: threads, and the callbacks' hooks
-    from .callbacks.base import call_hook, overrides
+    from .distributed import threads as parallel  # the doors to the tools: threads, and the callbacks' hooks
+    from .run.callbacks.base import call_hook, overrides
 
     _check_fit_arguments(model, x, y, optimizer, epochs, batch_size, validation_data, initial_epoch)
     verbose = effective_verbose(verbose)
@@ -216,8 +216,8 @@ def train_epoch(
     ``on_train_batch_end(step, logs)`` after every step; ``model.stop_training`` ends the epoch."""
     from tqdm.auto import tqdm
 
-    from . import parallel
-    from .callbacks.base import call_hook
+    from .distributed import threads as parallel
+    from .run.callbacks.base import call_hook
 
     comm = communicator
     backend = get_backend()

@@ -96,7 +96,7 @@ def test_matmul_add_adds_in_place_for_every_layout(backend, dtype, shape):
 def test_sum_rows_is_the_axis_0_sum(backend, dtype):
     from conftest import host
 
-    from minicnn.layers.base import sum_rows
+    from minicnn.kernels.bias import sum_rows
 
     a = np.random.default_rng(0).standard_normal((4099, 7))
     got = sum_rows(backend.asarray(a.astype(dtype)))

@@ -32,7 +32,8 @@ def data(n=16):
 
 @pytest.fixture
 def no_local_rank(monkeypatch):
-    monkeypatch.setattr(backend_module, "_local_rank", None)
+    monkeypatch.setattr(devices, "_local_rank", None)
+    monkeypatch.setattr(backend_module, "_on_cupy_selected", [])
 
 
 def test_a_local_rank_pins_its_gpu_when_cupy_is_selected(standin, monkeypatch, no_local_rank):
@@ -41,10 +42,10 @@ def test_a_local_rank_pins_its_gpu_when_cupy_is_selected(standin, monkeypatch, n
     monkeypatch.setenv("CUPY_STANDIN_DEVICES", "2")
     minicnn.set_backend("numpy")
     try:
-        assert backend_module.pin_local_gpu(3) is None  # NumPy: nothing to choose yet
+        assert devices.pin_local_gpu(3) is None  # NumPy: nothing to choose yet
         minicnn.set_backend("cupy")
         assert cupy.cuda.Device().id == 1  # 3 % 2
-        assert backend_module.pin_local_gpu(2) == 0 and cupy.cuda.Device().id == 0  # CuPy current: at once
+        assert devices.pin_local_gpu(2) == 0 and cupy.cuda.Device().id == 0  # CuPy current: at once
     finally:
         cupy.cuda.Device(0).use()
 

@@ -184,9 +184,8 @@ def test_model_backward_can_return_the_input_gradient():
     dx = model.backward(np.ones((2, 3)), need_input_grad=True)  # the name Layer.backward uses
     assert dx.shape == x.shape
     model.forward(x)
-    with pytest.warns(DeprecationWarning, match=r"need_input_grad="):
-        old = model.backward(np.ones((2, 3)), input_grad=True)  # the old name still works
-    np.testing.assert_array_equal(old, dx)
+    with pytest.raises(TypeError, match="input_grad"):  # 0.3.0 removed the old name
+        model.backward(np.ones((2, 3)), input_grad=True)
 
 
 def test_no_grad_gives_the_same_outputs_and_keeps_no_cache():

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..outputs import new_folders, remove_empty
+from ..run.outputs import new_folders, remove_empty
 from .download import download_file, file_md5, verify_md5  # noqa: F401  (re-exported, as before)
 from .errors import DatasetError
 from .image_files import holds_images

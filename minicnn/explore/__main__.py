@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..interrupts import signals_as_interrupts
+from ..run.interrupts import signals_as_interrupts
 from .api import Explorer
 from .server import make_server
 

@@ -45,7 +45,7 @@ from ..layers import (
     Residual,
 )
 from ..layers.normalization import EPSILON
-from ..outputs import write_atomic, write_text
+from ..run.outputs import write_atomic, write_text
 
 PAGE_FILES = ("index.html", "page.js", "minicnn.js")  # copied as they are from minicnn/explore/page/
 DATA_FILES = ("weights.bin", "model.json", "model.js")  # written for the model

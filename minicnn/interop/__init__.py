@@ -9,11 +9,28 @@ Keras's weight slots), :mod:`.containers` (opening a ``.keras`` zip or a legacy 
 h5py is needed for both directions (``pip install -e ".[keras]"``); Keras never is.
 """
 
-from .format import KERAS_LAYOUT_VERSION, KERAS_SUFFIXES, SUPPORTED, KerasFormatError
-from .onnx_export import save_onnx
-from .reader import load_any, load_keras
-from .weights import load_keras_weights, save_keras_weights
-from .writer import save_keras
+# Each name from its module on first use: saving a minicnn checkpoint never loads the Keras or ONNX code.
+_WHERE = {
+    "KERAS_LAYOUT_VERSION": "format",
+    "KERAS_SUFFIXES": "format",
+    "SUPPORTED": "format",
+    "KerasFormatError": "format",
+    "save_onnx": "onnx_export",
+    "load_any": "reader",
+    "load_keras": "reader",
+    "load_keras_weights": "weights",
+    "save_keras_weights": "weights",
+    "save_keras": "writer",
+}
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module 'minicnn.interop' has no attribute {name!r}")
+
 
 __all__ = [
     "load_keras",

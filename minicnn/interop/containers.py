@@ -13,8 +13,8 @@ import zlib
 
 import numpy as np
 
-from ..h5guard import HDF5ReadError, read_hdf5
 from .format import KerasFormatError
+from .h5guard import HDF5ReadError, read_hdf5
 
 MAX_CONFIG_BYTES = 16 * 2**20  # a model's JSON: a few KB for a CNN
 

@@ -51,7 +51,7 @@ from ..layers import (
 )
 from ..layers.keras_activations import LEAKY_RELU_SLOPE
 from ..layers.normalization import EPSILON
-from ..outputs import write_atomic
+from ..run.outputs import write_atomic
 
 MIN_OPSET = 13  # Softmax over one axis (not "flatten from axis") since opset 13
 TO_NCHW, TO_NHWC = [0, 3, 1, 2], [0, 2, 3, 1]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import get_backend
-from ..outputs import write_atomic
+from ..run.outputs import write_atomic
 from .format import KerasFormatError, _import_h5py, _slots, layer_arrays
 
 
@@ -44,8 +44,8 @@ def save_keras_weights(model, path) -> None:
 
 def _stored(path: Path) -> dict:
     """``{slot: [arrays]}`` (or, for a legacy ``.h5``, ``{layer name: [arrays]}`` in file order)."""
-    from ..h5guard import read_hdf5
     from .containers import _read_legacy_h5, _read_zip, _refused_as_damaged, _vars_arrays
+    from .h5guard import read_hdf5
 
     h5py = _import_h5py()
     with open(path, "rb") as f:

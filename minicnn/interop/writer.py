@@ -29,7 +29,7 @@ from ..layers import (
     Residual,
 )
 from ..layers.im2col import padding_amounts
-from ..outputs import write_atomic
+from ..run.outputs import write_atomic
 from ..sequential import Sequential
 from .format import KERAS_LAYOUT_VERSION, KerasFormatError, _import_h5py, _slots, layer_arrays
 

@@ -2,7 +2,7 @@
 
 from .activation import Activation, LeakyReLU, ReLU
 from .average_pool import AveragePooling2D, GlobalAveragePooling2D
-from .base import Layer, grad_enabled, no_grad
+from .base import LAYER_CLASSES, Layer, grad_enabled, no_grad  # noqa: F401  (LAYER_CLASSES: by name, for checkpoints)
 from .batchnorm import BatchNormalization
 from .conv import Conv2D
 from .dense import Dense
@@ -35,15 +35,6 @@ __all__ = [
     "GlobalAveragePooling2D",
     "Residual",
 ]
-
-# Every class a checkpoint may name, by class name (MaxPooling2D, Keras's name, is MaxPool2D itself).
-LAYER_CLASSES = {
-    cls.__name__: cls
-    for cls in (Conv2D, LeakyReLU, ReLU, Activation, MaxPool2D, Dropout, Flatten, Dense, Rescaling, Normalization)
-    + (BatchNormalization, AveragePooling2D, GlobalAveragePooling2D, Residual)
-}
-LAYER_CLASSES["MaxPooling2D"] = MaxPooling2D
-
 
 # Keras layers minicnn does not have: a clear refusal instead of a bare "cannot import name".
 NOT_IN_MINICNN = (

@@ -5,10 +5,11 @@ from __future__ import annotations
 from .. import kernels
 from ..backend import get_array_module
 from ..kernels.activation import leaky_relu_forward
-from .base import Array, Layer, grad_enabled
+from .base import Array, Layer, grad_enabled, registered
 from .keras_activations import ActivatedLayer
 
 
+@registered
 class LeakyReLU(Layer):
     r"""``y = x`` where ``x > 0``, else ``alpha * x``.
 
@@ -49,6 +50,7 @@ class LeakyReLU(Layer):
         return dy * self.pop_cache()
 
 
+@registered
 class ReLU(Layer):
     r"""``y = max(x, 0)``.
 
@@ -67,6 +69,7 @@ class ReLU(Layer):
         return dy * self.pop_cache()
 
 
+@registered
 class Activation(ActivatedLayer):
     r"""``y = f(x)`` for an activation Keras names (``keras.layers.Activation``).
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from ..backend import get_array_module
-from .base import Array, Layer, as_pair, expect_rank, grad_enabled
+from .base import Array, Layer, as_pair, expect_rank, grad_enabled, registered
 from .im2col import conv_output_size, pad2d, padding_amounts
 
 
+@registered
 class AveragePooling2D(Layer):
     r"""Average pooling over NHWC images (``keras.layers.AveragePooling2D``).
 
@@ -101,6 +102,7 @@ class AveragePooling2D(Layer):
         return dx_pad[:, pt : pt + h, pl : pl + w, :]
 
 
+@registered
 class GlobalAveragePooling2D(Layer):
     r"""The mean of each channel over the whole image (``keras.layers.GlobalAveragePooling2D``).
 

@@ -15,15 +15,15 @@ but no optimizer trains (BatchNormalization's moving statistics): checkpoints an
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from ..backend import get_array_module, get_backend
-from ..kernels.bias import sum_rows  # noqa: F401  (documented here: minicnn.layers.base.sum_rows)
 
 Array = Any  # a NumPy or CuPy ndarray, whichever the backend holds
 
@@ -62,6 +62,16 @@ def shapes_only() -> Iterator[None]:
 def grad_enabled() -> bool:
     """False inside :func:`no_grad`: layers then keep no cache for backward."""
     return _grad_enabled
+
+
+_L = TypeVar("_L", bound="Layer")
+LAYER_CLASSES: dict[str, type] = {}  # every class a checkpoint may name, by name: filled by @registered
+
+
+def registered(cls: type) -> type:
+    """Record ``cls`` under its name, so that a checkpoint or a Residual's config naming it rebuilds it."""
+    LAYER_CLASSES[cls.__name__] = cls
+    return cls
 
 
 class Layer:
@@ -104,6 +114,13 @@ class Layer:
         self.dtype: np.dtype | None = None
         self.cache: Any = None
         self._scratch: dict[str, Array] = {}
+
+    def twin(self: _L) -> _L:
+        """A copy sharing this layer's parameter arrays (an update is seen by both) with its own
+        grads, cache and work arrays: what one thread's shard of a batch runs on."""
+        t = copy.copy(self)
+        t.grads, t.cache, t._scratch = {k: None for k in self.params}, None, {}
+        return t
 
     def scratch(self, key: str, shape, dtype, like: Array | None = None) -> Array:
         """A work array that this layer reuses from call to call (contents undefined).

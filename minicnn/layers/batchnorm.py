@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_array_module
-from .base import Array, Layer, filled, grad_enabled
+from .base import Array, Layer, filled, grad_enabled, registered
 
 
+@registered
 class BatchNormalization(Layer):
     r"""Batch normalisation (Ioffe & Szegedy 2015) over every axis but the last (``keras.layers.BatchNormalization``).
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from .. import kernels
 from ..kernels import conv as conv_kernels
-from .base import Array, as_pair, expect_rank, glorot_uniform, grad_enabled, positive_int, zeros
+from .base import Array, as_pair, expect_rank, glorot_uniform, grad_enabled, positive_int, registered, zeros
 from .im2col import col2im, conv_output_size, im2col, pad2d, padding_amounts
 from .keras_activations import ActivatedLayer
 
 
+@registered
 class Conv2D(ActivatedLayer):
     r"""2-D convolution over NHWC images.
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from .. import kernels
 from ..kernels.bias import sum_rows
-from .base import Array, expect_rank, glorot_uniform, grad_enabled, positive_int, zeros
+from .base import Array, expect_rank, glorot_uniform, grad_enabled, positive_int, registered, zeros
 from .keras_activations import ActivatedLayer
 
 
+@registered
 class Dense(ActivatedLayer):
     r"""``y = f(x @ W + b)``, ``f`` the activation (none by default; softmax over the units).
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..backend import get_backend
-from .base import Array, Layer, grad_enabled
+from .base import Array, Layer, grad_enabled, registered
 
 _IDENTITY = object()  # the cache of a forward that dropped nothing
 
 
+@registered
 class Dropout(Layer):
     r"""Inverted dropout.
 
@@ -39,6 +40,12 @@ class Dropout(Layer):
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
         self.rate = float(rate)
         self.reseed(seed)
+
+    def twin(self) -> Dropout:
+        """:meth:`Layer.twin` with a generator of its own: threads never draw from one together."""
+        t = super().twin()
+        t.reseed(self.seed)
+        return t
 
     def reseed(self, seed):
         """Restart the mask generator from ``seed`` (None: a fresh random seed); ``fit`` reseeds per epoch."""

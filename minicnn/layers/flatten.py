@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Array, Layer, grad_enabled
+from .base import Array, Layer, grad_enabled, registered
 
 
+@registered
 class Flatten(Layer):
     r"""``(N, d1, d2, ...) -> (N, d1*d2*...)`` in C order (for NHWC: H, then W, then C).
 

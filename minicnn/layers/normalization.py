@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 
 from ..backend import get_array_module, to_numpy
-from .base import Array, Layer, grad_enabled
+from .base import Array, Layer, grad_enabled, registered
 
 EPSILON = 1e-7  # keras.backend.epsilon(): the smallest denominator Normalization divides by
 _ADAPT_CHUNK = 1 << 22  # values per float64 chunk in adapt (32 MB): the data is never copied whole
 
 
+@registered
 class Normalization(Layer):
     r"""``y = (x - mean) / max(sqrt(variance), 1e-7)`` per feature (``keras.layers.Normalization``).
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from .. import kernels
 from ..backend import get_array_module
 from ..kernels import pool as pool_kernels
-from .base import Array, Layer, as_pair, expect_rank, grad_enabled
+from .base import LAYER_CLASSES, Array, Layer, as_pair, expect_rank, grad_enabled, registered
 from .im2col import conv_output_size
 
 
+@registered
 class MaxPool2D(Layer):
     r"""Max pooling over NHWC images, no padding (Keras's ``"valid"``).
 
@@ -88,3 +89,4 @@ class MaxPool2D(Layer):
 
 
 MaxPooling2D = MaxPool2D  # Keras's name: the same class, so checkpoints keep writing "MaxPool2D"
+LAYER_CLASSES["MaxPooling2D"] = MaxPooling2D

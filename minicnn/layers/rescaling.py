@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .base import Array, Layer, grad_enabled
+from .base import Array, Layer, grad_enabled, registered
 
 
 def _number(value, what: str, layer: str) -> float:
@@ -17,6 +17,7 @@ def _number(value, what: str, layer: str) -> float:
     return float(value)
 
 
+@registered
 class Rescaling(Layer):
     r"""``y = x * scale + offset`` (``keras.layers.Rescaling``), e.g. ``Rescaling(1 / 255)``.
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 
-from .base import Array, Layer
+from .base import LAYER_CLASSES, Array, Layer, registered
 from .conv import Conv2D
 from .dense import Dense
 
 
+@registered
 class Residual(Layer):
     r"""``y = F(x) + P(x)``: ``F`` the block's layers one after the other, ``P`` the shortcut.
 
@@ -109,30 +108,18 @@ class Residual(Layer):
         projection = None if self.projection is None else spec(self.projection)
         return {"layers": [spec(layer) for layer in self.layers], "projection": projection, "name": self.name}
 
-    def __copy__(self):
-        """A twin for a thread's shard (:func:`minicnn.parallel.replica`): inner layers copied too, each
-        with its own grads, caches and work arrays, sharing the parameter arrays."""
-        twin = object.__new__(type(self))
-        twin.__dict__.update(self.__dict__)
-        twin.layers = [_twin(layer) for layer in self.layers]
-        twin.projection = None if self.projection is None else _twin(self.projection)
-        return twin
-
-
-def _twin(layer):
-    t = copy.copy(layer)
-    t.grads, t.cache, t._scratch = {k: None for k in layer.params}, None, {}
-    if hasattr(t, "reseed"):
-        t.reseed(layer.seed)  # a Dropout's own generator: threads never draw from one together
-    return t
+    def twin(self) -> Residual:
+        """:meth:`Layer.twin`, the inner layers twinned too."""
+        t = super().twin()
+        t.layers = [layer.twin() for layer in self.layers]
+        t.projection = None if self.projection is None else self.projection.twin()
+        return t
 
 
 def _layer(spec) -> Layer:
     """A layer, or one rebuilt from a ``{"class", "config"}`` dict."""
     if isinstance(spec, Layer):
         return spec
-    from . import LAYER_CLASSES  # (late: the package imports this module)
-
     if not isinstance(spec, dict) or spec.get("class") not in LAYER_CLASSES:
         raise ValueError(f"Residual: expected a layer or a {{'class', 'config'}} dict of a known class, got {spec!r}")
     return LAYER_CLASSES[spec["class"]](**spec.get("config", {}))

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from ..datasets import OFFICIAL_MD5, OFFICIAL_URL
 from ..datasets.cifar10 import ARCHIVE_NAME
-from ..outputs import run_files
-from ..recipes import RECIPES, SCHEDULES
+from .outputs import run_files
+from .recipes import RECIPES, SCHEDULES
 
 DEFAULT_EPOCHS = 30
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..datasets import CIFAR10_CLASSES
 from ..models import with_preprocessing
-from ..outputs import write_text
+from .outputs import write_text
 from .resume import run_config
 
 

@@ -9,9 +9,9 @@ import contextlib
 import sys
 from pathlib import Path
 
-from ..callbacks import ModelCheckpoint, SettingsChanged
-from ..checkpoint import read_checkpoint
-from ..recipes import schedule
+from .callbacks import ModelCheckpoint, SettingsChanged
+from .checkpoint import read_checkpoint
+from .recipes import schedule
 
 # The settings that a resumed run must share with the run it continues.
 RUN_KEYS = (

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import backend as backends
-from ..checkpoint import CheckpointError
 from ..datasets import DatasetError
-from ..distributed import abort_on_error
-from ..interrupts import exit_code, signal_name, signals_as_interrupts
-from ..outputs import OutputError, new_folders, remove_empty
+from ..distributed.mpi import abort_on_error
 from ..training import TrainingDiverged
+from . import memory
+from .checkpoint import CheckpointError
+from .interrupts import exit_code, signal_name, signals_as_interrupts
+from .outputs import OutputError, new_folders, remove_empty
 from .resume import how_to_resume
 
 
@@ -26,7 +27,7 @@ def communicator(args):
     """``--distributed``: the processes' :class:`~minicnn.distributed.Communicator`, else None."""
     if not args.distributed:
         return None
-    from ..distributed import Communicator
+    from ..distributed.mpi import Communicator
 
     return Communicator()
 
@@ -70,9 +71,9 @@ def run_safely(train: Callable, args, argv=None) -> int:
             print(f"error{'' if comm is None or comm.size == 1 else f' (rank {comm.rank})'}: {exc}", file=sys.stderr)
             code = 2
         except Exception as exc:  # out of (GPU) memory: which batch, how much, what to do
-            if not backends.is_out_of_memory(exc):
+            if not memory.is_out_of_memory(exc):
                 raise
-            code, why = 1, f"error: {backends.describe_out_of_memory(exc, args.batch_size)}"
+            code, why = 1, f"error: {memory.describe_out_of_memory(exc, args.batch_size)}"
         if code and (comm is None or comm.is_root):
             remove_empty(made)
         if why:

@@ -7,7 +7,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ..outputs import write_atomic
+from ..run.outputs import write_atomic
 
 DPI = 110
 

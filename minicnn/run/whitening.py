@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backend import get_backend, to_numpy
-from .layers import Conv2D
-from .layers.im2col import im2col
+from ..backend import get_backend, to_numpy
+from ..layers import Conv2D
+from ..layers.im2col import im2col
 
 
 def patch_eigenbasis(images, kh: int, kw: int, images_per_block: int = 200) -> tuple[np.ndarray, np.ndarray]:

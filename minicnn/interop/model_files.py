@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import checkpoint
-from .backend import get_backend, to_numpy
-from .layers.base import count_values, shapes_only
+from ..backend import get_backend, to_numpy
+from ..layers.base import count_values, shapes_only
+from ..run import checkpoint
 
 
 def file_kind(path, known: tuple, what: str) -> str:
@@ -30,12 +30,12 @@ def save(model, path, optimizer=None, extra=None) -> None:
     """:meth:`minicnn.Sequential.save`."""
     kind = file_kind(path, ("npz", "keras", "onnx"), "save")
     if kind == "keras":
-        from .interop import save_keras
+        from . import save_keras
 
         save_keras(model, path)
         return
     if kind == "onnx":
-        from .interop import save_onnx
+        from . import save_onnx
 
         save_onnx(model, path)
         return
@@ -47,7 +47,7 @@ def save_weights(model, path) -> None:
     if file_kind(path, ("weights.h5", "npz"), "save_weights") == "npz":
         checkpoint.save(model, path)
         return
-    from .interop import save_keras_weights
+    from . import save_keras_weights
 
     save_keras_weights(model, path)
 
@@ -56,7 +56,7 @@ def load_weights(model, path, optimizer=None) -> dict:
     """:meth:`minicnn.Sequential.load_weights`."""
     if file_kind(path, ("npz", "weights.h5", "keras", "h5"), "load_weights") == "npz":
         return checkpoint.load_weights(model, path, optimizer=optimizer)
-    from .interop import load_keras_weights
+    from . import load_keras_weights
 
     load_keras_weights(model, path)
     return {}
@@ -112,7 +112,7 @@ def export(model, filepath, format="onnx", opset=17) -> None:
     their runtimes."""
     if format != "onnx":
         raise ValueError(f"export: format={format!r} is not available in minicnn; it exports format='onnx'")
-    from .interop import save_onnx
+    from . import save_onnx
 
     save_onnx(model, filepath, opset=opset)
 

@@ -18,8 +18,8 @@ which a loss takes as it takes logits (``log_softmax`` of a log-distribution is 
 
 from __future__ import annotations
 
-from .backend import get_array_module
-from .losses import log_softmax
+from ..backend import get_array_module
+from ..losses import log_softmax
 
 SHIFT = 2  # pixels: half the training crop's 4-pixel padding
 MODES = ("flip", "flip_shift")

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._version import __version__
+from ..backend import get_backend, is_device_array, to_numpy
 from . import outputs
-from ._version import __version__
-from .backend import get_backend, is_device_array, to_numpy
 
 FORMAT = "minicnn-checkpoint-1"
 

@@ -3,7 +3,7 @@
 Under ``mpiexec`` every process starts on GPU 0. A :class:`~minicnn.distributed.Communicator`
 therefore asks MPI which processes share its machine (``MPI_Comm_split_type`` with
 ``COMM_TYPE_SHARED``) and pins GPU ``local rank % number of GPUs`` through
-:func:`minicnn.backend.pin_local_gpu`: with four GPUs, the four processes of a machine get one
+:func:`pin_local_gpu`: with four GPUs, the four processes of a machine get one
 each; with ``CUDA_VISIBLE_DEVICES`` set per process by a launcher, each sees one GPU, index 0.
 
 NCCL refuses two ranks on one device (and says so in terms of its own internals), so before
@@ -14,6 +14,41 @@ share a GPU: slow, but correct, and handy on a one-GPU workstation.
 """
 
 from __future__ import annotations
+
+from .. import backend
+
+_local_rank: int | None = None  # this process's rank on its machine, set by a Communicator
+
+
+def pin_local_gpu(local_rank: int, now: bool = False) -> int | None:
+    """Make this process use GPU ``local_rank % number of GPUs`` for every CuPy array it makes.
+
+    ``local_rank`` is the process's rank among the processes on its machine (a
+    :class:`~minicnn.distributed.Communicator` passes it). The GPU is chosen at once when the
+    CuPy backend is current, else as soon as ``set_backend`` selects it. Returns the GPU's
+    index, or None while the backend is NumPy (CuPy is not imported for it) unless ``now``,
+    which selects the GPU at once whatever the backend. Build the model after this: arrays stay
+    on the GPU they were made on.
+    """
+    global _local_rank
+    _local_rank = int(local_rank)
+    if _pin_local_gpu not in backend._on_cupy_selected:  # and again whenever CuPy is selected
+        backend._on_cupy_selected.append(_pin_local_gpu)
+    if now:
+        return _pin_local_gpu(backend.cupy_module())
+    current = backend._current
+    if current is None or current.name != "cupy":
+        return None
+    return _pin_local_gpu(current.xp)
+
+
+def _pin_local_gpu(cupy) -> int | None:
+    """Select GPU ``_local_rank % device count`` when a local rank was given; its index."""
+    if _local_rank is None:
+        return None
+    device = _local_rank % cupy.cuda.runtime.getDeviceCount()
+    cupy.cuda.Device(device).use()
+    return device
 
 
 def local_rank(comm, MPI) -> int:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..backend import cupy_module, cupy_nccl, to_numpy
 from . import devices
-from .backend import cupy_module, cupy_nccl, to_numpy
 
 
 class NcclTransport:

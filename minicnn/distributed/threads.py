@@ -13,8 +13,8 @@ inside them, so whole forward and backward passes on different images, one per t
 on one thread each), keep every core busy.
 
 Why it is the same gradient: the batch loss is the mean of per-example losses, so its
-gradient is a sum over shards. The layers up to the last ``Flatten`` (the body: convolutions,
-large activations, few weights) run in shards of :data:`SHARD_SIZE` images on *replicas*
+gradient is a sum over shards. The layers up to the last one that takes images, a ``Flatten``
+(the body: convolutions, large activations, few weights) run in shards of :data:`SHARD_SIZE` images on *replicas*
 (layers sharing the model's parameter arrays, with their own gradients and caches); the dense
 head after it (most of the weights) runs in :data:`HEAD_SHARDS` halves. The loss is taken on
 the whole batch, so every shard's backward starts from its rows of the whole batch's
@@ -42,9 +42,9 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
-from .backend import get_array_module, get_backend
-from .layers import Dropout, Flatten
-from .seeds import derive_seed
+from ..backend import get_array_module, get_backend
+from ..layers import Dropout
+from ..seeds import derive_seed
 
 SHARD_SIZE = 16  # images per body shard: a conv's patch matrix stays in cache, per-layer overhead small
 HEAD_SHARDS = 2  # the head in halves: each shard writes one whole (4 MB) weight gradient, so few of them
@@ -83,9 +83,10 @@ def head_bounds(n: int) -> list[tuple[int, int]]:
 
 
 def head_start(model) -> int:
-    """Index of the first layer of the dense head: the layer after the last Flatten (none: no head)."""
-    flattens = [i for i, layer in enumerate(model.layers) if isinstance(layer, Flatten)]
-    return flattens[-1] + 1 if flattens else len(model.layers)
+    """Index of the first layer of the dense head: the layer after the last one that takes images
+    (an input of more than one axis: a Flatten, a global pooling); no such layer, no head."""
+    takes_images = [i for i, layer in enumerate(model.layers) if len(layer.input_shape or ()) > 1]
+    return takes_images[-1] + 1 if takes_images else len(model.layers)
 
 
 def mixes_examples(model) -> bool:
@@ -113,13 +114,7 @@ def replica(model):
     update or a load is seen at once) and have their own ``grads``, backward caches, work arrays
     and Dropout generators, so shards running at once never write into each other's memory."""
     twin = copy.copy(model)
-    twin.layers = []
-    for layer in model.layers:
-        t = copy.copy(layer)
-        t.grads, t.cache, t._scratch = {k: None for k in layer.params}, None, {}
-        if isinstance(t, Dropout):
-            t.reseed(layer.seed)  # its own generator; ShardedModel gives it its shard's stream
-        twin.layers.append(t)
+    twin.layers = [layer.twin() for layer in model.layers]  # a Dropout's own generator: see ensure_replicas
     return twin
 
 

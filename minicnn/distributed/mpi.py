@@ -63,10 +63,11 @@ import traceback
 
 import numpy as np
 
+from ..backend import get_array_module, to_numpy
+from ..run.interrupts import Interrupted, deferring, pending_signal
 from . import devices
-from .backend import get_array_module, pin_local_gpu, to_numpy
-from .gpu_transports import gpu_transport
-from .interrupts import Interrupted, deferring, pending_signal
+from .devices import pin_local_gpu
+from .transports import gpu_transport
 
 _INSTALL_HINT = 'pip install -e ".[distributed]" (mpi4py and MPICH from PyPI), then run under mpiexec'
 
