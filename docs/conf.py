@@ -69,6 +69,9 @@ napoleon_custom_sections = [("Shapes", "params_style")]  # "x: ``(N, H, W, C)`` 
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"minicnn {release}"
+templates_path = ["_templates"]
+# Every page's sidebar shows the site's sections and the current page's place in them.
+html_sidebars = {"**": ["sidebar-site-nav"]}
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
