@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
 import shutil
 from pathlib import Path
 from types import ModuleType
@@ -84,8 +85,9 @@ def locate(path: str) -> object | None:
         except ImportError:
             continue
         for attr in parts[cut:]:
-            obj = getattr(obj, attr, None)
-            if obj is None:
+            try:
+                obj = getattr(obj, attr)
+            except Exception:  # AttributeError, or a Keras name minicnn refuses with its own error
                 return None
         return obj
     return None
@@ -167,8 +169,61 @@ def resolve_reexport(app, env, node, contnode):
             found = domain.resolve_xref(env, node["refdoc"], app.builder, role, path, node, contnode)
             if found is not None:
                 return found
-    if target.startswith("minicnn"):
+    if target.startswith("minicnn") and not node.get("minicnn_optional"):
         from sphinx.util import logging
 
         logging.getLogger(__name__).warning("reference to %s: no page documents it", target, location=node)
     return None
+
+
+# The pages whose code literals become links: `Conv2D` in "Layers — `minicnn.layers`" is minicnn.layers.Conv2D.
+LINKED_PAGES = {"API"}
+FILE_NAME = re.compile(r"\.(js|json|html|css|png|py|npz|csv|h5|keras|onnx|md|txt)$")  # minicnn.js: a file
+NAME = re.compile(r"([A-Za-z_]\w*(?:\.\w+)*)(?:\(.*\))?")
+
+
+def section_modules(node) -> list[str]:
+    """The ``minicnn...`` names in the titles of the sections around ``node``, innermost first."""
+    from docutils import nodes
+
+    found = []
+    while node is not None:
+        if isinstance(node, nodes.section) and isinstance(node[0], nodes.title):
+            found += [lit.astext() for lit in node[0].findall(nodes.literal) if lit.astext().startswith("minicnn.")]
+        node = node.parent
+    return found
+
+
+def link_names(app, doctree) -> None:
+    """Each code literal of a linked page that names a minicnn object (``minicnn.set_backend(name)``,
+    ``fit(...)`` under "Model — ``minicnn.Sequential``") links to its reference page. A dotted
+    ``minicnn.`` name that does not exist fails the strict build: the contract names real things."""
+    from docutils import nodes
+    from sphinx import addnodes
+    from sphinx.util import logging
+
+    if app.env.docname not in LINKED_PAGES:
+        return
+    for literal in list(doctree.findall(nodes.literal)):
+        match = NAME.fullmatch(literal.astext())
+        if not match or isinstance(literal.parent, (nodes.title, nodes.reference, addnodes.pending_xref)):
+            continue
+        name = match.group(1)
+        if name.startswith("minicnn"):
+            candidates = [name]
+        else:
+            candidates = [f"{m}.{name}" for m in section_modules(literal)] + [f"minicnn.{name}"]
+        paths = [canonical_path(locate(c)) for c in candidates]
+        path = next((p for p in paths if p), None)
+        if path is None:
+            if name.startswith("minicnn.") and not FILE_NAME.search(name) and locate(name) is None:
+                logging.getLogger(__name__).warning(
+                    "%s names %s: no such object", app.env.docname, name, location=literal
+                )
+            continue
+        ref = addnodes.pending_xref(
+            "", refdomain="py", reftype="obj", reftarget=path, refexplicit=True, refdoc=app.env.docname
+        )
+        ref["minicnn_optional"] = True  # an undocumented object keeps its plain code font
+        literal.replace_self(ref)
+        ref += literal

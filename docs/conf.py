@@ -81,3 +81,5 @@ html_theme_options = {
 def setup(app):
     # `minicnn.layers.Conv2D` in any page links to the one page that documents Conv2D.
     app.connect("missing-reference", apipages.resolve_reexport)
+    # docs/API.md's code literals that name minicnn objects link to their reference pages.
+    app.connect("doctree-read", apipages.link_names)
