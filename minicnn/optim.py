@@ -65,6 +65,7 @@ class SGD(Optimizer):
 
     @property
     def slot_names(self):
+        """The state kept per parameter: ``("velocity",)`` with momentum, none without."""
         return ("velocity",) if self.momentum else ()
 
     uses_work = False
@@ -270,6 +271,7 @@ class RMSprop(Optimizer):
 
     @property
     def slot_names(self):
+        """The state kept per parameter: ``mean_square``, and ``mean_grad`` and ``velocity`` when used."""
         return ("mean_square",) + (("mean_grad",) if self.centered else ()) + (("velocity",) if self.momentum else ())
 
     def update(self, p, g, slots, work):
