@@ -106,7 +106,7 @@ def module_page(module: ModuleType, classes: list[str], index: int) -> str:
     # Autosummary wants full names outside the module's own context.
     body += ["", ".. currentmodule:: None", ""]
     if classes:
-        body += [heading("Classes", "-"), ".. autosummary::", ""]
+        body += [heading("Classes", "-"), ".. autosummary::", "   :nosignatures:", ""]
         body += [f"   ~{name}.{c}" for c in classes]
         body += ["", ".. toctree::", "   :hidden:", ""]
         body += [f"   classes/{index:03d}_{name}.{c}" for c in classes]
@@ -117,6 +117,7 @@ def module_page(module: ModuleType, classes: list[str], index: int) -> str:
             f"Each is documented once, where it is defined; ``from {name} import ...`` finds it too.",
             "",
             ".. autosummary::",
+            "   :nosignatures:",
             "",
         ]
         body += [f"   ~{path}" for _, path in reexports(module)]
@@ -213,6 +214,8 @@ def link_names(app, doctree) -> None:
             candidates = [name]
         else:
             candidates = [f"{m}.{name}" for m in section_modules(literal)] + [f"minicnn.{name}"]
+        if "." not in name and not name.startswith("minicnn"):  # a bare word links only to a class or function
+            candidates = [c for c in candidates if inspect.isclass(locate(c)) or inspect.isroutine(locate(c))]
         paths = [canonical_path(locate(c)) for c in candidates]
         path = next((p for p in paths if p), None)
         if path is None:
