@@ -1,5 +1,6 @@
-"""Sphinx configuration: the Markdown pages of docs/ (myst-parser), the tutorial notebook without running it
-(myst-nb), and the API reference from the docstrings (autodoc + napoleon), in the PyData theme."""
+"""Sphinx configuration: the Markdown pages of docs/ (myst-parser), the tutorial notebook run at build time
+(myst-nb), and the API reference from the docstrings (autodoc + napoleon; one page per module and per class,
+written by apipages.py), in the PyData theme."""
 
 from __future__ import annotations
 
@@ -53,8 +54,8 @@ suppress_warnings = ["myst.header"]  # pages moved from the README start at leve
 
 autodoc_default_options = {"members": True, "show-inheritance": True, "member-order": "bysource"}
 autodoc_typehints = "signature"  # the types in each signature line, where a reader looks first
-autodoc_typehints_format = "short"  # Array, not minicnn.layers.base.Array
-# `Array = Any` (a NumPy or CuPy ndarray): show the alias's name, not "Any", in every signature.
+autodoc_typehints_format = "short"  # Iterator, not collections.abc.Iterator
+# `Array = Any` (a NumPy or CuPy ndarray): its name, not "Any", in every signature ("~": the short name).
 autodoc_type_aliases = {
     "Array": "~minicnn.layers.base.Array",
     "Optimizer": "~minicnn.optim_base.Optimizer",  # two classes bear the name: the base is meant
