@@ -1,5 +1,6 @@
-"""Sphinx configuration: the Markdown pages of docs/ (myst-parser), the tutorial notebook without running it
-(myst-nb), and the API reference from the docstrings (autodoc + napoleon), in the PyData theme."""
+"""Sphinx configuration: the Markdown pages of docs/ (myst-parser), the tutorial notebook run at build time
+(myst-nb), and the API reference from the docstrings (autodoc + napoleon; one page per module and per class,
+written by apipages.py), in the PyData theme."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import shutil
 import sys
 from pathlib import Path
 
+import sphinx.util.inspect
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))  # apipages, beside this file
+
+import apipages  # noqa: E402
 
 import minicnn  # noqa: E402
 
@@ -22,6 +28,7 @@ version = release
 extensions = [
     "myst_nb",  # Markdown pages (it includes myst-parser) and notebooks
     "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",  # the tables of classes on each module page
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx-mathjax-offline",  # MathJax served from the site itself: the docs render maths offline
@@ -33,39 +40,9 @@ GENERATED = HERE / "_generated"
 GENERATED.mkdir(exist_ok=True)
 shutil.copyfile(ROOT / "examples" / "tutorial.ipynb", GENERATED / "tutorial.ipynb")
 
-# One API page per module of the package, found by walking it, so that a new module is documented
-# without editing this file. The reading order of the code comes first; the rest follow by name.
-READING_ORDER = [
-    "minicnn.backend",
-    "minicnn.layers",
-    "minicnn.losses",
-    "minicnn.sequential",
-    "minicnn.optim",
-    "minicnn.training",
-]
-
-
-def _api_pages() -> None:
-    import pkgutil
-
-    names = sorted(m.name for m in pkgutil.walk_packages(minicnn.__path__, "minicnn.") if "._" not in m.name)
-    names = ["minicnn"] + names
-    rank = {name: i for i, name in enumerate(READING_ORDER)} | {"minicnn": -1}
-
-    def key(name: str) -> tuple[int, str]:
-        top = ".".join(name.split(".")[:2])
-        return (rank.get(top, len(rank)), name)
-
-    api = GENERATED / "api"
-    shutil.rmtree(api, ignore_errors=True)
-    api.mkdir()
-    for i, name in enumerate(sorted(names, key=key)):
-        title = f"``{name}``"
-        body = f"{title}\n{'=' * len(title)}\n\n.. automodule:: {name}\n"
-        (api / f"{i:03d}_{name}.rst").write_text(body)
-
-
-_api_pages()
+# One API page per module and one per class, found by walking the package (docs/apipages.py), so
+# that a new module is documented without editing this file; each class is documented once.
+apipages.write_pages(minicnn, GENERATED / "api")
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
@@ -76,9 +53,16 @@ myst_heading_anchors = 3
 suppress_warnings = ["myst.header"]  # pages moved from the README start at level 2 in places
 
 autodoc_default_options = {"members": True, "show-inheritance": True, "member-order": "bysource"}
-autodoc_typehints = "description"
-# `Array = Any` (a NumPy or CuPy ndarray): show the alias's name, not "Any", in every signature.
-autodoc_type_aliases = {"Array": "minicnn.layers.base.Array"}
+autodoc_typehints = "signature"  # the types in each signature line, where a reader looks first
+autodoc_typehints_format = "short"  # Iterator, not collections.abc.Iterator
+# `Array = Any` (a NumPy or CuPy ndarray): its name, not "Any", in every signature ("~": the short name).
+autodoc_type_aliases = {
+    "Array": "~minicnn.layers.base.Array",
+    "Optimizer": "~minicnn.optim_base.Optimizer",  # two classes bear the name: the base is meant
+    "Sequential": "~minicnn.sequential.Sequential",
+}
+# Sphinx writes an alias inside `Array | None` by its repr ("TypeAliasForwardRef('...')"): its name instead.
+sphinx.util.inspect.TypeAliasForwardRef.__repr__ = lambda self: self.name  # type: ignore[method-assign]
 autodoc_mock_imports = ["cupy", "mpi4py", "h5py"]
 napoleon_numpy_docstring = False
 napoleon_google_docstring = True  # the docstrings use Args:, Returns:, Raises:
@@ -86,7 +70,17 @@ napoleon_custom_sections = [("Shapes", "params_style")]  # "x: ``(N, H, W, C)`` 
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"minicnn {release}"
+templates_path = ["_templates"]
+# Every page's sidebar shows the site's sections and the current page's place in them.
+html_sidebars = {"**": ["sidebar-site-nav"]}
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,
 }
+
+
+def setup(app):
+    # `minicnn.layers.Conv2D` in any page links to the one page that documents Conv2D.
+    app.connect("missing-reference", apipages.resolve_reexport)
+    # docs/API.md's code literals that name minicnn objects link to their reference pages.
+    app.connect("doctree-read", apipages.link_names)

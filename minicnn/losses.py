@@ -37,10 +37,13 @@ class SoftmaxCrossEntropy:
     r"""Mean over the batch of the cross-entropy between a target distribution ``q`` and ``softmax(z)``.
 
     ``label_smoothing = eps`` (Keras's and PyTorch's name and meaning) moves ``eps`` of the
-    target's mass from the label to all ``K`` classes evenly::
+    target's mass from the label to all ``K`` classes evenly (``p = softmax(z)``):
 
-        q = (1 - eps) * onehot(label) + eps / K
-        loss = -sum_k q_k log softmax(z)_k = (1 - eps) * -log p[label] + eps * mean_k(-log p_k)
+    .. math::
+
+        q &= (1 - \epsilon) \, \mathrm{onehot}(label) + \frac{\epsilon}{K}
+
+        loss &= -\sum_k q_k \log p_k = (1 - \epsilon) \, (-\log p_{label}) + \epsilon \, \frac{1}{K} \sum_k (-\log p_k)
 
     ``eps = 0`` is the plain ``-log softmax(z)[label]``. Why smooth: with a one-hot target the
     loss keeps falling as a logit grows without bound, so a net that already answers right

@@ -23,19 +23,29 @@ __all__ = ["Optimizer", "positive_number", "SGD", "Adam", "AdamW", "Adamax", "RM
 class SGD(Optimizer):
     r"""Stochastic gradient descent with optional momentum, Nesterov and L2 weight decay.
 
-    With ``g = grad + weight_decay * p`` (L2 term), PyTorch's formulation::
+    With ``g = grad + weight_decay * p`` (L2 term), PyTorch's formulation:
 
-        v = momentum * v + g
-        p -= lr * (g + momentum * v)   if nesterov
-        p -= lr * v                    otherwise (plain SGD when momentum = 0)
+    .. math::
+
+        v &\leftarrow \text{momentum} \cdot v + g
+
+        p &\leftarrow p - lr \, (g + \text{momentum} \cdot v) \quad \text{(nesterov)}
+
+        p &\leftarrow p - lr \, v \quad \text{(otherwise)}
+
+    (plain SGD when ``momentum = 0``).
 
     Keras's form (``keras_form = True``, :class:`minicnn.optimizers.SGD`): the decay is decoupled
     (:meth:`Optimizer.decay_weights`, before the step, ``g = grad``) and the velocity holds the
-    learning rate, so a new ``lr`` scales new gradients only::
+    learning rate, so a new ``lr`` scales new gradients only:
 
-        v = momentum * v - lr * g
-        p += momentum * v - lr * g     if nesterov
-        p += v                         otherwise
+    .. math::
+
+        v &\leftarrow \text{momentum} \cdot v - lr \, g
+
+        p &\leftarrow p + \text{momentum} \cdot v - lr \, g \quad \text{(nesterov)}
+
+        p &\leftarrow p + v \quad \text{(otherwise)}
     """
 
     keras_form = False  # a class setting: minicnn.optimizers.SGD's, whose states carry another class name
@@ -55,6 +65,7 @@ class SGD(Optimizer):
 
     @property
     def slot_names(self):
+        """The state kept per parameter: ``("velocity",)`` with momentum, none without."""
         return ("velocity",) if self.momentum else ()
 
     uses_work = False
@@ -90,17 +101,25 @@ def _check_adam_like(name: str, beta1, beta2, eps, weight_decay) -> None:
 class Adam(Optimizer):
     r"""Adam with decoupled weight decay (AdamW when ``weight_decay > 0``).
 
-    With ``t`` the step number (from 1)::
+    With ``t`` the step number (from 1): the first moment ``m``, the second moment ``v``, the
+    decay (outside the adaptive scaling), then the step with both moments' bias corrected:
 
-        m = beta1 * m + (1 - beta1) * g                 first moment
-        v = beta2 * v + (1 - beta2) * g**2              second moment
-        p -= lr * weight_decay * p                      decay, outside the adaptive scaling
-        p -= lr * (m / (1 - beta1**t)) / (sqrt(v / (1 - beta2**t)) + eps)
+    .. math::
+
+        m &\leftarrow \beta_1 m + (1 - \beta_1) \, g
+
+        v &\leftarrow \beta_2 v + (1 - \beta_2) \, g^2
+
+        p &\leftarrow p - lr \cdot \text{weight_decay} \cdot p
+
+        p &\leftarrow p - lr \, \frac{m / (1 - \beta_1^t)}{\sqrt{v / (1 - \beta_2^t)} + \epsilon}
 
     ``eps`` defaults to Keras's 1e-7. With ``eps_hat = True`` (Keras's ``epsilon``, "epsilon hat"
-    in Kingma & Ba) it is added before the second moment's bias correction::
+    in Kingma & Ba) it is added before the second moment's bias correction:
 
-        p -= lr * sqrt(1 - beta2**t) / (1 - beta1**t) * m / (sqrt(v) + eps)
+    .. math::
+
+        p \leftarrow p - lr \, \frac{\sqrt{1 - \beta_2^t}}{1 - \beta_1^t} \, \frac{m}{\sqrt{v} + \epsilon}
     """
 
     eps_hat = False  # a class setting (minicnn.optimizers.Adam), not a saved one
@@ -156,12 +175,18 @@ class AdamW(Adam):
 class Adamax(Optimizer):
     r"""Adamax: Adam with the infinity norm (Kingma & Ba, section 7.1), ``eps`` as Keras adds it.
 
-    With ``t`` the step number (from 1)::
+    With ``t`` the step number (from 1): the first moment ``m``, the decaying largest
+    gradient ``u``, the decoupled decay, then the step:
 
-        m = beta1 * m + (1 - beta1) * g                 first moment
-        u = max(beta2 * u, |g|)                         decaying largest |gradient|
-        p -= lr * weight_decay * p                      decoupled decay
-        p -= lr / (1 - beta1**t) * m / (u + eps)
+    .. math::
+
+        m &\leftarrow \beta_1 m + (1 - \beta_1) \, g
+
+        u &\leftarrow \max(\beta_2 u, |g|)
+
+        p &\leftarrow p - lr \cdot \text{weight_decay} \cdot p
+
+        p &\leftarrow p - \frac{lr}{1 - \beta_1^t} \, \frac{m}{u + \epsilon}
     """
 
     def __init__(
@@ -196,14 +221,23 @@ class RMSprop(Optimizer):
     r"""RMSprop (Hinton, 2012) as Keras 3 has it: ``eps`` inside the square root, and momentum
     accumulating the scaled steps (learning rate included).
 
-    ::
+    The mean square ``s`` (slot ``"mean_square"``), the mean gradient ``a`` (``"mean_grad"``,
+    centered only), the divisor ``d``, the decoupled decay, then the step, through the velocity
+    ``v`` (``"velocity"``) with momentum:
 
-        s = rho * s + (1 - rho) * g**2                  mean square ("mean_square")
-        a = rho * a + (1 - rho) * g                     mean gradient ("mean_grad", centered only)
-        d = sqrt(s - a**2 + eps) if centered else sqrt(s + eps)
-        p -= lr * weight_decay * p                      decoupled decay
-        v = momentum * v + lr * g / d;  p -= v          with momentum ("velocity")
-        p -= lr * g / d                                 without
+    .. math::
+
+        s &\leftarrow \rho s + (1 - \rho) \, g^2
+
+        a &\leftarrow \rho a + (1 - \rho) \, g
+
+        d &= \sqrt{s - a^2 + \epsilon} \quad \text{if centered, else} \quad d = \sqrt{s + \epsilon}
+
+        p &\leftarrow p - lr \cdot \text{weight_decay} \cdot p
+
+        v &\leftarrow \text{momentum} \cdot v + lr \, g / d, \quad p \leftarrow p - v \quad \text{(with momentum)}
+
+        p &\leftarrow p - lr \, g / d \quad \text{(without)}
     """
 
     def __init__(
@@ -237,6 +271,7 @@ class RMSprop(Optimizer):
 
     @property
     def slot_names(self):
+        """The state kept per parameter: ``mean_square``, and ``mean_grad`` and ``velocity`` when used."""
         return ("mean_square",) + (("mean_grad",) if self.centered else ()) + (("velocity",) if self.momentum else ())
 
     def update(self, p, g, slots, work):

@@ -367,3 +367,40 @@ def test_curves_say_why_validation_can_lie_above_training(tmp_path, saved_figure
     )
     viz.plot_history({"loss": [2.0, 1.5], "accuracy": [0.3, 0.45]}, tmp_path / "train-only.png")
     assert "dropout" not in texts(saved_figures[-1])  # nothing to explain without validation
+
+
+# -- colour scales and what to expect (issue 34) ------------------------------------------------
+def colour_bars(fig):
+    from matplotlib.axes import Axes
+
+    return [ax for ax in fig.findobj(Axes) if ax.get_label() == "<colorbar>"]
+
+
+def test_first_layer_filters_share_one_scale_drawn_as_a_colour_bar(tmp_path, saved_figures):
+    model = small_cnn()
+    viz.plot_filters(model.layers[0], tmp_path / "filters.png")
+    fig = saved_figures[-1]
+    w = minicnn.backend.to_numpy(model.layers[0].params["W"]).astype(np.float64)
+    limit = np.abs(w).max()
+    (bar,) = colour_bars(fig)
+    assert "weight" in bar.get_ylabel() and np.allclose(bar.get_ylim(), (-limit, limit))
+    tiles = [ax.images[0].get_array() for ax in fig.axes if ax.images and ax.get_label() != "<colorbar>"]
+    assert len(tiles) == 4
+    for i, tile in enumerate(tiles):  # the shared scale itself: 0.5 + W / (2 max|W|), not each tile stretched
+        np.testing.assert_allclose(tile, 0.5 + w[..., i] / (2 * limit))
+    text = texts(fig)
+    assert "one shared scale" in text and "3 epochs" in text and "after about 30" in text
+
+
+def test_stimuli_say_their_colour_scale(tmp_path, saved_figures):
+    model = small_cnn()
+    viz.plot_stimuli(model, tmp_path / "pixels.png", filters_per_layer=2, mean=MEAN, std=STD, steps=2)
+    fig = saved_figures[-1]
+    bars = colour_bars(fig)
+    assert len(bars) == 3 and all(np.allclose(b.get_ylim(), (0, 255)) for b in bars)  # one per layer row
+    assert "one scale for all tiles" in texts(fig) and "3 epochs" in texts(fig)
+    viz.plot_stimuli(model, tmp_path / "own.png", filters_per_layer=2, steps=2)
+    fig = saved_figures[-1]
+    assert not colour_bars(fig) and "stretched on its own" in texts(fig)
+    ranges = [ax.get_xlabel() for ax in fig.findobj(lambda a: hasattr(a, "get_xlabel") and " to " in a.get_xlabel())]
+    assert len(ranges) == 6  # each tile's own range under it

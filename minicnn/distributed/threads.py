@@ -40,13 +40,18 @@ import functools
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backend import get_array_module, get_backend
 from ..layers import Dropout
 from ..seeds import derive_seed
 
-SHARD_SIZE = 16  # images per body shard: a conv's patch matrix stays in cache, per-layer overhead small
+if TYPE_CHECKING:  # names for the signatures only: importing them here would be circular
+    from .optim_base import Optimizer
+    from .sequential import Sequential
+
+#: Images per body shard: a conv's patch matrix stays in cache, and the per-layer overhead small.
+SHARD_SIZE = 16
 HEAD_SHARDS = 2  # the head in halves: each shard writes one whole (4 MB) weight gradient, so few of them
 _SHARD_STREAM = 10_000  # keeps shard streams apart from Sequential's own derive_seed(seed, position)
 _BLOCK = 1 << 17  # elements per block of a threaded optimizer update (512 KB of float32: cache-sized)
@@ -232,7 +237,9 @@ class ShardedOptimizer:
 
 
 @contextlib.contextmanager
-def execution(model, optimizer=None, threads: int = 1) -> Iterator[tuple[Any, Any]]:
+def execution(
+    model: Sequential, optimizer: Optimizer | None = None, threads: int = 1
+) -> Iterator[tuple[Sequential | ShardedModel, Optimizer | ShardedOptimizer | None]]:
     """``(model, optimizer)`` as the training step should call them: on NumPy a
     :class:`ShardedModel` and :class:`ShardedOptimizer` on ``threads`` threads, with BLAS on one
     thread; elsewhere the two unchanged. The one place that chooses (:func:`enabled`)."""

@@ -74,7 +74,9 @@ class Activation(ActivatedLayer):
     r"""``y = f(x)`` for an activation Keras names (``keras.layers.Activation``).
 
     ``f`` and its backward, given the output ``y``
-    (:mod:`minicnn.layers.keras_activations`)::
+    (:mod:`minicnn.layers.keras_activations`):
+
+    .. code-block:: text
 
         "linear"      y = x                              dx = dy
         "relu"        y = max(x, 0)                      dx = dy * (y > 0)

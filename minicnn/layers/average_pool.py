@@ -11,7 +11,12 @@ from .im2col import conv_output_size, pad2d, padding_amounts
 class AveragePooling2D(Layer):
     r"""Average pooling over NHWC images (``keras.layers.AveragePooling2D``).
 
-    Maths: ``y[n, i, j, c] = (1 / count[i, j]) * sum_{a < ph, b < pw} x_pad[n, i*sh + a, j*sw + b, c]``
+    Maths:
+
+    .. math::
+
+        y[n, i, j, c] = \frac{1}{count[i, j]} \sum_{a < ph,\ b < pw} x_{pad}[n,\ i \cdot sh + a,\ j \cdot sw + b,\ c]
+
     where ``count[i, j]`` is the number of *real* pixels in window ``(i, j)``: ``ph*pw`` with
     ``"valid"``, fewer at the borders with ``"same"``, whose zero padding is left out of the
     mean (Keras's and TensorFlow's rule; PyTorch's ``count_include_pad=False``).
@@ -106,8 +111,8 @@ class AveragePooling2D(Layer):
 class GlobalAveragePooling2D(Layer):
     r"""The mean of each channel over the whole image (``keras.layers.GlobalAveragePooling2D``).
 
-    Maths: ``y[n, c] = (1 / (H*W)) * sum_{i, j} x[n, i, j, c]``; backward spreads each
-    ``dy[n, c]`` evenly: ``dx[n, i, j, c] = dy[n, c] / (H*W)``.
+    Maths: :math:`y[n, c] = \frac{1}{H W} \sum_{i, j} x[n, i, j, c]`; backward spreads each
+    ``dy[n, c]`` evenly: :math:`dx[n, i, j, c] = dy[n, c] / (H W)`.
 
     Shapes: ``x, dx (N, H, W, C)`` -> ``y, dy (N, C)``; cache: ``x``'s shape.
     """

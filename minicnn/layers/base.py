@@ -25,7 +25,9 @@ import numpy as np
 
 from ..backend import get_array_module, get_backend
 
-Array = Any  # a NumPy or CuPy ndarray, whichever the backend holds
+#: A NumPy or CuPy ndarray, whichever the backend holds. The type checker sees ``Any`` (the two
+#: libraries share no array type); the reference names it ``Array`` in every signature.
+Array = Any
 
 _grad_enabled = True
 

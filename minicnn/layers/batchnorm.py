@@ -13,25 +13,38 @@ class BatchNormalization(Layer):
     r"""Batch normalisation (Ioffe & Szegedy 2015) over every axis but the last (``keras.layers.BatchNormalization``).
 
     Maths, per channel ``c``, over the ``m = N*H*W`` values ``x_i`` of the batch (``m = N``
-    for ``(N, D)`` inputs)::
+    for ``(N, D)`` inputs):
 
-        mu    = (1/m) sum_i x_i                       (training: the batch's; inference: moving_mean)
-        var   = (1/m) sum_i (x_i - mu)^2              (biased;   inference: moving_variance)
-        xhat_i = (x_i - mu) / sqrt(var + eps)
-        y_i    = gamma * xhat_i + beta
+    .. math::
 
-    In training the moving statistics follow the batch's, as Keras updates them::
+        \mu &= \frac{1}{m} \sum_i x_i
 
-        moving_mean     = momentum * moving_mean     + (1 - momentum) * mu
-        moving_variance = momentum * moving_variance + (1 - momentum) * var
+        \sigma^2 &= \frac{1}{m} \sum_i (x_i - \mu)^2
+
+        \hat{x}_i &= \frac{x_i - \mu}{\sqrt{\sigma^2 + \epsilon}}
+
+        y_i &= \gamma \, \hat{x}_i + \beta
+
+    ``mu`` (μ) and ``var`` (σ², the biased variance) are the batch's in training; at inference they are
+    ``moving_mean`` and ``moving_variance``. In training those follow the batch's, as Keras
+    updates them (α = ``momentum``):
+
+    .. math::
+
+        \text{moving_mean} &\leftarrow \alpha \cdot \text{moving_mean} + (1 - \alpha) \, \mu
+
+        \text{moving_variance} &\leftarrow \alpha \cdot \text{moving_variance} + (1 - \alpha) \, \sigma^2
 
     (PyTorch's ``momentum`` is ``1 -`` this one, and its running variance is the unbiased one.)
 
     Backward. ``dbeta = sum_i dy_i`` and ``dgamma = sum_i dy_i * xhat_i``. With ``dxhat = gamma * dy``
     and ``invstd = 1 / sqrt(var + eps)``, the chain rule through ``mu`` and ``var`` (each ``x_i``
-    moves every ``xhat_j`` through them) gives, in training (CS231n's compact form)::
+    moves every ``xhat_j`` through them) gives, in training (CS231n's compact form):
 
-        dx_i = (1/m) * invstd * (m * dxhat_i - sum_j dxhat_j - xhat_i * sum_j dxhat_j * xhat_j)
+    .. math::
+
+        dx_i = \frac{\text{invstd}}{m}
+        \Big( m \, d\hat{x}_i - \sum_j d\hat{x}_j - \hat{x}_i \sum_j d\hat{x}_j \, \hat{x}_j \Big)
 
     since ``d mu / d x_i = 1/m`` and ``d var / d x_i = 2 (x_i - mu) / m``. Here
     ``sum_j dxhat_j = gamma * dbeta`` and ``sum_j dxhat_j xhat_j = gamma * dgamma``, so it costs

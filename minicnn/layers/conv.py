@@ -13,10 +13,15 @@ from .keras_activations import ActivatedLayer
 class Conv2D(ActivatedLayer):
     r"""2-D convolution over NHWC images.
 
-    Maths (one output pixel, padded input ``xp``)::
+    Maths (one output pixel, padded input ``xp``, strides ``sh, sw``):
 
-        z[n, i, j, f] = b[f] + sum_{a, b', c} xp[n, i*sh + a, j*sw + b', c] * W[a, b', c, f]
-        y = f(z)            f: the activation, element-wise (softmax: over F); none by default
+    .. math::
+
+        z[n, i, j, f] &= b[f] + \sum_{a, b', c} xp[n,\ i \cdot sh + a,\ j \cdot sw + b',\ c] \; W[a, b', c, f]
+
+        y &= f(z)
+
+    with ``f`` the activation, element-wise (softmax: over ``F``); none by default.
 
     Computed as one matrix product: ``cols = im2col(xp)`` of shape ``(N*Ho*Wo, kh*kw*C)``,
     then ``z = cols @ W.reshape(kh*kw*C, F) + b``.

@@ -2,7 +2,9 @@ r"""The activations Keras names in ``activation=``, and the base of the layers t
 
 Each function ``y = f(z)`` is element-wise except softmax (over the last axis). Its backward
 needs only the output ``y`` (for ReLU and leaky ReLU ``y > 0`` exactly where ``z > 0``), so
-a layer keeps ``y``, the array it returned, and no copy::
+a layer keeps ``y``, the array it returned, and no copy:
+
+.. code-block:: text
 
     linear       y = z                                  dz = dy
     relu         y = max(z, 0)                          dz = dy * (y > 0)

@@ -13,7 +13,7 @@ from .im2col import conv_output_size
 class MaxPool2D(Layer):
     r"""Max pooling over NHWC images, no padding (Keras's ``"valid"``).
 
-    Maths: ``y[n, i, j, c] = max_{a < ph, b < pw} x[n, i*sh + a, j*sw + b, c]``.
+    Maths: :math:`y[n, i, j, c] = \max_{a < ph,\ b < pw} x[n,\ i \cdot sh + a,\ j \cdot sw + b,\ c]`.
 
     Forward runs over the ``ph*pw`` window offsets, not over pixels: the offset-``(a, b)``
     element of every window is one strided slice ``x[:, a::sh, b::sw, :]``, so a running

@@ -6,12 +6,20 @@ import math
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from ..backend import to_numpy
 from ..interpret import after_activation, conv_layer_indices, displayable, feature_maps, max_stimuli, spread
 from ..layers import Conv2D
 from .figures import _class_name, _figure, _layer_name, _save, _show_image
+
+# What a learner should expect, said in the figures: a short run's filters look like noise.
+EXPECT = (
+    "After about 3 epochs expect blurry colour blobs and few edges; after about 30, clear oriented edges\n"
+    "and colour opposites (red against green, blue against yellow)"
+)
 
 
 # -- the learnt kernels ------------------------------------------------------------------
@@ -33,11 +41,14 @@ def plot_filters(layer, path, title=None, max_filters=64, max_channels=16):
     """Draw a Conv2D layer's kernels ``W (kh, kw, c_in, F)``.
 
     A first layer (``c_in`` 3, or 1 for grey images) shows each of its ``F`` kernels as one
-    small RGB (grey) image, scaled on its own to ``[0, 1]`` and labelled ``filter i``: the
-    colours and edges it responds to. A deeper layer's kernels are not images, so they are
-    drawn as a grid of ``kh x kw`` weight patches, one row per filter and one column per
-    input channel (the first ``max_channels`` of each, first 16 by default), on one shared
-    diverging scale: red for positive weights, blue for negative.
+    small RGB (grey) image labelled ``filter i``, all on one shared scale drawn beside them:
+    grey is a zero weight, a channel brighter than grey a positive weight for that colour, so a
+    filter that stays grey learnt little. After about 3 epochs they are blurry colour blobs with
+    few edges; after about 30, oriented edges and colour opposites (the figure says so). A deeper
+    layer's kernels are not images, so they are drawn as a grid of ``kh x kw`` weight patches,
+    one row per filter and one column per input channel (the first ``max_channels`` of each,
+    first 16 by default), on one shared diverging scale: red for positive weights, blue for
+    negative.
     """
     if not isinstance(layer, Conv2D):
         raise TypeError(f"plot_filters: needs a Conv2D layer, got {type(layer).__name__}")
@@ -54,22 +65,26 @@ def _draw_image_kernels(w, name, title, max_filters) -> Figure:
     n = min(f, max_filters)
     ncols = min(8, n)
     nrows = math.ceil(n / ncols)
-    fig = _figure(max(6.0, 1.15 * ncols + 0.3), 1.2 * nrows + 0.7)
+    fig = _figure(max(6.0, 1.15 * ncols + 1.2), 1.2 * nrows + 1.1)
     axes = fig.subplots(nrows, ncols, squeeze=False)
+    limit = float(np.abs(w[..., :n]).max()) or 1.0
     for i, ax in enumerate(axes.flat):
         if i >= n:
             ax.axis("off")
             continue
-        k = w[:, :, :, i]
-        lo, hi = k.min(), k.max()
-        _show_image(ax, (k - lo) / (hi - lo) if hi > lo else np.full_like(k, 0.5), f"filter {i}", fontsize=9)
+        _show_image(ax, 0.5 + w[:, :, :, i] / (2 * limit), f"filter {i}", fontsize=9)
+    # One scale for all tiles (zero is grey), so filters compare: a faint tile is a weak filter.
+    fig.colorbar(
+        ScalarMappable(Normalize(-limit, limit), cmap="gray"), ax=axes, shrink=0.8, label="weight (each of R, G, B)"
+    )
     shown = f"{n} of {f}" if n < f else f"all {f}"
     fig.suptitle(
         title
         or f"{name}: {shown} learnt {kh}×{kw} kernels as {'RGB' if c_in == 3 else 'grey'} images\n"
-        f"(each scaled on its own to [0, 1])",
+        f"(one shared scale: grey = 0, brighter = a positive weight for that colour)",
         fontsize=11,
     )
+    fig.supxlabel(EXPECT + ".", fontsize=8)
     return fig
 
 
@@ -113,8 +128,11 @@ def plot_stimuli(model, path, layers=None, filters_per_layer=6, mean=None, std=N
     ``filters_per_layer`` filters spread evenly over its channels, each tile labelled ``filter 5``. A filter's
     response is read after the activation that follows its convolution (LeakyReLU in the
     documented model), when there is one. Tiles are converted back to RGB with
-    :func:`displayable` (``mean``/``std`` undo the standardisation; else each tile is
-    stretched to its own range).
+    :func:`displayable`. With ``mean``/``std`` the standardisation is undone: every tile is in
+    pixel values, one shared 0–255 scale drawn beside each row. Without them each tile is
+    stretched on its own from its minimum to its maximum, and the range it was stretched from
+    (in the model's input units) is written under it. The figure says which, and what to expect:
+    blurry colour blobs after about 3 epochs, oriented edges and colour opposites after about 30.
     """
     indices = conv_layer_indices(model) if layers is None else [int(i) for i in layers]
     if not indices:
@@ -123,23 +141,37 @@ def plot_stimuli(model, path, layers=None, filters_per_layer=6, mean=None, std=N
     for i in indices:
         target = after_activation(model, i)
         filters = spread(model.layers[target].output_shape[-1], filters_per_layer)
-        images = max_stimuli(model, target, filters, steps=steps, lr=lr, seed=seed)
-        rows.append((layer_label(model, i), filters, displayable(images, mean, std)))
-    ncols = max(len(f) for _, f, _ in rows)
-    fig = _figure(max(7.5, 1.45 * ncols + 0.3), 1.75 * len(rows) + 0.9)  # wide enough for the title
+        images = to_numpy(max_stimuli(model, target, filters, steps=steps, lr=lr, seed=seed))
+        ranges = [(float(im.min()), float(im.max())) for im in images]
+        rows.append((layer_label(model, i), filters, displayable(images, mean, std), ranges))
+    shared = mean is not None and std is not None
+    ncols = max(len(f) for _, f, _, _ in rows)
+    fig = _figure(max(7.5, 1.45 * ncols + 1.3), 1.9 * len(rows) + 1.3)  # wide enough for the title
     panels = np.atleast_1d(fig.subfigures(len(rows), 1))
-    for (label, filters, images), panel in zip(rows, panels):
-        for j, ax in enumerate(panel.subplots(1, ncols, squeeze=False)[0]):
+    for (label, filters, images, ranges), panel in zip(rows, panels):
+        axes = panel.subplots(1, ncols, squeeze=False)[0]
+        for j, ax in enumerate(axes):
             if j < len(filters):
                 _show_image(ax, images[j], f"filter {filters[j]}")
+                if not shared:  # a stretched tile hides how strong it is: its range says
+                    ax.set_xlabel(f"{ranges[j][0]:.2g} to {ranges[j][1]:.2g}", fontsize=7)
             else:
                 ax.axis("off")
+        if shared:
+            key = ScalarMappable(Normalize(0, 255), cmap="gray")
+            panel.colorbar(key, ax=axes, shrink=0.9, ticks=[0, 128, 255], label="pixel (R, G, B)")
         panel.suptitle(label, fontsize=10)
+    scale = (
+        "Colours are pixel values, as in a photo (standardisation undone, clipped to 0–255): one scale for all tiles."
+        if shared
+        else "Each tile is stretched on its own from its minimum (black) to its maximum (white): the range under it."
+    )
     fig.suptitle(
         f"Max-stimulus patterns: {steps} steps of gradient ascent from a grey image\n"
         f"on a filter's mean activation (after the layer's activation function)",
         fontsize=11,
     )
+    fig.supxlabel(f"{scale}\n{EXPECT}; textures and parts deeper down.", fontsize=8)
     return _save(fig, path)
 
 
