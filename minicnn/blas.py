@@ -7,7 +7,7 @@ of the cost (figures: ``benchmarks/RESULTS.md``).
 
 So :func:`matmul_add` calls the BLAS that NumPy itself is linked to (found by threadpoolctl)
 through ``ctypes``, with ``beta = 1``. Two things make ``ctypes`` the right tool here: it
-releases Python's GIL during the call, so the shards of :mod:`minicnn.parallel` keep both
+releases Python's GIL during the call, so the shards of :mod:`minicnn.distributed.threads` keep both
 cores busy (SciPy's wrapper holds the GIL); and it needs no second BLAS library in the
 process. Where NumPy's BLAS cannot be found (a build linked to Accelerate or MKL, say), or for
 operands BLAS cannot take without a copy, the plain expression runs instead: same result, one

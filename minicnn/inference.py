@@ -1,6 +1,6 @@
 """Inference over a data set: :func:`evaluate` (mean loss and accuracy) and :func:`predict`
 (class probabilities), batch after batch under :func:`minicnn.no_grad`, on NumPy in shards on
-threads (:func:`minicnn.parallel.execution`)."""
+threads (:func:`minicnn.distributed.threads.execution`)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def evaluate(
     ``return_predictions=True`` adds ``"predictions"``: the predicted class ids (NumPy) of
     the examples this process evaluated, from the same forward pass.
     ``tta="flip"`` (or ``"flip_shift"``) scores the mean of the views' probabilities
-    (:mod:`minicnn.tta`); the loss is then the cross-entropy of that mean.
+    (:mod:`minicnn.run.tta`); the loss is then the cross-entropy of that mean.
     """
     from .distributed import threads as parallel  # the doors to the tools: threads and test-time augmentation
     from .run.tta import check_tta
@@ -76,7 +76,7 @@ def _evaluate(model, x, y, batch_size, loss, communicator, return_predictions=Fa
 def predict(model, x, batch_size=256, threads=None, tta=None) -> np.ndarray:
     """Class probabilities (softmax of the logits) ``(N, classes)`` as NumPy (``threads`` as in :func:`fit`).
 
-    ``tta="flip"`` or ``"flip_shift"``: the mean of the views' probabilities (:mod:`minicnn.tta`)."""
+    ``tta="flip"`` or ``"flip_shift"``: the mean of the views' probabilities (:mod:`minicnn.run.tta`)."""
     from .distributed import threads as parallel
     from .run.tta import check_tta
 

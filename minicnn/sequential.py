@@ -254,7 +254,7 @@ class Sequential:
         """Train with mini-batch gradient descent. With ``optimizer=`` minicnn's form (see
         :func:`minicnn.training.fit` for every option); after :meth:`compile`, Keras's
         (``validation_split``, one-hot labels, Keras callbacks; :func:`minicnn.keras_style.fit`).
-        Returns a :class:`~minicnn.callbacks.History` (a dict of per-epoch lists; ``.history`` too)."""
+        Returns a :class:`~minicnn.run.callbacks.History` (a dict of per-epoch lists; ``.history`` too)."""
         if optimizer is None:
             from .keras_style import fit as keras_fit
 
@@ -306,7 +306,7 @@ class Sequential:
 
         Everything is checked first — layer positions, classes, parameter shapes and dtypes,
         optimizer state — and the model changes only if all of it fits. Raises
-        :class:`~minicnn.checkpoint.CheckpointError` (or ``KerasFormatError``) naming the file and
+        :class:`~minicnn.run.checkpoint.CheckpointError` (or ``KerasFormatError``) naming the file and
         the first mismatch.
         """
         return _files().load_weights(self, path, optimizer=optimizer)
@@ -318,7 +318,7 @@ def _or(value, default):
 
 def load_model(path) -> tuple[Sequential, dict]:
     """Rebuild a Sequential from a checkpoint's stored config and load its weights: ``(model, extra)``
-    (:func:`minicnn.model_files.load_checkpoint`: the file is checked before anything is built)."""
+    (:func:`minicnn.interop.model_files.load_checkpoint`: the file is checked before anything is built)."""
     return _files().load_checkpoint(path, Sequential)
 
 

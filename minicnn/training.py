@@ -53,7 +53,7 @@ def train_step(model, loss_fn, optimizer, xb, yb):
     """One step of mini-batch gradient descent on ``xb (B, *input_shape)``, ``yb (B,)``.
 
     ``fit`` calls this very function, with wrappers where it runs in parallel: on NumPy the
-    model and optimizer of :func:`minicnn.parallel.execution` (the same calls, run in shards on
+    model and optimizer of :func:`minicnn.distributed.threads.execution` (the same calls, run in shards on
     threads), under MPI an optimizer whose ``step()`` averages the gradients of every process
     first (:class:`minicnn.distributed.DistributedOptimizer`).
     Returns ``(loss, correct)``: the batch's mean loss and its number of right answers, as
@@ -102,9 +102,9 @@ def fit(
             function with ``accepts_device_arrays = True`` (``datasets.augment`` has it) gets
             the batches of a GPU-resident ``x`` where they are; any other gets a host copy.
         lr_schedule: ``lr_schedule(t) -> lr`` called before every step with the fractional
-            epoch ``t = epoch + step / steps_per_epoch`` (see :mod:`minicnn.schedules`).
+            epoch ``t = epoch + step / steps_per_epoch`` (see :mod:`minicnn.run.schedules`).
         callbacks: objects with optional ``on_epoch_begin(epoch, logs)`` / ``on_epoch_end(epoch, logs)``
-            (see :mod:`minicnn.callbacks`).
+            (see :mod:`minicnn.run.callbacks`).
         communicator: a :class:`minicnn.distributed.Communicator` for data-parallel training
             under ``mpiexec``: ``batch_size`` is the global batch (a multiple of the number of
             processes), each rank trains on its share of every batch and the gradients are
@@ -113,7 +113,7 @@ def fit(
             callbacks run on every rank (write files on rank 0 only). Dropout masks and
             augmentation then come from ``(seed, epoch, rank)``.
         threads: CPU threads (NumPy backend): each batch is cut into shards of
-            :data:`minicnn.parallel.SHARD_SIZE` images run concurrently. Default
+            :data:`minicnn.distributed.threads.SHARD_SIZE` images run concurrently. Default
             ``$MINICNN_THREADS``, else every core this process may use (shared among the processes
             of an MPI job). The result does not depend on it: 1, 2 or 4 threads give the same weights.
     """

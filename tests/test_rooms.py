@@ -56,6 +56,8 @@ MODULES = {module_name(p): p for p in PACKAGE.rglob("*.py")}
 def _import_nodes(nodes, in_function=False):
     """(import node, inside a function?) for every import under ``nodes``."""
     for node in nodes:
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            continue  # names for the type checker only: never imported when the program runs
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node, in_function
         inner = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))

@@ -36,8 +36,8 @@ def download_file(url: str, dest, md5: str | None, progress=True):
 
     A cut-off transfer (fewer bytes than the server announced) or a wrong MD5 raises
     :class:`DatasetError` and leaves no ``dest`` behind. (Its own temporary file, not
-    :func:`minicnn.outputs.write_atomic`: a download's failures are :class:`DatasetError`, not a
-    run's :class:`~minicnn.outputs.OutputError`, and the MD5 is checked before the rename.)
+    :func:`minicnn.run.outputs.write_atomic`: a download's failures are :class:`DatasetError`, not a
+    run's :class:`~minicnn.run.outputs.OutputError`, and the MD5 is checked before the rename.)
     """
     from tqdm.auto import tqdm
 

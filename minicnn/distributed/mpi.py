@@ -35,7 +35,7 @@ buffer and reduced in place, instead of one small message per parameter array (l
 paid once). NumPy buffers go to MPI directly. CuPy buffers go through NCCL when CuPy has it
 (``cupy.cuda.nccl``, one GPU per process), else through a CUDA-aware MPI (``gpu="mpi"``:
 mpi4py reads the array through ``__cuda_array_interface__``), else through host memory: one
-class each in :mod:`minicnn.gpu_transports`.
+class each in :mod:`minicnn.distributed.transports`.
 
 Failure
 -------
@@ -46,7 +46,7 @@ each process in :func:`abort_on_error`, which turns an exception on any rank int
 A signal (Ctrl-C or SIGTERM, which ``mpiexec`` forwards to every rank) is the exception to
 that rule: inside ``interrupts.signals_as_interrupts(defer=True)`` each rank only records
 it, and :meth:`Communicator.stop_if_interrupted`, at every training step and every sum,
-makes all ranks raise :class:`~minicnn.interrupts.Interrupted` at the same step; they then
+makes all ranks raise :class:`~minicnn.run.interrupts.Interrupted` at the same step; they then
 exit normally, with 128 + the signal number, and no rank is left waiting.
 
 mpi4py is an optional dependency (``pip install -e ".[distributed]"``); this module imports
@@ -222,7 +222,7 @@ class Communicator:
 
     def stop_if_interrupted(self):
         """A collective: when any rank holds a pending signal, every rank raises
-        :class:`~minicnn.interrupts.Interrupted` for it here, together (the highest signal
+        :class:`~minicnn.run.interrupts.Interrupted` for it here, together (the highest signal
         number wins). Only inside ``signals_as_interrupts(defer=True)``; otherwise a no-op.
         """
         if not deferring():
@@ -257,7 +257,7 @@ class Communicator:
         """Use GPU ``local_rank % device_count`` now, whatever the backend; returns its index.
 
         The Communicator already does this itself (when made, or when the CuPy backend is selected
-        later; see :mod:`minicnn.devices`); the call stays for scripts that make it.
+        later; see :mod:`minicnn.distributed.devices`); the call stays for scripts that make it.
         """
         device = pin_local_gpu(self.local_rank, now=True)
         assert device is not None  # now=True always selects one

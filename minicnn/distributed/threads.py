@@ -47,8 +47,8 @@ from ..layers import Dropout
 from ..seeds import derive_seed
 
 if TYPE_CHECKING:  # names for the signatures only: importing them here would be circular
-    from .optim_base import Optimizer
-    from .sequential import Sequential
+    from ..optim_base import Optimizer
+    from ..sequential import Sequential
 
 #: Images per body shard: a conv's patch matrix stays in cache, and the per-layer overhead small.
 SHARD_SIZE = 16

@@ -13,7 +13,7 @@ sends them back, under a time limit; past the limit the helper is killed and the
 The helper starts on the first read (it pays the import of NumPy and h5py once) and serves the
 later ones; it exits when the program does, or with :func:`stop`. The limit is ``READ_SECONDS``
 plus a second per ``BYTES_PER_SECOND`` of file, counted from the moment the helper is ready.
-The helper's side of the conversation is :mod:`minicnn.h5guard_helper`.
+The helper's side of the conversation is :mod:`minicnn.interop.h5guard_helper`.
 """
 
 from __future__ import annotations

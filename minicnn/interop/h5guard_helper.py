@@ -1,4 +1,4 @@
-"""The helper process of :mod:`minicnn.h5guard`: it reads HDF5 files into plain arrays for its caller.
+"""The helper process of :mod:`minicnn.interop.h5guard`: it reads HDF5 files into plain arrays for its caller.
 
 Run as ``python -c`` loading this file by its path (see ``h5guard._BOOT``), not the package: it
 imports only NumPy and h5py. It answers each request (a file's path or bytes) with every group's

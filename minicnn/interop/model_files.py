@@ -1,6 +1,6 @@
 """A model's files, weights and summary: the kind of file told by its suffix, as Keras does.
 
-``.npz``          minicnn's checkpoint (:mod:`minicnn.checkpoint`): weights, optimizer state, ``extra``
+``.npz``          minicnn's checkpoint (:mod:`minicnn.run.checkpoint`): weights, optimizer state, ``extra``
 ``.keras``        Keras 3's model file (:func:`minicnn.interop.save_keras`; Keras opens it)
 ``.weights.h5``   Keras 3's weights file (:mod:`minicnn.interop.weights`)
 ``.h5``           a legacy Keras model file (read only)

@@ -19,7 +19,7 @@ import copy
 import functools
 import re
 from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +66,6 @@ def grad_enabled() -> bool:
     return _grad_enabled
 
 
-_L = TypeVar("_L", bound="Layer")
 LAYER_CLASSES: dict[str, type] = {}  # every class a checkpoint may name, by name: filled by @registered
 
 
@@ -117,7 +116,7 @@ class Layer:
         self.cache: Any = None
         self._scratch: dict[str, Array] = {}
 
-    def twin(self: _L) -> _L:
+    def twin(self) -> Layer:
         """A copy sharing this layer's parameter arrays (an update is seen by both) with its own
         grads, cache and work arrays: what one thread's shard of a batch runs on."""
         t = copy.copy(self)

@@ -64,7 +64,7 @@ class BatchNormalization(Layer):
     """
 
     config_keys = ("axis", "momentum", "epsilon", "center", "scale")
-    mixes_examples = True  # training statistics couple a batch's examples (see minicnn.parallel)
+    mixes_examples = True  # training statistics couple a batch's examples (see minicnn.distributed.threads)
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True, name=None):
         super().__init__(name)

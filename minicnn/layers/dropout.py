@@ -44,6 +44,7 @@ class Dropout(Layer):
     def twin(self) -> Dropout:
         """:meth:`Layer.twin` with a generator of its own: threads never draw from one together."""
         t = super().twin()
+        assert isinstance(t, Dropout)
         t.reseed(self.seed)
         return t
 

@@ -111,6 +111,7 @@ class Residual(Layer):
     def twin(self) -> Residual:
         """:meth:`Layer.twin`, the inner layers twinned too."""
         t = super().twin()
+        assert isinstance(t, Residual)
         t.layers = [layer.twin() for layer in self.layers]
         t.projection = None if self.projection is None else self.projection.twin()
         return t

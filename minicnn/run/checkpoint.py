@@ -38,8 +38,8 @@ def write_checkpoint(path, arrays: dict) -> None:
     The data goes to a temporary file in the same folder, is flushed to disk, and only
     then renamed over ``path``: a rename within one filesystem is atomic, so a crash at
     any moment leaves either the old file or the new one, never half of one. A full disk
-    or an unwritable folder raises :class:`minicnn.outputs.OutputError` naming ``path``,
-    with the old file intact and no temporary left (:func:`minicnn.outputs.write_atomic`).
+    or an unwritable folder raises :class:`minicnn.run.outputs.OutputError` naming ``path``,
+    with the old file intact and no temporary left (:func:`minicnn.run.outputs.write_atomic`).
     """
     outputs.write_atomic(path, lambda f: np.savez(f, **arrays))
 

@@ -8,7 +8,7 @@ says how to resume, whatever stopped the run; ``exit_code(exc)`` is 128 + the si
 (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP), as a shell reports a process killed by it.
 
 A checkpoint write interrupted this way removes its temporary file and leaves the previous
-checkpoint whole (:func:`minicnn.checkpoint.write_checkpoint`).
+checkpoint whole (:func:`minicnn.run.checkpoint.write_checkpoint`).
 
 Data-parallel runs (``defer=True``): an exception raised at an arbitrary moment on one rank
 would leave the others waiting in a collective, so the handler only records the signal, and
