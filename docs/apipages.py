@@ -16,13 +16,20 @@ from pathlib import Path
 from types import ModuleType
 
 # The modules a training step runs through come first, in the order the code is best read.
-READING_ORDER = [
+READING_ORDER = [  # the book (what `import minicnn.training` loads), then its fast paths
     "minicnn.backend",
     "minicnn.layers",
     "minicnn.losses",
     "minicnn.sequential",
     "minicnn.optim",
+    "minicnn.optim_base",
+    "minicnn.averaging",
     "minicnn.training",
+    "minicnn.inference",
+    "minicnn.input_checks",
+    "minicnn.seeds",
+    "minicnn.kernels",
+    "minicnn.blas",
 ]
 
 
