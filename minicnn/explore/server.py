@@ -5,8 +5,9 @@ Routes (all answers JSON unless a page asset):
     GET  /                    the page (static/index.html); /app.js, /style.css its assets
     GET  /api/model           layers, shapes, parameter counts, classes, normalisation
     GET  /api/images?...      test images (label=, predicted=, wrong=1, start=, count=)
-    GET  /api/run             history.csv curves, per-class accuracy, confusion matrix
-    GET  /api/filters         the first conv layer's kernels
+    GET  /api/run             history.csv curves, per-class accuracy, confusion matrix; how far the run is
+                              (the page polls it while watching a run: cheap unless a file changed)
+    GET  /api/filters         the first conv layer's kernels, and their timeline (filters.npz)
     GET  /api/stimulus?layer=L&channel=F   a channel's max-stimulus pattern
     POST /api/forward         {"index": i} | {"pixels": [...]} | {"synthetic": true}
     POST /api/conv            {"image": ..., "layer": L, "channel": F, "row": i, "col": j}
@@ -29,6 +30,7 @@ from importlib import resources
 from urllib.parse import parse_qsl, urlsplit
 
 from .api import Explorer
+from .watch import WatchedRun
 from .wire import ApiError
 
 # The page's files, by the path the browser asks for: the client never names a file itself.
@@ -49,7 +51,7 @@ def read_asset(name: str) -> bytes:
 class Handler(BaseHTTPRequestHandler):
     """One request: route it, answer JSON, never a traceback page."""
 
-    explorer: Explorer  # set on the subclass make_server builds
+    explorer: Explorer | WatchedRun  # set on the subclass make_server builds
     quiet = False
     server_version = "minicnn-explore"
 
@@ -151,8 +153,9 @@ class Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False):
-    """A ``ThreadingHTTPServer`` answering for ``explorer`` (port 0: any free port, see ``server_port``)."""
+def make_server(explorer: Explorer | WatchedRun, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False):
+    """A ``ThreadingHTTPServer`` answering for ``explorer`` (port 0: any free port, see ``server_port``),
+    an :class:`Explorer` or a :class:`~minicnn.explore.watch.WatchedRun` (the same replies, for a run in progress)."""
     handler = type("ExplorerHandler", (Handler,), {"explorer": explorer, "quiet": quiet})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True  # Ctrl-C does not wait for a slow request
