@@ -59,6 +59,7 @@ def explorer_beside(out, port: int, data_dir=None, say=print):
         say(f"warning: the explorer did not start ({' '.join(command)}); training goes on without it")
     else:
         say(f"explorer: {address} follows this run (its page refreshes after every epoch); it stops with the script")
+        sys.stdout.flush()  # the address is for now, even when the output goes to a pipe
     try:
         yield address
     finally:
