@@ -1,0 +1,222 @@
+"""Watching a run: the filter timeline callback, ``WatchedRun`` reloading what changed, ``/api/run`` and
+``/api/filters`` while a run is in progress, and ``python -m minicnn.explore RUN_DIR --watch``."""
+
+import base64
+import shutil
+import signal
+import zipfile
+
+import numpy as np
+import pytest
+from explore_fixture import serving, tiny_run
+from test_explore import call, start_command
+
+import minicnn
+from minicnn.callbacks import FilterTimeline, read_filter_timeline
+from minicnn.checkpoint import CheckpointError, write_checkpoint
+from minicnn.explore import Explorer, WatchedRun
+from minicnn.explore.__main__ import parse_args
+from minicnn.interop import load_any
+from minicnn.layers import Conv2D, Dense, Flatten, ReLU
+from minicnn.optim import Adam
+
+
+def small_model(seed=0):
+    return minicnn.Sequential([Conv2D(3, 3), ReLU(), Flatten(), Dense(10)], input_shape=(6, 6, 3), seed=seed)
+
+
+def small_data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(16, 6, 6, 3)).astype(np.float32), rng.integers(0, 10, 16)
+
+
+def fit(model, path, epochs, initial_epoch=0, append=False):
+    x, y = small_data()
+    timeline = FilterTimeline(path, model, append=append)
+    model.fit(x, y, optimizer=Adam(model, lr=1e-2), epochs=epochs, initial_epoch=initial_epoch, batch_size=8,
+              verbose=0, seed=0, callbacks=[timeline])  # fmt: skip
+
+
+# -- the timeline file ---------------------------------------------------------------------------
+def test_the_timeline_holds_every_epoch_and_a_resume_keeps_the_earlier_ones(tmp_path):
+    path = tmp_path / "filters.npz"
+    model = small_model()
+    start = model.layers[0].params["W"].copy()
+    fit(model, path, 3)
+    first = read_filter_timeline(path)
+    assert first["epochs"].tolist() == [0, 1, 2, 3] and first["layer"] == 0
+    assert first["kernels"].shape == (4, 3, 3, 3, 3) and first["kernels"].dtype == np.float32
+    np.testing.assert_array_equal(first["kernels"][0], start)  # epoch 0: the random start
+    np.testing.assert_array_equal(first["kernels"][-1], model.layers[0].params["W"])
+    assert not np.allclose(first["kernels"][1], first["kernels"][0])  # it learnt something each epoch
+    # Resumed after epoch 2 (the third epoch lost): epochs 0-2 kept as written, 3-6 from this run.
+    fit(model, path, 6, initial_epoch=2, append=True)
+    resumed = read_filter_timeline(path)
+    assert resumed["epochs"].tolist() == [0, 1, 2, 3, 4, 5, 6]
+    np.testing.assert_array_equal(resumed["kernels"][:3], first["kernels"][:3])
+    # A fresh run in the same place starts a new timeline.
+    fit(small_model(seed=1), path, 1)
+    assert read_filter_timeline(path)["epochs"].tolist() == [0, 1]
+
+
+def hostile(tmp_path, arrays, name="filters.npz"):
+    path = tmp_path / name
+    write_checkpoint(path, arrays)
+    return path
+
+
+GOOD = {
+    "filters/epochs": np.arange(2),
+    "filters/kernels": np.zeros((2, 3, 3, 3, 4), np.float32),
+    "filters/layer": np.asarray(0),
+}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"filters/epochs": np.array([0, 0])}, "increasing"),
+        ({"filters/epochs": np.array([-1, 0])}, ">= 0"),
+        ({"filters/epochs": np.arange(2.0)}, "integers"),
+        ({"filters/kernels": np.zeros((3, 3, 3, 3, 4), np.float32)}, "with 2 epochs"),
+        ({"filters/kernels": np.zeros((2, 9), np.float32)}, "kernels must be floats"),
+        ({"filters/layer": np.asarray([0, 1])}, "layer must be one integer"),
+        ({"filters/extra": np.zeros(1)}, "a filter timeline holds"),
+        ({"layers/00_Conv2D/W": np.zeros(1)}, "unexpected member"),
+    ],
+)
+def test_a_hostile_or_wrong_timeline_is_refused(tmp_path, change, message):
+    with pytest.raises(CheckpointError, match=message) as caught:
+        read_filter_timeline(hostile(tmp_path, {**GOOD, **change}))
+    assert "filters.npz" in str(caught.value)
+
+
+def test_a_timeline_with_objects_or_a_forged_header_is_refused_before_numpy_reads_it(tmp_path):
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, **{"filters/epochs": np.array([{"a": 1}], dtype=object)})  # would unpickle on load
+    with pytest.raises(CheckpointError, match="only numbers and text"):
+        read_filter_timeline(pickled)
+    forged = tmp_path / "forged.npz"
+    with zipfile.ZipFile(forged, "w", zipfile.ZIP_DEFLATED) as z:  # claims 10^12 floats in a few bytes
+        z.writestr(
+            "filters/kernels.npy",
+            b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (10**12,), }",
+        )
+    with pytest.raises(CheckpointError, match="malformed|declares"):
+        read_filter_timeline(forged)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match="not a readable filter timeline"):
+        read_filter_timeline(tmp_path / "junk.npz")
+
+
+# -- the watched folder ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return tiny_run(tmp_path_factory.mktemp("watch"))
+
+
+def save_changed(model_path, target, scale, epoch):
+    """The fixture's model with its weights scaled, saved (atomically) as ``target`` with ``epoch``."""
+    model, extra = load_any(model_path)
+    for layer in model.layers:
+        for p in layer.params.values():
+            p *= scale
+    model.save(target, extra={**extra, "epoch": epoch})
+    return model
+
+
+def tiles(reply):
+    return [base64.b64decode(t) for t in reply["tiles"]]
+
+
+def test_a_watched_folder_waits_then_reloads_each_changed_file(run, tmp_path):
+    model_path, _, test = run
+    folder = tmp_path / "run"
+    watched = WatchedRun(folder, test=test)
+    state = watched.run()
+    assert (state["watching"], state["started"], state["has_model"], state["epochs"]) == (True, False, False, 0)
+    with pytest.raises(Exception, match="waiting for the first epoch"):
+        watched.filters()
+    folder.mkdir()
+    shutil.copy(model_path.parent / "history.csv", folder / "history.csv")
+    state = watched.run()
+    assert state["started"] and not state["has_model"] and state["epochs"] == 2 and state["version"] == 0
+    save_changed(model_path, folder / "model.npz", 1.0, epoch=2)
+    state = watched.run()
+    assert state["has_model"] and state["version"] == 1 and state["model_epoch"] == 2 and state["accuracy"] is not None
+    before = watched.filters()
+    assert before["epoch"] == 2 and before["timeline"] is None
+    assert watched.run()["version"] == 1  # nothing changed: nothing read again
+    # The training replaces the checkpoint (os.replace): the next poll loads it and predicts again.
+    changed = save_changed(model_path, folder / "model.npz", -1.0, epoch=3)
+    state = watched.run()
+    assert state["version"] == 2 and state["model_epoch"] == 3
+    assert tiles(watched.filters()) != tiles(before)
+    got = watched.forward({"index": 0})["probs"]
+    np.testing.assert_allclose(got, changed.predict(watched.current.standardise(test[0][:1]))[0], rtol=1e-5)
+    # A damaged file keeps what is shown, says so, and is read again at the next poll.
+    (folder / "model.npz").write_bytes(b"half a file")
+    state = watched.run()
+    assert state["version"] == 2 and state["model_epoch"] == 3 and "model.npz could not be read" in state["problem"]
+    assert str(folder / "model.npz") in state["problem"]  # the run's file, not the private copy
+    assert watched.forward({"index": 0})["probs"] == got
+    assert "could not be read" in watched.run()["problem"]  # tried again, still damaged
+    save_changed(model_path, folder / "model.npz", 1.0, epoch=4)
+    state = watched.run()
+    assert state["version"] == 3 and state["model_epoch"] == 4 and state["problem"] is None
+    watched.close()
+
+
+def test_api_run_and_filters_over_http_while_a_run_grows(run, tmp_path):
+    model_path, _, test = run
+    folder = tmp_path / "run"
+    folder.mkdir()
+    watched = WatchedRun(folder, test=test)
+    with serving(watched) as base:
+        status, reply = call(base, "/api/run")
+        assert status == 200 and reply["has_model"] is False and reply["history"] is None
+        status, reply = call(base, "/api/filters")
+        assert status == 404 and "waiting for the first epoch" in reply["error"]
+        assert call(base, "/api/model")[0] == 404
+        # A run as train_cifar.py writes it: history, checkpoint, timeline.
+        shutil.copy(model_path.parent / "history.csv", folder / "history.csv")
+        model = save_changed(model_path, folder / "model.npz", 1.0, epoch=2)
+        kernels = np.stack([model.layers[0].params["W"] * s for s in (0.5, 1.0, 2.0)])
+        write_checkpoint(folder / "filters.npz", {**GOOD, "filters/epochs": np.arange(3), "filters/kernels": kernels})
+        status, reply = call(base, "/api/run")
+        assert status == 200 and reply["has_model"] and reply["epochs"] == 2 and len(reply["history"]["loss"]) == 2
+        assert reply["test_images"] == 40 and len(reply["per_class"]) == 10
+        status, reply = call(base, "/api/filters")
+        assert status == 200 and reply["watching"] and reply["timeline"]["epochs"] == [0, 1, 2]
+        assert len(reply["timeline"]["tiles"]) == 3 and len(reply["timeline"]["tiles"][1]) == 4
+        assert reply["timeline"]["tiles"][1] == reply["tiles"]  # epoch 1's snapshot is these very weights
+        # A hostile timeline is refused: the last good one stays.
+        (folder / "filters.npz").write_bytes(b"PK\x03\x04 not really")
+        status, reply = call(base, "/api/filters")
+        assert status == 200 and reply["timeline"]["epochs"] == [0, 1, 2]
+        assert "filters.npz could not be read" in call(base, "/api/run")[1]["problem"]
+    watched.close()
+
+
+def test_a_finished_run_answers_with_its_state_and_timeline(run):
+    model_path, _, test = run
+    model, extra = load_any(model_path)
+    reply = Explorer(model, extra, test=test, run_dir=model_path.parent).run()
+    assert (reply["watching"], reply["has_model"], reply["epochs"], reply["test_images"]) == (False, True, 2, 40)
+
+
+def test_the_watch_command_starts_before_the_first_epoch(run, tmp_path):
+    _, data_dir, _ = run
+    folder = tmp_path / "not-yet"
+    proc, base = start_command(folder, "--watch", "--data-dir", data_dir)
+    try:
+        status, reply = call(base, "/api/run")
+        assert status == 200 and reply["watching"] and not reply["started"] and reply["run_dir"] == str(folder)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "stopped" in out, err
+    assert parse_args([str(folder), "--watch"]).test_limit == 1000
+    assert parse_args([str(folder), "--watch", "--test-limit", "5"]).test_limit == 5
+    with pytest.raises(SystemExit):
+        parse_args([str(folder), "--watch", "--export-page", str(tmp_path)])
