@@ -33,8 +33,18 @@ def small_data():
 def fit(model, path, epochs, initial_epoch=0, append=False):
     x, y = small_data()
     timeline = FilterTimeline(path, model, append=append)
-    model.fit(x, y, optimizer=Adam(model, lr=1e-2), epochs=epochs, initial_epoch=initial_epoch, batch_size=8,
-              verbose=0, seed=0, callbacks=[timeline])  # fmt: skip
+    optimizer = Adam(model, lr=1e-2)
+    model.fit(
+        x,
+        y,
+        optimizer=optimizer,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        batch_size=8,
+        verbose=0,
+        seed=0,
+        callbacks=[timeline],
+    )
 
 
 # -- the timeline file ---------------------------------------------------------------------------
