@@ -161,7 +161,7 @@ def test_a_watched_folder_waits_then_reloads_each_changed_file(run, tmp_path):
     changed = save_changed(model_path, folder / "model.npz", -1.0, epoch=3)
     state = watched.run()
     assert state["version"] == 2 and state["model_epoch"] == 3
-    assert tiles(watched.filters()) != tiles(before)
+    assert tiles(watched.filters()) != tiles(before)  # as the last run() read them
     got = watched.forward({"index": 0})["probs"]
     np.testing.assert_allclose(got, changed.predict(watched.current.standardise(test[0][:1]))[0], rtol=1e-5)
     # A damaged file keeps what is shown, says so, and is read again at the next poll.
@@ -202,9 +202,9 @@ def test_api_run_and_filters_over_http_while_a_run_grows(run, tmp_path):
         assert reply["timeline"]["tiles"][1] == reply["tiles"]  # epoch 1's snapshot is these very weights
         # A hostile timeline is refused: the last good one stays.
         (folder / "filters.npz").write_bytes(b"PK\x03\x04 not really")
+        assert "filters.npz could not be read" in call(base, "/api/run")[1]["problem"]
         status, reply = call(base, "/api/filters")
         assert status == 200 and reply["timeline"]["epochs"] == [0, 1, 2]
-        assert "filters.npz could not be read" in call(base, "/api/run")[1]["problem"]
     watched.close()
 
 

@@ -1,10 +1,11 @@
 """Following a training run as it writes its files: ``python -m minicnn.explore RUN_DIR --watch``.
 
 :class:`WatchedRun` answers the page as :class:`~minicnn.explore.api.Explorer` does, for whatever
-the run folder holds now. Every ``/api/run`` or ``/api/filters`` request (the page polls the first
-every second or so) compares each file's ``(inode, size, mtime)`` with the version shown and reads a
-changed one again: ``history.csv``, ``filters.npz`` (:class:`~minicnn.callbacks.FilterTimeline`)
-and ``model.npz``, whose test-set predictions are then made again.
+the run folder holds now. Every ``/api/run`` request (the page polls it every second or so) compares
+each file's ``(inode, size, mtime)`` with the version shown and reads a changed one again (the other
+routes answer for what the last one read, so one poll's drawing comes from one model): ``history.csv``,
+``filters.npz`` (:class:`~minicnn.callbacks.FilterTimeline`) and ``model.npz``, whose test-set
+predictions are then made again.
 
 Reads are safe while training replaces the files: minicnn writes each one to a temporary file and
 renames it over the old (``os.replace``), so one open file is always one whole version. A model or
@@ -151,8 +152,8 @@ class WatchedRun:
         return {**self.current.run(), **self.state()}
 
     def filters(self) -> dict:
-        """``GET /api/filters``: the model's first-layer filters now, and the timeline."""
-        self.refresh()
+        """``GET /api/filters``: the first-layer filters and the timeline of the files the last ``run()`` read
+        (not read again here: what the page draws after one poll all comes from one model)."""
         return {**self._now().filters(), "watching": True}
 
     def info(self) -> dict:

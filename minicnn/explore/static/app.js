@@ -238,8 +238,14 @@ async function chooseChannel(shown, channel) {
   const canvas = document.querySelector(`.maps canvas[data-layer="${shown}"][data-channel="${channel}"]`);
   if (canvas) canvas.classList.add("chosen");
   state.pixel = null;
-  $("stimulus-note").textContent = "computing (gradient ascent on the input) ...";
   await explain(null, null);
+  showStimulus();
+}
+
+function showStimulus() {
+  // the chosen channel's max-stimulus pattern: seconds of gradient ascent, so not awaited
+  const { conv, channel } = state.chosen;
+  $("stimulus-note").textContent = "computing (gradient ascent on the input) ...";
   api(`/api/stimulus?layer=${conv}&channel=${channel}`).then((s) => {
     drawPixels($("stimulus-canvas"), bytes(s.pixels), ...s.shape);
     $("stimulus-note").textContent = `layer ${state.info.layers[conv].name}, channel ${channel}`;
@@ -518,6 +524,7 @@ async function poll() {
       await showFilters();
       if (state.info.test_images) await listImages();
       if (state.spec) await select(state.spec);
+      if (state.chosen) showStimulus(); // the new weights like another pattern
       state.version = run.version; // only once all of it is drawn: a failure is redrawn at the next poll
     } else if (run.epochs !== state.run.epochs) {
       await showRun(run);
