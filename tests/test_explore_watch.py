@@ -4,6 +4,7 @@
 import base64
 import shutil
 import signal
+import socket
 import zipfile
 
 import numpy as np
@@ -230,3 +231,29 @@ def test_the_watch_command_starts_before_the_first_epoch(run, tmp_path):
     assert parse_args([str(folder), "--watch", "--test-limit", "5"]).test_limit == 5
     with pytest.raises(SystemExit):
         parse_args([str(folder), "--watch", "--export-page", str(tmp_path)])
+
+
+def test_a_finished_run_folder_shows_its_timeline(run, tmp_path):
+    model_path, _, _ = run
+    folder = tmp_path / "finished"
+    shutil.copytree(model_path.parent, folder)
+    write_checkpoint(folder / "filters.npz", GOOD)
+    proc, base = start_command(folder)
+    try:
+        status, reply = call(base, "/api/filters")
+        assert status == 200 and reply["timeline"]["epochs"] == [0, 1] and len(reply["timeline"]["tiles"][0]) == 4
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+
+
+def test_explore_beside_a_run_warns_and_goes_on_when_the_explorer_cannot_start(tmp_path):
+    from minicnn.run.explore import explorer_beside
+
+    said = []
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with explorer_beside(tmp_path / "run", taken.getsockname()[1], tmp_path, say=said.append) as address:
+            assert address is None
+    assert len(said) == 1 and said[0].startswith("warning: the explorer did not start"), said

@@ -29,9 +29,9 @@ def explorer_command(out, port: int, data_dir) -> list[str]:
     """``python -m minicnn.explore OUT --watch ...``: the command ``--explore`` runs."""
     from ..datasets.cifar10 import default_data_dir
 
-    data = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    data = Path(data_dir).expanduser() if data_dir else default_data_dir()  # searched as the training searched it
     command = [sys.executable, "-m", "minicnn.explore", str(out), "--watch", "--port", str(port), "--quiet"]
-    return command + ["--data-dir", str(data)] if data.is_dir() else command
+    return command + ["--data-dir", str(data)]
 
 
 def _drain(stream, lines: queue.Queue) -> None:
@@ -71,6 +71,5 @@ def explorer_beside(out, port: int, data_dir=None, say=print):
                 proc.kill()
                 proc.wait()
         if address is not None:
-            data = command[-2:] if "--data-dir" in command else []
-            again = " ".join(["python -m minicnn.explore", str(out), *data])
+            again = " ".join(["python -m minicnn.explore", str(out), *command[-2:]])
             say(f"explorer stopped with the training; to look at the run again: {again}")
