@@ -6,11 +6,12 @@ Routes (all answers JSON unless a page asset):
     GET  /api/model           layers, shapes, parameter counts, classes, normalisation
     GET  /api/images?...      test images (label=, predicted=, wrong=1, start=, count=)
     GET  /api/run             history.csv curves, per-class accuracy, confusion matrix; how far the run is
-                              (the page polls it while watching a run: cheap unless a file changed)
     GET  /api/filters         the first conv layer's kernels, and their timeline (filters.npz)
     GET  /api/stimulus?layer=L&channel=F   a channel's max-stimulus pattern
     POST /api/forward         {"index": i} | {"pixels": [...]} | {"synthetic": true}
     POST /api/conv            {"image": ..., "layer": L, "channel": F, "row": i, "col": j}
+
+While watching a run the page polls ``/api/run`` every second: a few ``stat`` calls unless a file changed.
 
 Bad requests get ``{"error": message}`` with 400 (malformed), 404 (unknown path or index),
 411/413/415 (body length missing, too long, not JSON), 403 (on loopback, a ``Host`` other than

@@ -576,7 +576,7 @@ async function start() {
     await select({ synthetic: true });
   }
   $("timeline-slider").addEventListener("input", showTimeline);
-  await Promise.all([showRun(), showFilters()]);
+  await Promise.all([showRun(run), showFilters()]);
   document.body.dataset.ready = "1";
   if (run.watching) { watchStatus(state.run); setTimeout(poll, POLL_MS); }
 }
