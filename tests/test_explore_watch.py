@@ -2,9 +2,11 @@
 ``/api/filters`` while a run is in progress, and ``python -m minicnn.explore RUN_DIR --watch``."""
 
 import base64
+import os
 import shutil
 import signal
 import socket
+import threading
 import zipfile
 
 import numpy as np
@@ -257,3 +259,42 @@ def test_explore_beside_a_run_warns_and_goes_on_when_the_explorer_cannot_start(t
         with explorer_beside(tmp_path / "run", taken.getsockname()[1], tmp_path, say=said.append) as address:
             assert address is None
     assert len(said) == 1 and said[0].startswith("warning: the explorer did not start"), said
+
+
+def test_reading_while_training_replaces_the_files_never_sees_half_of_one(run, tmp_path):
+    """A writer replaces model.npz and history.csv as training does (atomically), as fast as it can,
+    while the reader polls: every read is whole, and every model shown is one of those written."""
+    model_path, _, test = run
+    folder = tmp_path / "busy"
+    folder.mkdir()
+    shutil.copy(model_path.parent / "history.csv", folder / "history.csv")
+    kernels = {}
+    for scale in (1.0, -1.0):
+        model = save_changed(model_path, folder / "model.npz", scale, epoch=int(scale > 0))
+        kernels[int(scale > 0)] = model.layers[0].params["W"].copy()
+    watched = WatchedRun(folder, test=test)
+    stop = threading.Event()
+
+    def write():
+        epoch = 0
+        while not stop.is_set():
+            epoch = 1 - epoch
+            save_changed(model_path, folder / "model.npz", 1.0 if epoch else -1.0, epoch=epoch)
+            shutil.copy(model_path.parent / "history.csv", folder / ".history.tmp")
+            os.replace(folder / ".history.tmp", folder / "history.csv")
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        versions = set()
+        for _ in range(60):
+            state = watched.run()
+            assert state["problem"] is None and state["epochs"] == 2, state["problem"]
+            shown = watched.current.model.layers[0].params["W"]
+            np.testing.assert_array_equal(shown, kernels[state["model_epoch"]])
+            versions.add(state["version"])
+    finally:
+        stop.set()
+        writer.join()
+        watched.close()
+    assert len(versions) > 1  # it did read new versions while they were being replaced

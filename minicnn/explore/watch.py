@@ -16,6 +16,7 @@ and is tried again at the next request.
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import tempfile
@@ -68,6 +69,7 @@ class WatchedRun:
         self.version = 0  # models loaded so far: the page redraws when it changes
         self.history: dict | None = None
         self.timeline: dict | None = None
+        self.timeline_tiles: dict | None = None  # the timeline as /api/filters sends it, encoded once per read
         self.problem: str | None = None
         self.seen: dict[str, Signature | None] = {}
         self.lock = threading.Lock()  # one refresh at a time: a second request waits, then finds nothing new
@@ -89,14 +91,14 @@ class WatchedRun:
                     continue  # unchanged, or not there (yet): what is shown stays
                 try:
                     getattr(self, "_load_" + name.split(".")[0])(self.run_dir / name)
-                except (OSError, ValueError) as exc:  # CheckpointError is a ValueError: keep the last state
+                except (OSError, ValueError, csv.Error) as exc:  # CheckpointError is a ValueError: keep the last state
                     said = str(exc).replace(self._scratch, str(self.run_dir))  # name the run's file, not our copy
                     problems.append(f"{name} could not be read ({said}); showing the previous one, trying again")
                     continue
                 self.seen[name] = now  # taken before the read: a replace in between only means one more read
             self.problem = "; ".join(problems) or None
             if self.current is not None:
-                self.current.history, self.current.timeline = self.history, timeline_reply(self.timeline)
+                self.current.history, self.current.timeline = self.history, self.timeline_tiles
 
     def _private_copy(self, path: Path) -> Path:
         """``path`` copied through one open file (one whole version, even if renamed over meanwhile)."""
@@ -110,6 +112,7 @@ class WatchedRun:
 
     def _load_filters(self, path: Path) -> None:
         self.timeline = read_filter_timeline(self._private_copy(path))
+        self.timeline_tiles = timeline_reply(self.timeline)
 
     def _load_model(self, path: Path) -> None:
         from ..interop import load_any
