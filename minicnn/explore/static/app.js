@@ -501,7 +501,10 @@ async function waitForModel(run) {
       `Nothing in ${run.run_dir} yet: start the training with --out ${run.run_dir}; this page follows it.`;
     watchStatus(run);
     await new Promise((done) => setTimeout(done, POLL_MS));
-    run = await ask("/api/run");
+    try { run = await ask("/api/run"); } catch (err) { // gone: say so, and keep asking, less often
+      watchStatus(run, err.message);
+      await new Promise((done) => setTimeout(done, 4 * POLL_MS));
+    }
   }
   $("main").hidden = false; $("waiting").hidden = true;
   return run;
