@@ -93,7 +93,7 @@ def load_test_set(data_dir: Path, input_shape, limit=None):
     from ..datasets import load_cifar10
 
     (_, _), (x, y) = load_cifar10(data_dir, download=False)
-    x, y = (x[:limit], y[:limit]) if limit is not None else (x, y)
+    x, y = (x[:limit].copy(), y[:limit].copy()) if limit is not None else (x, y)  # a copy frees the rest
     if input_shape is not None and tuple(x.shape[1:]) != tuple(input_shape):
         print(f"the test images are {x.shape[1:]}, the model takes {tuple(input_shape)}: no test images shown")
         return None

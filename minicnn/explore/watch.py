@@ -23,8 +23,6 @@ import tempfile
 import threading
 from pathlib import Path
 
-import numpy as np
-
 from ..callbacks import read_filter_timeline
 from .api import Explorer, read_history
 from .wire import ApiError, kernel_tiles
@@ -173,10 +171,3 @@ class WatchedRun:
 
     def stimulus(self, layer, channel) -> dict:
         return self._now().stimulus(layer, channel)
-
-
-def first_images(test, limit: int | None):
-    """The first ``limit`` test images and labels (all with None): each epoch predicts them again."""
-    if test is None or limit is None:
-        return test
-    return np.asarray(test[0][:limit]), np.asarray(test[1][:limit])
