@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import threading
+import time
 import zipfile
 
 import numpy as np
@@ -21,6 +22,7 @@ from minicnn.explore import Explorer, WatchedRun
 from minicnn.explore.__main__ import parse_args
 from minicnn.interop import load_any
 from minicnn.layers import Conv2D, Dense, Flatten, ReLU
+from minicnn.layers.base import grad_enabled
 from minicnn.optim import Adam
 
 
@@ -268,26 +270,44 @@ def test_reading_while_training_replaces_the_files_never_sees_half_of_one(run, t
     folder = tmp_path / "busy"
     folder.mkdir()
     shutil.copy(model_path.parent / "history.csv", folder / "history.csv")
-    kernels = {}
-    for scale in (1.0, -1.0):
-        model = save_changed(model_path, folder / "model.npz", scale, epoch=int(scale > 0))
-        kernels[int(scale > 0)] = model.layers[0].params["W"].copy()
+    kernels, files = {}, {}
+    for epoch, scale in ((0, -1.0), (1, 1.0)):  # two checkpoints, made before the writer starts
+        kernels[epoch] = save_changed(model_path, folder / "model.npz", scale, epoch=epoch).layers[0].params["W"].copy()
+        files[epoch] = (folder / "model.npz").read_bytes()
+    history = (folder / "history.csv").read_bytes()
     watched = WatchedRun(folder, test=test)
     stop = threading.Event()
 
+    def replace(name, data):
+        """As training writes: a temporary file, then renamed over the old one."""
+        (folder / f".{name}.tmp").write_bytes(data)
+        os.replace(folder / f".{name}.tmp", folder / name)
+
     def write():
-        epoch = 0
+        epoch = 1
         while not stop.is_set():
             epoch = 1 - epoch
-            save_changed(model_path, folder / "model.npz", 1.0 if epoch else -1.0, epoch=epoch)
-            shutil.copy(model_path.parent / "history.csv", folder / ".history.tmp")
-            os.replace(folder / ".history.tmp", folder / "history.csv")
+            replace("model.npz", files[epoch])
+            replace("history.csv", history)
 
-    writer = threading.Thread(target=write)
+    failures = []
+
+    def ask():  # a page's requests meanwhile: the old model answers while the new one loads
+        while not stop.is_set():
+            try:
+                assert abs(sum(watched.forward({"index": 0})["probs"]) - 1) < 1e-5
+            except Exception as exc:
+                failures.append(repr(exc))
+
+    writer, asker = threading.Thread(target=write), threading.Thread(target=ask)
     writer.start()
+    asker.start()
     try:
         versions = set()
-        for _ in range(60):
+        for _ in range(3000):  # until a few versions were read, the writer given time between polls
+            time.sleep(0.002)
+            if len(versions) >= 4:
+                break
             state = watched.run()
             assert state["problem"] is None and state["epochs"] == 2, state["problem"]
             shown = watched.current.model.layers[0].params["W"]
@@ -296,5 +316,8 @@ def test_reading_while_training_replaces_the_files_never_sees_half_of_one(run, t
     finally:
         stop.set()
         writer.join()
+        asker.join()
         watched.close()
     assert len(versions) > 1  # it did read new versions while they were being replaced
+    assert not failures, failures[:3]
+    assert grad_enabled()  # no_grad is one flag of the process: the shared lock kept its uses apart

@@ -58,17 +58,19 @@ class Explorer:
         test: ``(x, y)`` uint8 images ``(N, H, W, C)`` and labels, or None.
         run_dir: the folder holding ``history.csv`` (the model file's folder), or None.
         name: the model's name on the page.
+        lock: the lock to take around every use of the model (default: a new one); explorers whose
+            models may run at once in one process share one (:class:`~minicnn.explore.watch.WatchedRun`).
 
     One lock serialises every use of the model: a layer's forward writes its work arrays
     (``Layer.scratch``) and ``no_grad`` is one flag for the process, so two requests at once
     could mix their numbers. The lock makes them take turns; each is milliseconds.
     """
 
-    def __init__(self, model, extra=None, test=None, run_dir=None, name="model"):
+    def __init__(self, model, extra=None, test=None, run_dir=None, name="model", lock=None):
         self.model = model
         self.extra = dict(extra or {})
         self.name = name
-        self.lock = threading.Lock()
+        self.lock = lock if lock is not None else threading.Lock()
         self.classes = class_names(model, self.extra)
         if "mean" in self.extra and "std" in self.extra:
             self.mean = np.asarray(self.extra["mean"], np.float64).reshape(-1)

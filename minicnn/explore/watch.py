@@ -71,6 +71,7 @@ class WatchedRun:
         self.problem: str | None = None
         self.seen: dict[str, Signature | None] = {}
         self.lock = threading.Lock()  # one refresh at a time: a second request waits, then finds nothing new
+        self.model_lock = threading.Lock()  # no_grad and shapes_only are flags of the process: one model at a time
         self._scratch = tempfile.mkdtemp(prefix="minicnn-watch-")
         self.refresh()
 
@@ -115,11 +116,13 @@ class WatchedRun:
     def _load_model(self, path: Path) -> None:
         from ..interop import load_any
 
-        model, extra = load_any(self._private_copy(path))
+        copy = self._private_copy(path)
+        with self.model_lock:  # the old model may be answering a request meanwhile
+            model, extra = load_any(copy)
         test = self.test
         if test is not None and tuple(test[0].shape[1:]) != tuple(model.input_shape):
             test = None  # images of another shape: the model cannot take them
-        self.current = Explorer(model, extra, test=test, name=f"{self.run_dir.name}/model.npz")
+        self.current = Explorer(model, extra, test=test, name=f"{self.run_dir.name}/model.npz", lock=self.model_lock)
         self.version += 1
 
     # -- the replies ------------------------------------------------------------------------------

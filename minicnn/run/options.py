@@ -275,7 +275,7 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
         "--batch-size is then the global batch, a multiple of N (default: off)",
     )
     add("--explore", action="store_true", help="serve the explorer on --out during training (default: off)")
-    add("--explore-port", metavar="N", type=whole_number(0), default=8000, help="its port (default 8000; 0: any)")
+    add("--explore-port", metavar="N", type=whole_number(0), default=8000, help="its port (default: 8000; 0: any)")
     return p
 
 
