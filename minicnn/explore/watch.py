@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import threading
+import weakref
 from pathlib import Path
 
 from ..callbacks import read_filter_timeline
@@ -73,11 +74,12 @@ class WatchedRun:
         self.lock = threading.Lock()  # one refresh at a time: a second request waits, then finds nothing new
         self.model_lock = threading.Lock()  # no_grad and shapes_only are flags of the process: one model at a time
         self._scratch = tempfile.mkdtemp(prefix="minicnn-watch-")
+        self._remove = weakref.finalize(self, shutil.rmtree, self._scratch, True)  # also when never closed
         self.refresh()
 
     def close(self) -> None:
         """Remove the private copies' folder."""
-        shutil.rmtree(self._scratch, ignore_errors=True)
+        self._remove()
 
     # -- reading the folder -----------------------------------------------------------------
     def refresh(self) -> None:
