@@ -7,25 +7,26 @@
     python examples/train_cifar.py --model resnet          # a small ResNet with batch norm (docs/resnet.md)
     python examples/train_cifar.py --recipe fast           # 10 epochs, lighter regularisation, whitening, flip TTA
     python examples/train_cifar.py --resume                # continue an interrupted run
+    python examples/train_cifar.py --explore               # watch it learn: the explorer follows the run
     mpiexec -n 2 python examples/train_cifar.py --distributed   # data-parallel over 2 processes
 
 Everything lands in --out (default runs/cifar10): model.npz (checkpoint), summary.txt,
-history.csv, metrics.json and the pictures (filters, stimuli, feature maps, curves,
-confusion). docs/recipe.md describes the options, the recipe and the accuracy it reaches.
+history.csv, filters.npz (the first layer's kernels every epoch), metrics.json and the pictures
+(filters, stimuli, feature maps, curves, confusion). docs/recipe.md describes the options, the
+recipe and the accuracy it reaches.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 import minicnn
-from minicnn.callbacks import CSVLogger, ModelCheckpoint
+from minicnn.callbacks import CSVLogger, FilterTimeline, ModelCheckpoint
 from minicnn.datasets import CIFAR10_CLASSES, cifar10_splits, crop_flip
 from minicnn.losses import SoftmaxCrossEntropy
 from minicnn.optim import SGD, Adam
-from minicnn.outputs import check_writable, write_text
-from minicnn.recipes import RECIPES, SCHEDULES, schedule  # noqa: F401  (--recipe's settings; the old names)
 
 # The command line, resuming and the run's safety live in the library (minicnn.run), tested there;
 # the names below were this script's own and still work from here.
@@ -50,7 +51,10 @@ from minicnn.run import (  # noqa: F401
     whole_number,
 )
 from minicnn.run import parse_args as parse_options
-from minicnn.whitening import init_first_conv_whitened
+from minicnn.run.explore import explorer_beside
+from minicnn.run.outputs import check_writable, write_text
+from minicnn.run.recipes import RECIPES, SCHEDULES, schedule  # noqa: F401  (--recipe's settings; the old names)
+from minicnn.run.whitening import init_first_conv_whitened
 
 
 def parse_args(argv=None):
@@ -124,28 +128,31 @@ def train(args, comm) -> int:
     planned = {**config, "epochs": args.epochs}  # the total the schedule ends at, for --resume
     extra = {"mean": mean, "std": std, "config": planned, "class_names": list(CIFAR10_CLASSES), "backend": backend.name}
     log = CSVLogger(out / "history.csv", append=args.resume)
-    callbacks = [log, ModelCheckpoint(checkpoint, model, optimizer, extra, seed=args.seed)] if root else []
-    if initial_epoch < args.epochs:
-        model.fit(
-            x_train,
-            y_train,
-            optimizer=optimizer,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            validation_data=data["val"],
-            verbose=args.verbose,
-            initial_epoch=initial_epoch,
-            seed=args.seed,
-            augment=crop_flip(args.crop_padding) if args.augment else None,
-            callbacks=callbacks,
-            communicator=comm,
-            lr_schedule=schedule(args.schedule, args.lr, args.epochs, args.warmup_epochs),
-            loss=SoftmaxCrossEntropy(label_smoothing=args.label_smoothing),
-        )
+    timeline = FilterTimeline(out / "filters.npz", model, optimizer, append=args.resume)  # the explorer's slider
+    callbacks = [log, ModelCheckpoint(checkpoint, model, optimizer, extra, seed=args.seed), timeline] if root else []
+    watched = args.explore and root and initial_epoch < args.epochs  # --explore: the page follows --out
+    with explorer_beside(out, args.explore_port, args.data_dir, say) if watched else contextlib.nullcontext():
+        if initial_epoch < args.epochs:
+            model.fit(
+                x_train,
+                y_train,
+                optimizer=optimizer,
+                epochs=args.epochs,
+                batch_size=args.batch_size,
+                validation_data=data["val"],
+                verbose=args.verbose,
+                initial_epoch=initial_epoch,
+                seed=args.seed,
+                augment=crop_flip(args.crop_padding) if args.augment else None,
+                callbacks=callbacks,
+                communicator=comm,
+                lr_schedule=schedule(args.schedule, args.lr, args.epochs, args.warmup_epochs),
+                loss=SoftmaxCrossEntropy(label_smoothing=args.label_smoothing),
+            )
 
-    # 6. Evaluate on the test set (with the recipe's TTA), write metrics.json, draw the pictures.
-    with optimizer.averaged_weights():  # the weights the checkpoint holds
-        finish(model, data, (mean, std), out, args, backend, log.rows() if root else [], comm)
+        # 6. Evaluate on the test set (with the recipe's TTA), write metrics.json, draw the pictures.
+        with optimizer.averaged_weights():  # the weights the checkpoint holds
+            finish(model, data, (mean, std), out, args, backend, log.rows() if root else [], comm)
     return 0
 
 

@@ -277,7 +277,7 @@ def test_sigterm_to_mpiexec_stops_every_rank_cleanly_and_resume_gives_the_uninte
     assert proc.returncode == 143, stdout + stderr
     assert stderr.count("interrupted (SIGTERM)") == 1 and "mpiexec -n 2 " in stderr and "--resume" in stderr
     assert "MPI_Abort" not in stdout + stderr and "failed" not in stderr and "Traceback" not in stderr
-    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "model.npz", "summary.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["filters.npz", "history.csv", "model.npz", "summary.txt"]
 
     resumed = mpirun(script(cifar_dir, out, 2, "--verbose", "0", "--no-plots", "--resume"), timeout=180)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr

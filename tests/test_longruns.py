@@ -154,7 +154,12 @@ def test_sigterm_and_sighup_stop_cleanly_then_resume_gives_the_uninterrupted_wei
     assert returncode == code, err
     assert f"interrupted ({signal.Signals(signum).name})" in err and "--resume" in err
     assert "Traceback" not in err
-    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "model.npz", "summary.txt"]  # no temporaries
+    assert sorted(p.name for p in out.iterdir()) == [
+        "filters.npz",
+        "history.csv",
+        "model.npz",
+        "summary.txt",
+    ]  # no temporaries
     assert ModelCheckpoint.completed_epochs(out / "model.npz") >= 1
 
     resumed = run(common(cifar_dir, out, 3) + ["--verbose", "0", "--resume"])
@@ -358,7 +363,7 @@ def test_out_of_gpu_memory_names_the_batch_size_and_the_memory_and_keeps_the_che
     assert info.value.code == 1, err
     assert "out of GPU memory with batches of 32 (asked for 1,536.0 MiB more)" in err, err
     assert "smaller batch size, e.g. 16, in a new run" in err and "holds 1 completed epoch(s)" in err
-    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "model.npz", "summary.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["filters.npz", "history.csv", "model.npz", "summary.txt"]
     assert ModelCheckpoint.completed_epochs(out / "model.npz") == 1
     minicnn.load_model(out / "model.npz")  # whole and loadable
 

@@ -33,7 +33,7 @@ def test_one_short_epoch_writes_every_output(cifar_dir, tmp_path):
     text = result.stdout + result.stderr
     assert "Total params: 1,084,234" in text  # the summary
     assert "Epoch 1/1" in text and "val_accuracy" in text and "test accuracy" in text
-    for name in ["model.npz", "summary.txt", "history.csv", "metrics.json"] + PICTURES:
+    for name in ["model.npz", "summary.txt", "history.csv", "filters.npz", "metrics.json"] + PICTURES:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     metrics = json.loads((out / "metrics.json").read_text())
     for key in [
@@ -150,6 +150,12 @@ def test_ctrl_c_then_resume_gives_the_uninterrupted_weights(cifar_dir, tmp_path)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     assert len(list(csv.DictReader(open(out / "history.csv")))) == 3
+    # The filter timeline: the interrupted run's epochs kept, the resumed ones added, as if never stopped.
+    from minicnn.callbacks import read_filter_timeline
+
+    kept, whole = read_filter_timeline(out / "filters.npz"), read_filter_timeline(straight / "filters.npz")
+    assert kept["epochs"].tolist() == whole["epochs"].tolist() == [0, 1, 2, 3]
+    np.testing.assert_array_equal(kept["kernels"], whole["kernels"])
 
 
 @pytest.mark.slow

@@ -27,7 +27,7 @@ from ..datasets.model_inputs import class_names  # shared with python -m minicnn
 from ..layers import Conv2D, no_grad
 from ..losses import softmax
 from .one_number import conv_pixel
-from .wire import ApiError, b64, integer
+from .wire import ApiError, b64, integer, kernel_tiles
 
 
 def read_history(path: Path) -> dict | None:
@@ -57,17 +57,20 @@ class Explorer:
         extra: the checkpoint's ``extra`` (``mean``/``std`` of 0..255 pixels, ``class_names``).
         test: ``(x, y)`` uint8 images ``(N, H, W, C)`` and labels, or None.
         run_dir: the folder holding ``history.csv`` (the model file's folder), or None.
+        name: the model's name on the page.
+        lock: the lock to take around every use of the model (default: a new one); explorers whose
+            models may run at once in one process share one (:class:`~minicnn.explore.watch.WatchedRun`).
 
     One lock serialises every use of the model: a layer's forward writes its work arrays
     (``Layer.scratch``) and ``no_grad`` is one flag for the process, so two requests at once
     could mix their numbers. The lock makes them take turns; each is milliseconds.
     """
 
-    def __init__(self, model, extra=None, test=None, run_dir=None, name="model"):
+    def __init__(self, model, extra=None, test=None, run_dir=None, name="model", lock=None):
         self.model = model
         self.extra = dict(extra or {})
         self.name = name
-        self.lock = threading.Lock()
+        self.lock = lock if lock is not None else threading.Lock()
         self.classes = class_names(model, self.extra)
         if "mean" in self.extra and "std" in self.extra:
             self.mean = np.asarray(self.extra["mean"], np.float64).reshape(-1)
@@ -78,6 +81,7 @@ class Explorer:
             self.mean, self.std = np.zeros(c), np.ones(c)
             self.note = "this model file holds no normalisation statistics: images go in as they are (0-255 pixels)"
         self.history = read_history(Path(run_dir) / "history.csv") if run_dir is not None else None
+        self.timeline: dict | None = None  # the filter timeline's reply (watch.timeline_reply), when there is one
         self.x_test = self.y_test = self.predicted = None
         if test is not None:
             self.x_test, self.y_test = np.asarray(test[0], np.uint8), np.asarray(test[1], np.int64)
@@ -238,17 +242,22 @@ class Explorer:
         convs = interpret.conv_layer_indices(self.model)
         if not convs:
             raise ApiError("the model has no Conv2D layer", status=404)
-        w = to_numpy(self.model.layers[convs[0]].params["W"]).astype(np.float64)
-        tiles = []
-        for f in range(w.shape[-1]):
-            k = w[..., f]
-            lo, hi = k.min(), k.max()
-            tiles.append(b64(np.round(255 * (k - lo) / (hi - lo)) if hi > lo else np.full(k.shape, 128), np.uint8))
-        return {"layer": convs[0], "shape": list(w.shape[:3]), "tiles": tiles}
+        w = to_numpy(self.model.layers[convs[0]].params["W"])
+        epoch = self.extra.get("epoch")  # a training script's checkpoint says how many epochs it holds
+        return {
+            "layer": convs[0],
+            "shape": list(w.shape[:3]),
+            "tiles": kernel_tiles(w),
+            "epoch": epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None,
+            "timeline": self.timeline,
+        }
 
     def run(self) -> dict:
         """``GET /api/run``: the training curves, and the test set's per-class accuracy and confusion matrix."""
-        answer: dict = {"history": self.history, "classes": self.classes}
+        epochs = len(next(iter(self.history.values()))) if self.history else 0
+        answer: dict = {"history": self.history, "classes": self.classes, "epochs": epochs}
+        answer.update(watching=False, started=True, has_model=True, version=1)  # a watched run's own: watch.py
+        answer["test_images"] = 0 if self.x_test is None else len(self.x_test)
         if self.x_test is None:
             return {**answer, "confusion": None, "per_class": None, "accuracy": None}
         k = len(self.classes)

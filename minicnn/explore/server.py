@@ -5,11 +5,13 @@ Routes (all answers JSON unless a page asset):
     GET  /                    the page (static/index.html); /app.js, /style.css its assets
     GET  /api/model           layers, shapes, parameter counts, classes, normalisation
     GET  /api/images?...      test images (label=, predicted=, wrong=1, start=, count=)
-    GET  /api/run             history.csv curves, per-class accuracy, confusion matrix
-    GET  /api/filters         the first conv layer's kernels
+    GET  /api/run             history.csv curves, per-class accuracy, confusion matrix; how far the run is
+    GET  /api/filters         the first conv layer's kernels, and their timeline (filters.npz)
     GET  /api/stimulus?layer=L&channel=F   a channel's max-stimulus pattern
     POST /api/forward         {"index": i} | {"pixels": [...]} | {"synthetic": true}
     POST /api/conv            {"image": ..., "layer": L, "channel": F, "row": i, "col": j}
+
+While watching a run the page polls ``/api/run`` every second: a few ``stat`` calls unless a file changed.
 
 Bad requests get ``{"error": message}`` with 400 (malformed), 404 (unknown path or index),
 411/413/415 (body length missing, too long, not JSON), 403 (on loopback, a ``Host`` other than
@@ -29,6 +31,7 @@ from importlib import resources
 from urllib.parse import parse_qsl, urlsplit
 
 from .api import Explorer
+from .watch import WatchedRun
 from .wire import ApiError
 
 # The page's files, by the path the browser asks for: the client never names a file itself.
@@ -49,7 +52,7 @@ def read_asset(name: str) -> bytes:
 class Handler(BaseHTTPRequestHandler):
     """One request: route it, answer JSON, never a traceback page."""
 
-    explorer: Explorer  # set on the subclass make_server builds
+    explorer: Explorer | WatchedRun  # set on the subclass make_server builds
     quiet = False
     server_version = "minicnn-explore"
 
@@ -151,8 +154,9 @@ class Handler(BaseHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False):
-    """A ``ThreadingHTTPServer`` answering for ``explorer`` (port 0: any free port, see ``server_port``)."""
+def make_server(explorer: Explorer | WatchedRun, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False):
+    """A ``ThreadingHTTPServer`` answering for ``explorer`` (port 0: any free port, see ``server_port``),
+    an :class:`Explorer` or a :class:`~minicnn.explore.watch.WatchedRun` (the same replies, for a run in progress)."""
     handler = type("ExplorerHandler", (Handler,), {"explorer": explorer, "quiet": quiet})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True  # Ctrl-C does not wait for a slow request

@@ -30,3 +30,14 @@ def integer(value, what: str, low: int, high: int) -> int:
     if not low <= value < high:
         raise ApiError(f"{what} must be in [{low}, {high}), got {value}", status=404 if what == "index" else 400)
     return value
+
+
+def kernel_tiles(w) -> list[str]:
+    """Each filter of a conv kernel ``(kh, kw, C, F)`` as base64 uint8 ``(kh, kw, C)``, scaled on its own to 0..255."""
+    w = np.asarray(w, np.float64)
+    tiles = []
+    for f in range(w.shape[-1]):
+        k = w[..., f]
+        lo, hi = k.min(), k.max()
+        tiles.append(b64(np.round(255 * (k - lo) / (hi - lo)) if hi > lo else np.full(k.shape, 128), np.uint8))
+    return tiles

@@ -17,6 +17,7 @@ The main job's command line, ``examples/train_cifar.py``, which nothing in the l
 - :mod:`~minicnn.run.inputs`: the data as the options ask for it, a model to fine-tune;
 - :mod:`~minicnn.run.safety`: signals, exit statuses, empty folders removed (``run_safely``);
 - :mod:`~minicnn.run.report`: the final test evaluation, ``metrics.json``, ``predictor.npz``, the pictures.
+- :mod:`~minicnn.run.explore`: ``--explore``, the explorer watching the run beside it.
 """
 
 # The command line's names, from their modules on first use: importing minicnn.run.checkpoint

@@ -79,10 +79,11 @@ def _npy_header(f, name: str) -> tuple[int, int]:
     return 8 + width + length, math.prod(shape) * itemsize
 
 
-def check_npz(path: Path) -> None:
+def check_npz(path: Path, prefixes: tuple[str, ...] = _PREFIXES) -> None:
     """Check a checkpoint's zip and every array's header in Python before NumPy reads anything:
-    only ``.npy`` members, numbers or text (never objects or records), and sizes that add up to
-    what each member holds and, together, to what the file can hold (no decompression bomb)."""
+    only ``.npy`` members (``__meta__`` or names under ``prefixes``), numbers or text (never objects
+    or records), and sizes that add up to what each member holds and, together, to what the file can
+    hold (no decompression bomb). Other ``.npz`` files of minicnn's pass their own ``prefixes``."""
     budget = MAX_EXPANSION * path.stat().st_size + 64 * 2**20
     declared = 0
     with zipfile.ZipFile(path) as z:
@@ -91,7 +92,7 @@ def check_npz(path: Path) -> None:
             raise CheckpointError(f"{len(infos)} members, more than {MAX_MEMBERS}")
         for info in infos:
             name = info.filename
-            if not name.endswith(".npy") or (name != "__meta__.npy" and not name.startswith(_PREFIXES)):
+            if not name.endswith(".npy") or (name != "__meta__.npy" and not name.startswith(prefixes)):
                 raise CheckpointError(f"unexpected member {name!r}")
             declared += info.file_size
             if declared > budget:

@@ -274,6 +274,8 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
         help="data-parallel training over the processes of `mpiexec -n N` (needs the distributed extra); "
         "--batch-size is then the global batch, a multiple of N (default: off)",
     )
+    add("--explore", action="store_true", help="serve the explorer on --out during training (default: off)")
+    add("--explore-port", metavar="N", type=whole_number(0), default=8000, help="its port (default: 8000; 0: any)")
     return p
 
 

@@ -2,7 +2,9 @@
 // No maths of the network here: the server runs the model's own forward pass.
 "use strict";
 
-const state = { info: null, spec: null, forward: null, chosen: null, pixel: null, busy: 0 };
+const state = { info: null, spec: null, forward: null, chosen: null, pixel: null, busy: 0,
+  run: null, version: null, seen: [], timeline: null, follow: true };
+const POLL_MS = 1000; // watching a run: how often the page asks /api/run what changed
 window.explorer = state; // for the browser test and for the curious (open the console)
 
 const $ = (id) => document.getElementById(id);
@@ -236,8 +238,14 @@ async function chooseChannel(shown, channel) {
   const canvas = document.querySelector(`.maps canvas[data-layer="${shown}"][data-channel="${channel}"]`);
   if (canvas) canvas.classList.add("chosen");
   state.pixel = null;
-  $("stimulus-note").textContent = "computing (gradient ascent on the input) ...";
   await explain(null, null);
+  showStimulus();
+}
+
+function showStimulus() {
+  // the chosen channel's max-stimulus pattern: seconds of gradient ascent, so not awaited
+  const { conv, channel } = state.chosen;
+  $("stimulus-note").textContent = "computing (gradient ascent on the input) ...";
   api(`/api/stimulus?layer=${conv}&channel=${channel}`).then((s) => {
     drawPixels($("stimulus-canvas"), bytes(s.pixels), ...s.shape);
     $("stimulus-note").textContent = `layer ${state.info.layers[conv].name}, channel ${channel}`;
@@ -385,16 +393,19 @@ function drawCurves(history) {
   canvas.dataset.boxes = JSON.stringify(boxes);
 }
 
-async function showRun() {
-  const run = await api("/api/run"), names = run.classes;
-  if (run.history) { drawCurves(run.history); $("curves-note").textContent = "training curves (history.csv beside the model)"; }
-  else { $("curves").hidden = true; $("curves-note").textContent = "no history.csv beside the model file: no curves"; }
+async function showRun(reply) {
+  const run = state.run = reply || await api("/api/run"), names = run.classes;
+  $("curves").hidden = !run.history;
+  if (run.history) { drawCurves(run.history); $("curves-note").textContent = `training curves (history.csv beside the model): ${run.epochs} epoch(s)`; }
+  else { $("curves-note").textContent = "no history.csv beside the model file: no curves"; }
   if (!run.confusion) {
     $("accuracy-note").textContent = "no test images (start with --data-dir): no accuracy or confusion matrix";
     $("confusion-heading").hidden = true; $("confusion-row").hidden = true;
     return;
   }
-  $("accuracy-note").textContent = `test accuracy ${(100 * run.accuracy).toFixed(2)}%; per class:`;
+  $("confusion-heading").hidden = false; $("confusion-row").hidden = false;
+  const which = run.watching && run.model_epoch !== null ? `the model after epoch ${run.model_epoch}, ` : "";
+  $("accuracy-note").textContent = `test accuracy ${(100 * run.accuracy).toFixed(2)}% (${which}${run.test_images.toLocaleString()} test images); per class:`;
   $("per-class").replaceChildren(...run.per_class.map((a, k) => bar(names[k], a === null ? 0 : a)));
   const table = $("confusion");
   table.replaceChildren(el("tr", {}, el("th", { text: "true \\ predicted" }), ...names.map((n) => el("th", { text: n.slice(0, 5), title: n }))));
@@ -427,11 +438,106 @@ async function showFilters() {
   const [kh, kw, c] = reply.shape;
   $("filters-note").textContent = `${state.info.layers[reply.layer].name}: ${reply.tiles.length} kernels of ${kh}×${kw}×${c}, ` +
     `each scaled on its own to the full range${c === 3 ? " and shown as a colour image" : c === 1 ? "" : " (channel 0 shown)"}`;
-  $("filter-tiles").replaceChildren(...reply.tiles.map((t, f) => {
+  if (reply.epoch !== null) $("filters-note").textContent += `; after epoch ${reply.epoch}`;
+  $("filter-tiles").replaceChildren(...kernelTiles(reply.tiles, reply.shape));
+  $("filter-tiles").dataset.epoch = reply.epoch ?? "";
+  $("filter-tiles").dataset.tiles = reply.tiles.join("");
+  state.timeline = reply.timeline ? { ...reply.timeline, shape: reply.shape } : null;
+  $("timeline").hidden = !state.timeline;
+  if (!state.timeline) return;
+  const slider = $("timeline-slider"), last = state.timeline.epochs.length - 1;
+  slider.max = last;
+  if (state.follow || Number(slider.value) > last) slider.value = last; // at the end: follow each new epoch
+  showTimeline();
+}
+
+function kernelTiles(tiles, [kh, kw, c]) {
+  return tiles.map((t, f) => {
     const canvas = drawPixels(document.createElement("canvas"), bytes(t).filter((_, i) => c === 3 || c === 1 || i % c === 0), kh, kw, c === 3 ? 3 : 1);
     canvas.title = `filter ${f}`;
     return canvas;
-  }));
+  });
+}
+
+function showTimeline() {
+  const t = state.timeline, i = Number($("timeline-slider").value), epoch = t.epochs[i];
+  state.follow = i === t.epochs.length - 1;
+  $("timeline-epoch").textContent = epoch === 0 ? "before training (the random start)" :
+    `after epoch ${epoch} (${i + 1} of ${t.epochs.length} snapshots)`;
+  $("timeline-tiles").replaceChildren(...kernelTiles(t.tiles[i], t.shape));
+  $("timeline-tiles").dataset.epoch = epoch;
+}
+
+// -- watching a training run ------------------------------------------------------------------------
+function watchStatus(run, stopped) {
+  const status = $("watch-status");
+  status.hidden = false;
+  status.classList.toggle("stopped", Boolean(stopped));
+  if (stopped) {
+    status.textContent = `The explorer stopped answering (${stopped}): the training has ended or was stopped. ` +
+      `To look at the run again: python -m minicnn.explore ${run ? run.run_dir : "RUN_DIR"}`;
+    return;
+  }
+  const model = !run.has_model ? "waiting for the first epoch" :
+    run.model_epoch !== null ? `showing the model after epoch ${run.model_epoch}` : "showing its model.npz (which records no epoch)";
+  status.textContent = `Watching ${run.run_dir}: ${run.epochs} epoch(s) in history.csv, ${model}; ` +
+    `checked ${new Date().toLocaleTimeString()}` + (run.problem ? ` (${run.problem})` : "");
+  document.body.dataset.epochs = run.epochs;
+}
+
+async function ask(path) {
+  // a poll: a failure is said in the status line, not the error banner
+  const reply = await fetch(path);
+  const data = await reply.json();
+  if (!reply.ok) throw new Error(data.error || reply.statusText);
+  return data;
+}
+
+async function waitForModel(run) {
+  $("main").hidden = true; $("waiting").hidden = false;
+  while (!run.has_model) {
+    $("waiting-note").textContent = run.started ?
+      `Training has started in ${run.run_dir} but no epoch has finished yet: the page shows the model after each epoch's checkpoint (model.npz).` :
+      `Nothing in ${run.run_dir} yet: start the training with --out ${run.run_dir}; this page follows it.`;
+    watchStatus(run);
+    await new Promise((done) => setTimeout(done, POLL_MS));
+    try { run = await ask("/api/run"); } catch (err) { // gone: say so, and keep asking, less often
+      watchStatus(run, err.message);
+      await new Promise((done) => setTimeout(done, 4 * POLL_MS));
+    }
+  }
+  $("main").hidden = false; $("waiting").hidden = true;
+  return run;
+}
+
+async function poll() {
+  let run, wait = POLL_MS;
+  try {
+    run = await ask("/api/run");
+  } catch (err) { // the server is gone (the training ended) or busy: say so, and keep asking, less often
+    watchStatus(state.run, err.message);
+    setTimeout(poll, 5 * POLL_MS);
+    return;
+  }
+  try {
+    watchStatus(run);
+    state.seen.push(run.epochs);
+    if (run.version !== state.version) { // a new checkpoint: everything the model computes again
+      await showRun(run);
+      await showFilters();
+      if (state.info.test_images) await listImages();
+      if (state.spec) await select(state.spec);
+      if (state.chosen) showStimulus(); // the new weights like another pattern
+      state.version = run.version; // only once all of it is drawn: a failure is redrawn at the next poll
+    } else if (run.epochs !== state.run.epochs) {
+      await showRun(run);
+    }
+    document.body.dataset.version = state.version;
+  } catch (err) { // one redraw failed (said in the error line): the next poll tries again
+    wait = 2 * POLL_MS;
+  } finally {
+    setTimeout(poll, wait);
+  }
 }
 
 // -- start ------------------------------------------------------------------------------------
@@ -446,6 +552,9 @@ function drawScales() {
 
 async function start() {
   drawScales();
+  let run = await api("/api/run");
+  if (run.watching) run = await waitForModel(run);
+  state.version = run.version;
   const info = state.info = await api("/api/model");
   $("model-title").textContent = `${info.name}: ${info.layers.length} layers, ${info.params.toLocaleString()} parameters, ` +
     `input ${shapeText(info.input_shape)}`;
@@ -469,8 +578,10 @@ async function start() {
     $("thumbs").textContent = "no test images (start the explorer with --data-dir): a synthetic picture, or your own";
     await select({ synthetic: true });
   }
-  await Promise.all([showRun(), showFilters()]);
+  $("timeline-slider").addEventListener("input", showTimeline);
+  await Promise.all([showRun(run), showFilters()]);
   document.body.dataset.ready = "1";
+  if (run.watching) { watchStatus(state.run); setTimeout(poll, POLL_MS); }
 }
 
 start();
