@@ -141,10 +141,10 @@ def test_the_switch_moves_a_whole_model_and_restores_the_choice(monkeypatch):
     for path in ("fast", "reference"):
         with minicnn.use_kernels(path):
             if path == "reference":
-                for name in ("backward_stride1", "input_grad_stride1"):
-                    monkeypatch.setattr(kernels.conv, name, refuse)
-                monkeypatch.setattr(kernels.pool, "forward", refuse)
-                monkeypatch.setattr(kernels.pool, "backward_tiled", refuse)
+                monkeypatch.setattr(kernels.conv, "conv_dx_stride1", refuse)
+                monkeypatch.setattr(kernels.activation, "leaky_relu", refuse)
+                monkeypatch.setattr(kernels.pool, "maxpool", refuse)
+                monkeypatch.setattr(kernels.pool, "maxpool_dx_tiled", refuse)
             logits[path] = model.forward(x, training=False)
             model.backward(np.ones_like(logits[path]))
             logits[path + " dW"] = model.layers[0].grads["W"].copy()

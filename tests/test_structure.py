@@ -132,3 +132,20 @@ def test_the_main_jobs_room_stays_out_of_the_library():
             assert not named, f"{path.relative_to(PACKAGE)} imports minicnn.run"
     code = "import sys, minicnn; assert 'minicnn.run' not in sys.modules, 'minicnn.run imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_kernels_are_functions_on_arrays_that_import_no_layer():
+    """A kernel takes arrays and returns arrays: minicnn.kernels imports the backend, BLAS and
+    its own modules (and NumPy), never minicnn.layers or anything above them."""
+    allowed = {"backend", "blas", "kernels"}
+    for path in (PACKAGE / "kernels").glob("*.py"):
+        for module, level in imports(path):
+            top = module.split(".")[0]
+            if level == 1:  # from .conv import ...; from . import conv
+                continue
+            if level == 2:  # from ..backend import ...
+                assert top in allowed, f"kernels/{path.name} imports ..{module}"
+            else:
+                inside = top == "minicnn" and module.split(".")[1:2] and module.split(".")[1] in allowed
+                external = top in ("__future__", "numpy", "contextlib", "collections", "typing")
+                assert inside or external, f"kernels/{path.name} imports {module}"

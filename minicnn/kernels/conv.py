@@ -1,37 +1,31 @@
-"""Conv2D's fast backward for stride 1: the input gradient as shifted GEMMs that add in place."""
+"""Conv2D's fast kernels for stride 1: the input gradient as shifted GEMMs that add in place."""
 
 from __future__ import annotations
 
 from ..backend import get_array_module
 from ..blas import matmul_add
-from ..layers.im2col import pad2d
-from .bias import sum_rows
 
 
-def backward_stride1(layer, dy, need_input_grad: bool = True):
-    """:meth:`minicnn.layers.Conv2D.backward` for ``strides == (1, 1)``: the same gradients;
-    ``db`` by :func:`~minicnn.kernels.bias.sum_rows` and ``dx`` by :func:`input_grad_stride1`
-    instead of ``col2im``."""
-    cols, pad_shape, x_shape = layer.pop_cache()
-    W = layer.params["W"]
-    f = W.shape[3]
-    dy2 = dy.reshape(-1, f)
-    layer.grads["b"] = sum_rows(dy2)
-    layer.grads["W"] = (cols.T @ dy2).reshape(W.shape)
-    if not need_input_grad:
-        return None
-    pt, _, pl, _ = layer.pads
-    n, h, w, c = x_shape
-    dx_pad = input_grad_stride1(dy, W, pad_shape, lambda *a: layer.scratch(*a, like=dy))
-    return dx_pad[:, pt : pt + h, pl : pl + w, :]
+def on_grid(dy, padded_shape, out=None):
+    """``dy (N, Ho, Wo, F)`` laid out on the padded input's grid ``(N, Hp, Wp, F)``: zeros past
+    ``Ho, Wo``. ``out``, if given, is that array (old contents are overwritten)."""
+    xp = get_array_module(dy)
+    n, ho, wo, f = dy.shape
+    hp, wp = padded_shape[1:3]
+    if out is None:
+        out = xp.empty((n, hp, wp, f), dtype=dy.dtype)
+    out[:, ho:] = 0
+    out[:, :ho, wo:] = 0
+    out[:, :ho, :wo] = dy
+    return out
 
 
-def input_grad_stride1(dy, W, padded_shape, scratch=None):
+def conv_dx_stride1(dy, W, padded_shape, work=None):
     """Gradient with respect to the padded input of a stride-1 convolution.
 
-    dy: ``(N, Ho, Wo, F)``; W: ``(kh, kw, C, F)``; padded_shape: ``(N, Hp, Wp, C)``.
-    Returns ``(N, Hp, Wp, C)``, a fresh array. ``scratch(key, shape, dtype)``, if given,
-    supplies reusable work arrays.
+    dy: ``(N, Ho, Wo, F)``; W: ``(kh, kw, C, F)``; padded_shape: ``(N, Hp, Wp, C)``;
+    work: ``None`` or a reusable ``(N, Hp, Wp, F)`` array (contents undefined).
+    Returns ``(N, Hp, Wp, C)``, a fresh array.
 
     Every output pixel ``(i, j)`` sent ``dy[i, j] @ W[a, b].T`` to input pixel
     ``(i + a, j + b)``, so ``dx = sum over (a, b) of dy @ W[a, b].T, shifted by (a, b)``.
@@ -44,11 +38,8 @@ def input_grad_stride1(dy, W, padded_shape, scratch=None):
     xp = get_array_module(dy)
     kh, kw, c, f = W.shape
     n, hp, wp, _ = padded_shape
-    ho, wo = dy.shape[1:3]
-    work = scratch or (lambda key, shape, dtype: xp.empty(shape, dtype=dtype))
-    dy_grid = pad2d(dy, 0, hp - ho, 0, wp - wo, out=work("dy_grid", (n, hp, wp, f), dy.dtype))
     rows = n * hp * wp
-    flat = dy_grid.reshape(rows, f)
+    flat = on_grid(dy, padded_shape, work).reshape(rows, f)
     reach = (kh - 1) * wp + (kw - 1)  # the largest shift
     dx = xp.empty((rows + reach, c), dtype=dy.dtype)
     dx[rows:] = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import kernels
 from ..kernels import conv as conv_kernels
+from ..kernels.bias import sum_rows
 from .base import Array, as_pair, expect_rank, glorot_uniform, grad_enabled, positive_int, zeros
 from .im2col import col2im, conv_output_size, im2col, pad2d, padding_amounts
 from .keras_activations import ActivatedLayer
@@ -43,8 +44,9 @@ class Conv2D(ActivatedLayer):
         ``dcols = dy2 @ W2.T`` is added back where each patch came from (``col2im``: one
         strided add per kernel offset), and the padding cut off.
 
-    Fast path (stride 1, :mod:`minicnn.kernels.conv`): the same ``dx`` as kh*kw shifted
-    matrix products added in place, without the ``dcols`` patch matrix.
+    Fast path (stride 1, :func:`minicnn.kernels.conv.conv_dx_stride1`): the same ``dx`` as
+    kh*kw shifted matrix products added in place, without the ``dcols`` patch matrix; ``db``
+    by :func:`~minicnn.kernels.bias.sum_rows`.
 
     Args:
         filters: number of output channels ``F``.
@@ -108,19 +110,20 @@ class Conv2D(ActivatedLayer):
 
     def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
         dy = self._activation_backward(dy)
-        if kernels.fast() and self.strides == (1, 1):
-            return conv_kernels.backward_stride1(self, dy, need_input_grad)
         cols, pad_shape, x_shape = self.pop_cache()
         W2 = self.params["W"].reshape(-1, self.filters)  # (kh*kw*C, F)
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
         pt, pb, pl, pr = self.pads
         ho, wo, f = self.output_shape
         dy2 = dy.reshape(-1, f)  # (N*Ho*Wo, F)
-        self.grads["b"] = dy2.sum(axis=0)
+        self.grads["b"] = sum_rows(dy2) if kernels.fast() else dy2.sum(axis=0)
         self.grads["W"] = (cols.T @ dy2).reshape(self.params["W"].shape)
         if not need_input_grad:  # a first layer: nobody needs d(loss)/d(images)
             return None
+        n, h, w, c = x_shape
+        if kernels.fast() and (sh, sw) == (1, 1):
+            grid = self.scratch("dy_grid", (*pad_shape[:3], f), dy.dtype, dy)
+            return conv_kernels.conv_dx_stride1(dy, self.params["W"], pad_shape, grid)[:, pt : pt + h, pl : pl + w, :]
         dcols = dy2 @ W2.T  # (N*Ho*Wo, kh*kw*C)
         dx_pad = col2im(dcols, pad_shape, kh, kw, sh, sw, ho, wo)
-        n, h, w, c = x_shape
         return dx_pad[:, pt : pt + h, pl : pl + w, :]
