@@ -1,4 +1,4 @@
-"""Conv2D's fast kernels for stride 1: the input gradient as shifted GEMMs that add in place."""
+"""Conv2D's fast kernels for stride 1: forward and input gradient as shifted GEMMs that add in place."""
 
 from __future__ import annotations
 
@@ -20,6 +20,40 @@ def on_grid(dy, padded_shape, out=None):
     return out
 
 
+def _shifts(kh: int, kw: int, wp: int):
+    """``(a, b, a*Wp + b)`` for every kernel offset: on a flattened padded grid, the offset-``(a, b)``
+    neighbour of row ``r`` is row ``r + a*Wp + b``."""
+    return [(a, b, a * wp + b) for a in range(kh) for b in range(kw)]
+
+
+def conv_stride1(x_pad, W, bias, out_hw, work=None):
+    """Forward of a stride-1 convolution without a patch matrix: ``y (N, Ho, Wo, F)``, fresh.
+
+    x_pad: the padded input ``(N, Hp, Wp, C)``, C-contiguous; W: ``(kh, kw, C, F)``; bias: ``(F,)``;
+    work: ``None`` or a reusable ``(N*Hp*Wp, F)`` array (contents undefined).
+
+    Flatten the padded pixels to rows: output pixel ``(i, j)`` sits at row ``r = i*Wp + j`` of
+    the same grid and reads rows ``r + a*Wp + b``, so ``y_grid[:m] = sum over (a, b) of
+    x_rows[shift : shift + m] @ W[a, b]``: kh*kw GEMMs that add in place into contiguous rows.
+    ``m = rows - largest shift`` covers every valid output pixel; the grid's other rows
+    (past ``Ho, Wo``) are never read. The crop and the bias are then one pass.
+    """
+    xp = get_array_module(x_pad)
+    kh, kw, c, f = W.shape
+    n, hp, wp, _ = x_pad.shape
+    rows = n * hp * wp
+    flat = x_pad.reshape(rows, c)
+    grid = work if work is not None else xp.empty((rows, f), dtype=x_pad.dtype)
+    shifts = _shifts(kh, kw, wp)
+    m = rows - shifts[-1][2]
+    xp.matmul(flat[:m], W[0, 0], out=grid[:m])  # shift 0: assign, no zeroing
+    for a, b, shift in shifts[1:]:
+        matmul_add(grid[:m], flat[shift : shift + m], W[a, b])
+    ho, wo = out_hw
+    y = xp.empty((n, ho, wo, f), dtype=x_pad.dtype)
+    return xp.add(grid.reshape(n, hp, wp, f)[:, :ho, :wo], bias, out=y)
+
+
 def conv_dx_stride1(dy, W, padded_shape, work=None):
     """Gradient with respect to the padded input of a stride-1 convolution.
 
@@ -29,10 +63,10 @@ def conv_dx_stride1(dy, W, padded_shape, work=None):
 
     Every output pixel ``(i, j)`` sent ``dy[i, j] @ W[a, b].T`` to input pixel
     ``(i + a, j + b)``, so ``dx = sum over (a, b) of dy @ W[a, b].T, shifted by (a, b)``.
-    Lay ``dy`` out on the padded input's grid (zeros past ``Ho, Wo``) and flatten the pixels:
-    a shift by ``(a, b)`` is then one constant row offset ``a*Wp + b``, so each of the kh*kw
-    terms is one matrix product added into a *contiguous* row range by a GEMM that adds in
-    place (:func:`minicnn.blas.matmul_add`): no patch matrix, no scatter. Rows outside the
+    With ``dy`` laid out on the padded input's grid (zeros past ``Ho, Wo``) and the pixels
+    flattened, a shift by ``(a, b)`` is one constant row offset ``a*Wp + b``, so each of the
+    kh*kw terms is one matrix product added into a *contiguous* row range by a GEMM that adds
+    in place (:func:`minicnn.blas.matmul_add`): no patch matrix, no scatter. Rows outside the
     valid output only ever carry zeros.
     """
     xp = get_array_module(dy)
@@ -40,14 +74,10 @@ def conv_dx_stride1(dy, W, padded_shape, work=None):
     n, hp, wp, _ = padded_shape
     rows = n * hp * wp
     flat = on_grid(dy, padded_shape, work).reshape(rows, f)
-    reach = (kh - 1) * wp + (kw - 1)  # the largest shift
-    dx = xp.empty((rows + reach, c), dtype=dy.dtype)
+    shifts = _shifts(kh, kw, wp)
+    dx = xp.empty((rows + shifts[-1][2], c), dtype=dy.dtype)
     dx[rows:] = 0
     xp.matmul(flat, W[0, 0].T, out=dx[:rows])  # shift 0 covers every row: assign, no zeroing
-    for a in range(kh):
-        for b in range(kw):
-            if a == b == 0:
-                continue
-            shift = a * wp + b
-            matmul_add(dx[shift : shift + rows], flat, W[a, b].T)  # BLAS adds in place: no temporary
-    return dx[:rows].reshape(padded_shape)
+    for a, b, shift in shifts[1:]:
+        matmul_add(dx[shift : shift + rows], flat, W[a, b].T)  # BLAS adds in place: no temporary
+    return dx[:rows].reshape(n, hp, wp, c)
