@@ -13,6 +13,7 @@ import minicnn
 from minicnn import kernels
 from minicnn.gradcheck import check_layer
 from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
+from minicnn.layers.im2col import im2col
 
 AGREE_TOL = 1e-12  # max relative difference between the fast and the reference path
 
@@ -54,6 +55,34 @@ def assert_paths_agree(layer, x, rng, training=False, backend=None):
 def test_conv_paths_agree(backend, cfg):
     layer, x, _, rng = _conv_case(cfg)
     assert_paths_agree(layer, x, rng, backend=backend)
+
+
+@FAST
+@given(cfg=conv_configs)
+def test_the_shifted_forward_equals_the_patch_matrix_on_any_stride1_shape(backend, cfg):
+    """kernels.conv.conv_stride1 on its own, whatever shifts_pay would choose: y = im2col(x) @ W + b."""
+    cfg = dict(cfg, s=(1, 1))
+    layer, x, (pt, pb, pl, pr), rng = _conv_case(cfg)
+    x_pad = backend.asarray(np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0))))
+    W, b = layer.params["W"], layer.params["b"]
+    ho, wo, f = layer.output_shape
+    (kh, kw) = cfg["k"]
+    expected = im2col(x_pad, kh, kw, 1, 1, ho, wo) @ W.reshape(-1, f) + b
+    got = kernels.conv.conv_stride1(x_pad, W, b, (ho, wo))
+    assert got.shape == (len(x), ho, wo, f)
+    assert rel_diff(got.reshape(-1, f), expected) <= AGREE_TOL
+
+
+@pytest.mark.parametrize("shape, padding", [((1, 32, 32, 16), "same"), ((1, 34, 33, 16), "valid")])
+def test_conv_paths_agree_where_the_shifted_forward_is_chosen(backend, shape, padding):
+    rng = np.random.default_rng(3)
+    layer = Conv2D(5, 3, padding=padding)
+    layer.build(shape[1:], dtype="float64", rng=rng)
+    layer.params["b"][...] = backend.asarray(rng.standard_normal(5))
+    padded = (shape[0], layer.output_shape[0] + 2, layer.output_shape[1] + 2, shape[3])
+    assert kernels.conv.shifts_pay(padded, layer.params["W"].shape, (1, 1))
+    assert not kernels.conv.shifts_pay((2, 10, 10, 16), (3, 3, 16, 5), (1, 1))  # 8x8: the grid wastes 56%
+    assert_paths_agree(layer, rng.standard_normal(shape), rng, backend=backend)
 
 
 pool_cases = st.tuples(
@@ -142,6 +171,7 @@ def test_the_switch_moves_a_whole_model_and_restores_the_choice(monkeypatch):
         with minicnn.use_kernels(path):
             if path == "reference":
                 monkeypatch.setattr(kernels.conv, "conv_dx_stride1", refuse)
+                monkeypatch.setattr(kernels.conv, "conv_stride1", refuse)
                 monkeypatch.setattr(kernels.activation, "leaky_relu", refuse)
                 monkeypatch.setattr(kernels.pool, "maxpool", refuse)
                 monkeypatch.setattr(kernels.pool, "maxpool_dx_tiled", refuse)

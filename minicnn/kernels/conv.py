@@ -26,6 +26,16 @@ def _shifts(kh: int, kw: int, wp: int):
     return [(a, b, a * wp + b) for a in range(kh) for b in range(kw)]
 
 
+def shifts_pay(padded_shape, W_shape, strides) -> bool:
+    """True where :func:`conv_stride1` beats the patch matrix (measured: benchmarks/RESULTS.md):
+    stride 1, at least 16 input channels (each shifted GEMM's inner dimension), and a padded grid
+    at most 15% larger than the output (its extra rows are computed and thrown away)."""
+    n, hp, wp, c = padded_shape
+    kh, kw = W_shape[:2]
+    ho, wo = hp - kh + 1, wp - kw + 1
+    return tuple(strides) == (1, 1) and c >= 16 and hp * wp <= 1.15 * ho * wo
+
+
 def conv_stride1(x_pad, W, bias, out_hw, work=None):
     """Forward of a stride-1 convolution without a patch matrix: ``y (N, Ho, Wo, F)``, fresh.
 

@@ -46,7 +46,9 @@ class Conv2D(ActivatedLayer):
 
     Fast path (stride 1, :func:`minicnn.kernels.conv.conv_dx_stride1`): the same ``dx`` as
     kh*kw shifted matrix products added in place, without the ``dcols`` patch matrix; ``db``
-    by :func:`~minicnn.kernels.bias.sum_rows`.
+    by :func:`~minicnn.kernels.bias.sum_rows`; at inference, where
+    :func:`~minicnn.kernels.conv.shifts_pay`, ``y`` by the same shifts without ``cols``
+    (:func:`~minicnn.kernels.conv.conv_stride1`).
 
     Args:
         filters: number of output channels ``F``.
@@ -102,6 +104,10 @@ class Conv2D(ActivatedLayer):
         ho, wo, f = self.output_shape
         n, h, w, c = x.shape
         x_pad = pad2d(x, pt, pb, pl, pr, out=self.scratch("x_pad", (n, h + pt + pb, w + pl + pr, c), x.dtype, x))
+        if kernels.fast() and not grad_enabled() and conv_kernels.shifts_pay(x_pad.shape, W.shape, (sh, sw)):
+            grid = self.scratch("y_grid", (n * x_pad.shape[1] * x_pad.shape[2], f), x.dtype, x)
+            self.cache = None  # inference: no patch matrix, nothing kept
+            return self._activate(conv_kernels.conv_stride1(x_pad, W, b, (ho, wo), grid), in_place=True)
         cols = im2col(x_pad, kh, kw, sh, sw, ho, wo, out=self.scratch("cols", (n * ho * wo, kh * kw * c), x.dtype, x))
         y = cols @ W.reshape(-1, f)
         y += b  # in place: no second (N*Ho*Wo, F) array
