@@ -60,7 +60,8 @@ def test_conv_paths_agree(backend, cfg):
 @FAST
 @given(cfg=conv_configs)
 def test_the_shifted_forward_equals_the_patch_matrix_on_any_stride1_shape(backend, cfg):
-    """kernels.conv.conv_stride1 on its own, whatever shifts_pay would choose: y = im2col(x) @ W + b."""
+    """kernels.conv's shifted forward and weight gradient on their own, whatever shifts_pay would
+    choose: y = im2col(x) @ W + b and dW = im2col(x).T @ dy."""
     cfg = dict(cfg, s=(1, 1))
     layer, x, (pt, pb, pl, pr), rng = _conv_case(cfg)
     x_pad = backend.asarray(np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0))))
@@ -71,6 +72,10 @@ def test_the_shifted_forward_equals_the_patch_matrix_on_any_stride1_shape(backen
     got = kernels.conv.conv_stride1(x_pad, W, b, (ho, wo))
     assert got.shape == (len(x), ho, wo, f)
     assert rel_diff(got.reshape(-1, f), expected) <= AGREE_TOL
+    dy = backend.asarray(rng.standard_normal(got.shape))
+    dW = kernels.conv.conv_dw_stride1(x_pad, kernels.conv.on_grid(dy, x_pad.shape), kh, kw)
+    assert dW.shape == W.shape
+    assert rel_diff(dW.reshape(-1, f), im2col(x_pad, kh, kw, 1, 1, ho, wo).T @ dy.reshape(-1, f)) <= AGREE_TOL
 
 
 @pytest.mark.parametrize("shape, padding", [((1, 32, 32, 16), "same"), ((1, 34, 33, 16), "valid")])
@@ -172,6 +177,7 @@ def test_the_switch_moves_a_whole_model_and_restores_the_choice(monkeypatch):
             if path == "reference":
                 monkeypatch.setattr(kernels.conv, "conv_dx_stride1", refuse)
                 monkeypatch.setattr(kernels.conv, "conv_stride1", refuse)
+                monkeypatch.setattr(kernels.conv, "conv_dw_stride1", refuse)
                 monkeypatch.setattr(kernels.activation, "leaky_relu", refuse)
                 monkeypatch.setattr(kernels.pool, "maxpool", refuse)
                 monkeypatch.setattr(kernels.pool, "maxpool_dx_tiled", refuse)

@@ -1,4 +1,4 @@
-"""Conv2D's fast kernels for stride 1: forward and input gradient as shifted GEMMs that add in place."""
+"""Conv2D's fast kernels for stride 1: forward, weight and input gradients as shifted GEMMs that add in place."""
 
 from __future__ import annotations
 
@@ -64,11 +64,31 @@ def conv_stride1(x_pad, W, bias, out_hw, work=None):
     return xp.add(grid.reshape(n, hp, wp, f)[:, :ho, :wo], bias, out=y)
 
 
-def conv_dx_stride1(dy, W, padded_shape, work=None):
+def conv_dw_stride1(x_pad, dy_grid, kh: int, kw: int):
+    """Weight gradient of a stride-1 convolution from the same shifts: ``dW (kh, kw, C, F)``, fresh.
+
+    x_pad: ``(N, Hp, Wp, C)``; dy_grid: :func:`on_grid` of ``dy``. ``dW[a, b]`` sums, over the
+    output pixels, input pixel ``(i + a, j + b)`` times ``dy[i, j]``: on the flattened grid
+    ``x_rows[shift : shift + m].T @ dy_rows[:m]`` (the grid's rows past ``Ho, Wo`` are zeros and add
+    nothing). Computed as ``dy_rows.T @ x_rows`` (``(F, C)``, the faster orientation here), then turned.
+    """
+    xp = get_array_module(x_pad)
+    n, hp, wp, c = x_pad.shape
+    f = dy_grid.shape[3]
+    rows = n * hp * wp
+    flat, g = x_pad.reshape(rows, c), dy_grid.reshape(rows, f)
+    shifts = _shifts(kh, kw, wp)
+    m = rows - shifts[-1][2]
+    turned = xp.empty((kh, kw, f, c), dtype=x_pad.dtype)
+    for a, b, shift in shifts:
+        xp.matmul(g[:m].T, flat[shift : shift + m], out=turned[a, b])
+    return xp.ascontiguousarray(turned.transpose(0, 1, 3, 2))
+
+
+def conv_dx_stride1(dy_grid, W):
     """Gradient with respect to the padded input of a stride-1 convolution.
 
-    dy: ``(N, Ho, Wo, F)``; W: ``(kh, kw, C, F)``; padded_shape: ``(N, Hp, Wp, C)``;
-    work: ``None`` or a reusable ``(N, Hp, Wp, F)`` array (contents undefined).
+    dy_grid: :func:`on_grid` of ``dy``, ``(N, Hp, Wp, F)``; W: ``(kh, kw, C, F)``.
     Returns ``(N, Hp, Wp, C)``, a fresh array.
 
     Every output pixel ``(i, j)`` sent ``dy[i, j] @ W[a, b].T`` to input pixel
@@ -79,13 +99,13 @@ def conv_dx_stride1(dy, W, padded_shape, work=None):
     in place (:func:`minicnn.blas.matmul_add`): no patch matrix, no scatter. Rows outside the
     valid output only ever carry zeros.
     """
-    xp = get_array_module(dy)
+    xp = get_array_module(dy_grid)
     kh, kw, c, f = W.shape
-    n, hp, wp, _ = padded_shape
+    n, hp, wp, _ = dy_grid.shape
     rows = n * hp * wp
-    flat = on_grid(dy, padded_shape, work).reshape(rows, f)
+    flat = dy_grid.reshape(rows, f)
     shifts = _shifts(kh, kw, wp)
-    dx = xp.empty((rows + shifts[-1][2], c), dtype=dy.dtype)
+    dx = xp.empty((rows + shifts[-1][2], c), dtype=dy_grid.dtype)
     dx[rows:] = 0
     xp.matmul(flat, W[0, 0].T, out=dx[:rows])  # shift 0 covers every row: assign, no zeroing
     for a, b, shift in shifts[1:]:
