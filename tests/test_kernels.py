@@ -13,7 +13,7 @@ import minicnn
 from minicnn import kernels
 from minicnn.gradcheck import check_layer
 from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
-from minicnn.layers.im2col import im2col
+from minicnn.layers.im2col import col2im, im2col
 
 AGREE_TOL = 1e-12  # max relative difference between the fast and the reference path
 
@@ -59,34 +59,39 @@ def test_conv_paths_agree(backend, cfg):
 
 @FAST
 @given(cfg=conv_configs)
-def test_the_shifted_forward_equals_the_patch_matrix_on_any_stride1_shape(backend, cfg):
-    """kernels.conv's shifted forward and weight gradient on their own, whatever shifts_pay would
-    choose: y = im2col(x) @ W + b and dW = im2col(x).T @ dy."""
+def test_the_shifted_kernels_equal_the_patch_matrix_on_any_stride1_shape(backend, cfg):
+    """kernels.conv on its own, whatever shifts_pay would choose, on the shared-padding grid:
+    y = im2col(x) @ W + b, dW = im2col(x).T @ dy, dx = col2im(dy @ W.T) cut to x."""
     cfg = dict(cfg, s=(1, 1))
-    layer, x, (pt, pb, pl, pr), rng = _conv_case(cfg)
-    x_pad = backend.asarray(np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0))))
+    layer, x, pads, rng = _conv_case(cfg)
+    (pt, pb, pl, pr), (kh, kw) = pads, cfg["k"]
+    x = backend.asarray(x)
+    x_pad = backend.asarray(np.pad(host(x), ((0, 0), (pt, pb), (pl, pr), (0, 0))))
     W, b = layer.params["W"], layer.params["b"]
     ho, wo, f = layer.output_shape
-    (kh, kw) = cfg["k"]
-    expected = im2col(x_pad, kh, kw, 1, 1, ho, wo) @ W.reshape(-1, f) + b
-    got = kernels.conv.conv_stride1(x_pad, W, b, (ho, wo))
-    assert got.shape == (len(x), ho, wo, f)
-    assert rel_diff(got.reshape(-1, f), expected) <= AGREE_TOL
-    dy = backend.asarray(rng.standard_normal(got.shape))
-    dW = kernels.conv.conv_dw_stride1(x_pad, kernels.conv.on_grid(dy, x_pad.shape), kh, kw)
-    assert dW.shape == W.shape
-    assert rel_diff(dW.reshape(-1, f), im2col(x_pad, kh, kw, 1, 1, ho, wo).T @ dy.reshape(-1, f)) <= AGREE_TOL
+    cols = im2col(x_pad, kh, kw, 1, 1, ho, wo)
+    grid = kernels.conv.Layout(x.shape, (kh, kw), pads)
+    x_grid = grid.place(x)
+    y = kernels.conv.conv_stride1(x_grid, W, b, grid)
+    assert y.shape == (len(x), ho, wo, f)
+    assert rel_diff(y.reshape(-1, f), cols @ W.reshape(-1, f) + b) <= AGREE_TOL
+    dy = backend.asarray(rng.standard_normal(y.shape))
+    dy_grid = grid.place(dy)
+    dW = kernels.conv.conv_dw_stride1(x_grid, dy_grid, grid)
+    assert dW.shape == W.shape and rel_diff(dW.reshape(-1, f), cols.T @ dy.reshape(-1, f)) <= AGREE_TOL
+    dx_pad = col2im(dy.reshape(-1, f) @ W.reshape(-1, f).T, x_pad.shape, kh, kw, 1, 1, ho, wo)
+    dx = kernels.conv.conv_dx_stride1(dy_grid, W, grid)
+    assert dx.shape == x.shape and rel_diff(dx, dx_pad[:, pt : pt + x.shape[1], pl : pl + x.shape[2]]) <= AGREE_TOL
 
 
-@pytest.mark.parametrize("shape, padding", [((1, 32, 32, 16), "same"), ((1, 34, 33, 16), "valid")])
+@pytest.mark.parametrize("shape, padding", [((2, 32, 32, 16), "same"), ((1, 48, 47, 16), "valid")])
 def test_conv_paths_agree_where_the_shifted_forward_is_chosen(backend, shape, padding):
     rng = np.random.default_rng(3)
     layer = Conv2D(5, 3, padding=padding)
     layer.build(shape[1:], dtype="float64", rng=rng)
     layer.params["b"][...] = backend.asarray(rng.standard_normal(5))
-    padded = (shape[0], layer.output_shape[0] + 2, layer.output_shape[1] + 2, shape[3])
-    assert kernels.conv.shifts_pay(padded, layer.params["W"].shape, (1, 1))
-    assert not kernels.conv.shifts_pay((2, 10, 10, 16), (3, 3, 16, 5), (1, 1))  # 8x8: the grid wastes 56%
+    assert kernels.conv.shifts_pay(kernels.conv.Layout(shape, (3, 3), layer.pads), shape[3])
+    assert not kernels.conv.shifts_pay(kernels.conv.Layout((2, 8, 8, 16), (3, 3), (1, 1, 1, 1)), 16)  # 8x8: 41% more
     assert_paths_agree(layer, rng.standard_normal(shape), rng, backend=backend)
 
 

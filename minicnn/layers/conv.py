@@ -26,13 +26,12 @@ class Conv2D(ActivatedLayer):
         W:  ``(kh, kw, C, F)``            kernel, ``F = filters``
         b:  ``(F,)``                      bias
         y:  ``(N, Ho, Wo, F)``            ``Ho = (H + pad_h - kh) // sh + 1`` (same for Wo)
-        cache: ``(cols, x_pad, x_shape)``, set by a training forward (none under
+        cache: ``(cols, None, x_shape)``, set by a training forward (none under
             :func:`~minicnn.no_grad`) and taken by backward:
             ``cols (N*Ho*Wo, kh*kw*C)`` the patch matrix (for ``dW``; a reused work array,
-            so the cache lives until the next forward), ``x_pad`` ``(N, H+pad_h, W+pad_w, C)``
-            the padded input (its shape is where ``dx`` is assembled before the padding is cut
-            off), and ``x_shape`` ``(N, H, W, C)`` (what that cut leaves); with an activation,
-            also ``y`` (the returned array itself) in ``_activation_cache``
+            so the cache lives until the next forward) and ``x_shape`` ``(N, H, W, C)`` (``dx``
+            is assembled on the padded ``(N, H+pad_h, W+pad_w, C)``, then the padding cut off);
+            with an activation, also ``y`` (the returned array itself) in ``_activation_cache``
 
     Backward, given ``dy (N, Ho, Wo, F)``: first ``dz``, the gradient with respect to ``z``, from
     ``dy`` and the kept ``y`` (:mod:`minicnn.layers.keras_activations`; ``dz = dy`` when linear),
@@ -49,8 +48,8 @@ class Conv2D(ActivatedLayer):
     (:func:`~minicnn.kernels.conv.conv_dx_stride1`); ``db`` by
     :func:`~minicnn.kernels.bias.sum_rows`; and where :func:`~minicnn.kernels.conv.shifts_pay`
     (16+ channels, a grid barely larger than the output) no patch matrix at all: ``y`` and
-    ``dW`` by the same shifts of ``x_pad`` (:func:`~minicnn.kernels.conv.conv_stride1`,
-    :func:`~minicnn.kernels.conv.conv_dw_stride1`; cache ``(None, x_pad, x_shape)``).
+    ``dW`` by the same shifts of the input on that grid (:func:`~minicnn.kernels.conv.conv_stride1`,
+    :func:`~minicnn.kernels.conv.conv_dw_stride1`; cache ``(None, x_grid, x_shape)``).
 
     Args:
         filters: number of output channels ``F``.
@@ -105,20 +104,23 @@ class Conv2D(ActivatedLayer):
         pt, pb, pl, pr = self.pads
         ho, wo, f = self.output_shape
         n, h, w, c = x.shape
+        if kernels.fast() and (sh, sw) == (1, 1):
+            grid = conv_kernels.Layout(x.shape, (kh, kw), self.pads)
+            if conv_kernels.shifts_pay(grid, c):  # no patch matrix: y (and dW) by shifted GEMMs
+                x_grid = grid.place(x, self.scratch("x_grid", (grid.size, c), x.dtype, x))
+                self.cache = (None, x_grid, x.shape) if grad_enabled() else None
+                y = conv_kernels.conv_stride1(x_grid, W, b, grid, self.scratch("y_grid", (grid.rows, f), x.dtype, x))
+                return self._activate(y, in_place=True)
         x_pad = pad2d(x, pt, pb, pl, pr, out=self.scratch("x_pad", (n, h + pt + pb, w + pl + pr, c), x.dtype, x))
-        if kernels.fast() and conv_kernels.shifts_pay(x_pad.shape, W.shape, (sh, sw)):
-            grid = self.scratch("y_grid", (n * x_pad.shape[1] * x_pad.shape[2], f), x.dtype, x)
-            self.cache = (None, x_pad, x.shape) if grad_enabled() else None  # no patch matrix: dW from x_pad
-            return self._activate(conv_kernels.conv_stride1(x_pad, W, b, (ho, wo), grid), in_place=True)
         cols = im2col(x_pad, kh, kw, sh, sw, ho, wo, out=self.scratch("cols", (n * ho * wo, kh * kw * c), x.dtype, x))
         y = cols @ W.reshape(-1, f)
         y += b  # in place: no second (N*Ho*Wo, F) array
-        self.cache = (cols, x_pad, x.shape) if grad_enabled() else None
+        self.cache = (cols, None, x.shape) if grad_enabled() else None
         return self._activate(y.reshape(x.shape[0], ho, wo, f), in_place=True)
 
     def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
         dy = self._activation_backward(dy)
-        cols, x_pad, x_shape = self.pop_cache()
+        cols, x_grid, x_shape = self.pop_cache()
         W2 = self.params["W"].reshape(-1, self.filters)  # (kh*kw*C, F)
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
         pt, pb, pl, pr = self.pads
@@ -127,16 +129,17 @@ class Conv2D(ActivatedLayer):
         dy2 = dy.reshape(-1, f)  # (N*Ho*Wo, F)
         self.grads["b"] = sum_rows(dy2) if kernels.fast() else dy2.sum(axis=0)
         shifted = kernels.fast() and (sh, sw) == (1, 1)  # dx by kernels.conv's shifted GEMMs
-        if cols is None or (shifted and need_input_grad):  # dy laid out on x_pad's grid, for those kernels
-            grid = conv_kernels.on_grid(dy, x_pad.shape, self.scratch("dy_grid", (*x_pad.shape[:3], f), dy.dtype, dy))
-        if cols is None:  # the forward took the shifted path (kernels.conv.shifts_pay): dW by the same shifts
-            self.grads["W"] = conv_kernels.conv_dw_stride1(x_pad, grid, kh, kw)
+        if x_grid is not None or (shifted and need_input_grad):  # dy on the same grid, for those kernels
+            grid = conv_kernels.Layout(x_shape, (kh, kw), self.pads)
+            dy_grid = grid.place(dy, self.scratch("dy_grid", (grid.size, f), dy.dtype, dy))
+        if x_grid is not None:  # the forward took the shifted path: dW by the same shifts
+            self.grads["W"] = conv_kernels.conv_dw_stride1(x_grid, dy_grid, grid)
         else:
             self.grads["W"] = (cols.T @ dy2).reshape(self.params["W"].shape)
         if not need_input_grad:  # a first layer: nobody needs d(loss)/d(images)
             return None
         if shifted:
-            return conv_kernels.conv_dx_stride1(grid, self.params["W"])[:, pt : pt + h, pl : pl + w, :]
+            return conv_kernels.conv_dx_stride1(dy_grid, self.params["W"], grid)
         dcols = dy2 @ W2.T  # (N*Ho*Wo, kh*kw*C)
-        dx_pad = col2im(dcols, x_pad.shape, kh, kw, sh, sw, ho, wo)
+        dx_pad = col2im(dcols, (n, h + pt + pb, w + pl + pr, c), kh, kw, sh, sw, ho, wo)
         return dx_pad[:, pt : pt + h, pl : pl + w, :]
