@@ -6,13 +6,14 @@ numbers can be computed faster, the layer takes one early return into a kernel h
 while the fast kernels are on (the default)::
 
     if kernels.fast() and (sh, sw) == (1, 1):          # the one predicate
-        return conv_kernels.conv_dx_stride1(dy, W, pad_shape, work)[crop]
+        return conv_kernels.conv_dx_stride1(dy_grid, W, grid)
     dx_pad = col2im(dy2 @ W2.T, pad_shape, ...)        # the textbook path
 
 A kernel is a function on arrays: arrays in, arrays out, reusable work arrays passed in by
 the caller (a layer's ``scratch``). Kernels import only the backend and BLAS, never a layer
 (tests/test_structure.py), so each one's maths is written once. One module per layer:
-:mod:`.conv` (the stride-1 input gradient as shifted in-place GEMMs), :mod:`.pool` (max-pool
+:mod:`.conv` (stride 1: the input gradient, and the forward and weight gradient where
+they pay, as shifted in-place GEMMs on one shared-padding grid), :mod:`.pool` (max-pool
 without ``where``, and written straight into place), :mod:`.activation` (LeakyReLU's slope by
 arithmetic), :mod:`.bias` (bias gradients by BLAS). Both paths give the same numbers up to
 rounding (tests/test_kernels.py: float64, 1e-12 relative).
