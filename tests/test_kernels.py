@@ -90,8 +90,11 @@ def test_conv_paths_agree_where_the_shifted_forward_is_chosen(backend, shape, pa
     layer = Conv2D(5, 3, padding=padding)
     layer.build(shape[1:], dtype="float64", rng=rng)
     layer.params["b"][...] = backend.asarray(rng.standard_normal(5))
-    assert kernels.conv.shifts_pay(kernels.conv.Layout(shape, (3, 3), layer.pads), shape[3])
-    assert not kernels.conv.shifts_pay(kernels.conv.Layout((2, 8, 8, 16), (3, 3), (1, 1, 1, 1)), 16)  # 8x8: 41% more
+    assert kernels.conv.shifts_pay(kernels.conv.Layout(shape, (3, 3), layer.pads), shape[3], 8, training=True)
+    small = kernels.conv.Layout((2, 8, 8, 16), (3, 3), (1, 1, 1, 1))  # 8x8: a grid 41% larger than the output
+    large = kernels.conv.Layout((128, 32, 32, 16), (3, 3), (1, 1, 1, 1))  # 9 MiB of float32
+    assert not kernels.conv.shifts_pay(small, 16, 8, training=False)
+    assert kernels.conv.shifts_pay(large, 16, 4, training=False) and not kernels.conv.shifts_pay(large, 16, 4, True)
     assert_paths_agree(layer, rng.standard_normal(shape), rng, backend=backend)
 
 

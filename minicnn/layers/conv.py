@@ -106,7 +106,7 @@ class Conv2D(ActivatedLayer):
         n, h, w, c = x.shape
         if kernels.fast() and (sh, sw) == (1, 1):
             grid = conv_kernels.Layout(x.shape, (kh, kw), self.pads)
-            if conv_kernels.shifts_pay(grid, c):  # no patch matrix: y (and dW) by shifted GEMMs
+            if conv_kernels.shifts_pay(grid, c, x.dtype.itemsize, grad_enabled()):  # y (and dW) by shifts
                 x_grid = grid.place(x, self.scratch("x_grid", (grid.size, c), x.dtype, x))
                 self.cache = (None, x_grid, x.shape) if grad_enabled() else None
                 y = conv_kernels.conv_stride1(x_grid, W, b, grid, self.scratch("y_grid", (grid.rows, f), x.dtype, x))
