@@ -58,10 +58,11 @@ class Layout:
 
 def shifts_pay(layout: Layout, channels: int, itemsize: int, training: bool) -> bool:
     """True where the shifted kernels beat the patch matrix (measured: benchmarks/RESULTS.md): at
-    least 16 input channels (each shifted GEMM's inner dimension) and a grid at most 15% larger than
-    the output (its extra rows are computed and thrown away: 6% at 32x32, 13% at 16x16); in training also a grid of at most
-    2 MiB, since each of the kh*kw weight-gradient products reads all of it again (from cache, then)
-    and such long, narrow products do not split across BLAS threads."""
+    least 16 input channels (each shifted GEMM's inner dimension) and a grid at most 15% larger
+    than the output (its extra rows are computed and thrown away: 6% at 32x32, 13% at 16x16); in
+    training also a grid of at most 2 MiB, since each of the kh*kw weight-gradient products reads
+    all of it again (from cache, then) and such long, narrow products do not split across BLAS
+    threads."""
     small = layout.size * channels * itemsize <= 2 << 20
     return channels >= 16 and layout.rows <= 1.15 * layout.n * layout.ho * layout.wo and (small or not training)
 
