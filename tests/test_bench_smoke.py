@@ -7,6 +7,7 @@ without PyTorch (a benchmark-only dependency, absent in CI).
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -177,3 +178,16 @@ def test_compare_refuses_an_unknown_library():
         [sys.executable, str(BENCH), "--compare", "torch,tf"], env=env, capture_output=True, text=True
     )
     assert proc.returncode == 2 and "--compare takes torch, keras, onnxruntime" in proc.stderr
+
+
+def test_compare_trees_runs_two_versions_side_by_side(tmp_path):
+    """benchmarks/compare_trees.py with this tree standing in for the older one, tiny settings."""
+    shutil.copytree(ROOT / "minicnn", tmp_path / "minicnn_before", ignore=shutil.ignore_patterns("__pycache__"))
+    argv = ["--before", str(tmp_path), "--rounds", "1", "--images", "8", "--threads", "1"]
+    env = dict(os.environ, MINICNN_BACKEND="numpy")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "compare_trees.py"), *argv],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "minicnn_before" in proc.stdout and "    fit: before" in proc.stdout and "predict: before" in proc.stdout
