@@ -1,6 +1,6 @@
 """minicnn benchmark suite: per-layer times, whole-model throughput and peak memory.
 
-    python benchmarks/bench.py [--backend numpy|cupy] [--batch-size N ...] [--compare torch]
+    python benchmarks/bench.py [--backend numpy|cupy] [--batch-size N ...] [--compare torch,keras,onnxruntime]
                                [--repeats R] [--warmup W] [--layers/--no-layers]
                                [--memory/--no-memory] [--threads T] [--json PATH]
 
@@ -16,7 +16,11 @@ input ``(B, 32, 32, 3)`` NHWC float32, on random data (speed does not depend on 
 Times are medians over ``--repeats`` after ``--warmup`` untimed runs; the device is
 synchronised before each clock reading. With ``--compare torch`` the same network is built in
 PyTorch (native NCHW, train mode, Adam) and timed *alternately* with minicnn, one repeat of
-each in turn, so that background noise hits both alike.
+each in turn, so that background noise hits both alike. ``--compare keras`` adds Keras 3 on JAX
+(training and inference; the network minicnn saves as ``.keras``, in its own process:
+``keras_child.py``, with ``--keras-path``) and ``--compare onnxruntime`` onnxruntime (inference; the
+network minicnn exports with ``model.save("x.onnx")``), alternating in the same rounds (anchors.py).
+The header prints NumPy's BLAS kernel and a float32 GEMM peak measured here.
 
 The code is split by concern (see README.md): harness.py (machine, threads, timing),
 torch_twin.py (the PyTorch twin), memory.py (the peak-memory children), report.py (the tables),
@@ -38,6 +42,7 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
+from anchors import KERAS_PATH_ENV, KerasAnchor, onnx_runner
 from harness import (
     Stopwatch,
     alternate,
@@ -48,7 +53,7 @@ from harness import (
     torch_sync_for,
 )
 from memory import bench_memory, memory_child, print_memory_table
-from report import print_layer_table, print_model_table
+from report import print_anchor_table, print_layer_table, print_model_table
 from torch_twin import (
     TORCH_MISSING,
     import_torch,
@@ -91,9 +96,15 @@ def parse_args(argv=None):
     )
     p.add_argument(
         "--compare",
-        choices=("torch",),
-        default=None,
-        help="also time the same network in PyTorch, alternately with minicnn",
+        action="append",
+        metavar="LIBS",
+        help="also time the same network in torch, keras (Keras 3 on JAX) and/or onnxruntime (inference), "
+        "alternately with minicnn; a comma list or the flag repeated",
+    )
+    p.add_argument(
+        "--keras-path",
+        metavar="DIR",
+        help=f"where Keras 3 and JAX are installed, if not in this environment (default: ${KERAS_PATH_ENV})",
     )
     p.add_argument("--repeats", type=int, default=10, help="timed repeats; medians are reported (default: 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed runs before timing (default: 2)")
@@ -142,6 +153,9 @@ def parse_args(argv=None):
                 sizes.append(int(part))
     if not sizes or min(sizes) < 1:
         p.error(f"--batch-size must be positive ints, got {args.batch_size}")
+    args.compare = [c.strip() for item in args.compare or [] for c in item.split(",") if c.strip()]
+    if set(args.compare) - set(ANCHORS):
+        p.error(f"--compare takes {', '.join(ANCHORS)}, got {','.join(args.compare)}")
     args.batch_sizes = list(dict.fromkeys(sizes))  # unique, in the given order
     if args.repeats < 1 or args.warmup < 0 or args.settle < 0:
         p.error("--repeats must be >= 1, --warmup and --settle >= 0")
@@ -278,9 +292,10 @@ def minicnn_predict_rep(model, x, batch, threads):
 
 
 FIT_BATCHES = 4  # batches per fit/predict repeat
+ANCHORS = ("torch", "keras", "onnxruntime")
 
 
-def bench_model(batch, args, backend, torch=None, device=None) -> dict:
+def bench_model(batch, args, backend, torch=None, device=None, notes=None) -> dict:
     """Training-step and inference throughput (images/s) of the whole model: the raw step (one
     pass over the batch), the step ``fit`` runs (NumPy: shards on ``--threads`` threads), and
     ``fit``/``predict`` themselves, against PyTorch's step."""
@@ -303,6 +318,18 @@ def bench_model(batch, args, backend, torch=None, device=None) -> dict:
         tx, ty = to_torch(torch, x, device), to_torch(torch, y, device)
         train["torch"] = lambda: torch_train_rep(torch, tmodel, topt, tx, ty, tsync)
         infer["torch"] = lambda: torch_infer_rep(torch, tmodel, tx, tsync)
+    keras = None
+    if "keras" in args.compare and backend.name == "numpy":
+        keras = KerasAnchor.start(model, batch, args.seed, args.threads, args.keras_path)
+        if keras is None:
+            notes["keras"] = KerasAnchor.last_note
+        else:
+            notes["keras"] = f"Keras {keras.info['keras']} on {keras.info['backend']}, its own process"
+            train["keras"], infer["keras"] = keras.runner("train"), keras.runner("infer")
+    if "onnxruntime" in args.compare and backend.name == "numpy":
+        infer["onnxruntime"], notes["onnxruntime"] = onnx_runner(model, x, args.threads)
+        if infer["onnxruntime"] is None:
+            del infer["onnxruntime"]
     result = {"batch_size": batch}
     med = alternate(train, args.repeats, args.warmup, args.settle)
     result["train"] = {name: {"step_ms": m[0] * 1e3, "images_per_s": batch / m[0]} for name, m in med.items()}
@@ -311,6 +338,8 @@ def bench_model(batch, args, backend, torch=None, device=None) -> dict:
     med = alternate(infer, args.repeats, args.warmup, args.settle)
     result["inference"] = {name: {"step_ms": m[0] * 1e3, "images_per_s": batch / m[0]} for name, m in med.items()}
     sharded.close()
+    if keras is not None:
+        keras.close()
     return result
 
 
@@ -329,7 +358,7 @@ def main(argv=None) -> int:
 
     backend = minicnn.set_backend(args.backend)
     torch = device = None
-    if args.compare == "torch":
+    if "torch" in args.compare:
         torch = import_torch()
         if torch is None:
             print(f"note: --compare torch skipped: {TORCH_MISSING}\n")
@@ -354,8 +383,12 @@ def main(argv=None) -> int:
             print_layer_table(result, compare)
             report["layers"].append(result)
 
-    report["model"] = [bench_model(batch, args, backend, torch, device) for batch in args.batch_sizes]
+    notes: dict = {}
+    report["model"] = [bench_model(batch, args, backend, torch, device, notes) for batch in args.batch_sizes]
     print_model_table(report["model"], compare)
+    if set(args.compare) - {"torch"}:
+        print_anchor_table(report["model"], [a for a in args.compare if a != "torch"], notes)
+        report["anchors"] = notes
 
     if args.memory:
         report["memory"] = bench_memory(args, compare)

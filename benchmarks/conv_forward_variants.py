@@ -10,7 +10,7 @@
   padded rows first (long contiguous runs), then across the tiles.
 - ``shifted``: no patch matrix — the output on the padded grid is the sum over the 9 kernel positions
   of the flattened input shifted by ``a*Wp + b`` times ``W[a, b]`` (9 GEMMs with ``K = C`` that add
-  in place), the trick ``kernels.conv.input_grad_stride1`` uses for the input gradient.
+  in place), the trick ``kernels.conv.conv_dx_stride1`` uses for the input gradient.
 
 The shapes are the model's three wide convolutions on a 16-image shard (the shard a thread runs).
 The result of each is checked against ``im2col``. Only the forward is timed: a variant that

@@ -16,6 +16,7 @@ import time
 
 import minicnn
 from minicnn.backend import cupy_module
+from minicnn.profile.timing import matmul_peak
 
 
 # ---------------------------------------------------------------------------------------------
@@ -67,6 +68,7 @@ def machine_info(args, backend, torch) -> dict:
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "gpu": None,
         "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "gemm_peak_gflops": matmul_peak(),  # float32 2048^3, best of 10, at the BLAS threads set
         **backend.versions(),  # minicnn, numpy, python (and cupy, gpu)
     }
     if backend.name == "cupy":
@@ -81,6 +83,7 @@ def print_header(info, args):
     print(f"  machine : {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable), {info['platform']}")
     print(f"  python  : {info['python']}, numpy {info['numpy']}, minicnn {info['minicnn']}")
     print(f"  BLAS    : {info['blas']}, {info['blas_threads'] or '?'} threads")
+    print(f"  GEMM    : {info['gemm_peak_gflops']:.0f} GFLOP/s float32 peak here (2048x2048 product, best of 10)")
     if info["torch"] is not None:
         print(
             f"  torch   : {info['torch']}, {info['torch_threads']} threads"
@@ -94,7 +97,7 @@ def print_header(info, args):
         f"  backend : {info['backend']}; batch sizes {args.batch_sizes}; "
         f"median of {args.repeats} repeats after {args.warmup} warm-up"
     )
-    if args.compare and info["torch"] is not None:
+    if "torch" in args.compare and info["torch"] is not None:
         print(
             f"  compare : PyTorch timed alternately with minicnn (per layer: in blocks), "
             f"{args.settle:g} s pause at each switch"

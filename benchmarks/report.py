@@ -89,3 +89,19 @@ def print_model_table(results, compare: bool):
             "minicnn/PyTorch: throughput ratio (< 1: minicnn is slower)."
         )
     print()
+
+
+def print_anchor_table(results, anchors, notes):
+    """minicnn's ``fit``/``predict`` beside the other anchors (Keras, onnxruntime), same alternating rounds."""
+    print("== Anchors: images/second (median), same alternating rounds ==")
+    for name in anchors:
+        print(f"  {name}: {notes.get(name, 'not run (NumPy backend only)')}")
+    pairs = (("train", "minicnn-fit", "fit"), ("inference", "minicnn-predict", "predict"))
+    for r in results:
+        for mode, mine, label in pairs:
+            for name in anchors:
+                if name not in r[mode]:
+                    continue
+                a, b = r[mode][mine]["images_per_s"], r[mode][name]["images_per_s"]
+                print(f"{r['batch_size']:>5}  {label:<8} {a:>9.0f}   {name:<12} {b:>9.0f}   minicnn/{name} {a / b:.2f}")
+    print()

@@ -7,6 +7,7 @@ without PyTorch (a benchmark-only dependency, absent in CI).
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -135,3 +136,58 @@ def test_the_onnxruntime_anchor_runs_and_agrees():
     assert "predict / onnxruntime:" in result.stdout
     gap = float(result.stdout.rsplit("max |difference|", 1)[1].split()[0])
     assert gap < 1e-5
+
+
+def test_compare_keras_skips_cleanly_where_keras_cannot_be_imported(tmp_path):
+    """``--compare keras`` with a Keras that fails to import: a note, and the rest of the report."""
+    (tmp_path / "keras.py").write_text("raise ImportError('no Keras for this test')\n")
+    out = run(["--batch-size", "4", "--repeats", "1", "--warmup", "0", "--no-layers", "--no-memory"]
+              + ["--compare", "keras", "--keras-path", str(tmp_path), "--settle", "0"])  # fmt: skip
+    assert "== Anchors" in out and "keras: skipped: Keras 3 on JAX not usable here" in out
+    assert "no Keras for this test" in out and "minicnn/keras" not in out and "== Whole model" in out
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="onnxruntime not installed")
+def test_compare_onnxruntime():
+    pytest.importorskip("onnx", reason="onnx not installed (the test extra installs it)")
+    out = run(["--batch-size", "4", "--repeats", "1", "--warmup", "0", "--no-layers", "--no-memory"]
+              + ["--compare", "onnxruntime", "--threads", "1", "--settle", "0"])  # fmt: skip
+    assert "GEMM    :" in out and "onnxruntime: onnxruntime" in out and "minicnn/onnxruntime" in out
+    assert "minicnn/PyTorch" not in out  # torch not asked for
+
+
+def test_compare_keras_where_keras_is_installed():
+    """The Keras 3 anchor for real, where ``$MINICNN_KERAS_PATH`` (or this environment) has Keras and JAX."""
+    path = os.environ.get("MINICNN_KERAS_PATH")
+    env = dict(
+        os.environ,
+        KERAS_BACKEND="jax",
+        PYTHONPATH=os.pathsep.join(p for p in (path, os.environ.get("PYTHONPATH")) if p),
+    )
+    probe = subprocess.run([sys.executable, "-c", "import keras, jax"], env=env, capture_output=True)
+    if probe.returncode:
+        pytest.skip("Keras 3 and JAX not importable (set MINICNN_KERAS_PATH)")
+    out = run(["--batch-size", "4", "--repeats", "1", "--warmup", "0", "--no-layers", "--no-memory"]
+              + ["--compare", "keras", "--threads", "1", "--settle", "0"])  # fmt: skip
+    assert "keras: Keras 3" in out and out.count("minicnn/keras") == 2  # fit and predict
+
+
+def test_compare_refuses_an_unknown_library():
+    env = dict(os.environ, MINICNN_BACKEND="numpy")
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--compare", "torch,tf"], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "--compare takes torch, keras, onnxruntime" in proc.stderr
+
+
+def test_compare_trees_runs_two_versions_side_by_side(tmp_path):
+    """benchmarks/compare_trees.py with this tree standing in for the older one, tiny settings."""
+    shutil.copytree(ROOT / "minicnn", tmp_path / "minicnn_before", ignore=shutil.ignore_patterns("__pycache__"))
+    argv = ["--before", str(tmp_path), "--rounds", "1", "--images", "8", "--threads", "1"]
+    env = dict(os.environ, MINICNN_BACKEND="numpy")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "compare_trees.py"), *argv],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "minicnn_before" in proc.stdout and "    fit: before" in proc.stdout and "predict: before" in proc.stdout

@@ -13,6 +13,7 @@ import minicnn
 from minicnn import kernels
 from minicnn.gradcheck import check_layer
 from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPool2D, ReLU
+from minicnn.layers.im2col import col2im, im2col
 
 AGREE_TOL = 1e-12  # max relative difference between the fast and the reference path
 
@@ -54,6 +55,47 @@ def assert_paths_agree(layer, x, rng, training=False, backend=None):
 def test_conv_paths_agree(backend, cfg):
     layer, x, _, rng = _conv_case(cfg)
     assert_paths_agree(layer, x, rng, backend=backend)
+
+
+@FAST
+@given(cfg=conv_configs)
+def test_the_shifted_kernels_equal_the_patch_matrix_on_any_stride1_shape(backend, cfg):
+    """kernels.conv on its own, whatever shifts_pay would choose, on the shared-padding grid:
+    y = im2col(x) @ W + b, dW = im2col(x).T @ dy, dx = col2im(dy @ W.T) cut to x."""
+    cfg = dict(cfg, s=(1, 1))
+    layer, x, pads, rng = _conv_case(cfg)
+    (pt, pb, pl, pr), (kh, kw) = pads, cfg["k"]
+    x = backend.asarray(x)
+    x_pad = backend.asarray(np.pad(host(x), ((0, 0), (pt, pb), (pl, pr), (0, 0))))
+    W, b = layer.params["W"], layer.params["b"]
+    ho, wo, f = layer.output_shape
+    cols = im2col(x_pad, kh, kw, 1, 1, ho, wo)
+    grid = kernels.conv.Layout(x.shape, (kh, kw), pads)
+    x_grid = grid.place(x)
+    y = kernels.conv.conv_stride1(x_grid, W, b, grid)
+    assert y.shape == (len(x), ho, wo, f)
+    assert rel_diff(y.reshape(-1, f), cols @ W.reshape(-1, f) + b) <= AGREE_TOL
+    dy = backend.asarray(rng.standard_normal(y.shape))
+    dy_grid = grid.place(dy)
+    dW = kernels.conv.conv_dw_stride1(x_grid, dy_grid, grid)
+    assert dW.shape == W.shape and rel_diff(dW.reshape(-1, f), cols.T @ dy.reshape(-1, f)) <= AGREE_TOL
+    dx_pad = col2im(dy.reshape(-1, f) @ W.reshape(-1, f).T, x_pad.shape, kh, kw, 1, 1, ho, wo)
+    dx = kernels.conv.conv_dx_stride1(dy_grid, W, grid)
+    assert dx.shape == x.shape and rel_diff(dx, dx_pad[:, pt : pt + x.shape[1], pl : pl + x.shape[2]]) <= AGREE_TOL
+
+
+@pytest.mark.parametrize("shape, padding", [((2, 32, 32, 16), "same"), ((1, 48, 47, 16), "valid")])
+def test_conv_paths_agree_where_the_shifted_forward_is_chosen(backend, shape, padding):
+    rng = np.random.default_rng(3)
+    layer = Conv2D(5, 3, padding=padding)
+    layer.build(shape[1:], dtype="float64", rng=rng)
+    layer.params["b"][...] = backend.asarray(rng.standard_normal(5))
+    assert kernels.conv.shifts_pay(kernels.conv.Layout(shape, (3, 3), layer.pads), shape[3], 8, training=True)
+    small = kernels.conv.Layout((2, 8, 8, 16), (3, 3), (1, 1, 1, 1))  # 8x8: a grid 41% larger than the output
+    large = kernels.conv.Layout((128, 32, 32, 16), (3, 3), (1, 1, 1, 1))  # 9 MiB of float32
+    assert not kernels.conv.shifts_pay(small, 16, 8, training=False)
+    assert kernels.conv.shifts_pay(large, 16, 4, training=False) and not kernels.conv.shifts_pay(large, 16, 4, True)
+    assert_paths_agree(layer, rng.standard_normal(shape), rng, backend=backend)
 
 
 pool_cases = st.tuples(
@@ -141,10 +183,12 @@ def test_the_switch_moves_a_whole_model_and_restores_the_choice(monkeypatch):
     for path in ("fast", "reference"):
         with minicnn.use_kernels(path):
             if path == "reference":
-                for name in ("backward_stride1", "input_grad_stride1"):
-                    monkeypatch.setattr(kernels.conv, name, refuse)
-                monkeypatch.setattr(kernels.pool, "forward", refuse)
-                monkeypatch.setattr(kernels.pool, "backward_tiled", refuse)
+                monkeypatch.setattr(kernels.conv, "conv_dx_stride1", refuse)
+                monkeypatch.setattr(kernels.conv, "conv_stride1", refuse)
+                monkeypatch.setattr(kernels.conv, "conv_dw_stride1", refuse)
+                monkeypatch.setattr(kernels.activation, "leaky_relu", refuse)
+                monkeypatch.setattr(kernels.pool, "maxpool", refuse)
+                monkeypatch.setattr(kernels.pool, "maxpool_dx_tiled", refuse)
             logits[path] = model.forward(x, training=False)
             model.backward(np.ones_like(logits[path]))
             logits[path + " dW"] = model.layers[0].grads["W"].copy()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import minicnn
 from minicnn.models import cifar10_cnn
 from minicnn.profile import layer_flops, matmul_peak, profile_model, reading, totals
 
@@ -89,15 +90,19 @@ def test_shapes_and_params_columns(rows):
 
 
 def test_work_bytes_are_measured_arrays(rows):
-    conv = rows[2]  # conv 16→32, input (B, 32, 32, 16), padded 34×34
-    patch_matrix = (B * 32 * 32) * (3 * 3 * 16) * 4  # rows N·Ho·Wo, columns kh·kw·Cin, float32
-    assert conv["work"]["cols"] == patch_matrix
-    padded_input = B * 34 * 34 * 16 * 4
-    dy_grid = B * 34 * 34 * 32 * 4  # dy laid out on the padded grid (backward, stride 1)
-    # (no "term": the shifted products dy @ W[a, b].T are added in place by BLAS)
-    assert conv["work"] == {"cols": patch_matrix, "x_pad": padded_input, "dy_grid": dy_grid}
-    assert conv["work_bytes"] == patch_matrix + padded_input + dy_grid
-    first = rows[0]  # no dx: no dy grid
+    conv = rows[2]  # conv 16→32, input (B, 32, 32, 16): the shifted kernels, no patch matrix
+    grid = B * 33 * 33  # the shared-padding grid: one zero row and column per image and row
+    margins = 2 * (33 + 1)  # the zero rows before the first pixel and after the last
+    x_grid = (grid + margins) * 16 * 4
+    y_grid = grid * 32 * 4  # the forward's products, before the crop and the bias
+    dy_grid = (grid + margins) * 32 * 4  # dy laid out on the same grid (backward, stride 1)
+    # (no "term": the shifted products are added in place by BLAS)
+    assert conv["work"] == {"x_grid": x_grid, "y_grid": y_grid, "dy_grid": dy_grid}
+    assert conv["work_bytes"] == x_grid + y_grid + dy_grid
+    deeper = rows[8]  # conv 32→64 at 16×16: shifted too (a grid 13% larger than the output)
+    assert set(deeper["work"]) == {"x_grid", "y_grid", "dy_grid"}
+    first = rows[0]  # 3 channels: the patch matrix (27 columns); no dx: no dy grid
+    assert first["work"]["cols"] == (B * 32 * 32) * (3 * 3 * 3) * 4
     assert set(first["work"]) == {"cols", "x_pad"}
     assert rows[1]["work"] == {"slope": B * 32 * 32 * 16 * 4}
     assert rows[4]["work"] == {"argmax": B * 16 * 16 * 32}  # uint8 winner offsets
@@ -115,7 +120,10 @@ def test_profiling_leaves_the_weights_alone():
 
 def test_reading_names_convolution_and_the_patch_matrix(rows):
     text = reading(rows)
-    assert "of the step is convolution" in text and "of peak" in text and "patch matrix is" in text
+    assert "of the step is convolution" in text and "of peak" in text and "no patch matrix (shifted GEMMs" in text
+    with minicnn.use_kernels("reference"):
+        text = reading(profile_model(cifar10_cnn(seed=0), batch_size=2, repeats=1, peak=1.0))
+    assert "patch matrix is" in text
 
 
 def test_layer_flops_for_a_strided_conv_and_dense():

@@ -2,19 +2,21 @@
 
 Every layer's ``forward``/``backward`` in :mod:`minicnn.layers` is written as the textbook
 maths (``dW = cols.T @ dy``, ``dx = col2im(dcols)``, ``db = dy.sum(0)``). Where the same
-numbers can be computed faster, the layer starts with one early return into a kernel here,
-taken only while the fast kernels are on (the default)::
+numbers can be computed faster, the layer takes one early return into a kernel here, only
+while the fast kernels are on (the default)::
 
-    def backward(self, dy, need_input_grad=True):
-        if kernels.fast() and self.strides == (1, 1):   # the one predicate
-            return conv_kernels.backward_stride1(self, dy, need_input_grad)
-        ...                                            # the textbook path
+    if kernels.fast() and (sh, sw) == (1, 1):          # the one predicate
+        return conv_kernels.conv_dx_stride1(dy_grid, W, grid)
+    dx_pad = col2im(dy2 @ W2.T, pad_shape, ...)        # the textbook path
 
-One module per layer: :mod:`.conv` (the stride-1 input gradient as shifted in-place
-GEMMs), :mod:`.pool` (max-pool without ``where``, and written straight into place),
-:mod:`.activation` (LeakyReLU's slope by arithmetic), :mod:`.bias` (bias gradients by
-BLAS). Both paths give the same numbers up to rounding (tests/test_kernels.py: float64,
-1e-12 relative).
+A kernel is a function on arrays: arrays in, arrays out, reusable work arrays passed in by
+the caller (a layer's ``scratch``). Kernels import only the backend and BLAS, never a layer
+(tests/test_structure.py), so each one's maths is written once. One module per layer:
+:mod:`.conv` (stride 1: the input gradient, and the forward and weight gradient where
+they pay, as shifted in-place GEMMs on one shared-padding grid), :mod:`.pool` (max-pool
+without ``where``, and written straight into place), :mod:`.activation` (LeakyReLU's slope by
+arithmetic), :mod:`.bias` (bias gradients by BLAS). Both paths give the same numbers up to
+rounding (tests/test_kernels.py: float64, 1e-12 relative).
 
 Run a whole model on the reference path with ``minicnn.set_kernels("reference")``, or for a
 block with ``with minicnn.use_kernels("reference"): ...``.

@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 from ..backend import get_array_module
-from ..layers.base import grad_enabled
 
 
-def leaky_relu_forward(layer, x):
-    """:meth:`minicnn.layers.LeakyReLU.forward`, the same ``y`` (and the same cached slope).
+def leaky_relu(x, alpha: float, slope=None):
+    """``(y, slope)`` of LeakyReLU: ``y = x * slope``, ``slope = 1 where x > 0 else alpha``.
 
-    Under :func:`minicnn.no_grad` (``alpha <= 1``) ``max(x, alpha * x)``: nothing kept for
-    backward. Otherwise the slope is ``(x > 0) * (1 - alpha) + alpha`` in a reused array:
-    arithmetic, not ``where`` (several times slower on NumPy), and no fresh array per step.
+    ``slope``: a reusable array of ``x``'s shape and dtype to write the slope into (contents
+    undefined), or None when nobody needs it (inference): then, for ``alpha <= 1``, ``y`` is
+    ``max(x, alpha * x)`` and the returned slope is None. The slope is
+    ``(x > 0) * (1 - alpha) + alpha``: arithmetic, not ``where`` (several times slower on NumPy).
     """
     xp = get_array_module(x)
-    if not grad_enabled() and layer.alpha <= 1:
-        layer.cache = None
-        y = x * x.dtype.type(layer.alpha)
-        return xp.maximum(x, y, out=y)
-    slope = xp.greater(x, 0, out=layer.scratch("slope", x.shape, x.dtype, x))  # 1.0 or 0.0
-    slope *= x.dtype.type(1.0 - layer.alpha)
-    slope += x.dtype.type(layer.alpha)
-    layer.cache = slope
-    return x * slope
+    a = x.dtype.type(alpha)
+    if slope is None and alpha <= 1:
+        y = x * a
+        return xp.maximum(x, y, out=y), None
+    slope = xp.greater(x, 0, out=slope if slope is not None else xp.empty_like(x))  # 1.0 or 0.0
+    slope *= x.dtype.type(1.0 - alpha)
+    slope += a
+    return x * slope, slope

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import kernels
 from ..backend import get_array_module
-from ..kernels.activation import leaky_relu_forward
+from ..kernels import activation as activation_kernels
 from .base import Array, Layer, grad_enabled, registered
 from .keras_activations import ActivatedLayer
 
@@ -25,7 +25,7 @@ class LeakyReLU(Layer):
     Args:
         alpha: slope for negative inputs (Keras's default 0.3; the documented model uses 0.1).
 
-    Fast path (:mod:`minicnn.kernels.activation`): the slope by arithmetic in a reused array,
+    Fast path (:func:`minicnn.kernels.activation.leaky_relu`): the slope by arithmetic in a reused array,
     and ``max(x, alpha * x)`` with nothing kept under :func:`minicnn.no_grad`.
     """
 
@@ -39,8 +39,11 @@ class LeakyReLU(Layer):
 
     def forward(self, x: Array, training: bool = False) -> Array:
         self._ensure_built(x)
-        if kernels.fast():
-            return leaky_relu_forward(self, x)
+        if kernels.fast():  # the slope into a reused array, and none at inference
+            keep = self.scratch("slope", x.shape, x.dtype, x) if grad_enabled() else None
+            y, slope = activation_kernels.leaky_relu(x, self.alpha, keep)
+            self.cache = slope if grad_enabled() else None
+            return y
         xp = get_array_module(x)
         slope = xp.where(x > 0, 1.0, self.alpha).astype(x.dtype)  # the local derivative, kept for backward
         self.cache = slope if grad_enabled() else None

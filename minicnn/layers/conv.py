@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import kernels
 from ..kernels import conv as conv_kernels
+from ..kernels.bias import sum_rows
 from .base import Array, as_pair, expect_rank, glorot_uniform, grad_enabled, positive_int, registered, zeros
 from .im2col import col2im, conv_output_size, im2col, pad2d, padding_amounts
 from .keras_activations import ActivatedLayer
@@ -31,13 +32,12 @@ class Conv2D(ActivatedLayer):
         W:  ``(kh, kw, C, F)``            kernel, ``F = filters``
         b:  ``(F,)``                      bias
         y:  ``(N, Ho, Wo, F)``            ``Ho = (H + pad_h - kh) // sh + 1`` (same for Wo)
-        cache: ``(cols, padded_shape, x_shape)``, set by a training forward (none under
+        cache: ``(cols, None, x_shape)``, set by a training forward (none under
             :func:`~minicnn.no_grad`) and taken by backward:
             ``cols (N*Ho*Wo, kh*kw*C)`` the patch matrix (for ``dW``; a reused work array,
-            so the cache lives until the next forward), ``padded_shape`` ``(N, H+pad_h,
-            W+pad_w, C)`` (where ``dx`` is assembled before the padding is cut off), and
-            ``x_shape`` ``(N, H, W, C)`` (what that cut leaves); with an activation, also
-            ``y`` (the returned array itself) in ``_activation_cache``
+            so the cache lives until the next forward) and ``x_shape`` ``(N, H, W, C)`` (``dx``
+            is assembled on the padded ``(N, H+pad_h, W+pad_w, C)``, then the padding cut off);
+            with an activation, also ``y`` (the returned array itself) in ``_activation_cache``
 
     Backward, given ``dy (N, Ho, Wo, F)``: first ``dz``, the gradient with respect to ``z``, from
     ``dy`` and the kept ``y`` (:mod:`minicnn.layers.keras_activations`; ``dz = dy`` when linear),
@@ -50,7 +50,12 @@ class Conv2D(ActivatedLayer):
         strided add per kernel offset), and the padding cut off.
 
     Fast path (stride 1, :mod:`minicnn.kernels.conv`): the same ``dx`` as kh*kw shifted
-    matrix products added in place, without the ``dcols`` patch matrix.
+    matrix products added in place, without the ``dcols`` patch matrix
+    (:func:`~minicnn.kernels.conv.conv_dx_stride1`); ``db`` by
+    :func:`~minicnn.kernels.bias.sum_rows`; and where :func:`~minicnn.kernels.conv.shifts_pay`
+    (16+ channels, a grid barely larger than the output) no patch matrix at all: ``y`` and
+    ``dW`` by the same shifts of the input on that grid (:func:`~minicnn.kernels.conv.conv_stride1`,
+    :func:`~minicnn.kernels.conv.conv_dw_stride1`; cache ``(None, x_grid, x_shape)``).
 
     Args:
         filters: number of output channels ``F``.
@@ -105,28 +110,42 @@ class Conv2D(ActivatedLayer):
         pt, pb, pl, pr = self.pads
         ho, wo, f = self.output_shape
         n, h, w, c = x.shape
+        if kernels.fast() and (sh, sw) == (1, 1):
+            grid = conv_kernels.Layout(x.shape, (kh, kw), self.pads)
+            if conv_kernels.shifts_pay(grid, c, x.dtype.itemsize, grad_enabled()):  # y (and dW) by shifts
+                x_grid = grid.place(x, self.scratch("x_grid", (grid.size, c), x.dtype, x))
+                self.cache = (None, x_grid, x.shape) if grad_enabled() else None
+                y = conv_kernels.conv_stride1(x_grid, W, b, grid, self.scratch("y_grid", (grid.rows, f), x.dtype, x))
+                return self._activate(y, in_place=True)
         x_pad = pad2d(x, pt, pb, pl, pr, out=self.scratch("x_pad", (n, h + pt + pb, w + pl + pr, c), x.dtype, x))
         cols = im2col(x_pad, kh, kw, sh, sw, ho, wo, out=self.scratch("cols", (n * ho * wo, kh * kw * c), x.dtype, x))
         y = cols @ W.reshape(-1, f)
         y += b  # in place: no second (N*Ho*Wo, F) array
-        self.cache = (cols, x_pad.shape, x.shape) if grad_enabled() else None
+        self.cache = (cols, None, x.shape) if grad_enabled() else None
         return self._activate(y.reshape(x.shape[0], ho, wo, f), in_place=True)
 
     def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
         dy = self._activation_backward(dy)
-        if kernels.fast() and self.strides == (1, 1):
-            return conv_kernels.backward_stride1(self, dy, need_input_grad)
-        cols, pad_shape, x_shape = self.pop_cache()
+        cols, x_grid, x_shape = self.pop_cache()
         W2 = self.params["W"].reshape(-1, self.filters)  # (kh*kw*C, F)
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
         pt, pb, pl, pr = self.pads
         ho, wo, f = self.output_shape
+        n, h, w, c = x_shape
         dy2 = dy.reshape(-1, f)  # (N*Ho*Wo, F)
-        self.grads["b"] = dy2.sum(axis=0)
-        self.grads["W"] = (cols.T @ dy2).reshape(self.params["W"].shape)
+        self.grads["b"] = sum_rows(dy2) if kernels.fast() else dy2.sum(axis=0)
+        shifted = kernels.fast() and (sh, sw) == (1, 1)  # dx by kernels.conv's shifted GEMMs
+        if x_grid is not None or (shifted and need_input_grad):  # dy on the same grid, for those kernels
+            grid = conv_kernels.Layout(x_shape, (kh, kw), self.pads)
+            dy_grid = grid.place(dy, self.scratch("dy_grid", (grid.size, f), dy.dtype, dy))
+        if x_grid is not None:  # the forward took the shifted path: dW by the same shifts
+            self.grads["W"] = conv_kernels.conv_dw_stride1(x_grid, dy_grid, grid)
+        else:
+            self.grads["W"] = (cols.T @ dy2).reshape(self.params["W"].shape)
         if not need_input_grad:  # a first layer: nobody needs d(loss)/d(images)
             return None
+        if shifted:
+            return conv_kernels.conv_dx_stride1(dy_grid, self.params["W"], grid)
         dcols = dy2 @ W2.T  # (N*Ho*Wo, kh*kw*C)
-        dx_pad = col2im(dcols, pad_shape, kh, kw, sh, sw, ho, wo)
-        n, h, w, c = x_shape
+        dx_pad = col2im(dcols, (n, h + pt + pb, w + pl + pr, c), kh, kw, sh, sw, ho, wo)
         return dx_pad[:, pt : pt + h, pl : pl + w, :]

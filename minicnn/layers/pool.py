@@ -30,8 +30,9 @@ class MaxPool2D(Layer):
     others, so each ``dy`` goes to its window's winner and nowhere else. Windows that
     overlap (``stride < pool``) can share a winner; their gradients add up.
 
-    Fast path (:mod:`minicnn.kernels.pool`): no ``where`` (arithmetic instead), no argmax at
-    inference, and for windows that tile the input ``dx`` written straight into place.
+    Fast path (:func:`minicnn.kernels.pool.maxpool`, :func:`~minicnn.kernels.pool.maxpool_dx_tiled`):
+    no ``where`` (arithmetic instead), no argmax at inference, and for windows that tile the
+    input ``dx`` written straight into place.
 
     Args:
         pool_size: int or pair ``(ph, pw)``.
@@ -61,10 +62,14 @@ class MaxPool2D(Layer):
 
     def forward(self, x: Array, training: bool = False) -> Array:
         self._ensure_built(x)
-        if kernels.fast():
-            return pool_kernels.forward(self, x)
         xp = get_array_module(x)
         ph, pw = self.pool_size
+        if kernels.fast():  # no argmax at inference; a reused one in training
+            small = xp.uint8 if ph * pw <= 256 else xp.int32
+            keep = self.scratch("argmax", (len(x), *self.output_shape), small, x) if grad_enabled() else None
+            y, argmax = pool_kernels.maxpool(x, self.pool_size, self.strides, self.output_shape[:2], keep)
+            self.cache = (argmax, x.shape) if grad_enabled() else None
+            return y
         y = x[self.window_offset(0, 0)].copy()
         argmax = xp.zeros(y.shape, dtype=xp.int32)  # which offset k = a*pw + b won each window
         for k in range(1, ph * pw):
@@ -76,11 +81,11 @@ class MaxPool2D(Layer):
         return y
 
     def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
-        if kernels.fast() and pool_kernels.tiles(self):
-            return pool_kernels.backward_tiled(self, dy)
-        xp = get_array_module(dy)
         argmax, x_shape = self.pop_cache()
         ph, pw = self.pool_size
+        if kernels.fast() and pool_kernels.tiles(x_shape[1:3], self.pool_size, self.strides, self.output_shape[:2]):
+            return pool_kernels.maxpool_dx_tiled(dy, argmax, x_shape, self.pool_size)
+        xp = get_array_module(dy)
         dx = xp.zeros(x_shape, dtype=dy.dtype)  # zeros where no window reaches
         for k in range(ph * pw):
             # Windows whose winner sits at offset k send their gradient there; overlaps add up.

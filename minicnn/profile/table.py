@@ -42,7 +42,8 @@ def _mb(n: float) -> str:
 
 def reading(rows) -> str:
     """One line a learner can act on: which kind of layer takes the step, how close the
-    slowest convolution comes to the machine's peak, and how big its patch matrix is."""
+    slowest convolution comes to the machine's peak, and how big its patch matrix is (or that it
+    has none: the shifted GEMMs of :mod:`minicnn.kernels.conv`)."""
     conv = [r for r in rows if r["type"] in ("Conv2D", "Residual")]  # a residual block is its convolutions
     if not conv:
         top = max(rows, key=lambda r: r["share"])
@@ -56,6 +57,8 @@ def reading(rows) -> str:
     )
     if "cols" in worst["work"]:
         text += f"; its patch matrix is {_mb(worst['work']['cols'])}"
+    elif "x_grid" in worst["work"]:
+        text += f"; no patch matrix (shifted GEMMs over its {_mb(worst['work']['x_grid'])} input grid)"
     return text
 
 
