@@ -28,8 +28,10 @@ same order. (Different, by rounding, from one unsharded pass.) Figures: benchmar
 BatchNormalization: its training forward normalises by the *batch's* statistics, so a shard's
 would differ from the batch's, and the result would depend on the shards. A model with such a
 layer (``mixes_examples``, inside a Residual too) therefore runs its training forward and
-backward as one shard on one thread: exactly one unsharded pass, whatever the thread count
-(the optimizer's update is still threaded; inference, on moving statistics, is still sharded).
+backward as one shard: exactly one unsharded pass, whatever the thread count, with BLAS on
+``threads`` threads instead (its products give the same bits on any number; the element-wise
+passes run on one core). The optimizer's update is still threaded; inference, on moving
+statistics, is still sharded.
 """
 
 from __future__ import annotations
@@ -142,6 +144,7 @@ class ShardedModel:
         self.replicas: list = []  # replica k runs shard k
         self._executor: ThreadPoolExecutor | None = None
         self._bounds: tuple = ((), ())
+        self._whole = False  # the last forward was one pass over the whole batch (see forward)
         self._following: dict = {}  # (shard, position) -> the model's Dropout generator it derives from
 
     def __enter__(self) -> ShardedModel:
@@ -186,19 +189,22 @@ class ShardedModel:
         """Logits of the batch ``x``: the body in shards, then the head in halves (one shard
         each in training when a layer mixes a batch's examples: see the module docstring)."""
         n, h = len(x), self.head
-        whole = training and mixes_examples(self.model)
+        self._whole = whole = training and mixes_examples(self.model)
         self._bounds = bounds = ([(0, n)], [(0, n)]) if whole else (shard_bounds(n), head_bounds(n))
         self.ensure_replicas(max(len(bounds[0]), len(bounds[1])))
-        features = _join(self.run(lambda r, lo, hi: r.forward(x[lo:hi], training=training, stop=h), bounds[0]))
-        return _join(self.run(lambda r, lo, hi: r.forward(features[lo:hi], training=training, start=h), bounds[1]))
+        with blas_threads(self.threads) if whole else contextlib.nullcontext():
+            features = _join(self.run(lambda r, lo, hi: r.forward(x[lo:hi], training=training, stop=h), bounds[0]))
+            return _join(self.run(lambda r, lo, hi: r.forward(features[lo:hi], training=training, start=h), bounds[1]))
 
     def backward(self, dlogits) -> None:
         """The head's halves backward, then the body's shards; the model's ``grads`` := the
         replicas' gradients summed in shard order (no weights: see the module docstring)."""
         body, halves = self._bounds
         h = self.head
-        dfeatures = _join(self.run(lambda r, lo, hi: r.backward(dlogits[lo:hi], need_input_grad=True, start=h), halves))
-        self.run(lambda r, lo, hi: r.backward(dfeatures[lo:hi], stop=h), body)
+        with blas_threads(self.threads) if self._whole else contextlib.nullcontext():
+            head = self.run(lambda r, lo, hi: r.backward(dlogits[lo:hi], need_input_grad=True, start=h), halves)
+            dfeatures = _join(head)
+            self.run(lambda r, lo, hi: r.backward(dfeatures[lo:hi], stop=h), body)
         self._sum_gradients(range(h), len(body))
         self._sum_gradients(range(h, len(self.model.layers)), len(halves))
 
@@ -253,12 +259,17 @@ def execution(
 _controller = None
 
 
-def one_blas_thread():
-    """A context in which NumPy's BLAS runs on one thread (threadpoolctl), so shards, not BLAS,
-    use the cores."""
+def blas_threads(n: int):
+    """A context in which NumPy's BLAS runs on ``n`` threads (threadpoolctl). OpenBLAS splits a
+    product's rows and columns among its threads, never the sum, so the bits do not depend on ``n``."""
     global _controller
     if _controller is None:  # finding the BLAS libraries takes a while: once per process
         from threadpoolctl import ThreadpoolController
 
         _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
+    return _controller.limit(limits=n, user_api="blas")
+
+
+def one_blas_thread():
+    """BLAS on one thread, so that shards, not BLAS, use the cores."""
+    return blas_threads(1)
