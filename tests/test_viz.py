@@ -389,7 +389,7 @@ def test_first_layer_filters_share_one_scale_drawn_as_a_colour_bar(tmp_path, sav
     for i, tile in enumerate(tiles):  # the shared scale itself: 0.5 + W / (2 max|W|), not each tile stretched
         np.testing.assert_allclose(tile, 0.5 + w[..., i] / (2 * limit))
     text = texts(fig)
-    assert "one shared scale" in text and "3 epochs" in text and "after about 30" in text
+    assert "one shared scale" in text and "3 epochs" in text and "10 epochs" in text
 
 
 def test_stimuli_say_their_colour_scale(tmp_path, saved_figures):

@@ -15,10 +15,15 @@ from ..interpret import after_activation, conv_layer_indices, displayable, featu
 from ..layers import Conv2D
 from .figures import _class_name, _figure, _layer_name, _save, _show_image
 
-# What a learner should expect, said in the figures: a short run's filters look like noise.
-EXPECT = (
-    "After about 3 epochs expect blurry colour blobs and few edges; after about 30, clear oriented edges\n"
-    "and colour opposites (red against green, blue against yellow)"
+# What a learner should expect, said in the figures (seen on the README's quick run and on --recipe fast).
+EXPECT_FILTERS = (
+    "After 3 epochs on 10,000 images they still look like coloured noise, much like their random start;\n"
+    "after the fast recipe's 10 epochs on 50,000: flat colour patches, light-dark edges in several\n"
+    "orientations, centre-surround spots"
+)
+EXPECT_STIMULI = (
+    "After 3 epochs on 10,000 images: saturated colour noise and checkerboards; after the fast recipe's\n"
+    "10 epochs on 50,000: flat colours and black-and-white stripes first, oriented stripes next, textures deeper"
 )
 
 
@@ -43,8 +48,8 @@ def plot_filters(layer, path, title=None, max_filters=64, max_channels=16):
     A first layer (``c_in`` 3, or 1 for grey images) shows each of its ``F`` kernels as one
     small RGB (grey) image labelled ``filter i``, all on one shared scale drawn beside them:
     grey is a zero weight, a channel brighter than grey a positive weight for that colour, so a
-    filter that stays grey learnt little. After about 3 epochs they are blurry colour blobs with
-    few edges; after about 30, oriented edges and colour opposites (the figure says so). A deeper
+    filter that stays grey learnt little. After a short run they still look like coloured noise;
+    a trained model's are smooth colour patches, edges and spots (the figure says so). A deeper
     layer's kernels are not images, so they are drawn as a grid of ``kh x kw`` weight patches,
     one row per filter and one column per input channel (the first ``max_channels`` of each,
     first 16 by default), on one shared diverging scale: red for positive weights, blue for
@@ -84,7 +89,7 @@ def _draw_image_kernels(w, name, title, max_filters) -> Figure:
         f"(one shared scale: grey = 0, brighter = a positive weight for that colour)",
         fontsize=11,
     )
-    fig.supxlabel(EXPECT + ".", fontsize=8)
+    fig.supxlabel(EXPECT_FILTERS + ".", fontsize=8)
     return fig
 
 
@@ -131,8 +136,8 @@ def plot_stimuli(model, path, layers=None, filters_per_layer=6, mean=None, std=N
     :func:`displayable`. With ``mean``/``std`` the standardisation is undone: every tile is in
     pixel values, one shared 0–255 scale drawn beside each row. Without them each tile is
     stretched on its own from its minimum to its maximum, and the range it was stretched from
-    (in the model's input units) is written under it. The figure says which, and what to expect:
-    blurry colour blobs after about 3 epochs, oriented edges and colour opposites after about 30.
+    (in the model's input units) is written under it. The figure says which, and what to expect
+    after a short run and after a trained one (:data:`EXPECT_STIMULI`).
     """
     indices = conv_layer_indices(model) if layers is None else [int(i) for i in layers]
     if not indices:
@@ -171,7 +176,7 @@ def plot_stimuli(model, path, layers=None, filters_per_layer=6, mean=None, std=N
         f"on a filter's mean activation (after the layer's activation function)",
         fontsize=11,
     )
-    fig.supxlabel(f"{scale}\n{EXPECT}; textures and parts deeper down.", fontsize=8)
+    fig.supxlabel(f"{scale}\n{EXPECT_STIMULI}.", fontsize=8)
     return _save(fig, path)
 
 
