@@ -13,7 +13,7 @@ import minicnn
 from minicnn.optim import Adam
 
 DATA = Path(__file__).parent / "data"
-RELEASES = ["0.1.0", "0.2.0"]
+RELEASES = ["0.1.0", "0.2.0", "0.3.0"]
 
 
 def test_the_current_release_has_its_checkpoint():
