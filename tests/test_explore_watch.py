@@ -6,6 +6,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -261,6 +263,34 @@ def test_explore_beside_a_run_warns_and_goes_on_when_the_explorer_cannot_start(t
         with explorer_beside(tmp_path / "run", taken.getsockname()[1], tmp_path, say=said.append) as address:
             assert address is None
     assert len(said) == 1 and said[0].startswith("warning: the explorer did not start"), said
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="PR_SET_PDEATHSIG and /proc are Linux's")
+def test_the_explorer_process_goes_when_the_training_is_killed():
+    """--explore's process is told to stop when the training dies, even by SIGKILL (no orphan left)."""
+    code = (
+        "import os, signal, subprocess, sys; from minicnn.run.explore import _lower_priority; "
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], preexec_fn=_lower_priority); "
+        "print(p.pid, flush=True); os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    pid = int(done.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        pytest.fail("the explorer's process outlived the killed training")
 
 
 def test_reading_while_training_replaces_the_files_never_sees_half_of_one(run, tmp_path):

@@ -9,8 +9,10 @@ how to look at the finished run again.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -20,9 +22,13 @@ ADDRESS_WAIT_S = 120  # the explorer loads the test set before it listens: secon
 
 
 def _lower_priority() -> None:
-    """In the explorer's process, before it starts: yield the CPU to the training."""
+    """In the explorer's process, before it starts: yield the CPU to the training, and (Linux) be
+    sent SIGTERM when the training process dies, even by SIGKILL, so no explorer is left behind."""
     with contextlib.suppress(OSError):
         os.nice(10)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 def explorer_command(out, port: int, data_dir) -> list[str]:
