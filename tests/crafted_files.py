@@ -398,6 +398,13 @@ def load_model_from(path: str) -> dict:
     return {"params": model.count_params(), "extra": sorted(extra)}
 
 
+def read_timeline(path: str) -> dict:
+    """``read_filter_timeline`` on a possibly hostile ``filters.npz`` (the explorer's reader)."""
+    from minicnn.callbacks import read_filter_timeline
+
+    return read_filter_timeline(path)
+
+
 def resume_keeping(path: str) -> int:
     """ModelCheckpoint.resume into a fresh model; on a refusal, the weights must be as they were."""
     from minicnn.callbacks import ModelCheckpoint

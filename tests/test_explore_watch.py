@@ -3,6 +3,7 @@
 
 import base64
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,7 +20,7 @@ from test_explore import call, start_command
 
 import minicnn
 from minicnn.callbacks import FilterTimeline, read_filter_timeline
-from minicnn.checkpoint import CheckpointError, write_checkpoint
+from minicnn.checkpoint import write_checkpoint
 from minicnn.explore import Explorer, WatchedRun
 from minicnn.explore.__main__ import parse_args
 from minicnn.interop import load_any
@@ -89,6 +90,14 @@ GOOD = {
 }
 
 
+def refused_in_child(loader, path, message):
+    """The reader, run on hostile bytes in the loader's child process (a crash or a hang fails this
+    test alone): refused with a CheckpointError whose message matches and names the file."""
+    result = loader.call("crafted_files", "read_timeline", str(path))
+    assert result.is_refusal("CheckpointError"), result
+    assert re.search(message, result.message) and path.name in result.message, result.message
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -102,28 +111,23 @@ GOOD = {
         ({"layers/00_Conv2D/W": np.zeros(1)}, "unexpected member"),
     ],
 )
-def test_a_hostile_or_wrong_timeline_is_refused(tmp_path, change, message):
-    with pytest.raises(CheckpointError, match=message) as caught:
-        read_filter_timeline(hostile(tmp_path, {**GOOD, **change}))
-    assert "filters.npz" in str(caught.value)
+def test_a_hostile_or_wrong_timeline_is_refused(tmp_path, loader, change, message):
+    refused_in_child(loader, hostile(tmp_path, {**GOOD, **change}), message)
 
 
-def test_a_timeline_with_objects_or_a_forged_header_is_refused_before_numpy_reads_it(tmp_path):
+def test_a_timeline_with_objects_or_a_forged_header_is_refused_before_numpy_reads_it(tmp_path, loader):
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, **{"filters/epochs": np.array([{"a": 1}], dtype=object)})  # would unpickle on load
-    with pytest.raises(CheckpointError, match="only numbers and text"):
-        read_filter_timeline(pickled)
+    refused_in_child(loader, pickled, "only numbers and text")
     forged = tmp_path / "forged.npz"
     with zipfile.ZipFile(forged, "w", zipfile.ZIP_DEFLATED) as z:  # claims 10^12 floats in a few bytes
         z.writestr(
             "filters/kernels.npy",
             b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (10**12,), }",
         )
-    with pytest.raises(CheckpointError, match="malformed|declares"):
-        read_filter_timeline(forged)
+    refused_in_child(loader, forged, "malformed|declares")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(CheckpointError, match="not a readable filter timeline"):
-        read_filter_timeline(tmp_path / "junk.npz")
+    refused_in_child(loader, tmp_path / "junk.npz", "not a readable filter timeline")
 
 
 # -- the watched folder ------------------------------------------------------------------------
