@@ -48,6 +48,19 @@ class OldNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         pass  # the new module already ran
 
 
+def names_from(package: str, where: dict[str, str]):
+    """A module ``__getattr__`` for ``package`` that finds each name of ``where`` in its module on first
+    use (``{"save_onnx": ".onnx_export"}``, relative to ``package``, or absolute), so that importing the
+    package loads none of them."""
+
+    def __getattr__(name: str):
+        if name in where:
+            return getattr(importlib.import_module(where[name], package), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
 def install() -> None:
     if not any(isinstance(f, OldNames) for f in sys.meta_path):
         sys.meta_path.insert(0, OldNames())

@@ -22,6 +22,8 @@ import os
 
 import numpy as np
 
+from . import _moved
+
 _GPU_INSTALL_HINT = (
     "install CuPy for your CUDA version, e.g. `pip install -e .[gpu]` (cupy-cuda12x) or `pip install cupy-cuda13x`"
 )
@@ -248,9 +250,4 @@ _MOVED = {
 }
 
 
-def __getattr__(name):
-    if name in _MOVED:
-        import importlib
-
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module 'minicnn.backend' has no attribute {name!r}")
+__getattr__ = _moved.names_from(__name__, _MOVED)

@@ -9,6 +9,8 @@ Keras's weight slots), :mod:`.containers` (opening a ``.keras`` zip or a legacy 
 h5py is needed for both directions (``pip install -e ".[keras]"``); Keras never is.
 """
 
+from .._moved import names_from
+
 # Each name from its module on first use: saving a minicnn checkpoint never loads the Keras or ONNX code.
 _WHERE = {
     "KERAS_LAYOUT_VERSION": "format",
@@ -24,13 +26,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name):
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    raise AttributeError(f"module 'minicnn.interop' has no attribute {name!r}")
-
+__getattr__ = names_from(__name__, {name: f".{module}" for name, module in _WHERE.items()})
 
 __all__ = [
     "load_keras",

@@ -21,6 +21,8 @@ The main job's command line, ``examples/train_cifar.py``, which nothing in the l
 """
 
 # The command line's names, from their modules on first use: importing minicnn.run.checkpoint
+from .._moved import names_from
+
 # (or any other module of the room) loads none of them.
 _WHERE = {
     "data_options": "inputs",
@@ -45,13 +47,7 @@ _WHERE = {
 }
 
 
-def __getattr__(name):
-    if name in _WHERE:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
-    raise AttributeError(f"module 'minicnn.run' has no attribute {name!r}")
-
+__getattr__ = names_from(__name__, {name: f".{module}" for name, module in _WHERE.items()})
 
 __all__ = [
     "DEFAULT_EPOCHS",
