@@ -237,10 +237,6 @@ class ShardedOptimizer:
     def step(self) -> None:
         self.sharded.call(self.optimizer.updates(row_blocks))
 
-    @property
-    def model(self):
-        return self.optimizer.model
-
 
 @contextlib.contextmanager
 def execution(
