@@ -240,6 +240,21 @@ def test_fast_recipe_with_ema_records_both_test_figures_and_resumes_exactly(cifa
     assert_same_weights(straight / "model.npz", split / "model.npz")
 
 
+def test_no_test_evaluates_the_validation_split_and_records_no_test_figure(cifar_dir, tmp_path):
+    out = tmp_path / "tune"
+    args = ["--recipe", "fast", "--data-dir", cifar_dir, "--out", out, "--epochs", "1", "--val-split", "16",
+            "--batch-size", "8", "--no-plots", "--verbose", "0", "--no-test"]  # fmt: skip
+    done = run_train(args)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["evaluated"] == "val" and not any(key.startswith("test_") for key in metrics)
+    last = float((out / "history.csv").read_text().splitlines()[-1].split(",")[4])  # the epoch's val_accuracy
+    assert metrics["val_accuracy_single_view"] == pytest.approx(last)  # the same images, the same weights
+    assert "val accuracy:" in done.stdout and "test accuracy" not in done.stdout
+    refused = run_train(args[:-1] + ["--val-split", "0", "--no-test", "--overwrite"])
+    assert refused.returncode == 2 and "--no-test" in refused.stderr and "--val-split" in refused.stderr
+
+
 def test_plot_recipes_draws_validation_against_cumulative_minutes(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import plot_recipes

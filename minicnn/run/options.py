@@ -274,6 +274,12 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
         help="data-parallel training over the processes of `mpiexec -n N` (needs the distributed extra); "
         "--batch-size is then the global batch, a multiple of N (default: off)",
     )
+    add(
+        "--no-test",
+        action="store_true",
+        help="tuning: evaluate the validation split at the end instead of the test set, which is then never "
+        "read (metrics.json: val_accuracy...; needs --val-split > 0) (default: off)",
+    )
     add("--explore", action="store_true", help="serve the explorer on --out during training (default: off)")
     add("--explore-port", metavar="N", type=whole_number(0), default=8000, help="its port (default: 8000; 0: any)")
     return p
@@ -301,6 +307,8 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
         p.error("--label-smoothing must be in [0, 1], --ema in [0, 1) and --ema-start-epoch >= 0")
     if args.weight_decay is None:
         args.weight_decay = 5e-4 if args.optimizer == "sgd" else 0.0
+    if args.no_test and args.val_split == 0:
+        p.error("--no-test evaluates the validation split instead of the test set: it needs --val-split > 0")
     if args.extend and not args.resume:
         p.error("--extend goes with --resume (it lengthens the run being resumed)")
     if args.extend and args.epochs is None:

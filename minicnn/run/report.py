@@ -16,8 +16,10 @@ from .resume import run_config
 
 
 def finish(model, data, stats, out, args, backend, rows, comm=None):
-    """Evaluate on the test set once (one view, and as the recipe's TTA), write metrics.json, draw the pictures."""
-    x_test, y_test = data["test"]
+    """Evaluate on the test set once (one view, and as the recipe's TTA), write metrics.json, draw the pictures.
+    With ``--no-test`` (tuning) the validation split stands in for it: keys ``val_...``, the test set unread."""
+    split = "val" if getattr(args, "no_test", False) else "test"
+    x_test, y_test = data[split]
     tta = None if args.tta == "none" else args.tta
     single = model.evaluate(x_test, y_test, communicator=comm)
     test = model.evaluate(x_test, y_test, communicator=comm, return_predictions=True, tta=tta) if tta else None
@@ -33,10 +35,11 @@ def finish(model, data, stats, out, args, backend, rows, comm=None):
     if comm is not None:
         versions.update(comm.versions())
     metrics = {
-        "test_accuracy": test["accuracy"],
-        "test_loss": test["loss"],
-        "test_accuracy_single_view": single["accuracy"],
-        "test_loss_single_view": single["loss"],
+        f"{split}_accuracy": test["accuracy"],
+        f"{split}_loss": test["loss"],
+        f"{split}_accuracy_single_view": single["accuracy"],
+        f"{split}_loss_single_view": single["loss"],
+        "evaluated": split,
         "tta": args.tta,
         "recipe": args.recipe,
         "per_class_accuracy": per_class,
@@ -55,7 +58,7 @@ def finish(model, data, stats, out, args, backend, rows, comm=None):
     # The same network with its preprocessing in front: it predicts on raw 0..255 pixels.
     with_preprocessing(model, *stats).save(out / "predictor.npz", extra={"class_names": list(CIFAR10_CLASSES)})
     print(
-        f"\ntest accuracy: {test['accuracy']:.4f}  (test loss {test['loss']:.4f}, {len(y_test)} images"
+        f"\n{split} accuracy: {test['accuracy']:.4f}  ({split} loss {test['loss']:.4f}, {len(y_test)} images"
         + (f"; TTA {args.tta}, one view {single['accuracy']:.4f})" if tta else ")")
     )
     print("per class: " + ", ".join(f"{k} {v:.3f}" for k, v in per_class.items()))
