@@ -190,7 +190,7 @@ def test_residual_identity_and_projection_gradients(backend):
     assert max(v for k, v in errors.items() if k != "0_Conv2D/b") < GRAD_TOL, errors
 
 
-def residual_model(seed=0):
+def residual_model(seed=0, dtype="float32"):
     return minicnn.Sequential(
         [
             Conv2D(4, 3, padding="same"),
@@ -204,6 +204,7 @@ def residual_model(seed=0):
         ],
         input_shape=(8, 8, 2),
         seed=seed,
+        dtype=dtype,
     )
 
 
@@ -257,6 +258,38 @@ def test_one_two_and_four_threads_give_the_same_bits_with_batchnorm():
     for a, b, c in zip(*(m.get_weights() for m in models)):
         assert np.array_equal(a, b) and np.array_equal(a, c)
     assert parallel.mixes_examples(models[0])
+
+
+def test_shards_share_the_batchs_statistics_so_a_sharded_step_is_one_pass_to_rounding():
+    plain, sharded_model = residual_model(dtype="float64"), residual_model(dtype="float64")
+    rng = np.random.default_rng(5)
+    x, dlogits = rng.standard_normal((40, 8, 8, 2)), rng.standard_normal((40, 3))  # 40: three shards
+    expected = plain.forward(x, training=True)
+    plain.backward(dlogits)
+    with parallel.ShardedModel(sharded_model, threads=2) as sharded:
+        logits = sharded.forward(x, training=True)
+        sharded.backward(dlogits)
+    assert len(sharded.replicas) == 3
+    assert rel_err(logits, expected) < 1e-12
+    for key, layer, name in plain.named_parameters():
+        a, b = sharded_model.layers[int(key[:2])].grads[name], layer.grads[name]
+        assert np.abs(a - b).max() <= 1e-10 * max(1.0, np.abs(b).max()), key  # a bias before BN: ~0 both
+    for a, b in zip(plain.get_weights(), sharded_model.get_weights()):  # moving statistics moved once, alike
+        assert np.allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_an_error_in_one_shard_of_a_batchnorm_pass_is_raised_and_nothing_waits_for_ever(monkeypatch):
+    model = residual_model()
+    with parallel.ShardedModel(model, threads=2) as sharded:
+        sharded.forward(np.zeros((48, 8, 8, 2), np.float32), training=True)  # three shards, replicas built
+        broken = sharded.replicas[1].layers[2]  # the ReLU after the first BN, in the second shard only
+
+        def fail(*args, **kwargs):
+            raise FloatingPointError("shard 1 failed")
+
+        monkeypatch.setattr(broken, "forward", fail)
+        with pytest.raises(FloatingPointError, match="shard 1 failed"):
+            sharded.forward(np.zeros((48, 8, 8, 2), np.float32), training=True)
 
 
 def test_a_residual_block_without_batchnorm_still_runs_in_shards_and_gives_the_same_bits():

@@ -26,12 +26,14 @@ shard order, and BLAS runs on one thread: 1, 2 or 4 threads do the same operatio
 same order. (Different, by rounding, from one unsharded pass.) Figures: benchmarks/RESULTS.md.
 
 BatchNormalization: its training forward normalises by the *batch's* statistics, so a shard's
-would differ from the batch's, and the result would depend on the shards. A model with such a
-layer (``mixes_examples``, inside a Residual too) therefore runs its training forward and
-backward as one shard: exactly one unsharded pass, whatever the thread count, with BLAS on
-``threads`` threads instead (its products give the same bits on any number; the element-wise
-passes run on one core). The optimizer's update is still threaded; inference, on moving
-statistics, is still sharded.
+own would differ from the batch's and the result would depend on the shards. In a model with
+such a layer (``mixes_examples``, inside a Residual too) every shard's twin of the layer sums its
+partial sums with the other shards' (:class:`ShardGroup`): each shard waits for the others there,
+adds the shards' sums in shard order, and goes on with the whole batch's mean and variance (and,
+backward, the whole batch's two gradient sums). The shards then run at once, one thread each, of
+which ``2 * threads`` compute at a time (a shard waiting for the others lets another one in). The
+result is one pass's, by rounding, and the same bits for any thread count. The first shard's
+twin alone moves the moving statistics.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import contextlib
 import copy
 import functools
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
@@ -146,6 +149,8 @@ class ShardedModel:
         self._bounds: tuple = ((), ())
         self._whole = False  # the last forward was one pass over the whole batch (see forward)
         self._following: dict = {}  # (shard, position) -> the model's Dropout generator it derives from
+        self._mixing = False  # the pass under way couples a batch's examples: see run
+        self._crowd: ThreadPoolExecutor | None = None  # a thread per shard, for such passes
 
     def __enter__(self) -> ShardedModel:
         return self
@@ -154,9 +159,10 @@ class ShardedModel:
         self.close()
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        for executor in (self._executor, self._crowd):
+            if executor is not None:
+                executor.shutdown(wait=True)
+        self._executor = self._crowd = None
 
     def call(self, tasks: Sequence[Callable[[], Any]]) -> list:
         """Call argument-free functions on the threads; their results in order (the first error,
@@ -170,8 +176,26 @@ class ShardedModel:
         return [f.result() for f in futures]
 
     def run(self, fn: Callable, bounds) -> list:
-        """``fn(replica_k, start, stop)`` for every shard ``k`` of ``bounds``, on the threads."""
-        return self.call([functools.partial(fn, self.replicas[k], lo, hi) for k, (lo, hi) in enumerate(bounds)])
+        """``fn(replica_k, start, stop)`` for every shard ``k`` of ``bounds``, on the threads (in a
+        training pass that mixes examples, all at once in a :class:`ShardGroup`)."""
+        tasks = [functools.partial(fn, self.replicas[k], lo, hi) for k, (lo, hi) in enumerate(bounds)]
+        if not self._mixing:
+            return self.call(tasks)
+        group = ShardGroup(len(tasks), 2 * self.threads)  # two per core: one computes while the other runs Python
+        for k, twin in enumerate(self.replicas[: len(tasks)]):
+            for layer in all_layers(twin.layers):
+                if getattr(layer, "mixes_examples", False) and not hasattr(layer, "sublayers"):
+                    layer.whole_batch = functools.partial(group.sum, k)
+                    layer.follows_batch = k == 0
+        if self._crowd is None or self._crowd._max_workers < len(tasks):
+            self._crowd = ThreadPoolExecutor(len(tasks), thread_name_prefix="minicnn-shard-group")
+        futures = [self._crowd.submit(group.run, task) for task in tasks]
+        wait(futures)
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        first = next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), None)
+        if errors:
+            raise first or errors[0]
+        return [f.result() for f in futures]
 
     def ensure_replicas(self, k: int) -> list:
         """At least ``k`` replicas, each Dropout layer on its shard's stream: restarted from
@@ -186,25 +210,22 @@ class ShardedModel:
         return self.replicas[:k]
 
     def forward(self, x, training: bool = False):
-        """Logits of the batch ``x``: the body in shards, then the head in halves (one shard
-        each in training when a layer mixes a batch's examples: see the module docstring)."""
+        """Logits of the batch ``x``: the body in shards, then the head in halves."""
         n, h = len(x), self.head
-        self._whole = whole = training and mixes_examples(self.model)
-        self._bounds = bounds = ([(0, n)], [(0, n)]) if whole else (shard_bounds(n), head_bounds(n))
+        self._bounds = bounds = (shard_bounds(n), head_bounds(n))
+        self._mixing = training and mixes_examples(self.model)
         self.ensure_replicas(max(len(bounds[0]), len(bounds[1])))
-        with blas_threads(self.threads) if whole else contextlib.nullcontext():
-            features = _join(self.run(lambda r, lo, hi: r.forward(x[lo:hi], training=training, stop=h), bounds[0]))
-            return _join(self.run(lambda r, lo, hi: r.forward(features[lo:hi], training=training, start=h), bounds[1]))
+        features = _join(self.run(lambda r, lo, hi: r.forward(x[lo:hi], training=training, stop=h), bounds[0]))
+        return _join(self.run(lambda r, lo, hi: r.forward(features[lo:hi], training=training, start=h), bounds[1]))
 
     def backward(self, dlogits) -> None:
         """The head's halves backward, then the body's shards; the model's ``grads`` := the
         replicas' gradients summed in shard order (no weights: see the module docstring)."""
         body, halves = self._bounds
         h = self.head
-        with blas_threads(self.threads) if self._whole else contextlib.nullcontext():
-            head = self.run(lambda r, lo, hi: r.backward(dlogits[lo:hi], need_input_grad=True, start=h), halves)
-            dfeatures = _join(head)
-            self.run(lambda r, lo, hi: r.backward(dfeatures[lo:hi], stop=h), body)
+        head = self.run(lambda r, lo, hi: r.backward(dlogits[lo:hi], need_input_grad=True, start=h), halves)
+        dfeatures = _join(head)
+        self.run(lambda r, lo, hi: r.backward(dfeatures[lo:hi], stop=h), body)
         self._sum_gradients(range(h), len(body))
         self._sum_gradients(range(h, len(self.model.layers)), len(halves))
 
@@ -215,6 +236,51 @@ class ShardedModel:
                 for twin in self.replicas[1:shards]:  # its backward makes a fresh one next step
                     total += twin.layers[i].grads[name]
                 self.model.layers[i].grads[name] = total
+
+
+def all_layers(layers) -> Iterator:
+    """Every layer of ``layers``, and those inside each (a Residual's), depth first."""
+    for layer in layers:
+        yield layer
+        yield from all_layers(layer.sublayers() if hasattr(layer, "sublayers") else [])
+
+
+class ShardGroup:
+    """The shards of one pass, run at once, that meet to sum a partial result (see the module
+    docstring). At most ``permits`` of them compute at a time; one that waits lets another in.
+    An error in one shard breaks the meeting for the others, so no shard waits for ever."""
+
+    def __init__(self, shards: int, permits: int):
+        self.shards = shards
+        self.permits = threading.Semaphore(permits)
+        self.meeting = threading.Barrier(shards)
+        self.slots: list[list] = [[None] * shards, [None] * shards]  # two, used in turn (see sum)
+        self.calls = [0] * shards
+
+    def run(self, task: Callable[[], Any]):
+        with self.permits:
+            try:
+                return task()
+            except BaseException:
+                self.meeting.abort()  # the others stop waiting for this shard
+                raise
+
+    def sum(self, shard: int, partial):
+        """The shards' ``partial`` values (arrays, numbers, or tuples of them) added in shard
+        order. Each shard's i-th call meets the others' i-th: a shard can be a call ahead only,
+        so alternating two rows of slots keeps one call's values until all have read them."""
+        slots = self.slots[self.calls[shard] % 2]
+        self.calls[shard] += 1
+        slots[shard] = partial
+        self.permits.release()
+        try:
+            self.meeting.wait()
+        finally:
+            self.permits.acquire()
+        total = slots[0]
+        for value in slots[1:]:
+            total = tuple(a + b for a, b in zip(total, value)) if isinstance(total, tuple) else total + value
+        return total
 
 
 def row_blocks(param) -> list:

@@ -54,7 +54,7 @@ class BatchNormalization(Layer):
     Shapes:
         x, y, dy, dx: ``(N, H, W, C)`` or ``(N, C)``
         gamma, beta (``params``), moving_mean, moving_variance (``state``): ``(C,)``
-        cache: ``xhat`` (like ``x``), ``invstd (C,)``, and whether batch statistics were used
+        cache: ``xhat`` (like ``x``), ``invstd (C,)``, and ``m`` (``None`` at inference: no batch statistics)
 
     Args (Keras 3's names and defaults):
         axis: the channel axis; only the last one (``-1``) is supported.
@@ -95,10 +95,12 @@ class BatchNormalization(Layer):
         self._ensure_built(x)
         axes = tuple(range(x.ndim - 1))  # every axis but the channel's
         if training:
-            mean = x.mean(axis=axes)
+            m, total = self.whole_batch((x.size // x.shape[-1], x.sum(axis=axes)))  # m: values per channel
+            mean = total / m
             centred = x - mean
-            var = (centred * centred).mean(axis=axes)
-            self._follow(mean, var)
+            var = self.whole_batch((centred * centred).sum(axis=axes)) / m
+            if self.follows_batch:
+                self._follow(mean, var)
         else:
             mean, var = self.state["moving_mean"], self.state["moving_variance"]
             centred = x - mean
@@ -107,8 +109,17 @@ class BatchNormalization(Layer):
         y = xhat * self.params["gamma"] if self.scale else xhat.copy()
         if self.center:
             y += self.params["beta"]
-        self.cache = (xhat, invstd, training) if grad_enabled() else None
+        self.cache = (xhat, invstd, m if training else None) if grad_enabled() else None
         return y
+
+    @staticmethod
+    def whole_batch(partial):
+        """``partial`` (a sum over this call's examples) summed over the whole batch: the identity
+        when the batch comes in one piece. When minicnn.distributed.threads runs it in shards,
+        their twins of this layer add the shards' partial sums, in shard order."""
+        return partial
+
+    follows_batch = True  # the moving statistics follow the batch's (one shard's twin alone does it)
 
     def _follow(self, mean: Array, var: Array) -> None:
         """The moving statistics one step towards the batch's, in place (checkpoints hold these arrays)."""
@@ -118,9 +129,9 @@ class BatchNormalization(Layer):
             moving += (1.0 - self.momentum) * batch
 
     def backward(self, dy: Array, need_input_grad: bool = True) -> Array | None:
-        xhat, invstd, batch_statistics = self.pop_cache()
+        xhat, invstd, m = self.pop_cache()  # m: values per channel in the batch; None at inference
         axes = tuple(range(dy.ndim - 1))
-        dbeta = dy.sum(axis=axes)
+        dbeta = dy.sum(axis=axes)  # this call's share: shards' gradients are added up afterwards
         dgamma = (dy * xhat).sum(axis=axes)
         if self.scale:
             self.grads["gamma"] = dgamma
@@ -129,7 +140,7 @@ class BatchNormalization(Layer):
         if not need_input_grad:
             return None
         g_invstd = self.params["gamma"] * invstd if self.scale else invstd
-        if not batch_statistics:
+        if m is None:
             return dy * g_invstd  # mu and var are constants at inference
-        m = dy.size // dy.shape[-1]  # values per channel
+        dbeta, dgamma = self.whole_batch((dbeta, dgamma))
         return (g_invstd / m) * (m * dy - dbeta - xhat * dgamma)
