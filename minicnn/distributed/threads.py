@@ -147,7 +147,6 @@ class ShardedModel:
         self.replicas: list = []  # replica k runs shard k
         self._executor: ThreadPoolExecutor | None = None
         self._bounds: tuple = ((), ())
-        self._whole = False  # the last forward was one pass over the whole batch (see forward)
         self._following: dict = {}  # (shard, position) -> the model's Dropout generator it derives from
         self._mixing = False  # the pass under way couples a batch's examples: see run
         self._crowd: ThreadPoolExecutor | None = None  # a thread per shard, for such passes
