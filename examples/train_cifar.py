@@ -4,7 +4,7 @@
     python examples/train_cifar.py --train-limit 10000 --epochs 3 --out runs/quick   # a first try
     python examples/train_cifar.py --backend cupy          # on a GPU
     python examples/train_cifar.py --backend numpy         # on the CPU
-    python examples/train_cifar.py --model resnet          # a small ResNet with batch norm (docs/resnet.md)
+    python examples/train_cifar.py --model resnet --recipe resnet   # a small ResNet with batch norm (docs/resnet.md)
     python examples/train_cifar.py --recipe fast           # 10 epochs, lighter regularisation, whitening, flip TTA
     python examples/train_cifar.py --resume                # continue an interrupted run
     python examples/train_cifar.py --explore               # watch it learn: the explorer follows the run
@@ -42,6 +42,7 @@ from minicnn.run import (  # noqa: F401
     how_to_resume,
     initial_model,
     md5_or_none,
+    named_model,
     number,
     plan_resume,
     run_config,
@@ -95,10 +96,8 @@ def train(args, comm) -> int:
     # 2. The model: the documented CNN (or --model's ResNet, or --init-from's model to fine-tune).
     if args.init_from:
         model = initial_model(args.init_from)
-    elif args.model == "resnet":
-        model = minicnn.models.resnet_cifar(seed=args.seed)
     else:
-        model = minicnn.models.cifar10_cnn(seed=args.seed, dropout=tuple(args.dropout))
+        model = named_model(args)
     if args.whiten_init and not args.resume:  # a resumed run loads its weights instead
         init_first_conv_whitened(model, x_train)
 

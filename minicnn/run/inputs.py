@@ -1,8 +1,9 @@
-"""What the main job starts from: the data as its options ask for it, and a model to fine-tune."""
+"""What the main job starts from: the data as its options ask for it, the model it names, a model to fine-tune."""
 
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 from ..datasets import SplitLeavesNoTraining
 
@@ -52,3 +53,27 @@ def initial_model(path):
             f"CIFAR-10 needs input (32, 32, 3) and 10 class scores"
         )
     return model.astype("float32")
+
+
+def named_model(args):
+    """The network ``--model`` names (:func:`minicnn.models.model_by_name`), built with ``--seed``,
+    the course's with ``--dropout``. ``--resume`` of a run that 0.3.0's ``--model resnet`` started
+    continues that network, :func:`~minicnn.models.resnet_cifar` (``resnet`` names resnet8 since 0.4.0)."""
+    from .. import models
+
+    if args.model == "course":
+        return models.cifar10_cnn(seed=args.seed, dropout=tuple(args.dropout))
+    if args.model == "resnet" and args.resume and _trained_resnet_cifar(Path(args.out) / "model.npz"):
+        return models.resnet_cifar(seed=args.seed)
+    return models.model_by_name(args.model, seed=args.seed)
+
+
+def _trained_resnet_cifar(checkpoint: Path) -> bool:
+    """True if the checkpoint's network has :func:`~minicnn.models.resnet_cifar`'s layers."""
+    from ..models import resnet_cifar
+    from .checkpoint import read_checkpoint
+
+    def classes(config):
+        return [layer["class"] for layer in config["layers"]]
+
+    return classes(read_checkpoint(checkpoint)[0]["model"]) == classes(resnet_cifar().get_config())

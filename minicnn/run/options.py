@@ -84,10 +84,11 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
     )
     add(
         "--model",
-        choices=["course", "resnet"],
+        choices=["course", "resnet", "resnet_cifar"],
         default="course",
         help="course: the documented CNN (minicnn.models.cifar10_cnn); resnet: a small ResNet with batch "
-        "normalisation (minicnn.models.resnet_cifar, docs/resnet.md) (default: course)",
+        "normalisation, trained best with --recipe resnet (minicnn.models.resnet8, docs/resnet.md); resnet_cifar: "
+        "0.3.0's ResNet (default: course)",
     )
     add(
         "--recipe",
@@ -112,7 +113,12 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
         default=None,
         help="images per step (default: 64; --recipe fast: 128)",
     )
-    add("--optimizer", choices=["adam", "sgd"], default="adam", help="Adam or Nesterov SGD (default: adam)")
+    add(
+        "--optimizer",
+        choices=["adam", "sgd"],
+        default=None,
+        help="Adam or Nesterov SGD (default: the recipe's: adam; --recipe resnet: sgd)",
+    )
     add(
         "--lr",
         metavar="F",
@@ -292,14 +298,14 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.dropout is not None and args.init_from:
         p.error("--dropout sets the rates of the documented model; --init-from keeps the given model's: choose one")
-    if args.dropout is not None and args.model == "resnet":
-        p.error("--dropout sets the rates of the course model's Dropout layers; --model resnet has none")
-    if args.model == "resnet" and args.init_from:
-        p.error("--init-from fine-tunes the given model; --model builds one: leave out --model resnet")
+    if args.dropout is not None and args.model != "course":
+        p.error(f"--dropout sets the rates of the course model's Dropout layers; --model {args.model} has none")
+    if args.model != "course" and args.init_from:
+        p.error(f"--init-from fine-tunes the given model; --model builds one: leave out --model {args.model}")
     for key, value in RECIPES[args.recipe].items():
         if getattr(args, key) is None and not (key == "epochs" and args.resume):  # a resume: the run's own
             setattr(args, key, value)
-    no_dropout = args.init_from or args.model == "resnet"  # a model whose dropout the script does not set
+    no_dropout = args.init_from or args.model != "course"  # a model whose dropout the script does not set
     args.dropout = None if no_dropout else list(args.dropout)  # JSON keeps a list: compared on resume
     if args.lr is None:
         args.lr = 2e-3 if args.optimizer == "adam" else 0.05

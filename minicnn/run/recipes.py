@@ -19,6 +19,7 @@ from .schedules import linear_decay, one_cycle, warmup_cosine
 RECIPES: dict[str, dict] = {
     # 30 epochs: Adam 2e-3, 1-epoch warm-up then cosine, batch 64, crop + flip (80.2% test, JPEG copy).
     "default": dict(
+        optimizer="adam",
         epochs=30,
         batch_size=64,
         lr=None,
@@ -36,6 +37,7 @@ RECIPES: dict[str, dict] = {
     # under-fit the course's regularisation, so crops move images by at most 2 pixels and the
     # dropout rates are halved (the same layers and parameters).
     "fast": dict(
+        optimizer="adam",
         epochs=10,
         batch_size=128,
         lr=3e-3,
