@@ -151,8 +151,9 @@ BUILT_IN = {"course": "cifar10_cnn", "resnet": "resnet8", "resnet_cifar": "resne
 
 
 def model_by_name(spec: str, seed=0) -> Sequential:
-    """A command line's ``--model``: ``"course"`` (:func:`cifar10_cnn`), ``"resnet"`` (:func:`resnet8`; 0.3.0's
-    was :func:`resnet_cifar`), ``"resnet_cifar"``, each built with ``seed``, or the path of a saved model (``.npz``, ``.keras``, ``.h5``: :func:`load_model`)."""
+    """A command line's ``--model``: ``"course"`` (:func:`cifar10_cnn`), ``"resnet"`` (:func:`resnet8`;
+    0.3.0's was :func:`resnet_cifar`), ``"resnet_cifar"``, each built with ``seed``, or the path of a
+    saved model (``.npz``, ``.keras``, ``.h5``: :func:`load_model`)."""
     if spec in BUILT_IN:
         build: Callable[..., Sequential] = globals()[BUILT_IN[spec]]
         return build(seed=seed)

@@ -1,4 +1,4 @@
-"""resnet8 and resnet_cifar, and the tools that must take them: the profile's counts, the doctor's checks, the explorer."""
+"""resnet8 and resnet_cifar, and the tools that take them: the profile's counts, the doctor's checks, the explorer."""
 
 import numpy as np
 import pytest

@@ -18,8 +18,9 @@ def main(argv=None) -> int:
     p.add_argument(
         "--model",
         default="course",
-        metavar="course|resnet|PATH",
-        help="course: the documented CNN; resnet: minicnn.models.resnet_cifar; or a saved model file (default: course)",
+        metavar="course|resnet|resnet_cifar|PATH",
+        help="course: the documented CNN; resnet: minicnn.models.resnet8; resnet_cifar: 0.3.0's ResNet; "
+        "or a saved model file (default: course)",
     )
     p.add_argument("--batch-size", type=int, default=128, metavar="N")
     p.add_argument(
