@@ -28,6 +28,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=11, help="alternating rounds after one warm-up (default: 11)")
     p.add_argument("--images", type=int, default=512)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--model", choices=("cifar10_cnn", "resnet_cifar"), default="cifar10_cnn", help="in both trees")
     args = p.parse_args(argv)
     sys.path.insert(0, args.before)
     from threadpoolctl import threadpool_info
@@ -41,10 +42,10 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.images, 32, 32, 3)).astype(np.float32)
     y = rng.integers(0, 10, args.images)
-    models = {k: lib.models.cifar10_cnn(seed=0) for k, lib in libs.items()}
+    models = {k: getattr(lib.models, args.model)(seed=0) for k, lib in libs.items()}
     opts = {k: libs[k].optim.Adam(m, lr=1e-3, eps=1e-7) for k, m in models.items()}
     blas = [f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}" for i in threadpool_info()]
-    print(f"CPU: {minicnn.backend.cpu_model()}; BLAS: {', '.join(blas)}; {args.threads} threads")
+    print(f"CPU: {minicnn.backend.cpu_model()}; BLAS: {', '.join(blas)}; {args.threads} threads; {args.model}")
     print(f"before: {libs['before'].__file__}\nafter:  {minicnn.__file__}")
 
     def run(which: str, mode: str) -> float:

@@ -113,12 +113,7 @@ def build_parser(description: str | None = None) -> argparse.ArgumentParser:
         default=None,
         help="images per step (default: 64; --recipe fast: 128)",
     )
-    add(
-        "--optimizer",
-        choices=["adam", "sgd"],
-        default=None,
-        help="Adam or Nesterov SGD (default: the recipe's: adam; --recipe resnet: sgd)",
-    )
+    add("--optimizer", choices=["adam", "sgd"], help="Adam or Nesterov SGD (default: the recipe's, adam)")
     add(
         "--lr",
         metavar="F",
