@@ -107,3 +107,11 @@ def test_a_run_started_by_0_3_0s_model_resnet_resumes_with_its_own_network(tmp_p
     assert named_model(Namespace(model="resnet", resume=False, out=str(tmp_path), seed=0)).count_params() == 1_115_938
     resnet8(seed=0).save(tmp_path / "model.npz")  # a 0.4.0 run
     assert named_model(old).count_params() == 1_115_938
+
+
+def test_doctor_and_explorer_take_resnet8_whose_bn_follows_a_max_pool():
+    model = resnet8(width=(4, 8), seed=0)
+    x = np.random.default_rng(0).standard_normal((4, 32, 32, 3)).astype(np.float32)
+    checks = check_gradients(model, x, loss_fn=SoftmaxCrossEntropy(), y=np.arange(4))
+    assert all(c.passed for c in checks), [c.line() for c in checks if not c.passed]
+    assert len(Explorer(model).forward({"synthetic": True})["layers"]) == len(model.layers)
