@@ -190,10 +190,9 @@ class ShardedModel:
             self._crowd = ThreadPoolExecutor(len(tasks), thread_name_prefix="minicnn-shard-group")
         futures = [self._crowd.submit(group.run, task) for task in tasks]
         wait(futures)
-        errors = [f.exception() for f in futures if f.exception() is not None]
-        first = next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), None)
-        if errors:
-            raise first or errors[0]
+        errors: list[BaseException] = [e for f in futures if (e := f.exception()) is not None]
+        if errors:  # the shard's own error, not the broken meeting it left the others with
+            raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
         return [f.result() for f in futures]
 
     def ensure_replicas(self, k: int) -> list:
