@@ -388,8 +388,11 @@ def test_first_layer_filters_share_one_scale_drawn_as_a_colour_bar(tmp_path, sav
     assert len(tiles) == 4
     for i, tile in enumerate(tiles):  # the shared scale itself: 0.5 + W / (2 max|W|), not each tile stretched
         np.testing.assert_allclose(tile, 0.5 + w[..., i] / (2 * limit))
-    text = texts(fig)
-    assert "one shared scale" in text and "3 epochs" in text and "10 epochs" in text
+    text = texts(fig)  # a small model's: what the course's runs showed would mislead here
+    assert "one shared scale" in text and "Not the course's first layer" in text and "3 epochs" not in text
+    viz.plot_filters(minicnn.models.cifar10_cnn(seed=0).layers[0], tmp_path / "course.png")
+    text = texts(saved_figures[-1])
+    assert "3 epochs" in text and "10 epochs" in text and "Not the course's" not in text
 
 
 def test_stimuli_say_their_colour_scale(tmp_path, saved_figures):
@@ -398,7 +401,9 @@ def test_stimuli_say_their_colour_scale(tmp_path, saved_figures):
     fig = saved_figures[-1]
     bars = colour_bars(fig)
     assert len(bars) == 3 and all(np.allclose(b.get_ylim(), (0, 255)) for b in bars)  # one per layer row
-    assert "one scale for all tiles" in texts(fig) and "3 epochs" in texts(fig)
+    assert "one scale for all tiles" in texts(fig) and "3 epochs" not in texts(fig)  # not the course's model
+    viz.plot_stimuli(minicnn.models.cifar10_cnn(seed=0), tmp_path / "course.png", filters_per_layer=1, steps=1)
+    assert "3 epochs" in texts(saved_figures[-1])  # what its runs showed
     viz.plot_stimuli(model, tmp_path / "own.png", filters_per_layer=2, steps=2)
     fig = saved_figures[-1]
     assert not colour_bars(fig) and "stretched on its own" in texts(fig)
