@@ -278,6 +278,14 @@ def test_shards_share_the_batchs_statistics_so_a_sharded_step_is_one_pass_to_rou
         assert np.allclose(a, b, rtol=1e-12, atol=1e-14)
 
 
+def test_a_larger_batch_after_a_smaller_one_gets_a_thread_per_shard():
+    with parallel.ShardedModel(residual_model(), threads=2) as sharded:
+        for n in (16, 48):  # one shard, then three
+            logits = sharded.forward(np.zeros((n, 8, 8, 2), np.float32), training=True)
+            sharded.backward(np.ones_like(logits))
+        assert sharded._crowd is not None and sharded._crowd._max_workers == 3  # grown, not stuck at one
+
+
 def test_an_error_in_one_shard_of_a_batchnorm_pass_is_raised_and_nothing_waits_for_ever(monkeypatch):
     model = residual_model()
     with parallel.ShardedModel(model, threads=2) as sharded:

@@ -187,6 +187,8 @@ class ShardedModel:
                     layer.whole_batch = functools.partial(group.sum, k)
                     layer.follows_batch = k == 0
         if self._crowd is None or self._crowd._max_workers < len(tasks):
+            if self._crowd is not None:
+                self._crowd.shutdown(wait=True)  # idle: a larger batch needs more threads
             self._crowd = ThreadPoolExecutor(len(tasks), thread_name_prefix="minicnn-shard-group")
         futures = [self._crowd.submit(group.run, task) for task in tasks]
         wait(futures)
