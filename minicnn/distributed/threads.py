@@ -183,7 +183,7 @@ class ShardedModel:
         group = ShardGroup(len(tasks), 2 * self.threads)  # two per core: one computes while the other runs Python
         for k, twin in enumerate(self.replicas[: len(tasks)]):
             for layer in all_layers(twin.layers):
-                if getattr(layer, "mixes_examples", False) and not hasattr(layer, "sublayers"):
+                if hasattr(layer, "whole_batch"):  # a layer that sums over the batch (BatchNormalization)
                     layer.whole_batch = functools.partial(group.sum, k)
                     layer.follows_batch = k == 0
         if self._crowd is None or self._crowd._max_workers < len(tasks):

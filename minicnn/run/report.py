@@ -18,7 +18,7 @@ from .resume import run_config
 def finish(model, data, stats, out, args, backend, rows, comm=None):
     """Evaluate on the test set once (one view, and as the recipe's TTA), write metrics.json, draw the pictures.
     With ``--no-test`` (tuning) the validation split stands in for it: keys ``val_...``, the test set unread."""
-    split = "val" if getattr(args, "no_test", False) else "test"
+    split = "val" if args.no_test else "test"
     x_test, y_test = data[split]
     tta = None if args.tta == "none" else args.tta
     single = model.evaluate(x_test, y_test, communicator=comm)

@@ -26,6 +26,11 @@ EXPECT_OTHER_FILTERS = (
     "(--whiten-init) a first layer begins as pairs of opposite patterns, a kernel and its negative, and keeps many"
 )
 COURSE_FIRST_KERNEL = (3, 3, 3, 16)  # (kh, kw, C, filters) of the course model's first layer: the captions' model
+
+
+def course_captions(first_kernel) -> bool:
+    """True if a first layer of this kernel shape is the course's, whose runs the captions describe."""
+    return tuple(first_kernel.shape) == COURSE_FIRST_KERNEL
 EXPECT_STIMULI = (
     "After 3 epochs on 10,000 images: saturated colour noise and checkerboards; after the fast recipe's\n"
     "10 epochs on 50,000: flat colours and black-and-white stripes first, oriented stripes next, textures deeper"
@@ -94,7 +99,7 @@ def _draw_image_kernels(w, name, title, max_filters) -> Figure:
         f"(one shared scale: grey = 0, brighter = a positive weight for that colour)",
         fontsize=11,
     )
-    fig.supxlabel((EXPECT_FILTERS if w.shape == COURSE_FIRST_KERNEL else EXPECT_OTHER_FILTERS) + ".", fontsize=8)
+    fig.supxlabel((EXPECT_FILTERS if course_captions(w) else EXPECT_OTHER_FILTERS) + ".", fontsize=8)
     return fig
 
 
@@ -181,8 +186,8 @@ def plot_stimuli(model, path, layers=None, filters_per_layer=6, mean=None, std=N
         f"on a filter's mean activation (after the layer's activation function)",
         fontsize=11,
     )
-    first = model.layers[conv_layer_indices(model)[0]].params["W"].shape  # the course's model: its captions
-    fig.supxlabel(f"{scale}\n{EXPECT_STIMULI}." if tuple(first) == COURSE_FIRST_KERNEL else scale, fontsize=8)
+    first = model.layers[conv_layer_indices(model)[0]].params["W"]
+    fig.supxlabel(f"{scale}\n{EXPECT_STIMULI}." if course_captions(first) else scale, fontsize=8)
     return _save(fig, path)
 
 
