@@ -31,6 +31,8 @@ COURSE_FIRST_KERNEL = (3, 3, 3, 16)  # (kh, kw, C, filters) of the course model'
 def course_captions(first_kernel) -> bool:
     """True if a first layer of this kernel shape is the course's, whose runs the captions describe."""
     return tuple(first_kernel.shape) == COURSE_FIRST_KERNEL
+
+
 EXPECT_STIMULI = (
     "After 3 epochs on 10,000 images: saturated colour noise and checkerboards; after the fast recipe's\n"
     "10 epochs on 50,000: flat colours and black-and-white stripes first, oriented stripes next, textures deeper"
