@@ -191,3 +191,38 @@ def test_compare_trees_runs_two_versions_side_by_side(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "minicnn_before" in proc.stdout and "    fit: before" in proc.stdout and "predict: before" in proc.stdout
+
+
+def test_the_ceiling_times_the_real_products_of_every_layer():
+    """benchmarks/ceiling.py: both formulations of each convolution's products compute the same
+    arrays (so the faster one it keeps does the real work), and a small run prints every layer."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location("ceiling", ROOT / "benchmarks" / "ceiling.py")
+        ceiling = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(ceiling)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    from minicnn.layers import Conv2D
+    from minicnn.models import cifar10_cnn
+
+    model = cifar10_cnn(seed=0)
+    rng = np.random.default_rng(0)
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, Conv2D):
+            products = ceiling.conv_products(layer, 2, rng, input_grad=i > 0)
+            assert set(products) == ({"fwd", "dW", "dx", "agree"} if i else {"fwd", "dW", "agree"})
+            assert products["agree"]() < 1e-5, layer.describe()  # float32 rounding
+    script = ROOT / "benchmarks" / "ceiling.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--batch-size", "32", "--repeats", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for name in ("conv 3→16", "conv 16→32", "conv 32→32", "conv 32→64", "dense 4096→256", "dense 256→10"):
+        assert name in out
+    assert "body in 2 shards of 16, head in 2 halves of 16" in out and "a ceiling of" in out
