@@ -131,6 +131,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--shard-size", type=int, default=SHARD_SIZE, help=f"images per body shard (fit's: {SHARD_SIZE})")
     p.add_argument("--repeats", type=int, default=21, help="medians of this many timed runs (default: 21)")
     p.add_argument("--compare", choices=("torch",), help="also time PyTorch's step and minicnn's fit, alternating")
     args = p.parse_args(argv)
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
     model = models.cifar10_cnn(seed=0)
     body, head = model.layers[: head_start(model)], model.layers[head_start(model) :]
     b, t = args.batch_size, args.threads
-    shard, half = min(SHARD_SIZE, b), -(-b // HEAD_SHARDS)
+    shard, half = min(args.shard_size, b), -(-b // HEAD_SHARDS)
     rounds = {"body": -(-b // shard) / t, "head": HEAD_SHARDS / t}  # each thread's shards per step
     print(f"CPU: {cpu_model()}; BLAS: {blas_description()}; {t} threads, BLAS on 1 each")
     print(f"batch {b}: body in {-(-b // shard)} shards of {shard}, head in {HEAD_SHARDS} halves of {half}\n")

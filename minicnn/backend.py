@@ -214,7 +214,7 @@ def get_backend() -> Backend:
 def get_array_module(*arrays):
     """The array module (numpy or cupy) that owns ``arrays``, without importing CuPy."""
     for a in arrays:
-        if is_device_array(a):
+        if type(a) is not np.ndarray and is_device_array(a):  # a NumPy array, told at once: called per kernel
             return cupy_module()
     return np
 

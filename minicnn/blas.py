@@ -104,38 +104,31 @@ def matmul_add(out, a, b):
     copied). The result is the same.
     """
     global _gemm
-    xp = get_array_module(out, a, b)
-    if xp is not np and _cublas_matmul_add(out, a, b):
-        return out
-    if xp is np and _gemm is None:
-        _gemm = _numpy_blas_gemms()
-    fn = _gemm.get(out.dtype.type) if xp is np else None
-    if fn is not None and a.dtype == b.dtype == out.dtype and out.flags.writeable:
-        m, n = out.shape
-        k = a.shape[1]
-        size = out.itemsize
-        ta, tb, tc = _operand(a, size), _operand(b, size), _operand(out, size)
-        if a.shape == (m, k) and b.shape == (k, n) and None not in (ta, tb) and tc is not None and tc[0] == _NO_TRANS:
-            if m and n and k:
-                fn(
-                    _ROW_MAJOR,
-                    ta[0],
-                    tb[0],
-                    m,
-                    n,
-                    k,
-                    1.0,
-                    a.ctypes.data,
-                    ta[1],
-                    b.ctypes.data,
-                    tb[1],
-                    1.0,
-                    out.ctypes.data,
-                    tc[1],
-                )
+    if type(out) is np.ndarray and type(a) is np.ndarray and type(b) is np.ndarray:  # the CPU, told quickly:
+        if _gemm is None:  # a convolution makes dozens of these calls per shard
+            _gemm = _numpy_blas_gemms()
+        fn = _gemm.get(out.dtype.type)
+        if fn is not None and a.dtype == b.dtype == out.dtype and out.flags.writeable and _gemm_add(fn, out, a, b):
             return out
+    elif get_array_module(out, a, b) is not np and _cublas_matmul_add(out, a, b):
+        return out
     out += a @ b
     return out
+
+
+def _gemm_add(fn, out, a, b) -> bool:
+    """``out += a @ b`` by the CBLAS GEMM ``fn`` with ``beta = 1``; False (nothing done) when an
+    operand's layout is not one BLAS reads in place or the shapes do not match."""
+    m, n = out.shape
+    k = a.shape[1]
+    size = out.itemsize
+    ta, tb, tc = _operand(a, size), _operand(b, size), _operand(out, size)
+    if a.shape != (m, k) or b.shape != (k, n) or ta is None or tb is None or tc is None or tc[0] != _NO_TRANS:
+        return False
+    if m and n and k:
+        pointers = a.ctypes.data, b.ctypes.data, out.ctypes.data
+        fn(_ROW_MAJOR, ta[0], tb[0], m, n, k, 1.0, pointers[0], ta[1], pointers[1], tb[1], 1.0, pointers[2], tc[1])
+    return True
 
 
 def _cublas_matmul_add(out, a, b) -> bool:
