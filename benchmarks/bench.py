@@ -316,8 +316,8 @@ def bench_model(batch, args, backend, torch=None, device=None, notes=None) -> di
         tmodel = torch_model(torch, model, device)
         topt = torch.optim.Adam(tmodel.parameters(), lr=LR, eps=EPS)
         tx, ty = to_torch(torch, x, device), to_torch(torch, y, device)
-        train["torch"] = lambda: torch_train_rep(torch, tmodel, topt, tx, ty, tsync)
-        infer["torch"] = lambda: torch_infer_rep(torch, tmodel, tx, tsync)
+        train["torch"] = lambda: torch_train_rep(torch, tmodel, topt, tx, ty, tsync, FIT_BATCHES)
+        infer["torch"] = lambda: torch_infer_rep(torch, tmodel, tx, tsync, FIT_BATCHES)
     keras = None
     if "keras" in args.compare and backend.name == "numpy":
         keras = KerasAnchor.start(model, batch, args.seed, args.threads, args.keras_path)

@@ -191,8 +191,7 @@ def main(argv=None) -> int:
         return len(x) / (time.perf_counter() - start)
 
     def torch_rate():
-        reps = [torch_train_rep(torch, twin, twin_opt, tx, ty, lambda: None)[0] for _ in range(len(x) // b)]
-        return b / statistics.median(reps)
+        return b / torch_train_rep(torch, twin, twin_opt, tx, ty, lambda: None, len(x) // b)[0]
 
     rates: dict[str, list[float]] = {"fit": [], "torch": []}
     for r in range(max(3, args.repeats // 4) + 1):

@@ -85,7 +85,8 @@ def print_model_table(results, compare: bool):
     )
     if compare:
         print(
-            "PyTorch: its train step / eval-mode forward, the reference for every minicnn row.\n"
+            "PyTorch: its train step / eval-mode forward, 4 in a row per repeat (per step), the reference for every\n"
+            "  minicnn row.\n"
             "minicnn/PyTorch: throughput ratio (< 1: minicnn is slower)."
         )
     print()

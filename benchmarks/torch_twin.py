@@ -104,17 +104,22 @@ def torch_adam_rep(opt, sync):
     return 0.0, clock.lap()
 
 
-def torch_train_rep(torch, model, opt, x, y, sync):
+def torch_train_rep(torch, model, opt, x, y, sync, steps=1):
+    """``steps`` training steps in a row, the time per step: as a training loop runs them, and as
+    minicnn's ``fit`` repeat runs its batches (one step alone after the other library ran is slower)."""
     clock = Stopwatch(sync)
-    opt.zero_grad(set_to_none=True)
-    loss = torch.nn.functional.cross_entropy(model(x), y)
-    loss.backward()
-    opt.step()
-    return (clock.lap(),)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+    return (clock.lap() / steps,)
 
 
-def torch_infer_rep(torch, model, x, sync):
+def torch_infer_rep(torch, model, x, sync, steps=1):
+    """``steps`` eval-mode forwards in a row, the time per forward."""
     clock = Stopwatch(sync)
     with torch.inference_mode():
-        model(x)
-    return (clock.lap(),)
+        for _ in range(steps):
+            model(x)
+    return (clock.lap() / steps,)
