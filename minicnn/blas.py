@@ -104,8 +104,9 @@ def matmul_add(out, a, b):
     copied). The result is the same.
     """
     global _gemm
-    if type(out) is np.ndarray and type(a) is np.ndarray and type(b) is np.ndarray:  # the CPU, told quickly:
-        if _gemm is None:  # a convolution makes dozens of these calls per shard
+    # NumPy arrays told by their type at once: a convolution makes dozens of these calls per shard
+    if type(out) is np.ndarray and type(a) is np.ndarray and type(b) is np.ndarray:
+        if _gemm is None:
             _gemm = _numpy_blas_gemms()
         fn = _gemm.get(out.dtype.type)
         if fn is not None and a.dtype == b.dtype == out.dtype and out.flags.writeable and _gemm_add(fn, out, a, b):
