@@ -19,24 +19,23 @@ def finish(model, data, stats, out, args, backend, rows, comm=None):
     """Evaluate on the test set once (one view, and as the recipe's TTA), write metrics.json, draw the pictures.
     With ``--no-test`` (tuning) the validation split stands in for it: keys ``val_...``, the test set unread."""
     split = "val" if args.no_test else "test"
-    x_test, y_test = data[split]
+    x_eval, y_eval = data[split]
     tta = None if args.tta == "none" else args.tta
-    single = model.evaluate(x_test, y_test, communicator=comm)
-    test = model.evaluate(x_test, y_test, communicator=comm, return_predictions=True, tta=tta) if tta else None
-    test = test or model.evaluate(x_test, y_test, communicator=comm, return_predictions=True)
-    pred = test.pop("predictions") if comm is None else comm.gather(test.pop("predictions"))
+    single = model.evaluate(x_eval, y_eval, communicator=comm, return_predictions=tta is None)
+    result = model.evaluate(x_eval, y_eval, communicator=comm, return_predictions=True, tta=tta) if tta else single
+    pred = result.pop("predictions") if comm is None else comm.gather(result.pop("predictions"))
     if comm is not None and not comm.is_root:  # each rank predicted its share; rank 0 writes
         return
     per_class = {
-        name: float((pred[y_test == k] == k).mean()) for k, name in enumerate(CIFAR10_CLASSES) if np.any(y_test == k)
+        name: float((pred[y_eval == k] == k).mean()) for k, name in enumerate(CIFAR10_CLASSES) if np.any(y_eval == k)
     }
     seconds = sum(float(r["seconds"]) for r in rows)
     versions = backend.versions()
     if comm is not None:
         versions.update(comm.versions())
     metrics = {
-        f"{split}_accuracy": test["accuracy"],
-        f"{split}_loss": test["loss"],
+        f"{split}_accuracy": result["accuracy"],
+        f"{split}_loss": result["loss"],
         f"{split}_accuracy_single_view": single["accuracy"],
         f"{split}_loss_single_view": single["loss"],
         "evaluated": split,
@@ -58,7 +57,7 @@ def finish(model, data, stats, out, args, backend, rows, comm=None):
     # The same network with its preprocessing in front: it predicts on raw 0..255 pixels.
     with_preprocessing(model, *stats).save(out / "predictor.npz", extra={"class_names": list(CIFAR10_CLASSES)})
     print(
-        f"\n{split} accuracy: {test['accuracy']:.4f}  ({split} loss {test['loss']:.4f}, {len(y_test)} images"
+        f"\n{split} accuracy: {result['accuracy']:.4f}  ({split} loss {result['loss']:.4f}, {len(y_eval)} images"
         + (f"; TTA {args.tta}, one view {single['accuracy']:.4f})" if tta else ")")
     )
     print("per class: " + ", ".join(f"{k} {v:.3f}" for k, v in per_class.items()))
@@ -70,8 +69,8 @@ def finish(model, data, stats, out, args, backend, rows, comm=None):
             out,
             mean=stats[0],
             std=stats[1],
-            x_test=x_test,
-            y_test=y_test,
+            x_test=x_eval,
+            y_test=y_eval,
             y_pred=pred,
             class_names=CIFAR10_CLASSES,
             history=out / "history.csv",
