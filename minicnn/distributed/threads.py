@@ -251,7 +251,6 @@ class ShardGroup:
     An error in one shard breaks the meeting for the others, so no shard waits for ever."""
 
     def __init__(self, shards: int, permits: int):
-        self.shards = shards
         self.permits = threading.Semaphore(permits)
         self.meeting = threading.Barrier(shards)
         self.slots: list[list] = [[None] * shards, [None] * shards]  # two, used in turn (see sum)
