@@ -24,7 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from harness import blas_description
+from bench import FIT_BATCHES, minicnn_fit_rep
+from harness import alternate, blas_description
 from threadpoolctl import threadpool_limits
 from torch_twin import TORCH_MISSING, import_torch, torch_model, torch_train_rep
 from workload import EPS, LR
@@ -36,6 +37,8 @@ from minicnn.distributed.threads import HEAD_SHARDS, SHARD_SIZE, head_start
 from minicnn.kernels.conv import Layout
 from minicnn.layers import Conv2D, Dense
 from minicnn.layers.im2col import col2im, im2col, pad2d
+
+DIRECTIONS = ("fwd", "dW", "dx")  # a layer's products: forward, weight gradient, input gradient
 
 
 def conv_products(layer: Conv2D, n: int, rng, input_grad: bool = True) -> dict:
@@ -79,7 +82,7 @@ def conv_products(layer: Conv2D, n: int, rng, input_grad: bool = True) -> dict:
     def agree() -> float:
         """Largest relative difference between the two formulations' results (after running each once)."""
         dx_grid[...] = 0
-        for direction in ("fwd", "dW", "dx")[: len(products) - 1]:
+        for direction in [d for d in DIRECTIONS if d in products]:
             for fn in products[direction].values():
                 fn()
         pairs = [
@@ -161,48 +164,38 @@ def main(argv=None) -> int:
                     else dense_products(layer, rows, rng)
                     for _ in range(t)
                 ]
-                for direction in [d for d in made[0] if d != "agree"]:
+                for direction in [d for d in DIRECTIONS if d in made[0]]:
                     times = {
                         form: timed_together(pool, [m[direction][form] for m in made], args.repeats)
                         for form in made[0][direction]
                     }
                     best = min(times.values())
                     total += best * rounds[part]
-                    cells = [f"{times[k] * 1e3:10.3f}" if k in times else f"{'-':>10}" for k in ("patch", "shifted")]
-                    if "gemm" in times:
-                        cells = [f"{times['gemm'] * 1e3:10.3f}", f"{'-':>11}"]
-                    print(f"{label(layer):<18}{direction:<8}{cells[0]}{cells[1]:>12}{best * 1e3:9.3f}")
+                    one, shifted = (
+                        times.get("patch", times.get("gemm")),
+                        times.get("shifted"),
+                    )  # a dense layer: one GEMM
+                    cells = [f"{v * 1e3:.3f}" if v is not None else "-" for v in (one, shifted)]
+                    print(f"{label(layer):<18}{direction:<8}{cells[0]:>10}{cells[1]:>12}{best * 1e3:9.3f}")
     ceiling = b / total
     print(f"\nproducts alone: {total * 1e3:.1f} ms a step of {b} = a ceiling of {ceiling:,.0f} images/s")
     if torch is None:
         return 0
     torch.set_num_threads(t)
-    x = rng.standard_normal((512, 32, 32, 3), dtype=np.float32)
-    y = rng.integers(0, 10, 512)
+    x = rng.standard_normal((FIT_BATCHES * b, 32, 32, 3), dtype=np.float32)
+    y = rng.integers(0, 10, FIT_BATCHES * b)
     opt = optim.Adam(model, lr=LR, eps=EPS)
     twin = torch_model(torch, model, torch.device("cpu"))
     twin_opt = torch.optim.Adam(twin.parameters(), lr=LR, eps=EPS)
     tx = torch.from_numpy(x[:b].transpose(0, 3, 1, 2).copy())
     ty = torch.from_numpy(y[:b])
 
-    def fit_rate():
-        start = time.perf_counter()
-        model.fit(x, y, optimizer=opt, epochs=1, batch_size=b, verbose=0, seed=0, threads=t)
-        return len(x) / (time.perf_counter() - start)
-
-    def torch_rate():
-        return b / torch_train_rep(torch, twin, twin_opt, tx, ty, lambda: None, len(x) // b)[0]
-
-    rates: dict[str, list[float]] = {"fit": [], "torch": []}
-    for r in range(max(3, args.repeats // 4) + 1):
-        for name, fn in (
-            (("fit", fit_rate), ("torch", torch_rate)) if r % 2 == 0 else (("torch", torch_rate), ("fit", fit_rate))
-        ):
-            time.sleep(0.15)  # the other library's idle threads stop spinning
-            rate = fn()
-            if r:
-                rates[name].append(rate)
-    fit, pt = statistics.median(rates["fit"]), statistics.median(rates["torch"])
+    runners = {  # seconds per batch: one fit epoch of 4 batches, PyTorch's step 4 in a row
+        "fit": lambda: minicnn_fit_rep(model, opt, x, y, b, t),
+        "torch": lambda: torch_train_rep(torch, twin, twin_opt, tx, ty, lambda: None, FIT_BATCHES),
+    }
+    medians = alternate(runners, max(3, args.repeats // 4), warmup=1, settle=0.15)
+    fit, pt = b / medians["fit"][0], b / medians["torch"][0]
     print(f"minicnn fit: {fit:,.0f} images/s ({fit / ceiling:.0%} of the ceiling)")
     print(f"PyTorch {torch.__version__} training step: {pt:,.0f} images/s")
     print(f"fit / PyTorch = {fit / pt:.2f}; ceiling / PyTorch = {ceiling / pt:.2f}")
