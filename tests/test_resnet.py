@@ -12,6 +12,15 @@ from minicnn.optim import Adam
 from minicnn.profile import describe, layer_flops
 
 
+def one_fit_step(model):
+    """One epoch of one batch of 8 random images: a finite loss, then 10 class scores an image."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 32, 32, 3)).astype(np.float32), rng.integers(0, 10, 8)
+    history = model.fit(x, y, optimizer=Adam(model, lr=1e-3), epochs=1, batch_size=8, verbose=0)
+    assert np.isfinite(history["loss"][0])
+    assert model.predict(x).shape == (8, 10)
+
+
 def test_resnet_cifar_shapes_count_and_one_fit_step():
     model = resnet_cifar(seed=0)
     assert model.input_shape == (32, 32, 3) and model.output_shape == (10,)
@@ -20,13 +29,9 @@ def test_resnet_cifar_shapes_count_and_one_fit_step():
     forward = sum(layer_flops(layer, 1, i > 0)[0] for i, layer in enumerate(model.layers))
     assert forward == 98_241_024  # about 0.098 GFLOP per image, as the docstring says
     small = resnet_cifar(width=(8, 16), seed=0)
-    rng = np.random.default_rng(0)
-    x, y = rng.standard_normal((8, 32, 32, 3)).astype(np.float32), rng.integers(0, 10, 8)
     moving = small.layers[1].state["moving_mean"].copy()
-    history = small.fit(x, y, optimizer=Adam(small, lr=1e-3), epochs=1, batch_size=8, verbose=0)
-    assert np.isfinite(history["loss"][0])
+    one_fit_step(small)
     assert not np.allclose(small.layers[1].state["moving_mean"], moving)  # BN followed the batch
-    assert small.predict(x).shape == (8, 10)
 
 
 def test_resnet8_shapes_count_flops_and_one_fit_step():
@@ -38,11 +43,7 @@ def test_resnet8_shapes_count_flops_and_one_fit_step():
     assert sum(int(p.size) for layer in model.layers for p in layer.params.values()) == 1_114_210
     forward = sum(layer_flops(layer, 1, i > 0)[0] for i, layer in enumerate(model.layers))
     assert forward == 138_140_736  # about 0.138 GFLOP per image, as the docstring says
-    small = resnet8(width=(4, 8), seed=0)
-    rng = np.random.default_rng(0)
-    x, y = rng.standard_normal((8, 32, 32, 3)).astype(np.float32), rng.integers(0, 10, 8)
-    history = small.fit(x, y, optimizer=Adam(small, lr=1e-3), epochs=1, batch_size=8, verbose=0)
-    assert np.isfinite(history["loss"][0]) and small.predict(x).shape == (8, 10)
+    one_fit_step(resnet8(width=(4, 8), seed=0))
     with pytest.raises(ValueError, match="one positive number per stage"):
         resnet8(width=())
 
